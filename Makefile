@@ -1,0 +1,58 @@
+# qspi-gdb — every target sets up what it needs itself (Debian packages when root, a .venv).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+APT_PACKAGES := openocd gdb-multiarch gcc-arm-none-eabi libnewlib-arm-none-eabi python3-venv
+STAMP := $(VENV)/.installed
+
+# make flash-ext FILE=image.bin ADDR=0x11E98000 BOARD=nrf5340dk [CONFIG=ext_mem.json] [ARGS=...]
+FILE ?=
+ADDR ?=
+BOARD ?=
+CONFIG ?=
+ARGS ?=
+
+.PHONY: all deps venv test demo bench flash-ext loader clean
+
+all: test
+
+# Debian packages the tests and the tool use; installed only when missing, only as root.
+deps:
+	@missing=""; \
+	for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then \
+		echo "installing Debian packages:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	else \
+		echo "missing Debian packages:$$missing (run as root or: sudo apt-get install$$missing)" >&2; exit 1; \
+	fi
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	@touch $@
+
+venv: $(STAMP)
+
+test: deps venv
+	$(BIN)/python -m pytest -q
+
+demo: deps venv
+	$(BIN)/python -m qspi_gdb.demo
+
+bench: deps venv
+	$(BIN)/python -m qspi_gdb.bench
+
+flash-ext: deps venv
+	@if [ -z "$(FILE)" ]; then echo "usage: make flash-ext FILE=image.bin [ADDR=0x...] BOARD=name [CONFIG=file]" >&2; exit 2; fi
+	$(BIN)/qspi-gdb flash "$(FILE)" $(if $(ADDR),--addr "$(ADDR)") $(if $(BOARD),--board "$(BOARD)") $(if $(CONFIG),--config "$(CONFIG)") $(ARGS)
+
+# Rebuild the prebuilt loader ELFs into qspi_gdb/loaders/ (needs arm-none-eabi-gcc).
+loader: deps
+	$(MAKE) -C loader_fw
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

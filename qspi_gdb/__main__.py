@@ -1,0 +1,3 @@
+from qspi_gdb.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Prebuilt RAM loader ELFs (written by `make -C loader_fw`)."""

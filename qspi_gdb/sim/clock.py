@@ -1,0 +1,98 @@
+"""The virtual board's single modelled clock.
+
+Everything that takes time on silicon (debug-wire cycles, CPU instructions, QSPI SCK cycles,
+flash busy time) moves this clock forward; nothing reads wall time. Things that happen *at* a
+time (a QSPI transfer finishing, a timer compare) are scheduled as events and fire, in time
+order, while the clock passes them. Continuous listeners (the NOR chip's `advance`) see every
+step as a delta.
+
+Rules: an event callback may schedule or cancel events, but must not advance the clock itself
+(that would nest time); it runs with `now` equal to its due time.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+
+@dataclass(order=True)
+class Event:
+    when: float
+    seq: int
+    callback: Callable[[], None] = field(compare=False)
+    cancelled: bool = field(default=False, compare=False)
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class Clock:
+    """Modelled time in seconds (float; ns resolution holds for hours)."""
+
+    def __init__(self) -> None:
+        self._now = 0.0
+        self._events: list[Event] = []
+        self._seq = itertools.count()
+        self._listeners: list[Callable[[float], None]] = []
+        self._advancing = False
+
+    @property
+    def now(self) -> float:
+        return self._now
+
+    def on_advance(self, listener: Callable[[float], None]) -> None:
+        """Call listener(delta_seconds) for every forward step of the clock."""
+        self._listeners.append(listener)
+
+    def call_at(self, when: float, callback: Callable[[], None]) -> Event:
+        """Run callback when the clock reaches `when` (immediately due if already past)."""
+        event = Event(max(when, self._now), next(self._seq), callback)
+        heapq.heappush(self._events, event)
+        return event
+
+    def call_after(self, delay: float, callback: Callable[[], None]) -> Event:
+        return self.call_at(self._now + max(0.0, delay), callback)
+
+    def next_event_time(self) -> float | None:
+        """Due time of the earliest pending (not cancelled) event, or None."""
+        while self._events and self._events[0].cancelled:
+            heapq.heappop(self._events)
+        return self._events[0].when if self._events else None
+
+    def advance(self, seconds: float) -> None:
+        """Move the clock forward by `seconds` (>= 0), firing due events on the way."""
+        if seconds < 0:
+            raise ValueError(f"clock cannot go backwards ({seconds} s)")
+        self.advance_to(self._now + seconds)
+
+    def advance_to(self, when: float) -> None:
+        """Move the clock to absolute time `when`; a time in the past only fires due events."""
+        if self._advancing:
+            raise RuntimeError("Clock.advance called from inside a clock event or listener")
+        self._advancing = True
+        try:
+            while True:
+                due = self.next_event_time()
+                if due is None or due > when:
+                    break
+                event = heapq.heappop(self._events)
+                self._move(event.when)
+                event.callback()
+            self._move(when)
+        finally:
+            self._advancing = False
+
+    def run_until_idle(self, limit: float | None = None) -> None:
+        """Fire every pending event (up to absolute time `limit`), moving time as needed."""
+        while (due := self.next_event_time()) is not None and (limit is None or due <= limit):
+            self.advance_to(due)
+
+    def _move(self, when: float) -> None:
+        delta = when - self._now
+        if delta > 0:
+            self._now = when
+            for listener in self._listeners:
+                listener(delta)
