@@ -1,0 +1,269 @@
+"""Processes behind the GDB port: Debian's OpenOCD with the project's configs, and for virtual
+boards the board itself (`python -m qspi_gdb sim`) as a remote_bitbang server.
+
+Both run in their own process group, are bound to 127.0.0.1 (OpenOCD on free ports we choose;
+the virtual board on a UNIX socket in a private temporary directory) and are always ended by
+`close()` / the context manager, also on errors and Ctrl-C. OpenOCD's stderr is kept in a file so
+error reports can quote it.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from qspi_gdb import log
+from qspi_gdb.errors import TargetError, UsageError
+from qspi_gdb.procgroup import kill_group
+from qspi_gdb.resources import openocd_cfg_dir
+
+_log = log.get_logger(__name__)
+
+OPENOCD_PROGRAM = "openocd"
+# Interfaces a user may name with --interface: our openocd_cfg/interface/<name>.cfg when we ship
+# one, otherwise Debian's interface/<name>.cfg (all SWD probes; nRF chips have no JTAG).
+KNOWN_INTERFACES = ("jlink", "cmsis-dap", "stlink", "stlink-dap", "ftdi", "sim")
+
+# Commands every OpenOCD we start gets before its configs: local only, no telnet/tcl servers,
+# failed reads are errors (not zeros), no memory map (GDB would refuse plain writes to ranges
+# marked as flash).
+_BASE_COMMANDS = (
+    "bindto 127.0.0.1",
+    "telnet_port disabled",
+    "tcl_port disabled",
+    "gdb_report_data_abort enable",  # OpenOCD 0.12 spelling; `gdb report_data_abort` is newer
+    "gdb_memory_map disable",
+)
+
+
+def free_tcp_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago (the kernel picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def port_accepts(host: str, port: int, timeout_s: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
+def interface_config(name: str) -> str:
+    """The OpenOCD config file for --interface NAME (ours if we ship one, else Debian's)."""
+    if "/" in name or name.endswith(".cfg"):
+        raise UsageError(f"--interface takes a probe name ({', '.join(KNOWN_INTERFACES)}), "
+                         f"not a file: use --openocd-config {name}")
+    ours = openocd_cfg_dir() / "interface" / f"{name}.cfg"
+    return str(ours) if ours.is_file() else f"interface/{name}.cfg"
+
+
+class OpenOcd:
+    """One OpenOCD process serving GDB on a free 127.0.0.1 port.
+
+    configs: `-f` files (absolute, or relative to our openocd_cfg dir or OpenOCD's scripts).
+    commands: `-c` commands run before the configs (e.g. `set SIM_SOCKET /path`, `transport
+    select swd`).
+    """
+
+    def __init__(
+        self,
+        configs: Sequence[str],
+        commands: Iterable[str] = (),
+        *,
+        program: str = OPENOCD_PROGRAM,
+        ready_timeout_s: float = 30.0,
+        workdir: str | os.PathLike | None = None,
+    ):
+        self.configs = list(configs)
+        self.commands = list(commands)
+        self.program = program
+        self.ready_timeout_s = ready_timeout_s
+        self.gdb_port: int | None = None
+        self._workdir = Path(workdir) if workdir else None
+        self._own_tmp: tempfile.TemporaryDirectory | None = None
+        self._proc: subprocess.Popen | None = None
+        self._stderr_path: Path | None = None
+
+    def argv(self, gdb_port: int) -> list[str]:
+        argv = [self.program, "-s", str(openocd_cfg_dir())]
+        for command in (*_BASE_COMMANDS, f"gdb_port {gdb_port}", *self.commands):
+            argv += ["-c", command]
+        for config in self.configs:
+            argv += ["-f", str(config)]
+        return argv
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    @property
+    def gdb_address(self) -> str:
+        return f"127.0.0.1:{self.gdb_port}"
+
+    def start(self) -> OpenOcd:
+        if self._workdir is None:
+            self._own_tmp = tempfile.TemporaryDirectory(prefix="qspi-gdb-openocd-")
+            self._workdir = Path(self._own_tmp.name)
+        self._stderr_path = self._workdir / "openocd.log"
+        self.gdb_port = free_tcp_port()
+        argv = self.argv(self.gdb_port)
+        _log.debug("starting openocd", argv=argv)
+        with open(self._stderr_path, "wb") as stderr:
+            try:
+                self._proc = subprocess.Popen(
+                    argv, stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr,
+                    start_new_session=True, cwd=self._workdir,
+                )
+            except OSError as exc:
+                self.close()
+                raise TargetError(f"cannot start {self.program}: {exc}") from exc
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.close()
+            raise
+        _log.info("openocd ready", pid=self._proc.pid, gdb=self.gdb_address)
+        return self
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + self.ready_timeout_s
+        assert self._proc is not None and self.gdb_port is not None
+        while True:
+            if self._proc.poll() is not None:
+                raise TargetError(f"OpenOCD stopped (status {self._proc.returncode}): "
+                                  f"{self.error_summary()}")
+            if port_accepts("127.0.0.1", self.gdb_port):
+                return
+            if time.monotonic() > deadline:
+                raise TargetError(f"OpenOCD did not open its GDB port {self.gdb_port} within "
+                                  f"{self.ready_timeout_s:.0f} s: {self.error_summary()}")
+            time.sleep(0.05)
+
+    def stderr_text(self) -> str:
+        if self._stderr_path and self._stderr_path.exists():
+            return self._stderr_path.read_text(errors="replace")
+        return ""
+
+    def error_summary(self, max_lines: int = 4) -> str:
+        """OpenOCD's error lines (or its last lines when there are none), for one-line reports."""
+        lines = [line.strip() for line in self.stderr_text().splitlines() if line.strip()]
+        errors = [line for line in lines if "Error" in line]
+        chosen = (errors or lines)[-max_lines:]
+        return " | ".join(chosen) if chosen else "no output"
+
+    def close(self) -> None:
+        if self._proc is not None:
+            kill_group(self._proc)
+            _log.debug("openocd stopped", pid=self._proc.pid, status=self._proc.returncode)
+            self._proc = None
+        if self._own_tmp is not None:
+            self._own_tmp.cleanup()
+            self._own_tmp = None
+
+    def __enter__(self) -> OpenOcd:
+        return self.start() if self._proc is None else self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class SimServer:
+    """A virtual board (`python -m qspi_gdb sim`) serving remote_bitbang on a UNIX socket."""
+
+    def __init__(
+        self,
+        board: str,
+        *,
+        image: str | os.PathLike | None = None,
+        extra_args: Iterable[str] = (),
+        ready_timeout_s: float = 30.0,
+        workdir: str | os.PathLike | None = None,
+    ):
+        self.board = board
+        self.image = image
+        self.extra_args = list(extra_args)
+        self.ready_timeout_s = ready_timeout_s
+        self._workdir = Path(workdir) if workdir else None
+        self._own_tmp: tempfile.TemporaryDirectory | None = None
+        self._proc: subprocess.Popen | None = None
+        self.socket_path: Path | None = None
+        self._log_path: Path | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    def argv(self) -> list[str]:
+        assert self.socket_path is not None
+        argv = [sys.executable, "-m", "qspi_gdb", "sim", "--board", self.board,
+                "--socket", str(self.socket_path)]
+        if self.image is not None:
+            argv += ["--image", str(self.image)]
+        return argv + self.extra_args
+
+    def start(self) -> SimServer:
+        if self._workdir is None:
+            # Short path: UNIX socket paths are limited to ~107 bytes.
+            self._own_tmp = tempfile.TemporaryDirectory(prefix="qspi-sim-")
+            self._workdir = Path(self._own_tmp.name)
+        self.socket_path = self._workdir / "board.sock"
+        self._log_path = self._workdir / "sim.log"
+        argv = self.argv()
+        _log.debug("starting virtual board", argv=argv)
+        with open(self._log_path, "wb") as out:
+            self._proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                                          start_new_session=True)
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.close()
+            raise
+        _log.debug("virtual board ready", pid=self._proc.pid, socket=str(self.socket_path))
+        return self
+
+    def _wait_ready(self) -> None:
+        assert self._proc is not None and self.socket_path is not None
+        deadline = time.monotonic() + self.ready_timeout_s
+        while not self.socket_path.exists():
+            if self._proc.poll() is not None:
+                raise TargetError(f"virtual board {self.board} stopped (status "
+                                  f"{self._proc.returncode}): {self.output_tail()}")
+            if time.monotonic() > deadline:
+                raise TargetError(f"virtual board {self.board} did not open its socket within "
+                                  f"{self.ready_timeout_s:.0f} s: {self.output_tail()}")
+            time.sleep(0.05)
+
+    def output_tail(self, max_lines: int = 4) -> str:
+        if not self._log_path or not self._log_path.exists():
+            return "no output"
+        lines = [line.strip() for line in self._log_path.read_text(errors="replace").splitlines()
+                 if line.strip()]
+        return " | ".join(lines[-max_lines:]) or "no output"
+
+    def openocd_commands(self) -> list[str]:
+        """What interface/sim.cfg needs to find this board."""
+        return [f"set SIM_SOCKET {{{self.socket_path}}}", "set SIM_PORT 0"]
+
+    def close(self) -> None:
+        if self._proc is not None:
+            # SIGTERM first: the board flushes its flash file on the way out.
+            kill_group(self._proc, grace_s=5.0)
+            self._proc = None
+        if self._own_tmp is not None:
+            self._own_tmp.cleanup()
+            self._own_tmp = None
+
+    def __enter__(self) -> SimServer:
+        return self.start() if self._proc is None else self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
