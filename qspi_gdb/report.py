@@ -1,0 +1,201 @@
+"""What a command did, and how it is shown: a progress bar on a TTY (JSON lines otherwise) from
+the programmer's typed events, one summary line, and the `--json` result object.
+
+The `--json` object (schema "qspi-gdb/result/1", documented in README "The --json result") is
+`Result.to_json()`; every count in it comes from the same events and plan the summary line uses.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from typing import IO, Any
+
+from qspi_gdb import log
+from qspi_gdb.progress import (
+    PhaseFailed,
+    PhaseFinished,
+    PhaseProgress,
+    PhaseStarted,
+    ProgressEvent,
+)
+
+SCHEMA = "qspi-gdb/result/1"
+_log = log.get_logger("qspi_gdb.progress")
+
+
+@dataclass
+class Result:
+    """One command's outcome. Offsets are flash offsets; sizes in bytes."""
+
+    command: str  # flash | verify | read | erase | info
+    ok: bool = False
+    board: str | None = None
+    part: str | None = None  # detected part name, when known
+    jedec_id: str | None = None  # e.g. "9D7019"
+    flash_size: int | None = None
+    address_mode: str | None = None  # "24-bit" | "32-bit"
+    image: dict | None = None  # qspi_gdb.image.Image.to_json()
+    dry_run: bool = False
+    sectors_erased: int = 0
+    bytes_erased: int = 0
+    chip_erased: bool = False
+    sectors_written: int = 0
+    pages_programmed: int = 0
+    bytes_programmed: int = 0
+    sectors_skipped_unchanged: int = 0
+    bytes_skipped_unchanged: int = 0
+    bytes_preserved: int = 0  # read-modify-write: bytes outside the image kept in erased sectors
+    verify: str = "not run"  # "verified" | "not verified" | "mismatch" | "not run"
+    verified_ranges: list[dict] = field(default_factory=list)  # {offset, length, crc32}
+    mismatched_ranges: list[dict] = field(default_factory=list)  # {offset, length, expected, actual}
+    bytes_read: int = 0
+    output_file: str | None = None
+    seconds: float = 0.0
+    phase_seconds: dict[str, float] = field(default_factory=dict)
+    stops: int = 0  # resume/stop cycles of the loader
+    info: dict | None = None  # `info`: detected chip, SFDP summary
+    plan: dict | None = None  # --dry-run: the plan
+    error: dict | None = None  # {message, exit_code}
+
+    @property
+    def verified(self) -> bool:
+        return self.verify == "verified"
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["schema"] = SCHEMA
+        data["verified"] = self.verified
+        image_bytes = (self.image or {}).get("bytes") or 0
+        data["stops_per_mib"] = round(self.stops / (image_bytes / (1 << 20)), 2) \
+            if image_bytes else None
+        return data
+
+
+def human_size(n: int) -> str:
+    if n < 1024:
+        return f"{n} B"
+    if n < 1 << 20:
+        return f"{n / 1024:.1f} KiB".replace(".0 KiB", " KiB")
+    return f"{n / (1 << 20):.2f} MiB".replace(".00 MiB", " MiB")
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
+
+
+def summary_line(result: Result) -> str:
+    """The one line a user reads: what was erased, programmed, identical; verified; time."""
+    took = f"Finished in {result.seconds:.2f}s"
+    if result.command in ("flash", "erase"):
+        verb = "Would erase" if result.dry_run else "Erased"
+        erased = "the whole chip" if result.chip_erased else \
+            f"{human_size(result.bytes_erased)} ({_plural(result.sectors_erased, 'sector')})"
+        parts = [f"{verb} {erased}"]
+        if result.command == "flash":
+            image_bytes = (result.image or {}).get("bytes") or 0
+            rate = image_bytes / result.seconds / 1000 if result.seconds > 0 else 0.0
+            parts.append(f"{'would program' if result.dry_run else 'programmed'} "
+                         f"{human_size(result.bytes_programmed)} "
+                         f"({_plural(result.pages_programmed, 'page')})")
+            parts.append(f"identical {human_size(result.bytes_skipped_unchanged)} "
+                         f"({_plural(result.sectors_skipped_unchanged, 'sector')}) "
+                         f"at {rate:.1f} kB/s")
+        line = ", ".join(parts)
+        if not result.dry_run:
+            line += f"; {_verify_text(result)}"
+        return f"{line}. {took}"
+    if result.command == "verify":
+        return f"{_verify_text(result).capitalize()}. {took}"
+    if result.command == "read":
+        return f"Read {human_size(result.bytes_read)} into {result.output_file}. {took}"
+    return took
+
+
+def _verify_text(result: Result) -> str:
+    if result.verify == "verified":
+        total = sum(r["length"] for r in result.verified_ranges)
+        return (f"verified {human_size(total)} in "
+                f"{_plural(len(result.verified_ranges), 'range')} (CRC32 on target)")
+    if result.verify == "mismatch":
+        first = result.mismatched_ranges[0] if result.mismatched_ranges else None
+        where = f", first at offset 0x{first['offset']:08X}" if first else ""
+        return f"verify FAILED: {_plural(len(result.mismatched_ranges), 'range')} differ{where}"
+    return result.verify
+
+
+def print_result(result: Result, *, as_json: bool, stdout: IO[str] | None = None,
+                 stderr: IO[str] | None = None) -> None:
+    """--json: the object on stdout and the summary on stderr; else the summary on stdout."""
+    stdout = stdout or sys.stdout
+    stderr = stderr or sys.stderr
+    if as_json:
+        stdout.write(json.dumps(result.to_json(), sort_keys=True) + "\n")
+        stdout.flush()
+        if result.ok or result.error is None:
+            stderr.write(summary_line(result) + "\n")
+    else:
+        stdout.write(summary_line(result) + "\n")
+        stdout.flush()
+
+
+class ProgressView:
+    """Consumes progress events: a bar with bytes and rate on a TTY, throttled JSON-line log
+    records (`event: "progress"`) otherwise. Also records each phase's duration."""
+
+    def __init__(self, stream: IO[str] | None = None, *, tty: bool | None = None,
+                 min_interval_s: float = 0.5, width: int = 30):
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty() if tty is None else tty
+        self.min_interval_s = min_interval_s
+        self.width = width
+        self.phase_seconds: dict[str, float] = {}
+        self._started: dict[str, float] = {}
+        self._last_emit = 0.0
+        self._line_open = False
+
+    def __call__(self, event: ProgressEvent) -> None:
+        now = time.monotonic()
+        if isinstance(event, PhaseStarted):
+            self._started[event.phase] = now
+            self._emit(event.phase, 0, event.total_bytes, now, force=True)
+        elif isinstance(event, PhaseProgress):
+            self._emit(event.phase, event.done_bytes, event.total_bytes, now)
+        elif isinstance(event, PhaseFinished):
+            self.phase_seconds[event.phase] = round(
+                self.phase_seconds.get(event.phase, 0.0) + event.seconds, 3)
+            self._emit(event.phase, event.total_bytes, event.total_bytes, now, force=True,
+                       finished=True)
+        elif isinstance(event, PhaseFailed):
+            self._close_line()
+            _log.warning("phase failed", phase=event.phase, message=event.message)
+
+    def _emit(self, phase: str, done: int, total: int, now: float, *, force: bool = False,
+              finished: bool = False) -> None:
+        if not force and now - self._last_emit < (0.1 if self.tty else self.min_interval_s):
+            return
+        self._last_emit = now
+        elapsed = max(now - self._started.get(phase, now), 1e-6)
+        rate = done / elapsed / 1000
+        if not self.tty:
+            _log.info("progress", phase=phase, done=done, total=total,
+                      rate_kBps=round(rate, 1), finished=finished)
+            return
+        fraction = done / total if total else 1.0
+        filled = int(self.width * fraction)
+        bar = "#" * filled + "-" * (self.width - filled)
+        text = (f"\r{phase:<14} [{bar}] {human_size(done):>10} / {human_size(total):<10} "
+                f"{rate:8.1f} kB/s")
+        self.stream.write(text)
+        self._line_open = True
+        if finished:
+            self._close_line()
+        self.stream.flush()
+
+    def _close_line(self) -> None:
+        if self._line_open:
+            self.stream.write("\n")
+            self.stream.flush()
+            self._line_open = False

@@ -1,0 +1,90 @@
+"""Report: summary line, --json object, progress view (bar on a TTY, JSON lines otherwise)."""
+
+from __future__ import annotations
+
+import io
+import json
+
+from qspi_gdb import log
+from qspi_gdb.progress import PhaseFinished, PhaseProgress, PhaseStarted, PROGRAMMING
+from qspi_gdb.report import Result, print_result, summary_line
+
+
+def _flash_result(**changes) -> Result:
+    result = Result(
+        command="flash", ok=True, board="sim-nrf5340-32mb",
+        image={"bytes": 512583, "segments": []},
+        sectors_erased=126, bytes_erased=126 * 4096, sectors_written=126, pages_programmed=2003,
+        bytes_programmed=512583, verify="verified",
+        verified_ranges=[{"offset": 0x1E98000, "length": 126 * 4096, "crc32": 0x12345678}],
+        seconds=1.234, stops=20,
+    )
+    for key, value in changes.items():
+        setattr(result, key, value)
+    return result
+
+
+def test_summary_line_names_erased_programmed_identical_rate_and_time():
+    line = summary_line(_flash_result())
+    assert line.startswith("Erased 504 KiB (126 sectors), programmed ")
+    assert "(2,003 pages)" in line and "identical 0 B (0 sectors) at " in line
+    assert "kB/s" in line and "verified 504 KiB in 1 range" in line
+    assert line.endswith("Finished in 1.23s")
+
+
+def test_summary_says_not_verified():
+    line = summary_line(_flash_result(verify="not verified", verified_ranges=[]))
+    assert "; not verified." in line
+
+
+def test_unchanged_reflash_summary():
+    line = summary_line(_flash_result(sectors_erased=0, bytes_erased=0, sectors_written=0,
+                                      pages_programmed=0, bytes_programmed=0,
+                                      sectors_skipped_unchanged=126,
+                                      bytes_skipped_unchanged=126 * 4096))
+    assert line.startswith("Erased 0 B (0 sectors), programmed 0 B (0 pages), identical 504 KiB "
+                           "(126 sectors)")
+
+
+def test_json_object_on_stdout_summary_on_stderr():
+    out, err = io.StringIO(), io.StringIO()
+    print_result(_flash_result(), as_json=True, stdout=out, stderr=err)
+    data = json.loads(out.getvalue())
+    assert data["schema"] == "qspi-gdb/result/1"
+    assert data["verified"] is True and data["sectors_erased"] == 126
+    assert data["stops_per_mib"] == round(20 / (512583 / (1 << 20)), 2)
+    assert "Finished in" in err.getvalue()
+
+
+class _Tty(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_progress_bar_on_tty_shows_bytes_and_rate():
+    stream = _Tty()
+    from qspi_gdb.report import ProgressView
+
+    view = ProgressView(stream)
+    view(PhaseStarted(PROGRAMMING, 8192))
+    view(PhaseProgress(PROGRAMMING, 4096, 8192))
+    view(PhaseFinished(PROGRAMMING, 8192, 0.5))
+    text = stream.getvalue()
+    assert "Programming" in text and "8 KiB / 8 KiB" in text and "kB/s" in text
+    assert text.endswith("\n") and view.phase_seconds == {PROGRAMMING: 0.5}
+
+
+def test_progress_as_json_lines_when_not_a_tty():
+    stream = io.StringIO()
+    log.configure(0, json_lines=True, stream=stream)
+    try:
+        from qspi_gdb.report import ProgressView
+
+        view = ProgressView(io.StringIO(), tty=False)
+        view(PhaseStarted(PROGRAMMING, 100))
+        view(PhaseFinished(PROGRAMMING, 100, 0.1))
+    finally:
+        log.configure(0)
+    records = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [r["event"] for r in records] == ["progress", "progress"]
+    assert records[-1]["done"] == 100 and records[-1]["finished"] is True
