@@ -1,0 +1,924 @@
+"""Flash configuration: board presets, nrfutil / nrfjprog config files, CLI overrides, detection.
+
+Layers, lowest first (README "Configuration formats"):
+  1. built-in defaults, 2. the board preset (chip, pins, usual part), 3. a config file (nrfutil
+  ext-mem JSON, nrfjprog QspiDefault.ini or its TOML form), 4. CLI overrides, and finally
+  5. the flash actually detected at connect (JEDEC ID + SFDP), which wins for everything the
+  chip knows about itself (size, page, erase types and times, 4-byte entry, quad enable).
+A value given explicitly (file or CLI) that contradicts the detected chip is an error naming
+both values; a preset's "usual part" is only an assumption and is replaced silently.
+
+Everything here is pure: `build_config` and `apply_chip` take data and return a FlashConfig.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from qspi_gdb.errors import TargetError, UsageError
+from qspi_gdb.image import parse_int
+from qspi_gdb.log import get_logger
+from qspi_gdb.parts import Part, by_jedec, by_name
+from qspi_gdb.sfdp import Sfdp
+
+log = get_logger(__name__)
+
+MIB16 = 1 << 24
+READ_OPCODES = ("FASTREAD", "READ2O", "READ2IO", "READ4O", "READ4IO")
+WRITE_OPCODES = ("PP", "PP2O", "PP4O", "PP4IO")
+# nRF ERASE.LEN can only send these: 0x20 for 4 KiB, 0xD8 for 64 KiB, 0xC7 for the chip.
+NRF_ERASE_OPCODES = {4096: 0x20, 65536: 0xD8}
+# The SFDP fast-read mode each nRF READOC needs (FASTREAD is 1-1-1, always there).
+READOC_SFDP_MODE = {"READ2O": "1-1-2", "READ2IO": "1-2-2", "READ4O": "1-1-4", "READ4IO": "1-4-4"}
+PIN_NAMES = ("sck", "csn", "io0", "io1", "io2", "io3")
+NOT_CONNECTED = 0xFFFFFFFF  # nrfutil: pin not used
+
+
+@dataclass(frozen=True)
+class Chip:
+    name: str
+    xip_base: int
+    max_sck_hz: int
+    fixed_pins: Mapping[str, int] | None = None  # nRF5340: QSPI only on dedicated pins
+
+
+CHIPS = {
+    "nrf52840": Chip("nrf52840", 0x12000000, 32_000_000),
+    "nrf5340": Chip(
+        "nrf5340",
+        0x10000000,
+        96_000_000,
+        {"sck": 17, "csn": 18, "io0": 13, "io1": 14, "io2": 15, "io3": 16},
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Pins:
+    """GPIO numbers (port * 32 + pin); io2/io3 None when not connected."""
+
+    sck: int
+    csn: int
+    io0: int
+    io1: int
+    io2: int | None
+    io3: int | None
+
+    def to_json(self) -> dict:
+        return {name: getattr(self, name) for name in PIN_NAMES}
+
+    def describe(self) -> str:
+        def name(n):
+            return "-" if n is None else f"P{n // 32}.{n % 32:02d}"
+
+        return " ".join(f"{p}={name(getattr(self, p))}" for p in PIN_NAMES)
+
+
+@dataclass(frozen=True)
+class Board:
+    name: str
+    chip: str  # key of CHIPS
+    pins: Pins
+    part: str  # the flash part the board usually carries (parts.PARTS name)
+    virtual: bool
+    description: str
+
+    @property
+    def xip_base(self) -> int:
+        return CHIPS[self.chip].xip_base
+
+
+_DK52 = Pins(sck=19, csn=17, io0=20, io1=21, io2=22, io3=23)
+_DK53 = Pins(sck=17, csn=18, io0=13, io1=14, io2=15, io3=16)
+
+BOARDS: dict[str, Board] = {
+    b.name: b
+    for b in (
+        Board("nrf52840dk", "nrf52840", _DK52, "MX25R6435F", False, "nRF52840 DK (PCA10056), 8 MiB MX25R6435F"),
+        Board("nrf5340dk", "nrf5340", _DK53, "MX25R6435F", False, "nRF5340 DK (PCA10095), 8 MiB MX25R6435F"),
+        Board("sim-nrf52840dk", "nrf52840", _DK52, "MX25R6435F", True, "virtual nRF52840 DK, 8 MiB MX25R6435F"),
+        Board("sim-nrf5340dk", "nrf5340", _DK53, "MX25R6435F", True, "virtual nRF5340 DK, 8 MiB MX25R6435F"),
+        Board("sim-nrf5340-32mb", "nrf5340", _DK53, "IS25WP256", True, "virtual nRF5340 DK pins, 32 MiB IS25WP256"),
+        Board("sim-nrf52840-32mb", "nrf52840", _DK52, "MT25QU256A", True, "virtual nRF52840 DK pins, 32 MiB MT25QU256A"),
+    )
+}
+
+
+@dataclass(frozen=True)
+class Timing:
+    typ_s: float
+    max_s: float
+
+    def to_json(self) -> dict:
+        return {"typ_s": self.typ_s, "max_s": self.max_s}
+
+
+@dataclass(frozen=True)
+class EraseSpec:
+    """An erase the nRF can issue on this chip: 4 KiB (0x20) or 64 KiB (0xD8)."""
+
+    size: int
+    opcode: int
+    time: Timing
+
+    def to_json(self) -> dict:
+        return {"size": self.size, "opcode": f"0x{self.opcode:02X}", **self.time.to_json()}
+
+
+@dataclass(frozen=True)
+class CustomInstruction:
+    """A custom instruction sent after QSPI activation (nrfjprog InitializationCustomInstruction)."""
+
+    opcode: int
+    data: bytes = b""
+
+    def to_json(self) -> dict:
+        return {"opcode": f"0x{self.opcode:02X}", "data": self.data.hex()}
+
+
+# Used only when neither the chip's SFDP nor the part table gives a time (old JESD216 chips).
+GENERIC_TIMES = {
+    4096: Timing(0.05, 0.4),
+    65536: Timing(0.5, 4.0),
+    "page": Timing(0.001, 0.006),
+    "chip": Timing(100.0, 600.0),
+}
+
+
+@dataclass(frozen=True)
+class FlashConfig:
+    """Everything the loader and the plan need. After `apply_chip` every chip field is set."""
+
+    board: str
+    chip: str  # "nrf52840" | "nrf5340"
+    xip_base: int
+    virtual: bool
+    pins: Pins
+    sck_frequency: int = 8_000_000  # Hz
+    address_mode: int | None = None  # 24 | 32 (None until the chip is known: chosen by size)
+    readoc: str = "READ4IO"
+    writeoc: str = "PP4IO"
+    pp_size: int = 256  # IFCONFIG0.PPSIZE: 256 | 512
+    sck_delay: int = 0x80  # IFCONFIG1.SCKDELAY
+    rx_delay: int | None = None  # IFTIMING.RXDELAY (None: leave the chip's reset/errata value)
+    spi_mode: int = 0  # 0 | 3
+    size: int | None = None  # bytes
+    sector_size: int = 4096  # smallest erase the plan uses (nrfutil "page_size")
+    program_page_size: int = 256  # the chip's program page (SFDP DW11)
+    erase: tuple[EraseSpec, ...] = ()
+    chip_erase: Timing | None = None
+    page_program: Timing | None = None
+    four_byte_entry: str | None = None  # sfdp.NRF_USABLE_4B_ENTRY member or None
+    quad_enable: str | None = None  # sfdp.QER_NAMES value ("S1B6", "none", ...) or None (unknown)
+    init_instructions: tuple[CustomInstruction, ...] = ()
+    custom_io2_level: bool = False  # IO2 level during custom instructions
+    custom_io3_level: bool = True  # IO3 (HOLD#/RESET#) high during custom instructions
+    wip_index: int = 0
+    expected_jedec_id: bytes | None = None
+    jedec_id: bytes | None = None  # as detected
+    part: str | None = None
+    detected: str | None = None  # "sfdp" | "jedec-table" | "assumed" | None (not applied yet)
+    sfdp: Sfdp | None = field(default=None, repr=False, compare=False)
+    sources: Mapping[str, str] = field(default_factory=dict, compare=False)
+
+    @property
+    def erase_sizes(self) -> tuple[int, ...]:
+        return tuple(sorted(e.size for e in self.erase))
+
+    def erase_spec(self, size: int) -> EraseSpec | None:
+        return next((e for e in self.erase if e.size == size), None)
+
+    @property
+    def quad(self) -> bool:
+        return self.readoc in ("READ4O", "READ4IO") or self.writeoc in ("PP4O", "PP4IO")
+
+    @property
+    def addrmode_name(self) -> str:
+        return {24: "MODE24BIT", 32: "MODE32BIT", None: "auto"}[self.address_mode]
+
+    def to_json(self) -> dict:
+        return {
+            "board": self.board,
+            "chip": self.chip,
+            "virtual": self.virtual,
+            "xip_base": self.xip_base,
+            "pins": self.pins.to_json(),
+            "sck_frequency": self.sck_frequency,
+            "address_mode": self.address_mode,
+            "readoc": self.readoc,
+            "writeoc": self.writeoc,
+            "pp_size": self.pp_size,
+            "sck_delay": self.sck_delay,
+            "rx_delay": self.rx_delay,
+            "spi_mode": self.spi_mode,
+            "size": self.size,
+            "sector_size": self.sector_size,
+            "program_page_size": self.program_page_size,
+            "erase": [e.to_json() for e in self.erase],
+            "chip_erase": self.chip_erase.to_json() if self.chip_erase else None,
+            "page_program": self.page_program.to_json() if self.page_program else None,
+            "four_byte_entry": self.four_byte_entry,
+            "quad_enable": self.quad_enable,
+            "init_instructions": [i.to_json() for i in self.init_instructions],
+            "custom_io2_level": self.custom_io2_level,
+            "custom_io3_level": self.custom_io3_level,
+            "wip_index": self.wip_index,
+            "expected_jedec_id": _hex_id(self.expected_jedec_id),
+            "jedec_id": _hex_id(self.jedec_id),
+            "part": self.part,
+            "detected": self.detected,
+            "sources": dict(self.sources),
+        }
+
+    def describe(self) -> list[str]:
+        """Lines for `info` / `--dry-run`: each value with the layer it came from."""
+
+        def src(name):
+            return f"  [{self.sources.get(name, 'default')}]"
+
+        size = f"{self.size} bytes ({self.size / (1 << 20):g} MiB)" if self.size else "unknown"
+        lines = [
+            f"board {self.board} ({self.chip}, XIP base 0x{self.xip_base:08X})" + src("board"),
+            f"flash {self.part or 'unknown part'}, JEDEC ID {_hex_id(self.jedec_id) or 'not read'}" + src("part"),
+            f"size {size}" + src("size"),
+            f"pins {self.pins.describe()}" + src("pins"),
+            f"address mode {self.addrmode_name}" + src("address_mode"),
+            f"4-byte entry {self.four_byte_entry or 'none'}" + src("four_byte_entry"),
+            f"read {self.readoc}, write {self.writeoc}, pp_size {self.pp_size}" + src("readoc"),
+            f"quad enable {self.quad_enable if self.quad_enable is not None else 'unknown'}" + src("quad_enable"),
+            f"SCK {self.sck_frequency / 1e6:g} MHz, sck_delay {self.sck_delay}, rx_delay "
+            f"{'reset value' if self.rx_delay is None else self.rx_delay}, SPI mode {self.spi_mode}"
+            + src("sck_frequency"),
+            "erase " + ", ".join(f"{e.size // 1024} KiB 0x{e.opcode:02X} typ {e.time.typ_s * 1e3:g} ms" for e in self.erase)
+            + src("erase"),
+        ]
+        if self.init_instructions:
+            lines.append(
+                "init instructions "
+                + "; ".join(f"0x{i.opcode:02X} {i.data.hex(' ')}".rstrip() for i in self.init_instructions)
+                + src("init_instructions")
+            )
+        return lines
+
+
+def _hex_id(b: bytes | None) -> str | None:
+    return None if b is None else b.hex().upper()
+
+
+# --------------------------------------------------------------------------- layers
+
+
+@dataclass(frozen=True)
+class ConfigLayer:
+    """Values one source gives, with canonical FlashConfig field names.
+
+    `pins` is a partial dict name -> GPIO number | None. `pins_binding` False means the source
+    documents its pins as ignored on nRF5340 (nrfjprog formats).
+    """
+
+    source: str
+    values: Mapping[str, Any]
+    board: str | None = None
+    pins_binding: bool = True
+
+
+def _err(source: str, message: str) -> UsageError:
+    return UsageError(f"{source}: {message}")
+
+
+def _enum(source: str, key: str, value: Any, allowed: Iterable[str]) -> str:
+    allowed = tuple(allowed)
+    if not isinstance(value, str) or value.upper() not in allowed:
+        raise _err(source, f"{key} {value!r} is not one of {', '.join(allowed)}")
+    return value.upper()
+
+
+def _int(source: str, key: str, value: Any, lo: int | None = None, hi: int | None = None) -> int:
+    if isinstance(value, bool):
+        raise _err(source, f"{key} {value!r} is not a number")
+    if isinstance(value, str):
+        try:
+            value = parse_int(value, key)
+        except UsageError:
+            raise _err(source, f"{key} {value!r} is not a number") from None
+    if not isinstance(value, int):
+        raise _err(source, f"{key} {value!r} is not a number")
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        raise _err(source, f"{key} {value} is outside {lo}..{hi}")
+    return value
+
+
+def parse_address_mode(source: str, value: Any) -> int:
+    text = str(value).strip().upper()
+    table = {"MODE24BIT": 24, "BIT24": 24, "24": 24, "MODE32BIT": 32, "BIT32": 32, "32": 32}
+    if text not in table:
+        raise _err(source, f"address_mode {value!r} is not MODE24BIT or MODE32BIT")
+    return table[text]
+
+
+def parse_pp_size(source: str, value: Any) -> int:
+    text = str(value).strip().upper()
+    table = {"PPSIZE256": 256, "PAGE256": 256, "256": 256, "PPSIZE512": 512, "PAGE512": 512, "512": 512}
+    if text not in table:
+        raise _err(source, f"pp_size {value!r} is not PPSIZE256 or PPSIZE512")
+    return table[text]
+
+
+def parse_frequency(source: str, value: Any) -> int:
+    """Hz from 8000000, '8M', '8MHz' or nrfjprog's 'M8'."""
+    if isinstance(value, str):
+        t = value.strip().upper().replace("HZ", "")
+        m = re.fullmatch(r"M(2|4|8|16|32)", t)
+        if m:
+            return int(m.group(1)) * 1_000_000
+        m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([KM]?)", t)
+        if not m:
+            raise _err(source, f"sck_frequency {value!r} is not a frequency (e.g. 8000000 or 8M)")
+        return int(float(m.group(1)) * {"": 1, "K": 1e3, "M": 1e6}[m.group(2)])
+    return _int(source, "sck_frequency", value, 1)
+
+
+def parse_jedec_id(value: str | bytes, source: str = "--jedec-id") -> bytes:
+    """'C22817', 'c2 28 17', '0xC22817', 'C2:28:17' -> b'\\xc2\\x28\\x17'."""
+    if isinstance(value, (bytes, bytearray)):
+        if len(value) != 3:
+            raise _err(source, f"JEDEC ID {bytes(value).hex()} is not 3 bytes")
+        return bytes(value)
+    t = re.sub(r"[\s:_-]", "", str(value))
+    if t[:2].lower() == "0x":
+        t = t[2:]
+    if not re.fullmatch(r"[0-9a-fA-F]{6}", t):
+        raise _err(source, f"JEDEC ID {value!r} is not 3 hex bytes (e.g. C22817)")
+    return bytes.fromhex(t)
+
+
+def parse_spi_mode(source: str, value: Any) -> int:
+    text = str(value).strip().upper()
+    table = {"MODE0": 0, "0": 0, "MODE3": 3, "3": 3}
+    if text not in table:
+        raise _err(source, f"spi_mode {value!r} is not MODE0 or MODE3")
+    return table[text]
+
+
+def parse_custom_instruction(source: str, text: str) -> CustomInstruction:
+    """nrfjprog format: '0x06' or '0x01, [0x40, 0, 0x2]' (decimal, 0x hex or 0b binary)."""
+    m = re.fullmatch(r"\s*([^,\[\]\s]+)\s*(?:,\s*\[([^\]]*)\]\s*)?", text)
+    if not m:
+        raise _err(source, f"InitializationCustomInstruction {text!r}: expected 'opcode' or 'opcode, [b0, b1, ...]'")
+    opcode = _int(source, "instruction opcode", m.group(1), 0, 255)
+    data_text = (m.group(2) or "").strip()
+    data = [_int(source, "instruction data byte", b.strip(), 0, 255) for b in data_text.split(",")] if data_text else []
+    if len(data) > 8:
+        raise _err(source, f"instruction 0x{opcode:02X} has {len(data)} data bytes; CINSTR carries at most 8")
+    return CustomInstruction(opcode, bytes(data))
+
+
+def _pin_value(source: str, key: str, value: Any) -> int | None:
+    v = _int(source, key, value, 0, NOT_CONNECTED)
+    if v == NOT_CONNECTED:
+        return None
+    if v > 63:
+        raise _err(source, f"{key} {v} is not a GPIO number (port * 32 + pin, at most 63)")
+    return v
+
+
+# ----- nrfutil ext-mem JSON
+
+
+NRFUTIL_KEYS = {
+    "firmware_config",
+    "pins",
+    "flash_size",
+    "sck_frequency",
+    "address_mode",
+    "readoc",
+    "writeoc",
+    "pp_size",
+    "sck_delay",
+    "rx_delay",
+    "page_size",
+    "board",  # qspi-gdb extension: the --board to use with this file
+}
+
+
+def parse_nrfutil_json(text: str, source: str = "nrfutil JSON") -> ConfigLayer:
+    """nrfutil device --x-ext-mem-config-file JSON (QSPI peripheral only)."""
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise _err(source, f"malformed JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
+    if not isinstance(doc, dict):
+        raise _err(source, "malformed config: the top level must be a JSON object")
+    unknown = sorted(set(doc) - NRFUTIL_KEYS)
+    if unknown:
+        log.warning("ignoring unknown keys in the nrfutil config", source=source, keys=unknown)
+    fw = doc.get("firmware_config")
+    if not isinstance(fw, dict) or "peripheral" not in fw:
+        raise _err(source, 'missing "firmware_config": {"peripheral": "QSPI"}')
+    if str(fw["peripheral"]).upper() != "QSPI":
+        raise _err(source, f"peripheral {fw['peripheral']!r} is not supported: qspi-gdb drives the QSPI peripheral")
+    values: dict[str, Any] = {}
+    pins = doc.get("pins")
+    if pins is not None:
+        if not isinstance(pins, dict):
+            raise _err(source, '"pins" must be an object like {"sck": 17, "csn": 18, ...}')
+        missing = [p for p in ("sck", "csn", "io0", "io1") if p not in pins]
+        if missing:
+            raise _err(source, f"pins: missing {', '.join(missing)}")
+        values["pins"] = {p: _pin_value(source, f"pins.{p}", pins[p]) for p in PIN_NAMES if p in pins}
+        for p in ("sck", "csn", "io0", "io1"):
+            if values["pins"][p] is None:
+                raise _err(source, f"pins.{p} must be connected")
+    if "flash_size" in doc:
+        values["size"] = _int(source, "flash_size", doc["flash_size"], 1)
+    if "sck_frequency" in doc:
+        values["sck_frequency"] = parse_frequency(source, doc["sck_frequency"])
+    if "address_mode" in doc:
+        values["address_mode"] = parse_address_mode(source, doc["address_mode"])
+    if "readoc" in doc:
+        values["readoc"] = _enum(source, "readoc", doc["readoc"], READ_OPCODES)
+    if "writeoc" in doc:
+        values["writeoc"] = _enum(source, "writeoc", doc["writeoc"], WRITE_OPCODES)
+    if "pp_size" in doc:
+        values["pp_size"] = parse_pp_size(source, doc["pp_size"])
+    if "sck_delay" in doc:
+        values["sck_delay"] = _int(source, "sck_delay", doc["sck_delay"], 0, 255)
+    if "rx_delay" in doc:
+        values["rx_delay"] = _int(source, "rx_delay", doc["rx_delay"], 0, 7)
+    if "page_size" in doc:
+        values["sector_size"] = _int(source, "page_size", doc["page_size"], 1)
+    board = doc.get("board")
+    if board is not None and not isinstance(board, str):
+        raise _err(source, f"board {board!r} is not a name")
+    return ConfigLayer(source=source, values=values, board=board)
+
+
+# ----- nrfjprog QspiDefault.ini
+
+INI_SECTION = "DEFAULT_CONFIGURATION"
+
+
+def _read_ini(text: str, source: str) -> dict[str, list[str]]:
+    """Key -> list of values of [DEFAULT_CONFIGURATION]; repeated keys keep every value.
+
+    configparser cannot keep repeated keys (InitializationCustomInstruction repeats), so this
+    reads the simple format nrfjprog documents: ';'/'#' comments, [section], key = value.
+    """
+    section = None
+    seen_section = False
+    out: dict[str, list[str]] = {}
+    for lineno, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line[0] in ";#":
+            continue
+        if line.startswith("["):
+            if not line.endswith("]"):
+                raise _err(source, f"line {lineno}: malformed section header {line!r}")
+            section = line[1:-1].strip()
+            seen_section |= section == INI_SECTION
+            continue
+        key, sep, value = line.partition("=")
+        if not sep or not key.strip():
+            raise _err(source, f"line {lineno}: expected 'Key = value', got {line!r}")
+        if section != INI_SECTION:
+            continue
+        value = re.split(r"\s[;#]", value, maxsplit=1)[0]  # trailing comment
+        out.setdefault(key.strip(), []).append(value.strip())
+    if not seen_section:
+        raise _err(source, f"no [{INI_SECTION}] section (not an nrfjprog QSPI ini)")
+    return out
+
+
+INI_KEYS = {
+    "MemSize", "ReadMode", "WriteMode", "AddressMode", "Frequency", "SpiMode", "SckDelay", "RxDelay",
+    "CustomInstructionIO2Level", "CustomInstructionIO3Level", "WIPIndex", "PPSize",
+    "InitializationCustomInstruction", "RetainRAM", "Board",
+    *(f"{p}{kind}" for p in ("CSN", "SCK", "DIO0", "DIO1", "DIO2", "DIO3") for kind in ("Pin", "Port")),
+}
+_INI_PINS = {"sck": "SCK", "csn": "CSN", "io0": "DIO0", "io1": "DIO1", "io2": "DIO2", "io3": "DIO3"}
+
+
+def _level(source: str, key: str, value: Any) -> bool:
+    return _enum(source, key, value, ("LEVEL_HIGH", "LEVEL_LOW")) == "LEVEL_HIGH"
+
+
+def parse_nrfjprog_ini(text: str, source: str = "nrfjprog ini") -> ConfigLayer:
+    raw = _read_ini(text, source)
+    unknown = sorted(set(raw) - INI_KEYS)
+    if unknown:
+        log.warning("ignoring unknown keys in the nrfjprog ini", source=source, keys=unknown)
+
+    def one(key):
+        vals = raw.get(key)
+        if vals is None:
+            return None
+        if len(vals) > 1:
+            raise _err(source, f"{key} is given {len(vals)} times")
+        return vals[0]
+
+    generic = {
+        "MemSize": "mem_size", "ReadMode": "read_mode", "WriteMode": "write_mode",
+        "AddressMode": "address_mode", "Frequency": "frequency", "SpiMode": "spi_mode",
+        "SckDelay": "sck_delay", "RxDelay": "rx_delay", "WIPIndex": "wip_index",
+        "PPSize": "page_program_size", "CustomInstructionIO2Level": "io2_level",
+        "CustomInstructionIO3Level": "io3_level", "Board": "board",
+    }
+    flat = {name: one(key) for key, name in generic.items() if one(key) is not None}
+    pins: dict[str, Any] = {}
+    for p, prefix in _INI_PINS.items():
+        pin, port = one(f"{prefix}Pin"), one(f"{prefix}Port")
+        if pin is not None:
+            pins[p] = (pin, port if port is not None else 0)
+    instructions = [parse_custom_instruction(source, v) for v in raw.get("InitializationCustomInstruction", [])]
+    return _nrfjprog_layer(source, flat, pins, instructions)
+
+
+def parse_nrfjprog_toml(text: str, source: str = "nrfjprog TOML") -> ConfigLayer:
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise _err(source, f"malformed TOML: {e}") from None
+    q = doc.get("qspi")
+    if not isinstance(q, dict):
+        raise _err(source, "no [qspi] table (not an nrfjprog config.toml with QSPI settings)")
+    keys = ("mem_size", "read_mode", "write_mode", "address_mode", "frequency", "spi_mode", "rx_delay",
+            "wip_index", "page_program_size")
+    flat = {k: q[k] for k in keys if k in q}
+    if isinstance(doc.get("board"), str):
+        flat["board"] = doc["board"]
+    pins: dict[str, Any] = {}
+    for p, table in (("sck", "sck"), ("csn", "csn"), ("io0", "dio0"), ("io1", "dio1"), ("io2", "dio2"), ("io3", "dio3")):
+        t = q.get(table)
+        if t is None:
+            continue
+        if not isinstance(t, dict):
+            raise _err(source, f"[qspi.{table}] must be a table")
+        if "pin" in t:
+            pins[p] = (t["pin"], t.get("port", 0))
+        if table == "sck" and "delay" in t:
+            flat["sck_delay"] = t["delay"]
+    instructions = []
+    custom = q.get("custom", {})
+    if not isinstance(custom, dict):
+        raise _err(source, "[qspi.custom] must be a table")
+    for key in ("io2_level", "io3_level"):
+        if key in custom:
+            flat[key] = custom[key]
+    for i, ins in enumerate(custom.get("instructions", [])):
+        if not isinstance(ins, dict) or "command" not in ins:
+            raise _err(source, f"qspi.custom.instructions[{i}] needs a 'command'")
+        data = ins.get("data", [])
+        if not isinstance(data, list) or len(data) > 8:
+            raise _err(source, f"qspi.custom.instructions[{i}].data must be a list of at most 8 bytes")
+        instructions.append(
+            CustomInstruction(
+                _int(source, "command", ins["command"], 0, 255),
+                bytes(_int(source, "data byte", b, 0, 255) for b in data),
+            )
+        )
+    return _nrfjprog_layer(source, flat, pins, instructions)
+
+
+def _nrfjprog_layer(source: str, flat: dict, pins: dict, instructions: list) -> ConfigLayer:
+    """Shared by the ini and TOML forms: nrfjprog names -> FlashConfig fields."""
+    values: dict[str, Any] = {}
+    if "mem_size" in flat:
+        size = _int(source, "MemSize", flat["mem_size"], 0)
+        if size == 0:
+            raise _err(source, "MemSize is 0: the file says the board has no external memory")
+        values["size"] = size
+    if "read_mode" in flat:
+        values["readoc"] = _enum(source, "ReadMode", flat["read_mode"], READ_OPCODES)
+    if "write_mode" in flat:
+        values["writeoc"] = _enum(source, "WriteMode", flat["write_mode"], WRITE_OPCODES)
+    if "address_mode" in flat:
+        values["address_mode"] = parse_address_mode(source, flat["address_mode"])
+    if "frequency" in flat:
+        f = flat["frequency"]
+        if not (isinstance(f, str) and re.fullmatch(r"M(2|4|8|16|32)", f.strip().upper())):
+            raise _err(source, f"Frequency {f!r} is not one of M2, M4, M8, M16, M32")
+        values["sck_frequency"] = parse_frequency(source, f)
+    if "spi_mode" in flat:
+        values["spi_mode"] = parse_spi_mode(source, flat["spi_mode"])
+    if "sck_delay" in flat:
+        values["sck_delay"] = _int(source, "SckDelay", flat["sck_delay"], 0, 255)
+    if "rx_delay" in flat:
+        values["rx_delay"] = _int(source, "RxDelay", flat["rx_delay"], 0, 7)
+    if "wip_index" in flat:
+        values["wip_index"] = _int(source, "WIPIndex", flat["wip_index"], 0, 7)
+    if "page_program_size" in flat:
+        values["pp_size"] = parse_pp_size(source, flat["page_program_size"])
+    if "io2_level" in flat:
+        values["custom_io2_level"] = _level(source, "CustomInstructionIO2Level", flat["io2_level"])
+    if "io3_level" in flat:
+        values["custom_io3_level"] = _level(source, "CustomInstructionIO3Level", flat["io3_level"])
+    if pins:
+        values["pins"] = {
+            p: _int(source, f"{p} port", port, 0, 1) * 32 + _int(source, f"{p} pin", pin, 0, 31)
+            for p, (pin, port) in pins.items()
+        }
+    if instructions:
+        values["init_instructions"] = tuple(instructions)
+    return ConfigLayer(source=source, values=values, board=flat.get("board"), pins_binding=False)
+
+
+def load_config_file(path: str | Path) -> ConfigLayer:
+    """Read an nrfutil JSON (.json), nrfjprog ini (.ini) or nrfjprog TOML (.toml) config."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise UsageError(f"{path}: cannot read: {e}") from None
+    suffix = path.suffix.lower()
+    if suffix == ".json" or (suffix not in (".ini", ".toml") and text.lstrip().startswith("{")):
+        return parse_nrfutil_json(text, f"{path}")
+    if suffix == ".toml":
+        return parse_nrfjprog_toml(text, f"{path}")
+    if suffix == ".ini" or INI_SECTION in text:
+        return parse_nrfjprog_ini(text, f"{path}")
+    raise UsageError(f"{path}: unknown config format (use .json for nrfutil, .ini or .toml for nrfjprog)")
+
+
+def cli_layer(
+    *,
+    address_mode: str | int | None = None,
+    size: str | int | None = None,
+    sck_frequency: str | int | None = None,
+    readoc: str | None = None,
+    writeoc: str | None = None,
+    pp_size: str | int | None = None,
+    sck_delay: str | int | None = None,
+    rx_delay: str | int | None = None,
+    spi_mode: str | int | None = None,
+    jedec_id: str | None = None,
+    pins: str | Mapping[str, int] | None = None,
+    sector_size: str | int | None = None,
+) -> ConfigLayer:
+    """CLI overrides (None = not given). pins: 'sck=19,csn=17,io0=20,...' or a mapping."""
+    s = "command line"
+    v: dict[str, Any] = {}
+    if address_mode is not None:
+        v["address_mode"] = parse_address_mode(s, address_mode)
+    if size is not None:
+        v["size"] = _int(s, "--size", size, 1)
+    if sck_frequency is not None:
+        v["sck_frequency"] = parse_frequency(s, sck_frequency)
+    if readoc is not None:
+        v["readoc"] = _enum(s, "--readoc", readoc, READ_OPCODES)
+    if writeoc is not None:
+        v["writeoc"] = _enum(s, "--writeoc", writeoc, WRITE_OPCODES)
+    if pp_size is not None:
+        v["pp_size"] = parse_pp_size(s, pp_size)
+    if sck_delay is not None:
+        v["sck_delay"] = _int(s, "--sck-delay", sck_delay, 0, 255)
+    if rx_delay is not None:
+        v["rx_delay"] = _int(s, "--rx-delay", rx_delay, 0, 7)
+    if spi_mode is not None:
+        v["spi_mode"] = parse_spi_mode(s, spi_mode)
+    if jedec_id is not None:
+        v["expected_jedec_id"] = parse_jedec_id(jedec_id)
+    if sector_size is not None:
+        v["sector_size"] = _int(s, "--sector-size", sector_size, 1)
+    if pins is not None:
+        if isinstance(pins, str):
+            parsed = {}
+            for item in pins.split(","):
+                name, sep, num = item.partition("=")
+                name = name.strip().lower()
+                if not sep or name not in PIN_NAMES:
+                    raise _err(s, f"--pins {pins!r}: expected e.g. sck=19,csn=17,io0=20,io1=21,io2=22,io3=23")
+                parsed[name] = _pin_value(s, f"--pins {name}", num.strip())
+            pins = parsed
+        v["pins"] = dict(pins)
+    return ConfigLayer(source=s, values=v)
+
+
+# --------------------------------------------------------------------------- merging
+
+
+def board_preset(name: str) -> Board:
+    try:
+        return BOARDS[name]
+    except KeyError:
+        raise UsageError(f"unknown board {name!r} (known: {', '.join(BOARDS)})") from None
+
+
+def build_config(board: str | None, layers: Iterable[ConfigLayer] = ()) -> FlashConfig:
+    """Preset + config layers (later wins) -> FlashConfig, before the chip is detected."""
+    layers = list(layers)
+    if board is None:
+        named = [(layer.board, layer.source) for layer in layers if layer.board]
+        if not named:
+            raise UsageError("--board is required (or a config file with a \"board\" entry)")
+        board = named[-1][0]
+    preset = board_preset(board)
+    chip = CHIPS[preset.chip]
+    part = by_name(preset.part)
+    origin = f"preset {preset.name}"
+    sources: dict[str, str] = {"board": origin, "pins": origin, "part": origin, "size": origin}
+    cfg = FlashConfig(
+        board=preset.name,
+        chip=chip.name,
+        xip_base=chip.xip_base,
+        virtual=preset.virtual,
+        pins=preset.pins,
+        part=preset.part,
+        size=part.size if part else None,
+    )
+    for layer in layers:
+        updates = dict(layer.values)
+        if "pins" in updates:
+            merged = {p: getattr(cfg.pins, p) for p in PIN_NAMES} | dict(updates.pop("pins"))
+            if chip.fixed_pins and merged != dict(chip.fixed_pins):
+                diff = ", ".join(f"{p} {merged[p]} (must be {chip.fixed_pins[p]})" for p in PIN_NAMES if merged[p] != chip.fixed_pins[p])
+                if layer.pins_binding:
+                    raise _err(layer.source, f"{chip.name} QSPI uses fixed pins; config gives {diff}")
+                log.warning("ignoring pins: nrfjprog ignores them on nRF5340 too", source=layer.source, pins=diff)
+            else:
+                updates["pins"] = Pins(**merged)
+        unknown = set(updates) - {f for f in FlashConfig.__dataclass_fields__}
+        if unknown:
+            raise _err(layer.source, f"unknown setting(s) {', '.join(sorted(unknown))}")
+        cfg = replace(cfg, **updates)
+        for key in updates:
+            sources[key] = layer.source
+    cfg = replace(cfg, sources=sources)
+    _check_interface(cfg, chip)
+    return cfg
+
+
+def _check_interface(cfg: FlashConfig, chip: Chip) -> None:
+    def where(key):
+        return cfg.sources.get(key, "default")
+
+    if cfg.quad and (cfg.pins.io2 is None or cfg.pins.io3 is None):
+        raise UsageError(
+            f"{where('readoc')}: {cfg.readoc}/{cfg.writeoc} use four data lines but io2/io3 are not connected"
+        )
+    if cfg.sck_frequency > chip.max_sck_hz:
+        raise UsageError(
+            f"{where('sck_frequency')}: sck_frequency {cfg.sck_frequency} Hz is above the "
+            f"{chip.name} QSPI maximum {chip.max_sck_hz} Hz"
+        )
+    if cfg.size is not None and (cfg.size & (cfg.size - 1) or cfg.size < 4096):
+        raise UsageError(f"{where('size')}: flash size {cfg.size} is not a power of two of at least 4096")
+    if cfg.sector_size not in NRF_ERASE_OPCODES:
+        raise UsageError(
+            f"{where('sector_size')}: erase page size {cfg.sector_size} is not one the nRF QSPI can erase "
+            f"(4096 or 65536)"
+        )
+
+
+def _chip_text(part: Part | None, jedec_id: bytes | None) -> str:
+    name = part.name if part else "the chip"
+    return f"{name} (JEDEC ID {jedec_id.hex().upper()})" if jedec_id else name
+
+
+def _size_text(n: int) -> str:
+    return f"{n} ({n / (1 << 20):g} MiB)" if n >= 1 << 20 else str(n)
+
+
+def apply_chip(
+    cfg: FlashConfig, *, jedec_id: bytes | None = None, sfdp: Sfdp | None = None
+) -> FlashConfig:
+    """Fold in the flash actually present; it wins. With nothing detected, assume the preset part.
+
+    Raises UsageError when an explicit setting (file/CLI) contradicts the chip, naming both
+    values, and TargetError when RDID shows no chip at all.
+    """
+    sources = dict(cfg.sources)
+    explicit = {k for k, v in sources.items() if not v.startswith("preset ")}
+    part: Part | None = None
+    detected = "assumed"
+
+    if jedec_id is not None:
+        jedec_id = bytes(jedec_id[:3])
+        if jedec_id in (b"\xff\xff\xff", b"\x00\x00\x00"):
+            raise TargetError(
+                f"no flash answers RDID (JEDEC ID {jedec_id.hex().upper()}): check the board, pins and power"
+            )
+        if cfg.expected_jedec_id is not None and cfg.expected_jedec_id != jedec_id:
+            known = by_jedec(jedec_id)
+            raise UsageError(
+                f"JEDEC ID mismatch: expected {cfg.expected_jedec_id.hex().upper()} "
+                f"({sources.get('expected_jedec_id', 'config')}), chip answers {jedec_id.hex().upper()}"
+                + (f" ({known.name})" if known else "")
+            )
+        part = by_jedec(jedec_id)
+        detected = "sfdp" if sfdp is not None else "jedec-table"
+        part_source = f"JEDEC ID {jedec_id.hex().upper()}"
+    else:
+        part = by_name(cfg.part) if cfg.part else None
+        part_source = f"assumed from {sources.get('part', 'preset')}"
+        if sfdp is not None:
+            detected = "sfdp"
+    if sfdp is None and part is not None:
+        sfdp = part.sfdp
+        sfdp_source = f"part table ({part.name})"
+    else:
+        sfdp_source = "SFDP"
+
+    updates: dict[str, Any] = {"jedec_id": jedec_id, "detected": detected}
+    updates["part"] = part.name if part else None
+    sources["part"] = part_source
+
+    # Size: SFDP density, else the part table, else an explicit value.
+    chip_size = sfdp.size if sfdp else (part.size if part else None)
+    chip_size_source = sfdp_source if sfdp else (part_source if part else None)
+    if chip_size is not None:
+        if "size" in explicit and cfg.size != chip_size:
+            hint = " (that is the size in bits)" if cfg.size == 8 * chip_size else ""
+            raise UsageError(
+                f"{sources['size']}: flash size {_size_text(cfg.size)}{hint} contradicts the chip: "
+                f"{_chip_text(part, jedec_id)} has {_size_text(chip_size)} per {chip_size_source}"
+            )
+        updates["size"] = chip_size
+        sources["size"] = chip_size_source
+    elif cfg.size is None or "size" not in explicit:
+        raise UsageError(
+            f"cannot tell the flash size: chip {jedec_id.hex().upper() if jedec_id else '?'} has no SFDP and "
+            f"is not in the part table; give flash_size in a config file or --size"
+        )
+
+    # Erase types the nRF can issue, with times.
+    if sfdp is not None:
+        b = sfdp.bfpt
+        erase = []
+        for size, opcode in NRF_ERASE_OPCODES.items():
+            et = sfdp.erase_type(size)
+            if et is None or et.opcode != opcode:
+                continue
+            t = Timing(et.typ_ms / 1e3, et.max_ms / 1e3) if et.typ_ms else GENERIC_TIMES[size]
+            erase.append(EraseSpec(size, opcode, t))
+        if not erase:
+            raise UsageError(
+                f"{sfdp_source}: the chip has no 4 KiB (0x20) or 64 KiB (0xD8) erase, the only ones nRF QSPI can issue"
+            )
+        updates["erase"] = tuple(erase)
+        updates["program_page_size"] = b.page_size or 256
+        updates["page_program"] = (
+            Timing(b.page_program_typ_us / 1e6, b.page_program_max_us / 1e6)
+            if b.page_program_typ_us
+            else GENERIC_TIMES["page"]
+        )
+        updates["chip_erase"] = (
+            Timing(b.chip_erase_typ_ms / 1e3, b.chip_erase_max_ms / 1e3) if b.chip_erase_typ_ms else GENERIC_TIMES["chip"]
+        )
+        updates["four_byte_entry"] = sfdp.four_byte_entry
+        updates["quad_enable"] = b.qer_name
+        for key in ("erase", "program_page_size", "page_program", "chip_erase", "four_byte_entry", "quad_enable"):
+            sources[key] = sfdp_source
+        fast_modes = {fr.mode for fr in b.fast_reads}
+        need = READOC_SFDP_MODE.get(cfg.readoc)
+        if need and need not in fast_modes:
+            raise UsageError(
+                f"{sources.get('readoc', 'default')}: readoc {cfg.readoc} needs {need} fast read, "
+                f"which the chip does not announce ({sfdp_source}: {', '.join(sorted(fast_modes)) or 'none'})"
+            )
+        four_capable = sfdp.four_byte_capable
+    else:
+        # No SFDP anywhere: only generic assumptions (a chip beyond 16 MiB then needs a config).
+        updates["erase"] = tuple(EraseSpec(s, op, GENERIC_TIMES[s]) for s, op in NRF_ERASE_OPCODES.items())
+        updates["page_program"] = GENERIC_TIMES["page"]
+        updates["chip_erase"] = GENERIC_TIMES["chip"]
+        updates["four_byte_entry"] = "B7" if cfg.address_mode == 32 else None
+        four_capable = cfg.address_mode == 32
+        for key in ("erase", "page_program", "chip_erase", "four_byte_entry"):
+            sources[key] = "default (no SFDP)"
+
+    merged = replace(cfg, **updates)
+
+    if merged.pp_size > merged.program_page_size:
+        raise UsageError(
+            f"{sources.get('pp_size', 'default')}: pp_size {merged.pp_size} exceeds the chip's "
+            f"{merged.program_page_size}-byte program page ({sources.get('program_page_size', 'chip')})"
+        )
+    if merged.erase_spec(merged.sector_size) is None:
+        raise UsageError(
+            f"{sources.get('sector_size', 'default')}: erase page size {merged.sector_size} is not an erase "
+            f"this chip offers to nRF QSPI (it has {', '.join(str(s) for s in merged.erase_sizes)})"
+        )
+
+    # Address mode: explicit wins if the chip can do it; otherwise chosen by size.
+    if cfg.address_mode == 32 and merged.four_byte_entry is None:
+        why = (
+            "DW1 3-byte only, DW16 lists no B7h/bank-register/always-4-byte entry"
+            if four_capable is False
+            else "it offers only dedicated 4-byte opcodes, which nRF QSPI cannot issue"
+        )
+        raise UsageError(
+            f"{sources.get('address_mode', 'config')}: address mode MODE32BIT, but "
+            f"{_chip_text(part, jedec_id)} cannot enter 4-byte address mode ({sfdp_source}: {why})"
+        )
+    if cfg.address_mode is None:
+        big = merged.size > MIB16
+        merged = replace(merged, address_mode=32 if big and merged.four_byte_entry else 24)
+        sources["address_mode"] = f"chosen by size ({_size_text(merged.size)})"
+    return replace(merged, sfdp=sfdp, sources=sources)
