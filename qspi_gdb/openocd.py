@@ -9,6 +9,7 @@ error reports can quote it.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -69,22 +70,24 @@ def interface_config(name: str) -> str:
 class OpenOcd:
     """One OpenOCD process serving GDB on a free 127.0.0.1 port.
 
-    configs: `-f` files (absolute, or relative to our openocd_cfg dir or OpenOCD's scripts).
-    commands: `-c` commands run before the configs (e.g. `set SIM_SOCKET /path`, `transport
-    select swd`).
+    script: ("f", file) and ("c", command) steps in order, after our base commands. Files are
+    absolute, or found in our openocd_cfg dir, then in OpenOCD's own scripts. E.g.
+    [("c", "set SIM_SOCKET {/tmp/b.sock}"), ("f", "interface/sim.cfg"),
+    ("f", "target/nrf5340.cfg")].
     """
 
     def __init__(
         self,
-        configs: Sequence[str],
-        commands: Iterable[str] = (),
+        script: Sequence[tuple[str, str]],
         *,
         program: str = OPENOCD_PROGRAM,
         ready_timeout_s: float = 30.0,
         workdir: str | os.PathLike | None = None,
     ):
-        self.configs = list(configs)
-        self.commands = list(commands)
+        for kind, _value in script:
+            if kind not in ("f", "c"):
+                raise ValueError(f"OpenOCD script step kind {kind!r} (use 'f' or 'c')")
+        self.script = list(script)
         self.program = program
         self.ready_timeout_s = ready_timeout_s
         self.gdb_port: int | None = None
@@ -95,10 +98,10 @@ class OpenOcd:
 
     def argv(self, gdb_port: int) -> list[str]:
         argv = [self.program, "-s", str(openocd_cfg_dir())]
-        for command in (*_BASE_COMMANDS, f"gdb_port {gdb_port}", *self.commands):
+        for command in (*_BASE_COMMANDS, f"gdb_port {gdb_port}"):
             argv += ["-c", command]
-        for config in self.configs:
-            argv += ["-f", str(config)]
+        for kind, value in self.script:
+            argv += [f"-{kind}", str(value)]
         return argv
 
     @property
@@ -197,6 +200,8 @@ class SimServer:
         self._proc: subprocess.Popen | None = None
         self.socket_path: Path | None = None
         self._log_path: Path | None = None
+        self._out_path: Path | None = None
+        self.stats: dict | None = None  # the board's statistics, after close()
 
     @property
     def pid(self) -> int | None:
@@ -205,9 +210,9 @@ class SimServer:
     def argv(self) -> list[str]:
         assert self.socket_path is not None
         argv = [sys.executable, "-m", "qspi_gdb", "sim", "--board", self.board,
-                "--socket", str(self.socket_path)]
+                "--socket", str(self.socket_path), "--json"]
         if self.image is not None:
-            argv += ["--image", str(self.image)]
+            argv += ["--sim-image", str(self.image)]
         return argv + self.extra_args
 
     def start(self) -> SimServer:
@@ -216,11 +221,12 @@ class SimServer:
             self._own_tmp = tempfile.TemporaryDirectory(prefix="qspi-sim-")
             self._workdir = Path(self._own_tmp.name)
         self.socket_path = self._workdir / "board.sock"
+        self._out_path = self._workdir / "sim.out"
         self._log_path = self._workdir / "sim.log"
         argv = self.argv()
         _log.debug("starting virtual board", argv=argv)
-        with open(self._log_path, "wb") as out:
-            self._proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+        with open(self._out_path, "wb") as out, open(self._log_path, "wb") as err:
+            self._proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
                                           start_new_session=True)
         try:
             self._wait_ready()
@@ -230,10 +236,23 @@ class SimServer:
         _log.debug("virtual board ready", pid=self._proc.pid, socket=str(self.socket_path))
         return self
 
+    def _stdout_objects(self) -> list[dict]:
+        """The JSON objects the board printed: its endpoint, and at exit its statistics."""
+        if not self._out_path or not self._out_path.exists():
+            return []
+        objects = []
+        for line in self._out_path.read_text(errors="replace").splitlines():
+            try:
+                objects.append(json.loads(line))
+            except ValueError:
+                continue
+        return objects
+
     def _wait_ready(self) -> None:
+        """Ready = the board printed its endpoint (it listens before printing)."""
         assert self._proc is not None and self.socket_path is not None
         deadline = time.monotonic() + self.ready_timeout_s
-        while not self.socket_path.exists():
+        while not self._stdout_objects():
             if self._proc.poll() is not None:
                 raise TargetError(f"virtual board {self.board} stopped (status "
                                   f"{self._proc.returncode}): {self.output_tail()}")
@@ -249,15 +268,18 @@ class SimServer:
                  if line.strip()]
         return " | ".join(lines[-max_lines:]) or "no output"
 
-    def openocd_commands(self) -> list[str]:
-        """What interface/sim.cfg needs to find this board."""
-        return [f"set SIM_SOCKET {{{self.socket_path}}}", "set SIM_PORT 0"]
+    def openocd_script(self) -> list[tuple[str, str]]:
+        """The OpenOCD interface steps that reach this board (before a target config)."""
+        return [("c", f"set SIM_SOCKET {{{self.socket_path}}}"), ("f", "interface/sim.cfg")]
 
     def close(self) -> None:
         if self._proc is not None:
             # SIGTERM first: the board flushes its flash file on the way out.
-            kill_group(self._proc, grace_s=5.0)
+            kill_group(self._proc, grace_s=10.0)
             self._proc = None
+            objects = self._stdout_objects()
+            if len(objects) > 1:
+                self.stats = objects[-1]
         if self._own_tmp is not None:
             self._own_tmp.cleanup()
             self._own_tmp = None

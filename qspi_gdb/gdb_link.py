@@ -1,0 +1,240 @@
+"""TargetLink over GDB/MI: memory, registers and run control of the target core through any GDB
+remote server (OpenOCD that we started, or a server someone else runs: J-Link GDB server, pyOCD,
+another OpenOCD).
+
+Only standard GDB remote operations are used, except `monitor reset` when the server is an
+OpenOCD we started (`monitor=True`); without it, reset is a plain memory write of SYSRESETREQ to
+AIRCR, with DEMCR.VC_CORERESET deciding whether the core halts at the reset vector.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from qspi_gdb import log
+from qspi_gdb.errors import TargetError
+from qspi_gdb.gdbmi import GdbError, GdbMi, GdbTimeout, mi_quote
+
+_log = log.get_logger(__name__)
+
+AIRCR = 0xE000ED0C
+AIRCR_SYSRESETREQ = 0x05FA0004  # VECTKEY | SYSRESETREQ
+DEMCR = 0xE000EDFC
+DEMCR_TRCENA = 1 << 24
+DEMCR_VC_CORERESET = 1 << 0
+DHCSR = 0xE000EDF0
+DHCSR_S_HALT = 1 << 17
+
+CHUNK = 64 * 1024  # bytes per MI memory command (GDB splits it into remote packets)
+# Conservative wire speed for deadlines of memory commands (the virtual board's test wire moves
+# ~80 kB/s, real probes 100 kB/s .. several MB/s).
+_MIN_WIRE_BYTES_PER_S = 8 * 1024
+
+
+class GdbLink:
+    """A TargetLink (qspi_gdb.target) over a GdbMi session.
+
+    wait_scale / wait_floor_s turn a target-time timeout of wait_halt() into a wall-time deadline
+    (the virtual board's modelled time and the host's wall time differ; OpenOCD polls a running
+    core only every ~100 ms).
+    """
+
+    def __init__(self, gdb: GdbMi, *, monitor: bool, wait_scale: float = 1.5,
+                 wait_floor_s: float = 5.0):
+        self.gdb = gdb
+        self.monitor = monitor
+        self.wait_scale = wait_scale
+        self.wait_floor_s = wait_floor_s
+        self.halted = True
+        self.stops = 0  # resume/stop cycles, for the report
+        self.bytes_written = 0
+        self.bytes_read = 0
+        self._register_numbers: dict[str, int] | None = None
+
+    # -- connection ----------------------------------------------------------------------------
+
+    def connect(self, address: str, *, elf: str | os.PathLike | None = None,
+                timeout_s: float = 30.0) -> None:
+        """Attach to the GDB server at HOST:PORT and halt the core.
+
+        elf: symbols/architecture to load first (GDB then knows it is an ARM target).
+        """
+        self.gdb.command("-gdb-set tcp auto-retry off")
+        self.gdb.command("-gdb-set remotetimeout 10")
+        if elf is not None:
+            self.gdb.command(f"-file-exec-and-symbols {mi_quote(str(elf))}")
+        else:
+            self.gdb.command("-gdb-set architecture arm")
+        try:
+            self.gdb.command(f"-target-select extended-remote {address}", timeout_s=timeout_s)
+        except GdbError as exc:
+            raise TargetError(f"cannot connect to the GDB server at {address}: "
+                              f"{exc.gdb_message}") from exc
+        self.halted = True
+        # A server may leave the core running on attach; make sure it is halted.
+        if self._core_running():
+            self.halt()
+        _log.debug("gdb connected", address=address)
+
+    def disconnect(self) -> None:
+        try:
+            self.gdb.command("-target-disconnect", timeout_s=5)
+        except GdbError:
+            pass
+
+    # -- TargetLink ----------------------------------------------------------------------------
+
+    def load_elf(self, path: str | os.PathLike) -> None:
+        path = Path(path)
+        if not path.is_file():
+            raise TargetError(f"loader ELF not found: {path}")
+        self.gdb.command(f"-file-exec-and-symbols {mi_quote(str(path))}")
+        deadline = 10 + path.stat().st_size / _MIN_WIRE_BYTES_PER_S
+        try:
+            self.gdb.command("-target-download", timeout_s=deadline)
+        except GdbError as exc:
+            raise TargetError(f"loading {path.name} into target RAM failed: "
+                              f"{exc.gdb_message}") from exc
+        self._flush_registers()
+
+    def read_memory(self, addr: int, length: int) -> bytes:
+        out = bytearray()
+        while len(out) < length:
+            start = addr + len(out)
+            size = min(CHUNK, length - len(out))
+            result = self.gdb.command(f"-data-read-memory-bytes {start:#x} {size}",
+                                      timeout_s=self._memory_deadline(size))
+            out += _join_blocks(result.payload.get("memory", []), start, size)
+        self.bytes_read += length
+        return bytes(out)
+
+    def write_memory(self, addr: int, data: bytes) -> None:
+        view = memoryview(data)
+        for offset in range(0, len(data), CHUNK):
+            chunk = view[offset:offset + CHUNK]
+            try:
+                self.gdb.command(
+                    f"-data-write-memory-bytes {addr + offset:#x} {chunk.hex()}",
+                    timeout_s=self._memory_deadline(len(chunk)))
+            except GdbTimeout:
+                raise
+            except GdbError as exc:
+                raise TargetError(f"writing {len(chunk)} bytes at {addr + offset:#010x} failed: "
+                                  f"{exc.gdb_message}") from exc
+        self.bytes_written += len(data)
+
+    def read_register(self, name: str) -> int:
+        number = self._register_number(name)
+        result = self.gdb.command(f"-data-list-register-values x {number}")
+        values = result.payload.get("register-values", [])
+        if not values:
+            raise TargetError(f"register {name} not available")
+        return int(values[0]["value"], 16) & 0xFFFFFFFF
+
+    def write_register(self, name: str, value: int) -> None:
+        self._register_number(name)  # refuse names the target does not have
+        self.gdb.command(f"-data-evaluate-expression ${name}={value & 0xFFFFFFFF:#x}")
+
+    def resume(self) -> None:
+        self.gdb.drop_stopped()
+        self.gdb.command("-exec-continue")
+        self.halted = False
+
+    def wait_halt(self, timeout_s: float) -> None:
+        deadline = max(self.wait_floor_s, timeout_s * self.wait_scale)
+        try:
+            self.gdb.wait_stopped(deadline)
+        except GdbTimeout:
+            self.halt()
+            pc = self._safe_read("pc")
+            raise TargetError(f"the target did not stop within {deadline:.1f} s "
+                              f"(halted it at pc={pc})") from None
+        self.halted = True
+        self.stops += 1
+
+    def halt(self) -> None:
+        if self.halted and not self._core_running():
+            return
+        try:
+            self.gdb.command("-exec-interrupt")
+        except GdbError as exc:
+            if "running" not in exc.gdb_message.lower():
+                raise
+        self.gdb.wait_stopped(self.wait_floor_s)
+        self.halted = True
+
+    def reset(self, halt: bool = True) -> None:
+        if self.monitor:
+            self.gdb.console("monitor reset halt" if halt else "monitor reset run", timeout_s=30)
+        else:
+            self._reset_by_aircr(halt)
+        self._flush_registers()
+        self.halted = halt
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _reset_by_aircr(self, halt: bool) -> None:
+        """SYSRESETREQ with plain memory writes: works on any GDB server."""
+        demcr = int.from_bytes(self.read_memory(DEMCR, 4), "little")
+        demcr |= DEMCR_TRCENA
+        demcr = demcr | DEMCR_VC_CORERESET if halt else demcr & ~DEMCR_VC_CORERESET
+        self.write_memory(DEMCR, demcr.to_bytes(4, "little"))
+        try:
+            self.write_memory(AIRCR, AIRCR_SYSRESETREQ.to_bytes(4, "little"))
+        except TargetError as exc:
+            # The reset may cut the write's acknowledge short; that is the reset working.
+            _log.debug("AIRCR write reported an error during reset", error=str(exc))
+        if halt:
+            deadline = time.monotonic() + self.wait_floor_s
+            while not self._dhcsr() & DHCSR_S_HALT:
+                if time.monotonic() > deadline:
+                    raise TargetError("the core did not halt after SYSRESETREQ")
+                time.sleep(0.01)
+
+    def _dhcsr(self) -> int:
+        return int.from_bytes(self.read_memory(DHCSR, 4), "little")
+
+    def _core_running(self) -> bool:
+        try:
+            return not self._dhcsr() & DHCSR_S_HALT
+        except GdbError:
+            return False
+
+    def _flush_registers(self) -> None:
+        self.gdb.console("maintenance flush register-cache")
+
+    def _register_number(self, name: str) -> int:
+        if self._register_numbers is None:
+            names = self.gdb.command("-data-list-register-names").payload.get(
+                "register-names", [])
+            self._register_numbers = {n: i for i, n in enumerate(names) if n}
+        try:
+            return self._register_numbers[name]
+        except KeyError:
+            raise TargetError(f"the target has no register {name!r}") from None
+
+    def _safe_read(self, name: str) -> str:
+        try:
+            return f"{self.read_register(name):#010x}"
+        except GdbError:
+            return "?"
+
+    @staticmethod
+    def _memory_deadline(size: int) -> float:
+        return 10.0 + size / _MIN_WIRE_BYTES_PER_S
+
+
+def _join_blocks(blocks: list[dict], start: int, size: int) -> bytes:
+    """The bytes of one -data-read-memory-bytes answer; anything missing is an error."""
+    data = bytearray()
+    for block in sorted(blocks, key=lambda b: int(b["begin"], 16)):
+        begin = int(block["begin"], 16)
+        if begin != start + len(data):
+            break
+        data += bytes.fromhex(block.get("contents", ""))
+    if len(data) != size:
+        raise TargetError(f"reading {size} bytes at {start:#010x}: only {len(data)} bytes "
+                          f"readable")
+    return bytes(data)

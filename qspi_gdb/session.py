@@ -1,0 +1,133 @@
+"""Open the way to a target: (virtual board) -> (OpenOCD) -> gdb-multiarch -> GdbLink.
+
+Which processes are started depends on the board and the options:
+- `--gdb-server HOST:PORT`: none but GDB; only standard GDB remote operations.
+- a virtual board (`sim-*`): the board (`python -m qspi_gdb sim`) on a private UNIX socket, then
+  OpenOCD with interface/sim.cfg + target/<chip>.cfg.
+- a real board: OpenOCD with board/<board>.cfg (on-board J-Link), or `--interface NAME` +
+  target/<chip>.cfg over SWD, or the user's `--openocd-config` files.
+Everything started is stopped when the context ends, however it ends.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from typing import Iterator, Sequence
+
+from qspi_gdb import log
+from qspi_gdb.errors import TargetError, UsageError
+from qspi_gdb.gdb_link import GdbLink
+from qspi_gdb.gdbmi import GdbMi
+from qspi_gdb.openocd import OpenOcd, SimServer, interface_config
+
+_log = log.get_logger(__name__)
+
+# Deadlines for waits on a running loader: the virtual board's wall time can exceed its modelled
+# time many times over (a CPU modelled instruction by instruction), a real board's cannot.
+REAL_WAIT = {"wait_scale": 2.0, "wait_floor_s": 5.0}
+SIM_WAIT = {"wait_scale": 50.0, "wait_floor_s": 60.0}
+
+
+@dataclass(frozen=True)
+class TargetOptions:
+    board: str  # preset name
+    chip: str  # "nrf52840" | "nrf5340"
+    virtual: bool
+    gdb_server: str | None = None
+    interface: str | None = None
+    openocd_config: Sequence[str] | None = None
+    sim_image: str | os.PathLike | None = None
+    sim_args: Sequence[str] = ()
+    adapter_khz: int = 4000
+
+
+@dataclass
+class Session:
+    link: GdbLink
+    openocd: OpenOcd | None
+    sim: SimServer | None
+    address: str
+
+
+def check_gdb_server(text: str) -> str:
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UsageError(f"--gdb-server {text!r}: expected HOST:PORT, e.g. localhost:2331")
+    return text
+
+
+def openocd_script(options: TargetOptions, sim: SimServer | None) -> list[tuple[str, str]]:
+    """The -f/-c steps for OpenOCD (after our base commands) for these options."""
+    if options.openocd_config:
+        return [("f", str(path)) for path in options.openocd_config]
+    target = ("f", f"target/{options.chip}.cfg")
+    if sim is not None:
+        return [*sim.openocd_script(), target]
+    if options.interface in (None, "jlink") and options.board in ("nrf52840dk", "nrf5340dk"):
+        return [("f", f"board/{options.board}.cfg")]
+    interface = options.interface or "jlink"
+    script = [("f", interface_config(interface))]
+    if interface != "sim":
+        script.append(("c", "transport select swd"))
+    script.append(("c", f"adapter speed {options.adapter_khz}"))
+    return [*script, target]
+
+
+@contextmanager
+def open_session(options: TargetOptions, *, elf: str | os.PathLike | None = None) -> Iterator[Session]:
+    """Start what the options need, connect GDB, halt the core; stop everything at the end."""
+    stack = ExitStack()
+    try:
+        openocd: OpenOcd | None = None
+        sim: SimServer | None = None
+        if options.gdb_server:
+            address = check_gdb_server(options.gdb_server)
+            monitor = False
+            if options.sim_image:
+                _log.warning("--sim-image is ignored with --gdb-server (the server's board "
+                             "keeps its own flash)")
+        else:
+            if options.virtual and not options.openocd_config:
+                sim = SimServer(options.board, image=options.sim_image,
+                                extra_args=options.sim_args)
+                stack.callback(sim.close)
+                sim.start()
+            elif options.sim_image:
+                raise UsageError(f"--sim-image needs a virtual board (sim-*), not {options.board}")
+            openocd = OpenOcd(openocd_script(options, sim))
+            stack.callback(openocd.close)
+            openocd.start()
+            address = openocd.gdb_address
+            monitor = True
+        gdb = GdbMi(default_timeout_s=30.0)
+        stack.callback(gdb.close)
+        gdb.start()
+        link = GdbLink(gdb, monitor=monitor, **(SIM_WAIT if options.virtual else REAL_WAIT))
+        try:
+            link.connect(address, elf=elf)
+        except TargetError as exc:
+            if openocd is not None:
+                raise TargetError(f"{exc} (OpenOCD: {openocd.error_summary()})") from exc
+            raise
+        yield Session(link=link, openocd=openocd, sim=sim, address=address)
+        link.disconnect()  # only after success: on errors the processes are simply ended
+    finally:
+        # A second Ctrl-C must not cut the teardown short and leave processes behind.
+        with _DeferInterrupts():
+            stack.close()
+
+
+class _DeferInterrupts:
+    def __enter__(self):
+        try:
+            self._old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        except ValueError:  # not the main thread
+            self._old = None
+        return self
+
+    def __exit__(self, *exc):
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)

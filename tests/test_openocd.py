@@ -1,0 +1,83 @@
+"""OpenOCD / virtual-board process management: arguments, failure paths, nothing left behind."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+from qspi_gdb.errors import TargetError, UsageError
+from qspi_gdb.openocd import OpenOcd, SimServer, free_tcp_port, interface_config
+from qspi_gdb.session import TargetOptions, check_gdb_server, openocd_script
+
+
+def test_argv_binds_locally_and_disables_telnet_tcl_and_memory_map():
+    argv = OpenOcd([("f", "target/nrf5340.cfg")]).argv(4242)
+    commands = [argv[i + 1] for i, a in enumerate(argv) if a == "-c"]
+    assert commands[:6] == ["bindto 127.0.0.1", "telnet_port disabled", "tcl_port disabled",
+                            "gdb_report_data_abort enable", "gdb_memory_map disable",
+                            "gdb_port 4242"]
+    assert argv[-2:] == ["-f", "target/nrf5340.cfg"]
+
+
+def test_scripts_per_connection_kind():
+    real = TargetOptions(board="nrf5340dk", chip="nrf5340", virtual=False)
+    assert openocd_script(real, None) == [("f", "board/nrf5340dk.cfg")]
+    probe = TargetOptions(board="nrf52840dk", chip="nrf52840", virtual=False,
+                          interface="cmsis-dap")
+    assert openocd_script(probe, None) == [
+        ("f", "interface/cmsis-dap.cfg"), ("c", "transport select swd"),
+        ("c", "adapter speed 4000"), ("f", "target/nrf52840.cfg")]
+    own = TargetOptions(board="nrf5340dk", chip="nrf5340", virtual=False,
+                        openocd_config=["my.cfg"])
+    assert openocd_script(own, None) == [("f", "my.cfg")]
+
+
+def test_interface_must_be_a_name():
+    with pytest.raises(UsageError, match="--openocd-config"):
+        interface_config("/tmp/x.cfg")
+
+
+def test_gdb_server_address_is_checked():
+    assert check_gdb_server("localhost:2331") == "localhost:2331"
+    for bad in ("localhost", ":2331", "host:port", "host:70000"):
+        with pytest.raises(UsageError):
+            check_gdb_server(bad)
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+@pytest.mark.skipif(not shutil.which("openocd"), reason="openocd not installed")
+def test_bad_config_is_a_target_error_quoting_openocd():
+    server = OpenOcd([("f", "no-such-file.cfg")], ready_timeout_s=10)
+    with pytest.raises(TargetError, match="Can't find no-such-file.cfg"):
+        server.start()
+    assert server.pid is None
+
+
+@pytest.mark.skipif(not shutil.which("openocd"), reason="openocd not installed")
+def test_never_ready_times_out_and_kills_the_group():
+    # A dummy adapter with no target: OpenOCD runs but never serves GDB.
+    server = OpenOcd([("c", "adapter driver dummy"), ("c", "transport select jtag")],
+                     ready_timeout_s=1.5)
+    with pytest.raises(TargetError, match="did not open its GDB port"):
+        server.start()
+    assert server.pid is None
+
+
+def test_free_port_is_usable():
+    assert 0 < free_tcp_port() < 65536
+
+
+def test_sim_that_cannot_start_is_reported():
+    sim = SimServer("no-such-board", ready_timeout_s=20)
+    with pytest.raises(TargetError, match="virtual board no-such-board stopped"):
+        sim.start()
+    assert sim.pid is None
