@@ -1,7 +1,95 @@
-"""`qspi-gdb sim`: run a virtual board as a remote_bitbang server (filled in by the board issue)."""
+"""`qspi-gdb sim`: run a virtual board as a remote_bitbang server for OpenOCD.
+
+The first line on stdout (flushed) is the endpoint, `remote_bitbang 127.0.0.1:PORT` or
+`remote_bitbang unix:PATH` (with --json one object: remote_bitbang, board, sim_image). The board
+serves until SIGINT/SIGTERM, then flushes its flash image and exits 0 (with --json a second
+object with the board's statistics).
+"""
 
 from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+
+from qspi_gdb.errors import UsageError
+from qspi_gdb.log import get_logger
+
+log = get_logger("qspi_gdb.sim.command")
 
 
 def register(subparsers) -> None:
     """Add the `sim` subcommand."""
+    parser = subparsers.add_parser(
+        "sim",
+        help="run a virtual board (remote_bitbang server for OpenOCD)",
+        description="Run a virtual nRF board (NOR flash, QSPI, Cortex-M core, debug port) that "
+        "OpenOCD reaches through interface/sim.cfg. Prints the endpoint as the first line.",
+    )
+    parser.add_argument("--board", required=True, help="virtual board preset (sim-nrf5340dk, ...)")
+    parser.add_argument(
+        "--sim-image", "--image", dest="sim_image", metavar="PATH",
+        help="file holding the flash contents (created if missing; kept between runs)",
+    )
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--port", type=int, default=0,
+                       help="TCP port on 127.0.0.1 (default 0: a free port, reported)")
+    where.add_argument("--socket", metavar="PATH", help="serve on this UNIX socket instead")
+    parser.add_argument("--json", action="store_true", help="print the endpoint and, at exit, "
+                        "the board statistics as JSON objects")
+    parser.add_argument("--adapter-khz", type=float, default=4000.0,
+                        help="modelled debug adapter clock (default 4000 kHz)")
+    parser.add_argument("--round-trip-latency-us", type=float, default=0.0,
+                        help="modelled latency per wire round trip (default 0)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from qspi_gdb.sim.board import BOARDS, Board  # the CPU side: unicorn is imported here
+    from qspi_gdb.sim.wire import DebugWire, RemoteBitbangServer
+
+    if args.board not in BOARDS:
+        raise UsageError(f"unknown virtual board {args.board!r} (known: {', '.join(BOARDS)})")
+    if not 0 <= args.port <= 65535:
+        raise UsageError(f"--port {args.port}: not a TCP port")
+    if args.adapter_khz <= 0 or args.round_trip_latency_us < 0:
+        raise UsageError("--adapter-khz must be > 0 and --round-trip-latency-us >= 0")
+    board = Board(args.board, sim_image=args.sim_image)
+    try:
+        wire = DebugWire(
+            board,
+            adapter_hz=args.adapter_khz * 1000.0,
+            round_trip_latency_s=args.round_trip_latency_us * 1e-6,
+        )
+        try:
+            server = RemoteBitbangServer(wire, port=args.port, socket_path=args.socket)
+        except OSError as exc:
+            raise UsageError(f"cannot listen on {args.socket or args.port}: {exc}") from exc
+        try:
+            endpoint = f"remote_bitbang {server.endpoint}"
+            if args.json:
+                print(json.dumps({"remote_bitbang": server.endpoint, "board": args.board,
+                                  "sim_image": args.sim_image}), flush=True)
+            else:
+                print(endpoint, flush=True)
+            log.info("virtual_board_serving", board=args.board, endpoint=server.endpoint)
+            previous = {sig: signal.signal(sig, lambda *_: server.stop())
+                        for sig in (signal.SIGINT, signal.SIGTERM)}
+            try:
+                server.serve_forever()
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+        finally:
+            server.close()
+    finally:
+        board.close()  # flushes the flash image
+    if args.json:
+        print(json.dumps({"board": args.board, "modelled_s": board.clock.now,
+                          "stats": dict(board.stats)}, default=str), flush=True)
+    else:
+        log.info("virtual_board_stopped", modelled_s=board.clock.now, **{
+            k: v for k, v in board.stats.items() if isinstance(v, (int, float))})
+    sys.stdout.flush()
+    return 0
