@@ -85,11 +85,11 @@ def run(args: argparse.Namespace) -> int:
             server.close()
     finally:
         board.close()  # flushes the flash image
+    stats = {"modelled_s": board.clock.now, **dict(board.stats.items())}
     if args.json:
-        print(json.dumps({"board": args.board, "modelled_s": board.clock.now,
-                          "stats": dict(board.stats)}, default=str), flush=True)
+        print(json.dumps({"board": args.board, "stats": stats}, default=str), flush=True)
     else:
-        log.info("virtual_board_stopped", modelled_s=board.clock.now, **{
-            k: v for k, v in board.stats.items() if isinstance(v, (int, float))})
+        log.info("virtual_board_stopped", board=args.board, **{
+            k: v for k, v in stats.items() if isinstance(v, (int, float))})
     sys.stdout.flush()
     return 0

@@ -114,7 +114,7 @@ class MemAp(AccessPort):
         base: int,
         tar_wrap: int,
         csw_fixed: int = CSW_DEVICEEN,
-        on_access: Callable[[int], None] | None = None,
+        on_access: Callable[[int, bool], None] | None = None,
     ) -> None:
         self.bus = bus
         self.idr = idr
@@ -170,7 +170,7 @@ class MemAp(AccessPort):
         lane = addr & (4 - size) & 3  # byte lane of a sub-word access
         value = self.bus.read(addr & ~(size - 1), size)
         if self.on_access:
-            self.on_access(size)
+            self.on_access(size, False)
         return (value << (8 * lane)) & 0xFFFFFFFF
 
     def _data_write(self, addr: int, value: int, word: bool = False) -> None:
@@ -178,7 +178,7 @@ class MemAp(AccessPort):
         lane = addr & (4 - size) & 3
         self.bus.write(addr & ~(size - 1), size, (value >> (8 * lane)) & ((1 << (8 * size)) - 1))
         if self.on_access:
-            self.on_access(size)
+            self.on_access(size, True)
 
     def _increment(self) -> None:
         if (self.csw >> CSW_ADDRINC_SHIFT) & 0b11 == 0b01:
@@ -384,7 +384,7 @@ def build_dap(
     system_reset: Callable[[], None],
     *,
     on_transaction: Callable[[], None] | None = None,
-    on_access: Callable[[int], None] | None = None,
+    on_access: Callable[[int, bool], None] | None = None,
 ) -> JtagDp:
     """The chip's real AP layout: nRF52840 AHB-AP 0 + CTRL-AP 1; nRF5340 application AHB-AP 0,
     network AHB-AP 1, CTRL-APs 2 (application) and 3 (network)."""

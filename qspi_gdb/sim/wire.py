@@ -102,9 +102,9 @@ class DebugWire:
         self.round_trip_latency_s = round_trip_latency_s
         self._transaction_s = CYCLES_PER_DAP_TRANSACTION / adapter_hz
         chip = chip_name(board)
-        stats = board.stats
-        stats.setdefault("dap_transactions", 0)
-        stats.setdefault("dap_bytes", 0)
+        for key in ("dap_transactions", "bytes_read", "bytes_written"):
+            if key not in board.stats:
+                board.stats[key] = 0
         self.dp: JtagDp = build_dap(
             chip,
             board.bus,
@@ -119,8 +119,9 @@ class DebugWire:
         self.board.stats["dap_transactions"] += 1
         self.board.clock.advance(self._transaction_s)
 
-    def _on_access(self, size: int) -> None:
-        self.board.stats["dap_bytes"] += size
+    def _on_access(self, size: int, write: bool) -> None:
+        # Bytes the debugger moved through the MEM-AP (data RAM, peripherals, SCS alike).
+        self.board.stats["bytes_written" if write else "bytes_read"] += size
 
     def _system_reset(self) -> None:
         self.board.system_reset()
