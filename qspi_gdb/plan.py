@@ -1,0 +1,559 @@
+"""The flash plan: a pure function of an Image and a FlashConfig (no processes, no I/O).
+
+`plan()` decides, sector by sector, what the programmer will do:
+  - refuse what the chip or the address mode cannot do (past the chip end, overlaps,
+    data at or above 16 MiB in 24-bit mode, beyond 16 MiB on a chip without 4-byte mode);
+  - skip 4 KiB sectors whose on-target CRC32 of the image-covered bytes already matches
+    (the rest of such a sector is kept anyway, so the whole sector is unchanged);
+  - choose the erase unit (4 KiB or 64 KiB) from datasheet times, chip erase only when asked;
+  - list, per erase unit, the bytes outside the image that must be read back first (fills) so
+    that nothing outside the image changes (read-modify-write), and the program pages.
+
+The programmer streams `Plan.operations`: for each SectorOp it reads `op.fills` from the
+target, calls `plan.build(op, preserved)` (pure) to get the final unit contents and the page
+runs worth programming, erases, programs, and checks the unit's CRC32.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field
+from typing import Callable, Mapping, Sequence
+
+from qspi_gdb.config import MIB16, FlashConfig
+from qspi_gdb.errors import UsageError
+from qspi_gdb.image import Image
+
+BLOCK = 65536
+ERASED = 0xFF
+ERASE_NAMES = {4096: "4KB", 65536: "64KB"}  # nRF ERASE.LEN names
+
+
+@dataclass(frozen=True, order=True)
+class Range:
+    offset: int
+    length: int
+
+    @property
+    def end(self) -> int:
+        return self.offset + self.length
+
+    def to_json(self) -> dict:
+        return {"offset": self.offset, "length": self.length}
+
+    def __str__(self) -> str:
+        return f"0x{self.offset:08X}..0x{self.end - 1:08X}"
+
+
+# On-target CRC32 (zlib polynomial, as the loader computes it) of the current flash contents
+# of each range, one value per range, in order.
+CrcSource = Callable[[Sequence[Range]], Sequence[int]] | Mapping[Range, int]
+
+
+@dataclass(frozen=True)
+class Check:
+    """A range and the CRC32 it must have."""
+
+    range: Range
+    crc32: int
+
+    def to_json(self) -> dict:
+        return {**self.range.to_json(), "crc32": f"0x{self.crc32:08X}"}
+
+
+@dataclass(frozen=True)
+class SectorOp:
+    """One erase unit to rewrite. image + fills partition [offset, offset + size) exactly
+    (except erase == "none" after a chip erase, where nothing is read back)."""
+
+    offset: int
+    size: int  # 4096 or 65536 (with chip erase: the sector size)
+    erase: str  # "4KB" | "64KB" | "none" (already erased by the chip erase)
+    image: tuple[Range, ...]  # image bytes in this unit
+    fills: tuple[Range, ...]  # bytes to read back before erasing and program again
+    pages: tuple[Range, ...]  # program pages that hold image bytes
+
+    @property
+    def range(self) -> Range:
+        return Range(self.offset, self.size)
+
+    @property
+    def fill_bytes(self) -> int:
+        return sum(r.length for r in self.fills)
+
+    def to_json(self) -> dict:
+        return {
+            "offset": self.offset,
+            "size": self.size,
+            "erase": self.erase,
+            "image": [r.to_json() for r in self.image],
+            "fills": [r.to_json() for r in self.fills],
+            "pages": len(self.pages),
+        }
+
+
+@dataclass(frozen=True)
+class SectorContent:
+    """Final contents of one erase unit and what to program after erasing it."""
+
+    offset: int
+    data: bytes = field(repr=False)
+    program: tuple[Range, ...]  # coalesced runs of pages that are not all 0xFF
+    crc32: int
+
+    @property
+    def range(self) -> Range:
+        return Range(self.offset, len(self.data))
+
+    def chunk(self, r: Range) -> bytes:
+        return self.data[r.offset - self.offset : r.end - self.offset]
+
+
+@dataclass(frozen=True)
+class Plan:
+    image: Image = field(repr=False)
+    flash_size: int
+    address_mode: int
+    xip_base: int
+    part: str | None
+    sector_size: int  # skip-check granularity (4 KiB unless the chip has only 64 KiB erase)
+    page_size: int  # program page
+    erase_mode: str  # "auto" | "4096" | "65536" | "chip"
+    chip_erase: bool
+    operations: tuple[SectorOp, ...]
+    unchanged: tuple[Range, ...]  # sectors left alone because their CRC already matched
+    crc_checked: bool  # False: --force, chip erase, or no CRCs supplied
+    checks: tuple[Check, ...]  # image bytes per sector with their CRC32 (skip test / verify)
+    verify: tuple[Range, ...]  # merged ranges whose CRC is compared after writing
+    estimate_typ_s: float  # typical erase + program time (fills of unknown content excluded)
+    erase_typ_s: float
+    program_typ_s: float
+
+    # ---- counts for the report
+    @property
+    def sectors_erased(self) -> int:
+        """Erase units erased (4 KiB sectors and 64 KiB blocks), chip erase not included."""
+        return sum(1 for op in self.operations if op.erase != "none")
+
+    @property
+    def bytes_erased(self) -> int:
+        if self.chip_erase:
+            return self.flash_size
+        return sum(op.size for op in self.operations if op.erase != "none")
+
+    @property
+    def sectors_written(self) -> int:
+        """4 KiB sectors (sector_size units) that will be rewritten."""
+        return sum(op.size // self.sector_size for op in self.operations)
+
+    @property
+    def sectors_unchanged(self) -> int:
+        return len(self.unchanged)
+
+    @property
+    def image_pages(self) -> int:
+        return sum(len(op.pages) for op in self.operations)
+
+    @property
+    def fill_bytes(self) -> int:
+        return sum(op.fill_bytes for op in self.operations)
+
+    @property
+    def read_back(self) -> tuple[Range, ...]:
+        """Every range the programmer reads from the target before erasing."""
+        return tuple(r for op in self.operations for r in op.fills)
+
+    @property
+    def nothing_to_do(self) -> bool:
+        return not self.operations and not self.chip_erase
+
+    def build(self, op: SectorOp, preserved: Sequence[bytes] | None = None) -> SectorContent:
+        """Final contents of `op`'s unit: preserved bytes (read back, one per op.fills) + image."""
+        return build_sector(op, self.image, preserved, page_size=self.page_size)
+
+    # ---- output
+    def to_json(self, operations: bool = True) -> dict:
+        out = {
+            "image": self.image.to_json(),
+            "flash_size": self.flash_size,
+            "address_mode": self.address_mode,
+            "part": self.part,
+            "erase_mode": self.erase_mode,
+            "chip_erase": self.chip_erase,
+            "sector_size": self.sector_size,
+            "page_size": self.page_size,
+            "sectors_erased": self.sectors_erased,
+            "bytes_erased": self.bytes_erased,
+            "sectors_written": self.sectors_written,
+            "sectors_unchanged": self.sectors_unchanged,
+            "crc_checked": self.crc_checked,
+            "image_pages": self.image_pages,
+            "fill_bytes": self.fill_bytes,
+            "verify": [r.to_json() for r in self.verify],
+            "estimate_typ_s": round(self.estimate_typ_s, 6),
+        }
+        if operations:
+            out["operations"] = [op.to_json() for op in self.operations]
+            out["unchanged"] = [r.to_json() for r in self.unchanged]
+        return out
+
+    def render(self, max_lines: int = 40) -> str:
+        """Human text for --dry-run."""
+        img = self.image
+        lines = [
+            f"Plan: {img.describe()}",
+            f"  flash: {self.part or 'unknown part'}, {_size(self.flash_size)}, "
+            f"{'MODE32BIT' if self.address_mode == 32 else 'MODE24BIT'}, erase {self.erase_mode}",
+        ]
+        if self.nothing_to_do:
+            lines.append(f"  nothing to write: all {self.sectors_unchanged} sector(s) already hold the image")
+        if self.chip_erase:
+            lines.append(f"  erase: whole chip ({_size(self.flash_size)})")
+        else:
+            by_size = {}
+            for op in self.operations:
+                by_size[op.erase] = by_size.get(op.erase, 0) + 1
+            desc = ", ".join(f"{n} x {name}" for name, n in sorted(by_size.items())) or "nothing"
+            lines.append(f"  erase: {desc} ({_size(self.bytes_erased)})")
+        lines.append(f"  program: {self.image_pages} page(s) of {self.page_size} B with image data")
+        if self.fill_bytes:
+            lines.append(
+                f"  keep: {self.fill_bytes} byte(s) outside the image in {len(self.read_back)} range(s) "
+                "are read back and written again"
+            )
+        if self.crc_checked:
+            lines.append(f"  unchanged (CRC32 matched, skipped): {self.sectors_unchanged} sector(s)")
+        else:
+            lines.append("  unchanged sectors: not checked")
+        lines.append("  verify (CRC32 on target): " + (", ".join(map(str, self.verify)) or "nothing"))
+        lines.append(
+            f"  estimated typical time: {self.estimate_typ_s:.2f} s "
+            f"(erase {self.erase_typ_s:.2f} s, program {self.program_typ_s:.2f} s)"
+        )
+        op_lines = _op_lines(self.operations)
+        if op_lines:
+            lines.append("  operations:")
+            if len(op_lines) > max_lines:
+                keep = max_lines // 2
+                op_lines = op_lines[:keep] + [f"... {len(op_lines) - 2 * keep} more ..."] + op_lines[-keep:]
+            lines.extend("    " + line for line in op_lines)
+        return "\n".join(lines)
+
+
+def _size(n: int) -> str:
+    if n >= 1 << 20 and n % (1 << 20) == 0:
+        return f"{n >> 20} MiB"
+    if n >= 1024 and n % 1024 == 0:
+        return f"{n >> 10} KiB"
+    return f"{n} B"
+
+
+def _op_lines(ops: Sequence[SectorOp]) -> list[str]:
+    """One line per op, runs of consecutive fully-covered ops of one kind folded into one."""
+    lines: list[str] = []
+    i = 0
+    while i < len(ops):
+        op = ops[i]
+        j = i
+        if not op.fills:
+            while (
+                j + 1 < len(ops)
+                and not ops[j + 1].fills
+                and ops[j + 1].erase == op.erase
+                and ops[j + 1].offset == ops[j].offset + ops[j].size
+            ):
+                j += 1
+        if j > i:
+            span = Range(op.offset, ops[j].offset + ops[j].size - op.offset)
+            lines.append(f"{span}  {j - i + 1} x erase {op.erase}, all image data")
+        else:
+            fills = f", keep {', '.join(map(str, op.fills))}" if op.fills else ""
+            lines.append(f"{op.range}  erase {op.erase}, image {', '.join(map(str, op.image))}{fills}")
+        i = j + 1
+    return lines
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _image_ranges(image: Image) -> list[Range]:
+    return [Range(s.offset, len(s.data)) for s in image.segments]
+
+
+def _clip(ranges: Sequence[Range], lo: int, hi: int) -> list[Range]:
+    out = []
+    for r in ranges:
+        a, b = max(r.offset, lo), min(r.end, hi)
+        if a < b:
+            out.append(Range(a, b - a))
+    return out
+
+
+def _gaps(covered: Sequence[Range], lo: int, hi: int) -> list[Range]:
+    out, pos = [], lo
+    for r in covered:
+        if r.offset > pos:
+            out.append(Range(pos, r.offset - pos))
+        pos = max(pos, r.end)
+    if pos < hi:
+        out.append(Range(pos, hi - pos))
+    return out
+
+
+def _merge(ranges: Sequence[Range]) -> list[Range]:
+    out: list[Range] = []
+    for r in sorted(ranges):
+        if out and r.offset <= out[-1].end:
+            last = out[-1]
+            out[-1] = Range(last.offset, max(last.end, r.end) - last.offset)
+        else:
+            out.append(r)
+    return out
+
+
+def image_bytes(image: Image, r: Range) -> bytes:
+    """Image data of a range lying inside one segment."""
+    for s in image.segments:
+        if s.offset <= r.offset and r.end <= s.end:
+            return s.data[r.offset - s.offset : r.end - s.offset]
+    raise ValueError(f"{r} is not inside one image segment")
+
+
+def image_checks(image: Image, sector_size: int = 4096) -> tuple[Check, ...]:
+    """The image split at sector boundaries, each piece with its CRC32.
+
+    These are the ranges the skip-unchanged test and `verify` compare on the target.
+    """
+    checks = []
+    for r in _image_ranges(image):
+        pos = r.offset
+        while pos < r.end:
+            end = min(r.end, (pos // sector_size + 1) * sector_size)
+            piece = Range(pos, end - pos)
+            checks.append(Check(piece, zlib.crc32(image_bytes(image, piece))))
+            pos = end
+    return tuple(checks)
+
+
+def _query_crcs(source: CrcSource, ranges: Sequence[Range]) -> list[int]:
+    if isinstance(source, Mapping):
+        try:
+            return [source[r] for r in ranges]
+        except KeyError as e:
+            raise ValueError(f"sector_crcs has no CRC for {e.args[0]}") from None
+    values = list(source(list(ranges)))
+    if len(values) != len(ranges):
+        raise ValueError(f"sector_crcs returned {len(values)} CRCs for {len(ranges)} ranges")
+    return values
+
+
+def _where(image: Image, offset: int) -> str:
+    """'flash offset 0x.. (XIP 0x..)' for messages."""
+    if image.address_kind == "xip":
+        return f"flash offset 0x{offset:08X} (XIP 0x{image.xip_base + offset:08X})"
+    return f"flash offset 0x{offset:08X}"
+
+
+def _check_image(image: Image, cfg: FlashConfig) -> None:
+    ranges = _image_ranges(image)
+    ordered = sorted(ranges)
+    for a, b in zip(ordered, ordered[1:]):
+        if b.offset < a.end:
+            raise UsageError(f"{image.path}: image ranges overlap: {a} and {b}")
+    chip = f"{cfg.part or 'the flash'} ({_size(cfg.size)})"
+    for r in ordered:
+        if r.offset < 0:
+            raise UsageError(f"{image.path}: negative flash offset {r.offset}")
+        if r.end > cfg.size:
+            raise UsageError(
+                f"{image.path}: image {r} ends at {_where(image, r.end - 1)}, past the end of "
+                f"{chip} at 0x{cfg.size - 1:08X}"
+            )
+    top = ordered[-1]
+    if top.end > MIB16:
+        first = max(top.offset, MIB16)
+        if cfg.address_mode != 32:
+            raise UsageError(
+                f"{image.path}: image data at {_where(image, first)} is at or above 16 MiB but "
+                f"the address mode is MODE24BIT ({cfg.sources.get('address_mode', 'config')}); "
+                "24-bit addresses reach only 0x00FFFFFF: use MODE32BIT"
+            )
+        if cfg.four_byte_entry is None:
+            raise UsageError(
+                f"{image.path}: image data at {_where(image, first)} is above 16 MiB but {chip} "
+                "only has 3-byte addressing (no 4-byte entry method in SFDP DW16)"
+            )
+
+
+# --------------------------------------------------------------------------- the plan
+
+
+def plan(
+    image: Image,
+    config: FlashConfig,
+    *,
+    sector_crcs: CrcSource | None = None,
+    force: bool = False,
+    chip_erase: bool = False,
+    erase_size: str | int = "auto",
+) -> Plan:
+    """Compute what to erase, read back, program and verify. Pure; raises UsageError on refusal.
+
+    sector_crcs: the on-target CRC32s of the current flash contents, as a callable taking the
+    list of ranges (`image_checks(image, sector_size)` ranges of the sectors concerned) and
+    returning one CRC per range, or a mapping Range -> CRC. None: nothing is known, every
+    touched sector is rewritten. force: rewrite even sectors whose CRC matches.
+    erase_size: "auto" (4 KiB unless a whole 64 KiB block is rewritten and 64 KiB erase is
+    faster), 4096 or 65536. chip_erase: erase the whole chip first (bytes outside the image
+    become 0xFF; nothing is read back).
+    """
+    cfg = config
+    if cfg.size is None or cfg.address_mode is None or not cfg.erase:
+        raise ValueError("plan() needs a FlashConfig completed by config.apply_chip()")
+    _check_image(image, cfg)
+
+    mode = str(erase_size).lower()
+    if mode in ("sector", "4k"):
+        mode = "4096"
+    if mode in ("block", "64k"):
+        mode = "65536"
+    if mode not in ("auto", "4096", "65536"):
+        raise UsageError(f"erase size {erase_size!r} is not auto, 4096 or 65536")
+    e4, e64 = cfg.erase_spec(4096), cfg.erase_spec(BLOCK)
+    if mode == "4096" and e4 is None:
+        raise UsageError(f"{cfg.part or 'the flash'} has no 4 KiB erase the nRF can issue (0x20)")
+    if mode == "65536" and e64 is None:
+        raise UsageError(f"{cfg.part or 'the flash'} has no 64 KiB erase the nRF can issue (0xD8)")
+    if chip_erase and cfg.chip_erase is None:
+        raise UsageError("chip erase time unknown for this flash")
+
+    sector = 4096 if e4 is not None else BLOCK
+    checks = image_checks(image, sector)
+    by_sector: dict[int, list[Check]] = {}
+    for c in checks:
+        by_sector.setdefault(c.range.offset // sector * sector, []).append(c)
+
+    crc_checked = sector_crcs is not None and not force and not chip_erase
+    changed = set(by_sector)
+    if crc_checked:
+        on_target = _query_crcs(sector_crcs, [c.range for c in checks])
+        same = {}
+        for c, crc in zip(checks, on_target):
+            base = c.range.offset // sector * sector
+            same[base] = same.get(base, True) and (crc & 0xFFFFFFFF) == c.crc32
+        changed = {s for s, ok in same.items() if not ok}
+
+    ranges = _image_ranges(image)
+    units: list[tuple[int, int, str]] = []  # (offset, size, erase name)
+    if chip_erase:
+        units = [(s, sector, "none") for s in sorted(by_sector)]
+    elif sector == BLOCK or mode == "65536":
+        for b in sorted({s // BLOCK * BLOCK for s in changed}):
+            units.append((b, BLOCK, "64KB"))
+    else:
+        use_blocks = set()
+        if mode == "auto" and e64 is not None:
+            per_block = BLOCK // sector
+            counts: dict[int, int] = {}
+            for s in changed:
+                counts[s // BLOCK * BLOCK] = counts.get(s // BLOCK * BLOCK, 0) + 1
+            # A 64 KiB erase only where every sector of the block is rewritten anyway and it
+            # is faster than 16 sector erases: nothing extra is erased or read back.
+            use_blocks = {
+                b for b, n in counts.items() if n == per_block and e64.time.typ_s < per_block * e4.time.typ_s
+            }
+        for s in sorted(changed):
+            b = s // BLOCK * BLOCK
+            if b in use_blocks:
+                if s == b:
+                    units.append((b, BLOCK, "64KB"))
+            else:
+                units.append((s, sector, "4KB"))
+
+    ops = []
+    page = cfg.program_page_size
+    for offset, size, erase in units:
+        inside = _clip(ranges, offset, offset + size)
+        fills = () if erase == "none" else tuple(_gaps(inside, offset, offset + size))
+        pages = sorted({p for r in inside for p in range(r.offset // page * page, r.end, page)})
+        ops.append(
+            SectorOp(
+                offset=offset,
+                size=size,
+                erase=erase,
+                image=tuple(inside),
+                fills=fills,
+                pages=tuple(Range(p, page) for p in pages),
+            )
+        )
+
+    # Sectors whose CRC matched but that lie in a rewritten 64 KiB block are rewritten too.
+    rewritten = {s for offset, size, _ in units for s in range(offset, offset + size, sector)}
+    unchanged = tuple(Range(s, sector) for s in sorted(set(by_sector) - rewritten))
+
+    verify = _merge([op.range for op in ops] + [c.range for c in checks])
+
+    erase_s = 0.0
+    if chip_erase:
+        erase_s = cfg.chip_erase.typ_s
+    else:
+        for op in ops:
+            erase_s += (e4 if op.size == 4096 else e64).time.typ_s
+    page_s = cfg.page_program.typ_s if cfg.page_program else 0.0
+    program_s = page_s * sum(len(op.pages) for op in ops)
+
+    return Plan(
+        image=image,
+        flash_size=cfg.size,
+        address_mode=cfg.address_mode,
+        xip_base=cfg.xip_base,
+        part=cfg.part,
+        sector_size=sector,
+        page_size=page,
+        erase_mode="chip" if chip_erase else mode,
+        chip_erase=chip_erase,
+        operations=tuple(ops),
+        unchanged=unchanged,
+        crc_checked=crc_checked,
+        checks=checks,
+        verify=tuple(verify),
+        estimate_typ_s=erase_s + program_s,
+        erase_typ_s=erase_s,
+        program_typ_s=program_s,
+    )
+
+
+def build_sector(
+    op: SectorOp,
+    image: Image,
+    preserved: Sequence[bytes] | None = None,
+    *,
+    page_size: int = 256,
+    erased_value: int = ERASED,
+) -> SectorContent:
+    """Second pure step: the unit's final bytes and the page runs to program after erasing.
+
+    preserved: the bytes read back from the target, one entry per op.fills range, in order.
+    Pages that end up all-erased are not programmed (programming 0xFF changes nothing).
+    """
+    fills = op.fills
+    preserved = list(preserved or [])
+    if len(preserved) != len(fills):
+        raise ValueError(f"{op.range}: {len(fills)} fill range(s) need read-back data, got {len(preserved)}")
+    data = bytearray([erased_value]) * op.size
+    for r, chunk in zip(fills, preserved):
+        if len(chunk) != r.length:
+            raise ValueError(f"read-back of {r} is {len(chunk)} bytes, expected {r.length}")
+        data[r.offset - op.offset : r.end - op.offset] = chunk
+    for r in op.image:
+        data[r.offset - op.offset : r.end - op.offset] = image_bytes(image, r)
+    blank = bytes([erased_value]) * page_size
+    runs: list[Range] = []
+    for p in range(0, op.size, page_size):
+        if data[p : p + page_size] == blank:
+            continue
+        if runs and runs[-1].end == op.offset + p:
+            runs[-1] = Range(runs[-1].offset, runs[-1].length + page_size)
+        else:
+            runs.append(Range(op.offset + p, page_size))
+    return SectorContent(offset=op.offset, data=bytes(data), program=tuple(runs), crc32=zlib.crc32(data))

@@ -1,0 +1,422 @@
+"""The pure flash plan: table tests plus hypothesis properties over a fake NOR flash."""
+
+import json
+import random
+import zlib
+from dataclasses import replace
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from qspi_gdb.config import EraseSpec, Timing, apply_chip, build_config, cli_layer
+from qspi_gdb.errors import UsageError
+from qspi_gdb.image import Image, Segment, image_from_segments
+from qspi_gdb.parts import IS25WP256_SFDP, MX25R6435F_BFPT
+from qspi_gdb.plan import Range, build_sector, image_checks, plan
+from qspi_gdb.sfdp import parse_sfdp, sfdp_from_bfpt
+
+MIB = 1 << 20
+IS25 = apply_chip(
+    build_config("sim-nrf5340-32mb"), jedec_id=bytes.fromhex("9D7019"), sfdp=parse_sfdp(IS25WP256_SFDP)
+)
+MX25R = apply_chip(
+    build_config("sim-nrf52840dk"), jedec_id=bytes.fromhex("C22817"), sfdp=parse_sfdp(sfdp_from_bfpt(MX25R6435F_BFPT))
+)
+SMALL = replace(MX25R, size=MIB)  # 1 MiB chip keeps the fake flash cheap
+
+
+class FakeFlash:
+    """NOR semantics: erase sets 0xFF, program ANDs. Records what was touched."""
+
+    def __init__(self, content: bytes):
+        self.mem = bytearray(content)
+        self.erased: list[Range] = []
+        self.programmed: list[Range] = []
+        self.read: list[Range] = []
+
+    def crcs(self, ranges):
+        return [zlib.crc32(self.mem[r.offset : r.end]) for r in ranges]
+
+    def run(self, p):
+        if p.chip_erase:
+            self.mem[:] = b"\xff" * len(self.mem)
+        for op in p.operations:
+            preserved = [bytes(self.mem[r.offset : r.end]) for r in op.fills]
+            self.read.extend(op.fills)
+            content = p.build(op, preserved)
+            if op.erase != "none":
+                self.mem[op.offset : op.offset + op.size] = b"\xff" * op.size
+                self.erased.append(op.range)
+            for run in content.program:
+                for i, b in enumerate(content.chunk(run)):
+                    self.mem[run.offset + i] &= b
+                self.programmed.append(run)
+            assert zlib.crc32(self.mem[op.offset : op.offset + op.size]) == content.crc32
+
+
+def overlay(base: bytes, image: Image) -> bytes:
+    out = bytearray(base)
+    for s in image.segments:
+        out[s.offset : s.end] = s.data
+    return bytes(out)
+
+
+def seg_image(*pairs, xip_base=0x10000000):
+    return image_from_segments(list(pairs), xip_base=xip_base, path="img")
+
+
+def xip_image(offset, data, xip_base=0x10000000):
+    """An image as load_image returns it for FILE@XIP_ADDRESS."""
+    return Image(
+        path="image.bin",
+        kind="bin",
+        segments=(Segment(offset, data, xip_base + offset),),
+        xip_base=xip_base,
+        given_address=xip_base + offset,
+        address_kind="xip",
+    )
+
+
+# --------------------------------------------------------------------------- table tests
+
+
+def test_seed_case_plan():
+    data = random.Random(1).randbytes(512583)
+    p = plan(xip_image(0x1E98000, data), IS25)
+    ops = p.operations
+    assert ops[0].offset == 0x1E98000 and ops[-1].offset == 0x1F15000
+    assert [op.erase for op in ops].count("64KB") == 7 and [op.erase for op in ops].count("4KB") == 14
+    last = ops[-1]
+    assert last.image == (Range(0x1F15000, 0x247),) and last.fills == (Range(0x1F15247, 0x1000 - 0x247),)
+    assert p.fill_bytes == 0x1000 - 0x247
+    assert p.image_pages == -(-512583 // 256)
+    assert p.verify == (Range(0x1E98000, 0x1F16000 - 0x1E98000),)
+    assert p.sectors_written == 126 and p.sectors_erased == 21 and not p.crc_checked
+    text = p.render()
+    assert "XIP address 0x11E98000 (flash offset 0x01E98000)" in text and "MODE32BIT" in text
+    doc = json.loads(json.dumps(p.to_json()))
+    assert doc["sectors_written"] == 126 and doc["fill_bytes"] == 3513 and len(doc["operations"]) == 21
+
+
+def test_single_byte_in_single_page():
+    p = plan(seg_image((0x1234, b"\x00")), SMALL)
+    (op,) = p.operations
+    assert (op.offset, op.size, op.erase) == (0x1000, 4096, "4KB")
+    assert op.image == (Range(0x1234, 1),)
+    assert op.fills == (Range(0x1000, 0x234), Range(0x1235, 0x2000 - 0x1235))
+    assert op.pages == (Range(0x1200, 256),)
+    content = build_sector(op, p.image, [b"\x11" * 0x234, b"\xff" * (0x2000 - 0x1235)], page_size=256)
+    # page 0x1000.. holds preserved 0x11 bytes, page 0x1200 the image byte; the rest is blank
+    assert content.program == (Range(0x1000, 0x300),)
+    assert content.data[0x234] == 0x00 and content.crc32 == zlib.crc32(content.data)
+
+
+def test_all_ff_image_pages_are_not_programmed():
+    p = plan(seg_image((0, b"\xff" * 4096)), SMALL)
+    (op,) = p.operations
+    assert len(op.pages) == 16 and p.build(op).program == ()
+
+
+def test_auto_uses_64k_only_for_fully_rewritten_blocks_when_faster():
+    img = seg_image((0x10000, bytes(0x10000)), (0x30000, bytes(0x8000)))
+    p = plan(img, SMALL)
+    assert [(op.offset, op.erase) for op in p.operations][:2] == [(0x10000, "64KB"), (0x30000, "4KB")]
+    assert len(p.operations) == 1 + 8
+    slow64 = replace(
+        SMALL,
+        erase=(EraseSpec(4096, 0x20, Timing(0.01, 0.1)), EraseSpec(65536, 0xD8, Timing(1.0, 4.0))),
+    )
+    assert {op.erase for op in plan(img, slow64).operations} == {"4KB"}
+    assert {op.erase for op in plan(img, SMALL, erase_size=4096).operations} == {"4KB"}
+
+
+def test_forced_64k_erase_reads_back_the_rest_of_the_block():
+    p = plan(seg_image((0x21000, b"abc")), SMALL, erase_size=65536)
+    (op,) = p.operations
+    assert (op.offset, op.size, op.erase) == (0x20000, 65536, "64KB")
+    assert op.fills == (Range(0x20000, 0x1000), Range(0x21003, 0x30000 - 0x21003))
+    assert p.verify == (Range(0x20000, 0x10000),)
+
+
+def test_chip_with_only_64k_erase():
+    only64 = replace(SMALL, erase=(EraseSpec(65536, 0xD8, Timing(0.3, 2.0)),), sector_size=65536)
+    p = plan(seg_image((0x1000, b"x")), only64)
+    assert [(op.offset, op.size) for op in p.operations] == [(0, 65536)] and p.sector_size == 65536
+    with pytest.raises(UsageError, match="no 4 KiB erase"):
+        plan(seg_image((0x1000, b"x")), only64, erase_size=4096)
+
+
+def test_chip_erase_only_when_asked():
+    img = seg_image((0x1800, b"12345"))
+    p = plan(img, SMALL, chip_erase=True)
+    assert p.chip_erase and p.bytes_erased == MIB and p.erase_mode == "chip"
+    (op,) = p.operations
+    assert op.erase == "none" and op.fills == () and op.offset == 0x1000
+    assert "whole chip" in p.render()
+    assert not plan(img, SMALL).chip_erase
+
+
+def test_skip_unchanged_sectors_by_crc():
+    data = random.Random(2).randbytes(3 * 4096 + 100)
+    img = seg_image((0x5000 - 50, data))
+    flash = FakeFlash(overlay(b"\xff" * MIB, img))
+    flash.mem[0x6000 + 7] ^= 0x01  # one sector differs
+    p = plan(img, SMALL, sector_crcs=flash.crcs)
+    assert p.crc_checked
+    assert [op.offset for op in p.operations] == [0x6000]
+    assert [r.offset for r in p.unchanged] == [0x4000, 0x5000, 0x7000, 0x8000]
+    assert p.sectors_unchanged == 4 and p.sectors_written == 1
+    # a mapping works as well as a callable
+    mapping = {c.range: c.crc32 for c in image_checks(img)}
+    assert plan(img, SMALL, sector_crcs=mapping).nothing_to_do
+    # --force rewrites everything and asks nothing
+    forced = plan(img, SMALL, sector_crcs=lambda r: pytest.fail("asked for CRCs"), force=True)
+    assert len(forced.operations) == 5 and not forced.crc_checked
+
+
+def test_scattered_records_in_written_sectors_one_differs():
+    # two records in one sector: the first already matches, the second does not
+    img = seg_image((0x3010, b"same"), (0x3800, b"new!"), (0x5000, b"kept"))
+    before = bytearray(random.Random(3).randbytes(MIB))
+    before[0x3010:0x3014] = b"same"
+    before[0x5000:0x5004] = b"kept"
+    flash = FakeFlash(bytes(before))
+    p = plan(img, SMALL, sector_crcs=flash.crcs)
+    assert [op.offset for op in p.operations] == [0x3000] and p.unchanged == (Range(0x5000, 4096),)
+    assert p.operations[0].fills == (Range(0x3000, 0x10), Range(0x3014, 0x3800 - 0x3014), Range(0x3804, 0x7FC))
+    flash.run(p)
+    assert bytes(flash.mem) == overlay(bytes(before), img)
+
+
+def test_crc_callback_must_answer_every_range():
+    with pytest.raises(ValueError, match="returned 0 CRCs"):
+        plan(seg_image((0, b"a")), SMALL, sector_crcs=lambda r: [])
+
+
+def test_build_sector_needs_the_read_back_data():
+    p = plan(seg_image((0x10, b"a")), SMALL)
+    with pytest.raises(ValueError, match="need read-back data"):
+        p.build(p.operations[0])
+    with pytest.raises(ValueError, match="is 0 bytes, expected 16"):
+        p.build(p.operations[0], [b"", b"\xff" * (4096 - 17)])
+
+
+@pytest.mark.parametrize(
+    "offset, length, ok",
+    [
+        (0xFFFF00, 0x100, True),  # ends exactly at 16 MiB
+        (0xFFFFFF, 1, True),
+        (0xFFFFFF, 2, False),  # straddles
+        (0x1000000, 1, False),
+        (0x1E98000, 512583, False),  # the seed address
+    ],
+)
+def test_16mib_boundary_in_24_bit_mode(offset, length, ok):
+    cfg24 = apply_chip(build_config("sim-nrf5340-32mb", [cli_layer(address_mode="MODE24BIT")]))
+    img = xip_image(offset, bytes(length))
+    if ok:
+        assert plan(img, cfg24).operations[-1].offset + 4096 <= 0x1000000
+    else:
+        with pytest.raises(UsageError) as e:
+            plan(img, cfg24)
+        msg = str(e.value)
+        assert "MODE24BIT" in msg and "16 MiB" in msg and "\n" not in msg
+        assert f"flash offset 0x{max(offset, 0x1000000):08X} (XIP 0x{0x10000000 + max(offset, 0x1000000):08X})" in msg
+
+
+def test_straddling_16mib_in_32_bit_mode():
+    p = plan(xip_image(0xFFF800, bytes(0x1000)), IS25)
+    assert [op.offset for op in p.operations] == [0xFFF000, 0x1000000]
+
+
+def test_3_byte_only_chip_beyond_16mib():
+    no4b = replace(IS25, four_byte_entry=None)
+    with pytest.raises(UsageError, match="only has 3-byte addressing"):
+        plan(xip_image(0x1000000, b"x"), no4b)
+
+
+@pytest.mark.parametrize("cfg", [IS25, MX25R], ids=["32MiB", "8MiB"])
+def test_chip_end(cfg):
+    size = cfg.size
+    assert plan(xip_image(size - 256, bytes(256)), cfg).operations[-1].offset == size - 4096
+    with pytest.raises(UsageError) as e:
+        plan(xip_image(size - 256, bytes(257)), cfg)
+    assert "past the end of" in str(e.value) and f"0x{size - 1:08X}" in str(e.value)
+    assert cfg.part in str(e.value)
+
+
+def test_overlapping_segments_name_both_ranges():
+    img = Image(
+        path="x.hex",
+        kind="hex",
+        segments=(Segment(0x100, bytes(0x100), 0x100), Segment(0x180, bytes(0x10), 0x180)),
+        xip_base=0x10000000,
+        address_kind="offset",
+    )
+    with pytest.raises(UsageError, match=r"overlap: 0x00000100..0x000001FF and 0x00000180..0x0000018F"):
+        plan(img, SMALL)
+
+
+def test_plan_needs_a_completed_config():
+    with pytest.raises(ValueError, match="apply_chip"):
+        plan(seg_image((0, b"a")), build_config("nrf52840dk"))
+
+
+def test_bad_erase_size():
+    with pytest.raises(UsageError, match="erase size 32768 is not auto"):
+        plan(seg_image((0, b"a")), SMALL, erase_size=32768)
+
+
+# --------------------------------------------------------------------------- properties
+
+
+@st.composite
+def images(draw, size=MIB):
+    n = draw(st.integers(1, 8))
+    # "scattered": small records close together, several per sector (like a .hex with records
+    # inside already-written sectors); "spread": large segments anywhere on the chip
+    scattered = draw(st.booleans())
+    lo = draw(st.integers(0, size - 0x20000)) if scattered else 0
+    hi, longest = (lo + 0x20000, 600) if scattered else (size, 40000)
+    raw = []
+    for _ in range(n):
+        off = draw(st.integers(lo, hi - 1))
+        length = draw(st.integers(1, min(longest, hi - off)))
+        raw.append((off, length))
+    segs, end = [], -1
+    for off, length in sorted(raw):
+        if off <= end:  # drop overlaps/touching ones to keep segments separate
+            continue
+        segs.append((off, length))
+        end = off + length
+    seed = draw(st.integers(0, 2**32))
+    rng = random.Random(seed)
+    pairs = []
+    for off, length in segs:
+        kind = rng.random()
+        data = b"\xff" * length if kind < 0.1 else rng.randbytes(length)
+        pairs.append((off, data))
+    return seg_image(*pairs)
+
+
+@st.composite
+def flash_contents(draw, image):
+    """Random old contents, sometimes already holding parts of the image."""
+    seed = draw(st.integers(0, 2**32))
+    rng = random.Random(seed)
+    style = draw(st.sampled_from(["erased", "random", "partly-same"]))
+    base = b"\xff" * MIB if style == "erased" else rng.randbytes(MIB)
+    if style == "partly-same":
+        mem = bytearray(base)
+        for s in image.segments:
+            if rng.random() < 0.7:
+                mem[s.offset : s.end] = s.data
+        base = bytes(mem)
+    return base
+
+
+PROPS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@PROPS
+@given(data=st.data(), erase=st.sampled_from(["auto", 4096, 65536]), use_crc=st.booleans(), force=st.booleans())
+def test_property_only_the_image_changes(data, erase, use_crc, force):
+    img = data.draw(images())
+    before = data.draw(flash_contents(img))
+    flash = FakeFlash(before)
+    p = plan(img, SMALL, sector_crcs=flash.crcs if use_crc else None, force=force, erase_size=erase)
+    flash.run(p)
+    assert bytes(flash.mem) == overlay(before, img)  # image written, every other byte kept
+
+    # every erase/program/read stays inside sectors that hold image bytes
+    touched = {c.range.offset // p.sector_size for c in p.checks}
+    for r in flash.erased + flash.programmed + flash.read:
+        for unit in range(r.offset // p.sector_size, (r.end - 1) // p.sector_size + 1):
+            blk = unit * p.sector_size // 65536
+            assert unit in touched or (erase == 65536 and any(t * p.sector_size // 65536 == blk for t in touched))
+
+
+@PROPS
+@given(data=st.data(), erase=st.sampled_from(["auto", 4096, 65536]), use_crc=st.booleans())
+def test_property_structure(data, erase, use_crc):
+    img = data.draw(images())
+    before = data.draw(flash_contents(img))
+    flash = FakeFlash(before)
+    p = plan(img, SMALL, sector_crcs=flash.crcs if use_crc else None, erase_size=erase)
+
+    # each image byte is in exactly one program page, or in a sector left unchanged
+    counts = bytearray(MIB)
+    for op in p.operations:
+        for pg in op.pages:
+            assert pg.offset % p.page_size == 0 and pg.length == p.page_size
+            for r in op.image:
+                lo, hi = max(pg.offset, r.offset), min(pg.end, r.end)
+                for i in range(lo, hi):
+                    counts[i] += 1
+    for r in p.unchanged:
+        for c in p.checks:
+            if r.offset <= c.range.offset < r.end:
+                for i in range(c.range.offset, c.range.end):
+                    counts[i] += 1
+    for s in img.segments:
+        assert set(counts[s.offset : s.end]) == {1}
+    assert sum(counts) == img.size
+
+    # each erased byte is image data or a fill: image + fills partition every erased unit
+    units = []
+    for op in p.operations:
+        assert op.offset % op.size == 0 and op.size in (4096, 65536)
+        parts = sorted(op.image + op.fills)
+        pos = op.offset
+        for r in parts:
+            assert r.offset == pos and r.length > 0
+            pos = r.end
+        assert pos == op.offset + op.size
+        units.append(op.range)
+    units.sort()
+    for a, b in zip(units, units[1:]):
+        assert a.end <= b.offset
+
+    # nothing erased when the flash already holds the image
+    if use_crc and bytes(before) == overlay(before, img):
+        assert p.nothing_to_do
+
+
+@PROPS
+@given(data=st.data())
+def test_property_chip_erase_leaves_only_the_image(data):
+    img = data.draw(images())
+    flash = FakeFlash(data.draw(flash_contents(img)))
+    p = plan(img, SMALL, chip_erase=True, sector_crcs=flash.crcs)
+    flash.run(p)
+    assert bytes(flash.mem) == overlay(b"\xff" * MIB, img)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    offset=st.integers(0x1000000 - 0x3000, 0x1000000 + 0x1000),
+    length=st.integers(1, 0x4000),
+    mode=st.sampled_from([24, 32]),
+)
+def test_property_16mib_boundary(offset, length, mode):
+    cfg = replace(IS25, address_mode=mode)
+    img = xip_image(offset, bytes(length))
+    if mode == 24 and offset + length > 0x1000000:
+        with pytest.raises(UsageError, match="MODE24BIT"):
+            plan(img, cfg)
+    else:
+        p = plan(img, cfg)
+        top = max(op.offset + op.size for op in p.operations)
+        assert top <= (0x1000000 if mode == 24 else cfg.size)
+
+
+@settings(max_examples=200, deadline=None)
+@given(offset=st.integers(IS25.size - 0x3000, IS25.size - 1), length=st.integers(1, 0x4000))
+def test_property_chip_end(offset, length):
+    img = xip_image(offset, bytes(length))
+    if offset + length > IS25.size:
+        with pytest.raises(UsageError, match="past the end"):
+            plan(img, IS25)
+    else:
+        assert max(op.offset + op.size for op in plan(img, IS25).operations) <= IS25.size
