@@ -22,7 +22,7 @@ from typing import Callable, Mapping, Sequence
 
 from qspi_gdb.config import MIB16, FlashConfig
 from qspi_gdb.errors import UsageError
-from qspi_gdb.image import Image
+from qspi_gdb.image import Image, image_from_segments
 
 BLOCK = 65536
 ERASED = 0xFF
@@ -557,3 +557,24 @@ def build_sector(
         else:
             runs.append(Range(op.offset + p, page_size))
     return SectorContent(offset=op.offset, data=bytes(data), program=tuple(runs), crc32=zlib.crc32(data))
+
+
+def erase_plan(
+    config: FlashConfig,
+    offset: int,
+    length: int,
+    *,
+    sector_crcs: CrcSource | None = None,
+    force: bool = False,
+    erase_size: str | int = "auto",
+) -> Plan:
+    """`erase OFFSET LEN` as a plan: write 0xFF over the range with the usual rules.
+
+    Sectors entirely inside the range are erased and nothing is programmed into them; bytes of
+    partially covered sectors outside the range are read back and kept; sectors already blank
+    (CRC match) are skipped. offset is a flash offset (see image.to_flash_offset).
+    """
+    if length <= 0:
+        raise UsageError(f"erase length {length} must be positive")
+    image = image_from_segments([(offset, b"\xff" * length)], xip_base=config.xip_base, path="erase range")
+    return plan(image, config, sector_crcs=sector_crcs, force=force, erase_size=erase_size)

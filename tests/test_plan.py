@@ -13,7 +13,7 @@ from qspi_gdb.config import EraseSpec, Timing, apply_chip, build_config, cli_lay
 from qspi_gdb.errors import UsageError
 from qspi_gdb.image import Image, Segment, image_from_segments
 from qspi_gdb.parts import IS25WP256_SFDP, MX25R6435F_BFPT
-from qspi_gdb.plan import Range, build_sector, image_checks, plan
+from qspi_gdb.plan import Range, build_sector, erase_plan, image_checks, plan
 from qspi_gdb.sfdp import parse_sfdp, sfdp_from_bfpt
 
 MIB = 1 << 20
@@ -187,6 +187,24 @@ def test_scattered_records_in_written_sectors_one_differs():
     assert p.operations[0].fills == (Range(0x3000, 0x10), Range(0x3014, 0x3800 - 0x3014), Range(0x3804, 0x7FC))
     flash.run(p)
     assert bytes(flash.mem) == overlay(bytes(before), img)
+
+
+def test_erase_range_keeps_bytes_outside_it():
+    before = random.Random(4).randbytes(MIB)
+    flash = FakeFlash(before)
+    p = erase_plan(SMALL, 0x10800, 0x20000, sector_crcs=flash.crcs)
+    # both blocks have every sector rewritten: 64 KiB erases (0x10000..0x107FF read back); the
+    # last, partly covered sector gets a 4 KiB erase
+    assert [(op.offset, op.erase) for op in p.operations] == [(0x10000, "64KB"), (0x20000, "64KB"), (0x30000, "4KB")]
+    assert p.read_back == (Range(0x10000, 0x800), Range(0x30800, 0x800))
+    flash.run(p)
+    expected = bytearray(before)
+    expected[0x10800:0x30800] = b"\xff" * 0x20000
+    assert bytes(flash.mem) == bytes(expected)
+    assert not any(run.offset >= 0x11000 and run.end <= 0x30000 for run in flash.programmed)
+    assert erase_plan(SMALL, 0x10800, 0x20000, sector_crcs=flash.crcs).nothing_to_do
+    with pytest.raises(UsageError, match="must be positive"):
+        erase_plan(SMALL, 0, 0)
 
 
 def test_crc_callback_must_answer_every_range():
