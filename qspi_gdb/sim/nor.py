@@ -192,6 +192,7 @@ class NorFlash:
         self._session: list[bytes] | None = None
         self._session_snap: _Snapshot | None = None
         self._session_sent = 0
+        self.driven_by = None  # the Clock whose on_advance drives advance() (set by NrfQspi)
         self.stats = {"frames": 0, "ignored": 0, "programs": 0, "erases": 0, "busy_time": 0.0}
         self._power_up_volatile()
 
@@ -258,6 +259,17 @@ class NorFlash:
     def quad_enabled(self) -> bool:
         qe = self.part.qe_mask
         return qe is None or bool(self._sr & qe)
+
+    @property
+    def selected(self) -> bool:
+        """CS# is low (a begin() frame is open)."""
+        return self._session is not None
+
+    @property
+    def time_to_ready(self) -> float:
+        """Seconds until the chip answers RDSR with WIP=0 by itself (busy or waking up);
+        0.0 when it already does or never will (deep power-down without a wake-up)."""
+        return max(self.busy_remaining, self._wake_remaining)
 
     @property
     def deep_power_down(self) -> bool:
