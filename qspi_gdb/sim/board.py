@@ -1,0 +1,736 @@
+"""Virtual boards: presets, the memory map of each chip, and the Board that wires them up.
+
+A Board holds one modelled clock, the application core (unicorn), its RAM and internal-flash
+ROM, the peripherals (CLOCK, GPIO, TIMER0..2, FICR, UICR, NVMC, QSPI), the external NOR chip
+and the System Control Space. `board.bus` is the AHB view of the application core: the CPU's
+MMIO and the debugger's MEM-AP 0 both go through it, so they see the same things.
+
+Memory map (application core):
+
+| region            | nRF52840                 | nRF5340 (app)                        |
+|-------------------|--------------------------|--------------------------------------|
+| internal flash    | 0x00000000, 1 MiB (ROM)  | 0x00000000, 1 MiB (ROM)              |
+| code RAM alias    | 0x00800000, 256 KiB      | -                                    |
+| FICR / UICR       | 0x10000000 / 0x10001000  | 0x00FF0000 / 0x00FF8000              |
+| XIP (read-only)   | 0x12000000, 128 MiB      | 0x10000000, 128 MiB                  |
+| RAM               | 0x20000000, 256 KiB      | 0x20000000, 512 KiB                  |
+| CLOCK/POWER       | 0x40000000               | 0x50005000 (+ 0x40005000)            |
+| TIMER0/1/2        | 0x40008000/9000/A000     | 0x5000F000/0x50010000/0x50011000 (+) |
+| NVMC              | 0x4001E000               | 0x50039000 (+)                       |
+| QSPI              | 0x40029000 (IRQ 41)      | 0x5002B000 + 0x4002B000 (IRQ 43)     |
+| GPIO P0 / P1      | 0x50000000 / 0x50000300  | 0x50842500 / 0x50842800 (+)          |
+| PPB (SCS, NVIC)   | 0xE0000000..0xE00FFFFF   | same                                 |
+
+(+) the nRF5340's non-secure alias at 0x4xxxxxxx maps to the same model: unicorn has no
+SAU/IDAU, and the core always runs Secure. The internal flash is blank (0xFF) and read-only
+(the NVMC's programming functions are not modelled), so after a reset without vector catch
+the core locks up as a blank nRF does; a debugger halts it and loads code into RAM.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, MutableMapping
+from dataclasses import dataclass, field
+from os import PathLike
+
+from elftools.elf.elffile import ELFFile
+
+from ..errors import TargetError
+from ..log import get_logger
+from .bus import BusFault
+from .clock import Clock
+from .core import XPSR_T, CortexM
+from .nor import NorFlash
+from .nvic import Nvic
+from .periph import GpioPort, Nvmc, NrfClock, Peripheral, Timer, ficr_nrf52840, ficr_nrf5340, uicr
+
+log = get_logger(__name__)
+
+try:  # the other halves of the board land separately; until then the board runs without them
+    from .qspi import NrfQspi
+except ImportError:  # pragma: no cover - transitional
+    NrfQspi = None  # type: ignore[assignment,misc]
+
+try:
+    from .scs import SystemControlSpace
+except ImportError:  # pragma: no cover - transitional
+    SystemControlSpace = None  # type: ignore[assignment,misc]
+
+KIB = 1024
+MIB = 1024 * 1024
+
+PERIPH_ACCESS_CYCLES = 4  # CPU cycles per peripheral register access (AHB->APB bridge, estimate)
+PPB_ACCESS_CYCLES = 1
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    chip: str  # "nrf52840" | "nrf5340"
+    core: str  # "cortex-m4f" | "cortex-m33"
+    ram_size: int
+    flash_part: str
+    qspi_bases: tuple[int, ...]
+    xip_base: int
+    irqs: dict[str, int] = field(default_factory=dict)
+    description: str = ""
+
+    @property
+    def qspi_base(self) -> int:
+        return self.qspi_bases[0]
+
+
+_IRQS_52840 = {"CLOCK_POWER": 0, "TIMER0": 8, "TIMER1": 9, "TIMER2": 10, "QSPI": 41}
+_IRQS_5340 = {"CLOCK_POWER": 5, "TIMER0": 15, "TIMER1": 16, "TIMER2": 17, "QSPI": 43}
+
+BOARDS: dict[str, Preset] = {
+    "sim-nrf52840dk": Preset(
+        "sim-nrf52840dk", "nrf52840", "cortex-m4f", 256 * KIB, "mx25r6435f",
+        (0x40029000,), 0x12000000, _IRQS_52840, "nRF52840 DK: Cortex-M4F, MX25R6435F 8 MiB",
+    ),
+    "sim-nrf5340dk": Preset(
+        "sim-nrf5340dk", "nrf5340", "cortex-m33", 512 * KIB, "mx25r6435f",
+        (0x5002B000, 0x4002B000), 0x10000000, _IRQS_5340,
+        "nRF5340 DK application core: Cortex-M33, MX25R6435F 8 MiB",
+    ),
+    "sim-nrf5340-32mb": Preset(
+        "sim-nrf5340-32mb", "nrf5340", "cortex-m33", 512 * KIB, "is25wp256",
+        (0x5002B000, 0x4002B000), 0x10000000, _IRQS_5340,
+        "nRF5340 application core with an IS25WP256 32 MiB",
+    ),
+    "sim-nrf52840-32mb": Preset(
+        "sim-nrf52840-32mb", "nrf52840", "cortex-m4f", 256 * KIB, "mt25qu256a",
+        (0x40029000,), 0x12000000, _IRQS_52840, "nRF52840 with an MT25QU256A 32 MiB",
+    ),
+}
+
+RAM_BASE = 0x20000000
+CODE_RAM_ALIAS_52840 = 0x00800000
+INTERNAL_FLASH_SIZE = 1 * MIB
+XIP_SIZE = 128 * MIB
+PPB_BASE = 0xE0000000
+PPB_SIZE = 0x00100000
+NUM_IRQS = {"nrf52840": 48, "nrf5340": 69}
+
+
+# -- the bus -----------------------------------------------------------------------------
+
+
+@dataclass
+class Region:
+    base: int
+    size: int
+    name: str
+    device: object  # read(offset, size) / write(offset, size, value)
+    cpu_cycles: int = 0  # cost of a CPU access beyond the instruction itself
+    absolute: bool = False  # device takes absolute addresses (SCS)
+    memory: bytearray | None = None  # plain memory: block accesses slice it directly
+    writable: bool = True
+
+    @property
+    def end(self) -> int:
+        return self.base + self.size
+
+
+class SystemBus:
+    """Address decoder of the application core's AHB (what MEM-AP 0 and the CPU see)."""
+
+    def __init__(self, on_write_memory=None) -> None:
+        self.regions: list[Region] = []
+        self._on_write_memory = on_write_memory  # (addr, length) after a write to memory
+        self._logged: dict[tuple[int, bool], int] = {}
+
+    def add(self, region: Region) -> None:
+        for other in self.regions:
+            if region.base < other.end and other.base < region.end:
+                raise ValueError(f"bus regions overlap: {region.name} and {other.name}")
+        self.regions.append(region)
+        # RAM first: the debugger's bulk transfers and DMA hit it most
+        self.regions.sort(key=lambda r: (r.memory is None, r.base))
+
+    def find(self, addr: int) -> Region | None:
+        for region in self.regions:
+            if region.base <= addr < region.end:
+                return region
+        return None
+
+    def read(self, addr: int, size: int) -> int:
+        region = self._decode(addr, size, False)
+        if region.memory is not None:
+            off = addr - region.base
+            return int.from_bytes(region.memory[off : off + size], "little")
+        try:
+            return region.device.read(addr if region.absolute else addr - region.base, size)
+        except BusFault as fault:
+            raise self._fault(addr, False, fault.why) from None
+
+    def write(self, addr: int, size: int, value: int) -> None:
+        region = self._decode(addr, size, True)
+        if region.memory is not None:
+            if not region.writable:
+                raise self._fault(addr, True, f"{region.name} is read-only")
+            off = addr - region.base
+            region.memory[off : off + size] = (value & ((1 << (8 * size)) - 1)).to_bytes(
+                size, "little"
+            )
+            if self._on_write_memory:
+                self._on_write_memory(addr, size)
+            return
+        try:
+            region.device.write(addr if region.absolute else addr - region.base, size, value)
+        except BusFault as fault:
+            raise self._fault(addr, True, fault.why) from None
+
+    def read_block(self, addr: int, length: int) -> bytes:
+        out = bytearray()
+        while length > 0:
+            region = self._decode(addr, 1, False)
+            if region.memory is not None:
+                n = min(length, region.end - addr)
+                off = addr - region.base
+                out += region.memory[off : off + n]
+            else:
+                n = 4 if not addr & 3 and length >= 4 else 1
+                out += self.read(addr, n).to_bytes(n, "little")
+            addr += n
+            length -= n
+        return bytes(out)
+
+    def write_block(self, addr: int, data: bytes) -> None:
+        pos = 0
+        while pos < len(data):
+            region = self._decode(addr, 1, True)
+            if region.memory is not None and region.writable:
+                n = min(len(data) - pos, region.end - addr)
+                off = addr - region.base
+                region.memory[off : off + n] = data[pos : pos + n]
+                if self._on_write_memory:
+                    self._on_write_memory(addr, n)
+            else:
+                n = 4 if not addr & 3 and len(data) - pos >= 4 else 1
+                self.write(addr, n, int.from_bytes(data[pos : pos + n], "little"))
+            addr += n
+            pos += n
+
+    def _decode(self, addr: int, size: int, write: bool) -> Region:
+        region = self.find(addr)
+        if region is None:
+            raise self._fault(addr, write, "no device at this address")
+        if addr + size > region.end:
+            raise self._fault(addr, write, f"access crosses the end of {region.name}")
+        return region
+
+    def _fault(self, addr: int, write: bool, why: str) -> BusFault:
+        key = (addr, write)
+        seen = self._logged.get(key, 0)
+        if seen < 3:  # loud, but a polling debugger must not flood the log
+            self._logged[key] = seen + 1
+            log.error(
+                "bus fault", addr=f"0x{addr:08X}", access="write" if write else "read", why=why
+            )
+        return BusFault(addr, write, why)
+
+
+class CpuBus:
+    """The core's view of the bus: a peripheral access also costs its bus cycles."""
+
+    def __init__(self, bus: SystemBus, clock: Clock, core_hz) -> None:
+        self._bus = bus
+        self._clock = clock
+        self._core_hz = core_hz
+
+    def read(self, addr: int, size: int) -> int:
+        self._charge(addr)
+        return self._bus.read(addr, size)
+
+    def write(self, addr: int, size: int, value: int) -> None:
+        self._charge(addr)
+        self._bus.write(addr, size, value)
+
+    def _charge(self, addr: int) -> None:
+        region = self._bus.find(addr)
+        if region is not None and region.cpu_cycles:
+            self._clock.advance(region.cpu_cycles / self._core_hz())
+
+
+class RegisterAdapter:
+    """Offsets -> a model with read_reg(off)/write_reg(off, value) on 32-bit registers."""
+
+    def __init__(self, name: str, model) -> None:
+        self.name = name
+        self.model = model
+
+    def read(self, offset: int, size: int) -> int:
+        value = self.model.read_reg(offset & ~3)
+        shift = 8 * (offset & 3)
+        return (value >> shift) & ((1 << (8 * size)) - 1)
+
+    def write(self, offset: int, size: int, value: int) -> None:
+        if size != 4 or offset & 3:
+            raise BusFault(offset, True, f"{self.name}: registers take 32-bit writes only")
+        self.model.write_reg(offset, value & 0xFFFFFFFF)
+
+
+class XipWindow:
+    """Read-only window onto the external flash through the QSPI peripheral."""
+
+    def __init__(self, qspi) -> None:
+        self.qspi = qspi
+
+    def read(self, offset: int, size: int) -> int:
+        value = self.qspi.xip_read(offset, size)
+        if isinstance(value, (bytes, bytearray)):
+            return int.from_bytes(value, "little")
+        return value
+
+    def write(self, offset: int, size: int, value: int) -> None:
+        raise BusFault(offset, True, "the XIP window is read-only")
+
+
+class Unavailable:
+    def __init__(self, what: str) -> None:
+        self.what = what
+
+    def read(self, offset: int, size: int) -> int:
+        raise BusFault(offset, False, f"{self.what} is not available in this build")
+
+    def write(self, offset: int, size: int, value: int) -> None:
+        raise BusFault(offset, True, f"{self.what} is not available in this build")
+
+
+class RamMemory:
+    """EasyDMA's view: data RAM only (not the code RAM alias, not flash or peripherals)."""
+
+    def __init__(self, board: Board) -> None:
+        self._board = board
+
+    def _check(self, addr: int, n: int, write: bool) -> int:
+        size = len(self._board.ram)
+        if not (RAM_BASE <= addr and addr + n <= RAM_BASE + size):
+            raise BusFault(addr, write, "EasyDMA can only access data RAM")
+        return addr - RAM_BASE
+
+    def read(self, addr: int, n: int) -> bytes:
+        off = self._check(addr, n, False)
+        return bytes(self._board.ram[off : off + n])
+
+    def write(self, addr: int, data: bytes) -> None:
+        off = self._check(addr, len(data), True)
+        self._board.ram[off : off + len(data)] = data
+        self._board.core.invalidate_code(addr, len(data))
+
+
+# -- stats -------------------------------------------------------------------------------
+
+
+class BoardStats(MutableMapping):
+    """Counters: modelled_s and flash_busy_s are live; everything else is a plain counter
+    (unknown keys start at 0, so `stats["x"] += 1` always works)."""
+
+    def __init__(self, board: Board) -> None:
+        self._board = board
+        self._counts: dict[str, float] = {
+            "dap_transactions": 0,
+            "halts": 0,
+            "bytes_read": 0,
+            "bytes_written": 0,
+        }
+
+    def _live(self) -> dict[str, float]:
+        board = self._board
+        flash = getattr(board, "flash", None)
+        busy = flash.stats.get("busy_time", 0.0) if flash is not None else 0.0
+        core = getattr(board, "core", None)
+        return {
+            "modelled_s": board.clock.now,
+            "flash_busy_s": busy,
+            "instructions": core.instructions if core is not None else 0,
+        }
+
+    def __getitem__(self, key: str):
+        live = self._live()
+        if key in live:
+            return live[key]
+        return self._counts.get(key, 0)
+
+    def __setitem__(self, key: str, value) -> None:
+        if key in ("modelled_s", "flash_busy_s", "instructions"):
+            raise KeyError(f"{key} is derived from the board and cannot be set")
+        self._counts[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self._counts[key]
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._live()
+        yield from self._counts
+
+    def __len__(self) -> int:
+        return len(self._counts) + 3
+
+    def as_dict(self) -> dict[str, float]:
+        return {**self._live(), **self._counts}
+
+
+# -- the board ---------------------------------------------------------------------------
+
+
+class _PlaceholderScs:
+    """Stands in for qspi_gdb.sim.scs until it exists: CPUID only, everything else faults."""
+
+    def __init__(self, board: Board) -> None:
+        self.board = board
+
+    def read(self, addr: int, size: int) -> int:
+        if addr == 0xE000ED00:
+            return 0x410FC241 if self.board.preset.core == "cortex-m4f" else 0x410FD214
+        if self.board.nvic.decodes(addr):
+            return self.board.nvic.read(addr, size)
+        raise BusFault(addr, False, "System Control Space not modelled yet")
+
+    def write(self, addr: int, size: int, value: int) -> None:
+        if self.board.nvic.decodes(addr):
+            self.board.nvic.write(addr, size, value)
+            return
+        raise BusFault(addr, True, "System Control Space not modelled yet")
+
+
+class Board:
+    """One virtual board. Not thread-safe: one thread drives it (the wire server or a test)."""
+
+    def __init__(self, name: str, sim_image: str | PathLike | None = None) -> None:
+        if name not in BOARDS:
+            raise ValueError(f"unknown board {name!r} (known: {', '.join(sorted(BOARDS))})")
+        preset = BOARDS[name]
+        self.name = name
+        self.preset = preset
+        self.chip = preset.chip
+        self.sim_image = sim_image
+        self.clock = Clock()
+        self.stats = BoardStats(self)
+        nrf53 = self.chip == "nrf5340"
+
+        self.ram = bytearray(preset.ram_size)
+        self.internal_flash = bytearray(b"\xff") * INTERNAL_FLASH_SIZE
+        self.nvic = Nvic(NUM_IRQS[self.chip], priority_bits=3, has_itns=nrf53)
+        irqs = preset.irqs
+        self.clock_periph = NrfClock(self.chip, self.clock, self._irq_line(irqs["CLOCK_POWER"]))
+        self.timers = [
+            Timer(f"TIMER{i}", self.chip, self.clock, cc_count=6 if nrf53 else 4,
+                  irq=self._irq_line(irqs[f"TIMER{i}"]))
+            for i in range(3)
+        ]
+        self.gpio = [GpioPort("P0", self.chip), GpioPort("P1", self.chip, pins=16)]
+        self.ficr = ficr_nrf5340() if nrf53 else ficr_nrf52840()
+        self.uicr = uicr()
+        self.nvmc = Nvmc(self.chip)
+        self.peripherals: list[Peripheral] = [
+            self.clock_periph, *self.timers, *self.gpio, self.nvmc,
+        ]
+
+        self.flash = NorFlash.from_part(preset.flash_part, sim_image)
+        self.memory = RamMemory(self)
+        if NrfQspi is not None:
+            self.qspi = NrfQspi(
+                self.chip, self.flash, self.memory, clock=self.clock,
+                on_ready_irq=self._qspi_irq_callback(irqs["QSPI"]),
+            )
+        else:
+            self.qspi = None
+            self.clock.on_advance(self.flash.advance)
+
+        self.bus = SystemBus(on_write_memory=self._memory_written)
+        self.cpu_bus = CpuBus(self.bus, self.clock, lambda: self.core_hz)
+        self.core = CortexM(
+            preset.core,
+            clock=self.clock,
+            bus=self.cpu_bus,
+            nvic=self.nvic,
+            core_hz=lambda: self.core_hz,
+            on_halt=self._on_halt,
+        )
+        self._build_memory_map()
+        self.scs = (SystemControlSpace or _PlaceholderScs)(self)
+        self.core.reset()  # power-on: vectors from the (blank) internal flash
+        self.core.resume()
+
+    # -- wiring ------------------------------------------------------------------------
+    @property
+    def core_hz(self) -> float:
+        return self.clock_periph.cpu_hz
+
+    def _irq_line(self, irq: int):
+        def drive(level: bool) -> None:
+            was = self.nvic.pending
+            self.nvic.set_level(irq, level)
+            if self.nvic.pending != was:
+                core = getattr(self, "core", None)
+                if core is not None:
+                    core.note_pended()
+
+        return drive
+
+    def _qspi_irq_callback(self, irq: int):
+        line = self._irq_line(irq)
+
+        def on_ready_irq(level: bool = True) -> None:
+            line(bool(level))
+
+        return on_ready_irq
+
+    def _memory_written(self, addr: int, length: int) -> None:
+        self.core.invalidate_code(addr, length)
+
+    def _on_halt(self, reason: str) -> None:
+        self.stats["halts"] += 1
+
+    def _build_memory_map(self) -> None:
+        p = self.preset
+        nrf53 = self.chip == "nrf5340"
+        bus, core = self.bus, self.core
+
+        def periph(base: int, model, name: str, size: int = 0x1000, aliases=()) -> None:
+            for b in (base, *aliases):
+                bus.add(Region(b, size, name, model, cpu_cycles=PERIPH_ACCESS_CYCLES))
+
+        bus.add(Region(0x00000000, INTERNAL_FLASH_SIZE, "internal flash", None,
+                       memory=self.internal_flash, writable=False))
+        core.map_memory(0x00000000, self.internal_flash, writable=False)
+        bus.add(Region(RAM_BASE, len(self.ram), "RAM", None, memory=self.ram))
+        core.map_memory(RAM_BASE, self.ram)
+        if not nrf53:
+            bus.add(Region(CODE_RAM_ALIAS_52840, len(self.ram), "code RAM", None, memory=self.ram))
+            core.map_memory(CODE_RAM_ALIAS_52840, self.ram)
+
+        if nrf53:
+            ficr_base, uicr_base = 0x00FF0000, 0x00FF8000
+            core.map_mmio(0x00FF0000, 0x10000)
+        else:
+            ficr_base, uicr_base = 0x10000000, 0x10001000
+            core.map_mmio(0x10000000, 0x2000)
+        bus.add(Region(ficr_base, 0x1000, "FICR", self.ficr, cpu_cycles=PERIPH_ACCESS_CYCLES))
+        bus.add(Region(uicr_base, 0x1000, "UICR", self.uicr, cpu_cycles=PERIPH_ACCESS_CYCLES))
+
+        # XIP: the QSPI model charges its own SCK time
+        xip = XipWindow(self.qspi) if self.qspi is not None else Unavailable("QSPI XIP")
+        bus.add(Region(p.xip_base, XIP_SIZE, "XIP", xip))
+        core.map_mmio(p.xip_base, XIP_SIZE)
+
+        # Peripherals (0x40000000..0x5FFFFFFF). QSPI charges its own time.
+        qspi_dev = (
+            RegisterAdapter("QSPI", self.qspi) if self.qspi is not None else Unavailable("QSPI")
+        )
+        for base in p.qspi_bases:
+            bus.add(Region(base, 0x1000, "QSPI", qspi_dev))
+        if nrf53:
+            ns = 0x10000000
+            periph(0x50005000, self.clock_periph, "CLOCK", aliases=(0x50005000 - ns,))
+            for i, base in enumerate((0x5000F000, 0x50010000, 0x50011000)):
+                periph(base, self.timers[i], f"TIMER{i}", aliases=(base - ns,))
+            periph(0x50039000, self.nvmc, "NVMC", aliases=(0x50039000 - ns,))
+            periph(0x50842500, self.gpio[0], "P0", self.gpio[0].size, aliases=(0x40842500,))
+            periph(0x50842800, self.gpio[1], "P1", self.gpio[1].size, aliases=(0x40842800,))
+        else:
+            periph(0x40000000, self.clock_periph, "CLOCK/POWER")
+            for i, base in enumerate((0x40008000, 0x40009000, 0x4000A000)):
+                periph(base, self.timers[i], f"TIMER{i}")
+            periph(0x4001E000, self.nvmc, "NVMC")
+            # P0 and P1 share a 4 KiB page: map just each port's register span
+            for port, base in ((self.gpio[0], 0x50000000), (self.gpio[1], 0x50000300)):
+                bus.add(Region(base + 0x504, port.size - 0x504, port.name,
+                               _Offset(port, 0x504), cpu_cycles=PERIPH_ACCESS_CYCLES))
+        core.map_mmio(0x40000000, 0x20000000)
+
+        bus.add(Region(PPB_BASE, PPB_SIZE, "PPB", _LateScs(self), absolute=True,
+                       cpu_cycles=PPB_ACCESS_CYCLES))
+        core.map_mmio(PPB_BASE, PPB_SIZE)
+
+    # -- run control -------------------------------------------------------------------
+    def system_reset(self) -> None:
+        """SYSRESETREQ: core and peripherals reset; the external flash chip is not."""
+        self.core.defer(self._system_reset_now)
+
+    def _system_reset_now(self) -> None:
+        log.info("system reset", board=self.name)
+        for p in self.peripherals:
+            p.reset()
+        self.clock_periph.system_reset()
+        if self.qspi is not None:
+            self.qspi.reset()
+        self.nvic.reset()
+        self.core.reset()
+
+    def service(self, max_wall_s: float = 0.005) -> None:
+        """Let a running core execute for up to max_wall_s of host time."""
+        self._run(time.perf_counter() + max_wall_s, None)
+
+    def _run(self, wall_deadline: float, until: float | None) -> None:
+        core, clock = self.core, self.clock
+        while not core.halted and not core.lockup:
+            if core.sleeping:
+                if not core.try_wake():
+                    due = clock.next_event_time()
+                    if due is None:
+                        core.log_sleep_forever_once()
+                        return
+                    if until is not None and due > until:
+                        return
+                    clock.advance_to(due)  # sleep: jump to the next thing that can happen
+            else:
+                core.run_slice()
+            if until is not None and clock.now >= until:
+                return
+            if time.perf_counter() >= wall_deadline:
+                return
+
+    def run_until_halt(self, max_modelled_s: float) -> str:
+        """Run until the core halts; returns the halt reason. Raises TargetError on a
+        timeout (in modelled seconds; the core is then halted) or a core lockup."""
+        core, clock = self.core, self.clock
+        deadline = clock.now + max_modelled_s
+        while True:
+            if core.halted:
+                return core.halt_reason or "halted"
+            if core.lockup:
+                raise TargetError(f"core locked up at PC 0x{core.pc:08X}: {core.fault}")
+            if clock.now >= deadline:
+                core.halt("halted")
+                raise TargetError(
+                    f"core did not halt within {max_modelled_s} s (modelled); "
+                    f"halted at PC 0x{core.pc:08X}"
+                )
+            self._run(time.perf_counter() + 0.05, deadline)
+            if core.sleeping and not core.wake_pending():
+                due = clock.next_event_time()
+                if due is None or due > deadline:
+                    clock.advance_to(deadline)
+
+    def close(self) -> None:
+        """Flush and release the flash image."""
+        self.flash.close()
+
+    def __enter__(self) -> Board:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- in-process debugger conveniences ------------------------------------------------
+    def read_memory(self, addr: int, length: int) -> bytes:
+        return self.bus.read_block(addr, length)
+
+    def write_memory(self, addr: int, data: bytes) -> None:
+        self.bus.write_block(addr, bytes(data))
+
+    def load_elf(self, path: str | PathLike) -> int:
+        """Halt, write the PT_LOAD segments (at their physical addresses, as GDB's `load`
+        does), set PC to the entry point; returns the entry. SP is the caller's business."""
+        if not self.core.halted:
+            self.core.halt("halted")
+        with open(path, "rb") as f:
+            elf = ELFFile(f)
+            for seg in elf.iter_segments():
+                if seg["p_type"] == "PT_LOAD" and seg["p_filesz"]:
+                    self.write_memory(seg["p_paddr"], seg.data())
+            entry = elf.header["e_entry"]
+        self.core.write_core_reg(15, entry & ~1)
+        self.core.write_core_reg(16, self.core.read_core_reg(16) | XPSR_T)
+        return entry
+
+
+class _Offset:
+    """A device whose register offsets start at `first` within its region."""
+
+    def __init__(self, device, first: int) -> None:
+        self.device = device
+        self.first = first
+
+    def read(self, offset: int, size: int) -> int:
+        return self.device.read(offset + self.first, size)
+
+    def write(self, offset: int, size: int, value: int) -> None:
+        self.device.write(offset + self.first, size, value)
+
+
+class _LateScs:
+    """Routes the PPB to board.scs, which is built after the bus (it needs the board)."""
+
+    def __init__(self, board: Board) -> None:
+        self.board = board
+
+    def read(self, addr: int, size: int) -> int:
+        return self.board.scs.read(addr, size)
+
+    def write(self, addr: int, size: int, value: int) -> None:
+        self.board.scs.write(addr, size, value)
+
+
+# -- TargetLink over an in-process board -------------------------------------------------
+
+_REGISTERS = {**{f"r{i}": i for i in range(13)}, "sp": 13, "lr": 14, "pc": 15, "xpsr": 16,
+              "msp": 17, "psp": 18}
+
+
+class InProcessLink:
+    """qspi_gdb.target.TargetLink over a Board in this process (no OpenOCD, no GDB).
+
+    wait_halt's timeout counts modelled seconds of the board's clock.
+    """
+
+    def __init__(self, board: Board) -> None:
+        self.board = board
+
+    def load_elf(self, path: str | PathLike) -> None:
+        self.board.load_elf(path)
+
+    def read_memory(self, addr: int, length: int) -> bytes:
+        try:
+            data = self.board.read_memory(addr, length)
+        except BusFault as fault:
+            raise TargetError(str(fault)) from None
+        self.board.stats["bytes_read"] += length
+        return data
+
+    def write_memory(self, addr: int, data: bytes) -> None:
+        try:
+            self.board.write_memory(addr, data)
+        except BusFault as fault:
+            raise TargetError(str(fault)) from None
+        self.board.stats["bytes_written"] += len(data)
+
+    def _selector(self, name: str) -> int:
+        try:
+            return _REGISTERS[name.lower()]
+        except KeyError:
+            raise TargetError(f"unknown register {name!r}") from None
+
+    def read_register(self, name: str) -> int:
+        if not self.board.core.halted:
+            raise TargetError("registers can only be read while the core is halted")
+        return self.board.core.read_core_reg(self._selector(name))
+
+    def write_register(self, name: str, value: int) -> None:
+        if not self.board.core.halted:
+            raise TargetError("registers can only be written while the core is halted")
+        self.board.core.write_core_reg(self._selector(name), value)
+
+    def resume(self) -> None:
+        self.board.core.resume()
+
+    def wait_halt(self, timeout_s: float) -> None:
+        self.board.run_until_halt(timeout_s)
+
+    def halt(self) -> None:
+        self.board.core.halt("halted")
+
+    def reset(self, halt: bool = True) -> None:
+        core = self.board.core
+        saved = core.vector_catch
+        core.vector_catch = halt
+        try:
+            self.board.system_reset()
+        finally:
+            core.vector_catch = saved
+        if not halt:
+            core.resume()

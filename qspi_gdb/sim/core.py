@@ -1,0 +1,618 @@
+"""A Cortex-M core (M4F for nRF52840, M33 for the nRF5340 application core) on unicorn.
+
+The core runs guest code in short slices while the debugger lets it run and is otherwise in
+one of these states:
+
+- halted: Debug state (DHCSR.S_HALT); entered by `halt(reason)`, a `bkpt`, an FPB comparator
+  hit, vector catch or the end of a single step. DFSR bits accumulate until `clear_dfsr`.
+- sleeping: executed WFI (or WFE without a latched event); wakes when an NVIC-enabled
+  interrupt is pending, also with PRIMASK set, as the architecture specifies.
+- lockup: the guest faulted (bus fault, undefined instruction, SVC, exception entry...).
+  Exception entry is not modelled; on a blank nRF (erased vector table) silicon locks up at
+  the first fault, which is what this model shows. The fault is logged loudly and kept in
+  `fault`; the PC stays on the faulting instruction (silicon shows 0xEFFFFFFE) so a debugger
+  sees where it happened.
+
+Modelled time: each completed slice of N instructions advances the clock by N / core_hz (one
+cycle per instruction, an estimate). A slice cut short by bkpt, WFI, a breakpoint or a fault
+charges nothing for its partial part (unicorn does not report how far it got); the error is
+bounded by one slice. Peripheral accesses charge their own bus cycles through the bus.
+
+Unicorn facts this relies on (see UNICORN_NOTES.md): BKPT raises interrupt 7 with the PC on
+the instruction; WFI returns from emu_start with the PC after it; WFE/YIELD come in as invalid
+instructions; code written behind unicorn's back needs its translation cache dropped; a code
+hook that calls emu_stop stops *before* the hooked instruction (FPB semantics).
+"""
+
+from __future__ import annotations
+
+import ctypes
+from collections.abc import Callable
+
+from unicorn import (
+    UC_ARCH_ARM,
+    UC_HOOK_CODE,
+    UC_HOOK_INSN_INVALID,
+    UC_HOOK_INTR,
+    UC_HOOK_MEM_FETCH_UNMAPPED,
+    UC_HOOK_MEM_READ_UNMAPPED,
+    UC_HOOK_MEM_WRITE_PROT,
+    UC_HOOK_MEM_WRITE_UNMAPPED,
+    UC_HOOK_MEM_FETCH_PROT,
+    UC_MODE_THUMB,
+    UC_PROT_EXEC,
+    UC_PROT_READ,
+    UC_PROT_WRITE,
+    Uc,
+    UcError,
+)
+from unicorn import arm_const as A
+
+from .bus import Bus, BusFault
+from .clock import Clock
+from .nvic import Nvic
+from ..log import get_logger
+
+log = get_logger(__name__)
+
+# DFSR bits (ARMv7-M C1.6.1)
+DFSR_HALTED = 1 << 0
+DFSR_BKPT = 1 << 1
+DFSR_DWTTRAP = 1 << 2
+DFSR_VCATCH = 1 << 3
+DFSR_EXTERNAL = 1 << 4
+DFSR_BITS = {
+    "halted": DFSR_HALTED,
+    "bkpt": DFSR_BKPT,
+    "dwttrap": DFSR_DWTTRAP,
+    "vcatch": DFSR_VCATCH,
+    "external": DFSR_EXTERNAL,
+}
+
+XPSR_T = 1 << 24
+
+MODELS = {
+    "cortex-m4f": A.UC_CPU_ARM_CORTEX_M4,
+    "cortex-m33": A.UC_CPU_ARM_CORTEX_M33,
+}
+
+# qemu's ARM exception numbers as delivered to UC_HOOK_INTR
+_EXCP_NAMES = {
+    1: "undefined instruction (UsageFault)",
+    2: "SVC (exception entry not modelled)",
+    3: "prefetch abort",
+    4: "data abort",
+    8: "exception return (not modelled)",
+    17: "coprocessor access (NOCP UsageFault)",
+    18: "invalid state (INVSTATE UsageFault)",
+    19: "stack overflow (STKOF UsageFault)",
+    21: "lazy FP state error",
+    22: "unaligned access (UNALIGNED UsageFault)",
+}
+_EXCP_BKPT = 7
+
+_GPR = [getattr(A, f"UC_ARM_REG_R{i}") for i in range(13)]
+
+_THUMB_WFI = 0xBF30
+_THUMB_WFE = 0xBF20
+_THUMB_YIELD = 0xBF10
+_NO_EXIT = 0xFFFFFFFF  # an odd address is never a PC: emu_start's `until` never triggers
+
+SLICE_INSTRUCTIONS = 16384
+
+
+class CortexM:
+    """Run control, registers and memory of one Cortex-M core.
+
+    `bus` is the core's view of everything that is not plain RAM/ROM (peripherals, System
+    Control Space, XIP window); windows are routed to it with `map_mmio`. RAM is mapped
+    straight into unicorn from host buffers with `map_memory` (shared with the debugger's
+    view, so call `invalidate_code` after writing code behind the core's back).
+    """
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        clock: Clock,
+        bus: Bus,
+        nvic: Nvic,
+        core_hz: Callable[[], float],
+        on_halt: Callable[[str], None] | None = None,
+        slice_instructions: int = SLICE_INSTRUCTIONS,
+    ) -> None:
+        if model not in MODELS:
+            raise ValueError(f"unknown core model {model!r} (known: {', '.join(MODELS)})")
+        self.model = model
+        self.is_v8m = model == "cortex-m33"
+        self.clock = clock
+        self.nvic = nvic
+        self._bus = bus
+        self._core_hz = core_hz
+        self._on_halt = on_halt
+        self.slice_instructions = slice_instructions
+
+        uc = Uc(UC_ARCH_ARM, UC_MODE_THUMB)
+        uc.ctl_set_cpu_model(MODELS[model])  # must be the very first call (UNICORN_NOTES)
+        self.uc = uc
+        self._buffers: list[object] = []  # keep ctypes views of mapped host memory alive
+        self._mmio_callbacks: list[object] = []
+        self._bp_hooks: dict[int, int] = {}
+
+        uc.hook_add(UC_HOOK_INTR, self._on_intr)
+        uc.hook_add(UC_HOOK_INSN_INVALID, self._on_invalid)
+        uc.hook_add(
+            UC_HOOK_MEM_READ_UNMAPPED | UC_HOOK_MEM_WRITE_UNMAPPED | UC_HOOK_MEM_FETCH_UNMAPPED,
+            self._on_unmapped,
+        )
+        uc.hook_add(UC_HOOK_MEM_WRITE_PROT | UC_HOOK_MEM_FETCH_PROT, self._on_prot)
+        self._reset_context = uc.context_save()
+
+        # debug-visible state
+        self.halted = True
+        self.dfsr = 0
+        self.halt_reason: str | None = None
+        self.sleeping = False
+        self.lockup = False
+        self.fault: str | None = None
+        self.vector_catch = False
+        self.maskints = False  # DHCSR.C_MASKINTS (set by the SCS model)
+        self.sevonpend = False  # SCR.SEVONPEND (set by the SCS model)
+        self.instructions = 0  # executed instructions counted in completed slices and steps
+
+        self._event_register = False
+        self._sleep_kind: str | None = None
+        self._in_emulation = False
+        self._stop_reason: str | None = None
+        self._deferred: list[Callable[[], None]] = []
+        self._step_from: int | None = None
+        self._dirty: tuple[int, int] | None = None
+        self._banked_ns = self._fresh_ns_bank()
+        self._sleep_logged = False
+
+    # -- memory ------------------------------------------------------------------------
+    def map_memory(self, addr: int, buffer: bytearray, *, writable: bool = True) -> None:
+        """Map a host buffer as RAM (writable) or ROM (read/execute only) at addr."""
+        view = (ctypes.c_char * len(buffer)).from_buffer(buffer)
+        self._buffers.append(view)
+        prot = UC_PROT_READ | UC_PROT_EXEC | (UC_PROT_WRITE if writable else 0)
+        self.uc.mem_map_ptr(addr, len(buffer), prot, ctypes.addressof(view))
+
+    def map_mmio(self, addr: int, size: int) -> None:
+        """Route CPU accesses in [addr, addr+size) to the bus (peripherals, SCS, XIP)."""
+        bus = self._bus
+
+        def read(uc, offset, width, _ud):
+            try:
+                return bus.read(addr + offset, width)
+            except BusFault as fault:
+                self._enter_fault(f"{fault}")
+                return 0
+
+        def write(uc, offset, width, value, _ud):
+            try:
+                bus.write(addr + offset, width, value)
+            except BusFault as fault:
+                self._enter_fault(f"{fault}")
+
+        self._mmio_callbacks.append((read, write))
+        self.uc.mmio_map(addr, size, read, None, write, None)
+
+    def invalidate_code(self, addr: int, length: int) -> None:
+        """Host code wrote [addr, addr+length): drop stale translations before running."""
+        lo, hi = addr, addr + length
+        if self._dirty:
+            lo, hi = min(lo, self._dirty[0]), max(hi, self._dirty[1])
+        self._dirty = (lo, hi)
+
+    # -- run control -------------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        return not self.halted
+
+    @property
+    def in_emulation(self) -> bool:
+        return self._in_emulation
+
+    def halt(self, reason: str = "halted") -> None:
+        """Enter Debug state (C_HALT, bkpt, FPB, DWT, vector catch, EDBGRQ)."""
+        self.dfsr |= DFSR_BITS[reason]
+        if self.halted:
+            return
+        self.halted = True
+        self.halt_reason = reason
+        self.sleeping = False  # a debug halt wakes a sleeping core; PC is after the WFI
+        self._sleep_kind = None
+        if self.lockup:
+            # Debug state takes the core out of lockup (OpenOCD: "clearing lockup")
+            self.lockup = False
+        if self._in_emulation:
+            self._stop_reason = self._stop_reason or "halt"
+            self.uc.emu_stop()
+        if self._on_halt:
+            self._on_halt(reason)
+
+    def clear_dfsr(self, mask: int) -> None:
+        """DFSR bits are write-one-to-clear."""
+        self.dfsr &= ~mask
+
+    def resume(self) -> None:
+        """Leave Debug state and continue at the current PC."""
+        if not self.halted:
+            return
+        self.halted = False
+        self.halt_reason = None
+
+    def step(self) -> None:
+        """Execute exactly one instruction (C_STEP), then halt with reason 'halted'.
+
+        A breakpoint on the instruction being stepped does not fire (OpenOCD removes its own
+        temporary one before stepping; GDB steps with its breakpoints removed).
+        """
+        if not self.halted:
+            raise RuntimeError("step needs a halted core")
+        self.halted = False
+        self._step_from = self.pc
+        try:
+            executed = self._execute(1)
+        finally:
+            self._step_from = None
+        if not self.halted:
+            self.sleeping = False  # stepping over WFI completes it (halting debug wakes)
+            self._sleep_kind = None
+            self._charge(executed)
+            self.halt("halted")
+
+    def run_slice(self, max_instructions: int | None = None) -> int:
+        """Run up to one slice; returns instructions charged. Call only when running."""
+        if self.halted or self.sleeping or self.lockup:
+            return 0
+        if self._pending_exception():
+            return 0
+        executed = self._execute(max_instructions or self.slice_instructions)
+        self._charge(executed)
+        return executed
+
+    def reset(self) -> None:
+        """Core part of a system reset: registers to reset values, vectors from address 0.
+
+        Debug state is kept (DHCSR.C_HALT is in the debug domain); vector catch halts the
+        core before it executes the first instruction.
+        """
+        uc = self.uc
+        uc.context_restore(self._reset_context)
+        self._banked_ns = self._fresh_ns_bank()
+        self.sleeping = False
+        self._sleep_kind = None
+        self.lockup = False
+        self.fault = None
+        self._event_register = False
+        self._sleep_logged = False
+        try:
+            sp = self._bus_word(0x0)
+            entry = self._bus_word(0x4)
+        except BusFault as fault:
+            sp, entry = 0xFFFFFFFF, 0xFFFFFFFF
+            log.error("reset vector fetch failed", error=str(fault))
+        uc.reg_write(A.UC_ARM_REG_CONTROL, 0)
+        uc.reg_write(A.UC_ARM_REG_MSP, sp & ~3)
+        uc.reg_write(A.UC_ARM_REG_PSP, 0)
+        uc.reg_write(A.UC_ARM_REG_LR, 0xFFFFFFFF)
+        uc.reg_write(A.UC_ARM_REG_PC, entry & ~1)
+        uc.reg_write(A.UC_ARM_REG_XPSR, XPSR_T if entry & 1 else 0)
+        uc.reg_write(A.UC_ARM_REG_PRIMASK, 0)
+        uc.reg_write(A.UC_ARM_REG_BASEPRI, 0)
+        uc.reg_write(A.UC_ARM_REG_FAULTMASK, 0)
+        uc.reg_write(A.UC_ARM_REG_FPSCR, 0)
+        if self.vector_catch:
+            self.halt("vcatch")
+
+    def defer(self, action: Callable[[], None]) -> None:
+        """Run action once the current emulation slice has returned (or now if none runs).
+
+        For things a guest access triggers that must not happen inside unicorn's callback,
+        like SYSRESETREQ written by the guest itself.
+        """
+        if self._in_emulation:
+            self._deferred.append(action)
+            self._stop_reason = self._stop_reason or "deferred"
+            self.uc.emu_stop()
+        else:
+            action()
+
+    # -- sleep -------------------------------------------------------------------------
+    def wake_pending(self) -> bool:
+        """Would the sleeping core wake now?  (WFI: an enabled interrupt is pending.)"""
+        if not self.sleeping:
+            return True
+        if self.nvic.pending_enabled():
+            return True
+        return self._sleep_kind == "wfe" and self._event_register
+
+    def try_wake(self) -> bool:
+        if self.sleeping and self.wake_pending():
+            if self._sleep_kind == "wfe":
+                self._event_register = False
+            self.sleeping = False
+            self._sleep_kind = None
+            self._sleep_logged = False
+        return not self.sleeping
+
+    def note_pended(self) -> None:
+        """NVIC pend transition: with SEVONPEND it sets the event register (wakes WFE)."""
+        if self.sevonpend:
+            self._event_register = True
+
+    def log_sleep_forever_once(self) -> None:
+        if not self._sleep_logged:
+            self._sleep_logged = True
+            log.warning(
+                "core sleeps with nothing that could wake it",
+                pc=f"0x{self.pc:08X}",
+                enabled=f"0x{self.nvic.enabled:X}",
+                pending=f"0x{self.nvic.pending:X}",
+            )
+
+    # -- breakpoints -------------------------------------------------------------------
+    def set_breakpoints(self, addrs: set[int]) -> None:
+        """The enabled FPB comparator addresses (halfword-aligned instruction addresses)."""
+        wanted = {a & ~1 for a in addrs}
+        for addr in list(self._bp_hooks):
+            if addr not in wanted:
+                self.uc.hook_del(self._bp_hooks.pop(addr))
+        for addr in wanted - self._bp_hooks.keys():
+            self._bp_hooks[addr] = self.uc.hook_add(
+                UC_HOOK_CODE, self._on_breakpoint, begin=addr, end=addr
+            )
+        self.uc.ctl_flush_tb()
+
+    @property
+    def breakpoints(self) -> set[int]:
+        return set(self._bp_hooks)
+
+    # -- registers ---------------------------------------------------------------------
+    @property
+    def pc(self) -> int:
+        return self.uc.reg_read(A.UC_ARM_REG_PC) & ~1
+
+    def read_core_reg(self, selector: int) -> int:
+        """Read a register by its DCRSR.REGSEL number."""
+        uc = self.uc
+        if 0 <= selector <= 12:
+            return uc.reg_read(_GPR[selector])
+        if selector == 13:
+            return uc.reg_read(A.UC_ARM_REG_SP)
+        if selector == 14:
+            return uc.reg_read(A.UC_ARM_REG_LR)
+        if selector == 15:
+            return self.pc
+        if selector == 16:
+            return uc.reg_read(A.UC_ARM_REG_XPSR)
+        if selector == 17:
+            return uc.reg_read(A.UC_ARM_REG_MSP)
+        if selector == 18:
+            return uc.reg_read(A.UC_ARM_REG_PSP)
+        if selector == 20 or (self.is_v8m and selector == 0x22):
+            return self._packed_special()
+        if selector == 0x21:
+            return uc.reg_read(A.UC_ARM_REG_FPSCR)
+        if 0x40 <= selector <= 0x5F:
+            return uc.reg_read(A.UC_ARM_REG_S0 + selector - 0x40)
+        if self.is_v8m:
+            # The core always runs Secure (no SAU/IDAU in unicorn), so the _S registers are
+            # the live ones and the _NS bank is kept for the debugger only.
+            if selector == 0x1A:
+                return uc.reg_read(A.UC_ARM_REG_MSP)
+            if selector == 0x1B:
+                return uc.reg_read(A.UC_ARM_REG_PSP)
+            if selector in self._banked_ns:
+                return self._banked_ns[selector]
+        log.warning("read of an unknown DCRSR register selector", selector=f"0x{selector:02X}")
+        return 0
+
+    def write_core_reg(self, selector: int, value: int) -> None:
+        """Write a register by its DCRSR.REGSEL number."""
+        uc = self.uc
+        value &= 0xFFFFFFFF
+        if 0 <= selector <= 12:
+            uc.reg_write(_GPR[selector], value)
+        elif selector == 13:
+            uc.reg_write(A.UC_ARM_REG_SP, value & ~3)
+        elif selector == 14:
+            uc.reg_write(A.UC_ARM_REG_LR, value)
+        elif selector == 15:
+            uc.reg_write(A.UC_ARM_REG_PC, value & ~1)
+            self._dirty_pc()
+        elif selector == 16:
+            uc.reg_write(A.UC_ARM_REG_XPSR, value)
+        elif selector == 17:
+            uc.reg_write(A.UC_ARM_REG_MSP, value & ~3)
+        elif selector == 18:
+            uc.reg_write(A.UC_ARM_REG_PSP, value & ~3)
+        elif selector == 20 or (self.is_v8m and selector == 0x22):
+            self._write_packed_special(value)
+        elif selector == 0x21:
+            uc.reg_write(A.UC_ARM_REG_FPSCR, value)
+        elif 0x40 <= selector <= 0x5F:
+            uc.reg_write(A.UC_ARM_REG_S0 + selector - 0x40, value)
+        elif self.is_v8m and selector == 0x1A:
+            uc.reg_write(A.UC_ARM_REG_MSP, value & ~3)
+        elif self.is_v8m and selector == 0x1B:
+            uc.reg_write(A.UC_ARM_REG_PSP, value & ~3)
+        elif self.is_v8m and selector in self._banked_ns:
+            self._banked_ns[selector] = value & (~7 if 0x1C <= selector <= 0x1F else ~0)
+        else:
+            log.warning(
+                "write of an unknown DCRSR register selector", selector=f"0x{selector:02X}"
+            )
+
+    def _packed_special(self) -> int:
+        uc = self.uc
+        return (
+            (uc.reg_read(A.UC_ARM_REG_CONTROL) & 0xFF) << 24
+            | (uc.reg_read(A.UC_ARM_REG_FAULTMASK) & 1) << 16
+            | (uc.reg_read(A.UC_ARM_REG_BASEPRI) & 0xFF) << 8
+            | (uc.reg_read(A.UC_ARM_REG_PRIMASK) & 1)
+        )
+
+    def _write_packed_special(self, value: int) -> None:
+        uc = self.uc
+        uc.reg_write(A.UC_ARM_REG_PRIMASK, value & 1)
+        uc.reg_write(A.UC_ARM_REG_BASEPRI, (value >> 8) & 0xFF)
+        uc.reg_write(A.UC_ARM_REG_FAULTMASK, (value >> 16) & 1)
+        uc.reg_write(A.UC_ARM_REG_CONTROL, (value >> 24) & 0xFF)
+
+    @staticmethod
+    def _fresh_ns_bank() -> dict[int, int]:
+        # MSP_NS, PSP_NS, MSPLIM_S, PSPLIM_S, MSPLIM_NS, PSPLIM_NS, packed CONTROL_NS...
+        return {0x18: 0, 0x19: 0, 0x1C: 0, 0x1D: 0, 0x1E: 0, 0x1F: 0, 0x23: 0}
+
+    # -- internals ---------------------------------------------------------------------
+    def _bus_word(self, addr: int) -> int:
+        return int.from_bytes(self.uc.mem_read(addr, 4), "little") if self._is_mapped(
+            addr
+        ) else self._bus.read(addr, 4)
+
+    def _is_mapped(self, addr: int) -> bool:
+        try:
+            self.uc.mem_read(addr, 4)
+            return True
+        except UcError:
+            return False
+
+    def _dirty_pc(self) -> None:
+        pass  # unicorn re-reads PC at every emu_start; nothing cached
+
+    def _charge(self, instructions: int) -> None:
+        if instructions:
+            self.instructions += instructions
+            self.clock.advance(instructions / self._core_hz())
+
+    def _pending_exception(self) -> bool:
+        """An enabled, pending IRQ that would preempt now: exception entry is not modelled."""
+        if self.maskints:
+            return False
+        uc = self.uc
+        if uc.reg_read(A.UC_ARM_REG_PRIMASK) & 1 or uc.reg_read(A.UC_ARM_REG_FAULTMASK) & 1:
+            return False
+        irq = self.nvic.highest_pending()
+        if irq is None:
+            return False
+        basepri = uc.reg_read(A.UC_ARM_REG_BASEPRI) & 0xFF
+        if basepri and self.nvic.priority[irq] >= basepri:
+            return False
+        if uc.reg_read(A.UC_ARM_REG_IPSR) & 0x1FF:
+            return False  # already in a handler (only reachable through debugger writes)
+        self._lock_up(
+            f"IRQ {irq} is enabled and pending with PRIMASK=0: exception entry is not "
+            "modelled (wait with PRIMASK=1 and WFI, or poll)"
+        )
+        return True
+
+    def _execute(self, count: int) -> int:
+        """emu_start for up to count instructions; returns how many to charge."""
+        uc = self.uc
+        if not uc.reg_read(A.UC_ARM_REG_XPSR) & XPSR_T:
+            self._lock_up("EPSR.T is 0: INVSTATE UsageFault on the next instruction")
+            return 0
+        if self._dirty:
+            lo, hi = self._dirty
+            self._dirty = None
+            uc.ctl_remove_cache(lo, hi)
+        start = self.pc
+        if start == 0xFFFFFFFE:
+            self._lock_up("instruction fetch at 0xFFFFFFFE: erased reset vector (blank chip)",
+                          quiet=True)
+            return 0
+        self._stop_reason = None
+        self._in_emulation = True
+        error: UcError | None = None
+        try:
+            uc.emu_start(start | 1, _NO_EXIT, count=count)
+        except UcError as exc:
+            error = exc
+        finally:
+            self._in_emulation = False
+        reason = self._stop_reason
+        deferred, self._deferred = self._deferred, []
+        for action in deferred:
+            action()
+        if reason == "fault" or self.lockup:
+            return 0
+        if error is not None:
+            self._lock_up(f"unicorn stopped: {error} at PC 0x{self.pc:08X}")
+            return 0
+        if reason is not None:
+            if reason == "wfe":
+                self._sleep("wfe")
+            return 0  # bkpt, breakpoint, halt, deferred action: partial slice
+        pc = self.pc
+        if pc != start and self._halfword(pc - 2) == _THUMB_WFI:
+            self._sleep("wfi")
+            return 0 if count > 1 else 1
+        return count
+
+    def _sleep(self, kind: str) -> None:
+        if self.halted:
+            return
+        self.sleeping = True
+        self._sleep_kind = kind
+
+    def _halfword(self, addr: int) -> int | None:
+        try:
+            return int.from_bytes(self.uc.mem_read(addr, 2), "little")
+        except UcError:
+            return None
+
+    def _enter_fault(self, why: str) -> None:
+        """Called inside emulation: stop before the faulting instruction and lock up."""
+        self._stop_reason = "fault"
+        self.uc.emu_stop()
+        self._lock_up(why)
+
+    def _lock_up(self, why: str, *, quiet: bool = False) -> None:
+        if self.halted:
+            return
+        self.lockup = True
+        self.sleeping = False
+        self.fault = why
+        (log.info if quiet else log.error)("core locked up", why=why, pc=f"0x{self.pc:08X}")
+
+    # -- unicorn hooks -----------------------------------------------------------------
+    def _on_intr(self, uc, intno, _ud):
+        if intno == _EXCP_BKPT:
+            self._stop_reason = "bkpt"
+            uc.emu_stop()
+            self.halt("bkpt")
+            return
+        self._enter_fault(_EXCP_NAMES.get(intno, f"CPU exception {intno}"))
+
+    def _on_invalid(self, uc, _ud):
+        pc = self.pc
+        if self._halfword(pc - 2) == _THUMB_WFE:
+            if self._event_register:
+                self._event_register = False
+                return True  # WFE with a latched event completes at once
+            self._stop_reason = "wfe"
+            uc.emu_stop()
+            return True
+        if self._halfword(pc - 2) == _THUMB_YIELD:
+            return True  # a hint: NOP
+        self._enter_fault(f"undefined instruction 0x{self._halfword(pc) or 0:04X} (UsageFault)")
+        return False
+
+    def _on_unmapped(self, uc, access, addr, size, value, _ud):
+        kind = {19: "read", 20: "write", 21: "instruction fetch"}.get(access, "access")
+        self._enter_fault(f"bus fault: {kind} at unmapped 0x{addr:08X}")
+        return False
+
+    def _on_prot(self, uc, access, addr, size, value, _ud):
+        self._enter_fault(f"bus fault: access type {access} to read-only/non-executable 0x{addr:08X}")
+        return False
+
+    def _on_breakpoint(self, uc, address, size, _ud):
+        if self._step_from == address:
+            return
+        self._stop_reason = "bkpt"
+        uc.emu_stop()
+        self.halt("bkpt")

@@ -1,0 +1,266 @@
+"""The virtual board in-process: presets, memory map, peripherals, C programs to `bkpt`."""
+
+from __future__ import annotations
+
+import time
+import zlib
+
+import pytest
+
+from armgcc import build
+from qspi_gdb.errors import TargetError
+from qspi_gdb.sim.board import BOARDS, Board, InProcessLink
+from qspi_gdb.sim.bus import BusFault
+from qspi_gdb.sim.core import DFSR_VCATCH
+
+CHIP_BOARDS = ["sim-nrf52840dk", "sim-nrf5340dk"]
+
+# Per chip: (core, FICR INFO.PART address, CLOCK base, TIMER0 base, TIMER0 IRQ, P0 PIN_CNF[0])
+CHIP = {
+    "sim-nrf52840dk": ("cortex-m4f", 0x10000100, 0x40000000, 0x40008000, 8, 0x50000700),
+    "sim-nrf5340dk": ("cortex-m33", 0x00FF020C, 0x50005000, 0x5000F000, 15, 0x50842700),
+}
+
+
+@pytest.fixture
+def board(request):
+    b = Board(request.param)
+    yield b
+    b.close()
+
+
+def halted_link(board: Board) -> InProcessLink:
+    link = InProcessLink(board)
+    link.halt()
+    return link
+
+
+def run_program(board: Board, tmp_path, source: str, timeout_s: float = 1.0) -> int:
+    elf = build(tmp_path, source, CHIP[board.name][0])
+    link = halted_link(board)
+    link.load_elf(elf)
+    link.resume()
+    link.wait_halt(timeout_s)
+    assert board.core.halt_reason == "bkpt", board.core.fault
+    return link.read_register("r0")
+
+
+@pytest.mark.parametrize("name", sorted(BOARDS))
+def test_presets_build_a_board(name):
+    preset = BOARDS[name]
+    with Board(name) as b:
+        assert b.chip == preset.chip and b.preset is preset
+        assert b.flash.part.name.lower().replace("-", "") == preset.flash_part.replace("-", "")
+        assert b.core.model == preset.core
+        assert b.core_hz == 64e6
+        assert len(b.ram) == (256 if b.chip == "nrf52840" else 512) * 1024
+
+
+def test_unknown_board_is_refused():
+    with pytest.raises(ValueError, match="unknown board"):
+        Board("sim-nrf9160")
+
+
+@pytest.mark.parametrize("board", CHIP_BOARDS, indirect=True)
+def test_blank_chip_locks_up_until_a_debugger_halts_it(board):
+    board.service()
+    assert board.core.lockup and "erased reset vector" in board.core.fault
+    board.core.halt("halted")
+    assert board.core.halted and not board.core.lockup
+
+
+@pytest.mark.parametrize("board", CHIP_BOARDS, indirect=True)
+def test_crc32_program_runs_to_bkpt(board, tmp_path):
+    source = r"""
+    #include <stdint.h>
+    static uint8_t buf[8192];
+    static uint32_t crc32(const uint8_t *p, uint32_t n) {
+        uint32_t c = 0xFFFFFFFFu;
+        while (n--) { c ^= *p++; for (int k = 0; k < 8; k++) c = (c >> 1) ^ (0xEDB88320u & -(c & 1)); }
+        return ~c;
+    }
+    uint32_t main(void) {
+        for (uint32_t i = 0; i < sizeof buf; i++) buf[i] = (uint8_t)(i * 7 + 3);
+        return crc32(buf, sizeof buf);
+    }
+    """
+    r0 = run_program(board, tmp_path, source)
+    assert r0 == zlib.crc32(bytes((i * 7 + 3) & 0xFF for i in range(8192)))
+    assert board.stats["modelled_s"] > 0
+    assert board.stats["halts"] >= 2
+
+
+@pytest.mark.parametrize("board", CHIP_BOARDS, indirect=True)
+def test_ficr_identifies_the_chip(board, tmp_path):
+    part_addr = CHIP[board.name][1]
+    part = board.bus.read(part_addr, 4)
+    assert part == (0x52840 if board.chip == "nrf52840" else 0x5340)
+    src = f"""
+    #include <stdint.h>
+    uint32_t main(void) {{ return *(volatile uint32_t *)0x{part_addr:08X}u; }}
+    """
+    assert run_program(board, tmp_path, src) == part
+
+
+@pytest.mark.parametrize("board", CHIP_BOARDS, indirect=True)
+def test_unmodelled_addresses_fault_loudly(board, tmp_path):
+    with pytest.raises(BusFault):
+        board.bus.read(0x40002000, 4)  # UARTE0 / SERIAL: not modelled
+    with pytest.raises(BusFault):
+        board.bus.read(0x30000000, 4)  # nothing there
+    with pytest.raises(BusFault):
+        board.bus.write(0x00000000, 4, 0)  # internal flash needs the NVMC
+    src = r"""
+    #include <stdint.h>
+    uint32_t main(void) { return *(volatile uint32_t *)0x40002000u; }
+    """
+    elf = build(tmp_path, src, CHIP[board.name][0])
+    link = halted_link(board)
+    link.load_elf(elf)
+    link.resume()
+    with pytest.raises(TargetError, match="locked up.*0x40002000"):
+        link.wait_halt(1.0)
+
+
+@pytest.mark.parametrize("board", CHIP_BOARDS, indirect=True)
+def test_memory_round_trip_through_the_link(board):
+    link = halted_link(board)
+    data = bytes(range(256)) * 256
+    link.write_memory(0x20010000, data)
+    assert link.read_memory(0x20010000, len(data)) == data
+    assert board.stats["bytes_written"] == len(data)
+    link.write_memory(0x20000001, b"\x11\x22\x33")  # unaligned bytes
+    assert link.read_memory(0x20000000, 5) == b"\x00\x11\x22\x33\x00"
+    with pytest.raises(TargetError):
+        link.read_memory(0x20000000 + len(board.ram), 4)
+
+
+@pytest.mark.parametrize("board", CHIP_BOARDS, indirect=True)
+def test_reset_halt_stops_at_the_reset_vector_and_keeps_ram(board):
+    link = halted_link(board)
+    link.write_memory(0x20000000, b"keep")
+    link.reset(halt=True)
+    assert board.core.halted and board.core.dfsr & DFSR_VCATCH
+    assert link.read_register("pc") == 0xFFFFFFFE  # blank vector table
+    assert link.read_memory(0x20000000, 4) == b"keep"
+
+
+def timer_wait_source(board_name: str, prescaler: int, cc: int) -> str:
+    _, _, _, timer, irq, _ = CHIP[board_name]
+    return f"""
+    #include <stdint.h>
+    #define REG(a) (*(volatile uint32_t *)(a))
+    #define T 0x{timer:08X}u
+    uint32_t main(void) {{
+        __asm volatile("cpsid i");
+        REG(0xE000E100u + 4 * ({irq} / 32)) = 1u << ({irq} % 32);  /* NVIC ISER */
+        REG(T + 0x504) = 0;            /* MODE Timer */
+        REG(T + 0x508) = 3;            /* BITMODE 32 */
+        REG(T + 0x510) = {prescaler};  /* PRESCALER */
+        REG(T + 0x540) = {cc};         /* CC[0] */
+        REG(T + 0x304) = 1u << 16;     /* INTENSET COMPARE0 */
+        REG(T + 0x00C) = 1;            /* CLEAR */
+        REG(T + 0x000) = 1;            /* START */
+        uint32_t wakes = 0;
+        while (!REG(T + 0x140)) {{ __asm volatile("wfi"); wakes++; }}
+        REG(T + 0x040 + 4) = 1;        /* CAPTURE[1] */
+        uint32_t now = REG(T + 0x544);
+        REG(T + 0x004) = 1;            /* STOP */
+        return (wakes << 24) | (now & 0xFFFFFF);
+    }}
+    """
+
+
+@pytest.mark.parametrize("board", CHIP_BOARDS, indirect=True)
+def test_timer_compare_wakes_wfi_with_primask_set_and_sleep_costs_no_wall_time(board, tmp_path):
+    # 20 s of modelled sleep at 31.25 kHz: must take no noticeable host time
+    src = timer_wait_source(board.name, prescaler=9, cc=625000)
+    t0_wall = time.perf_counter()
+    r0 = run_program(board, tmp_path, src, timeout_s=30.0)
+    wall = time.perf_counter() - t0_wall
+    count = r0 & 0xFFFFFF
+    assert r0 >> 24 >= 1  # it slept and was woken
+    assert 625000 <= count < 625000 + 50  # woke at the compare, not before
+    assert board.clock.now == pytest.approx(20.0, abs=0.01)
+    assert wall < 10  # generous: the point is it does not take 20 s of busy host time
+
+
+@pytest.mark.parametrize("board", CHIP_BOARDS, indirect=True)
+def test_hfclk_start_sets_its_event_after_the_crystal_start_up(board, tmp_path):
+    clock = CHIP[board.name][2]
+    src = f"""
+    #include <stdint.h>
+    #define REG(a) (*(volatile uint32_t *)(a))
+    uint32_t main(void) {{
+        uint32_t before = REG(0x{clock:08X}u + 0x40C);
+        REG(0x{clock:08X}u + 0x100) = 0;
+        REG(0x{clock:08X}u + 0x000) = 1;       /* TASKS_HFCLKSTART */
+        uint32_t polls = 0;
+        while (!REG(0x{clock:08X}u + 0x100)) polls++;
+        return (REG(0x{clock:08X}u + 0x40C) << 0) ^ (before << 1) ^ 0 ? polls : 0;
+    }}
+    """
+    t0 = board.clock.now
+    polls = run_program(board, tmp_path, src)
+    assert polls > 0
+    assert board.clock.now - t0 >= 360e-6
+    assert board.bus.read(clock + 0x40C, 4) == 0x00010001  # HFXO running
+    assert board.bus.read(clock + 0x408, 4) == 1  # HFCLKRUN
+
+
+def test_nrf5340_hfclkctrl_sets_the_core_clock():
+    with Board("sim-nrf5340dk") as b:
+        assert b.core_hz == 64e6
+        b.bus.write(0x50005558, 4, 0)  # HFCLKCTRL Div1
+        assert b.core_hz == 128e6
+        assert b.bus.read(0x40005558, 4) == 0  # the non-secure alias is the same register
+        b.bus.write(0x500055B8, 4, 0)  # HFCLK192MCTRL Div1
+        assert b.clock_periph.pclk192m_hz == 192e6
+
+
+def test_gpio_pin_cnf_and_dir_are_one_bit_and_mcusel_is_kept():
+    with Board("sim-nrf5340dk") as b:
+        cnf = 0x50842700 + 13 * 4  # P0.PIN_CNF[13]
+        assert b.bus.read(cnf, 4) == 0x2
+        b.bus.write(cnf, 4, (3 << 28) | (3 << 8) | 2)  # MCUSEL Peripheral, H0H1, disconnect
+        assert b.bus.read(cnf, 4) == (3 << 28) | (3 << 8) | 2
+        b.bus.write(0x50842518, 4, 1 << 13)  # DIRSET
+        assert b.bus.read(cnf, 4) & 1 and b.bus.read(0x50842514, 4) == 1 << 13
+    with Board("sim-nrf52840dk") as b:
+        b.bus.write(0x50000508, 4, 1 << 5)  # P0.OUTSET
+        b.bus.write(0x50000518, 4, 1 << 5)  # P0.DIRSET
+        assert b.bus.read(0x50000504, 4) == 1 << 5
+        assert b.bus.read(0x50000700 + 5 * 4, 4) & 1
+        b.bus.write(0x50000A00, 4, 1)  # P1.PIN_CNF[0]
+        assert b.bus.read(0x50000814, 4) == 1  # P1.DIR
+
+
+def test_run_until_halt_times_out_in_modelled_time_and_halts(tmp_path):
+    with Board("sim-nrf52840dk") as b:
+        src = "int main(void) { for (;;) { __asm volatile(\"wfi\"); } }"
+        elf = build(tmp_path, src)
+        link = halted_link(b)
+        link.load_elf(elf)
+        link.resume()
+        with pytest.raises(TargetError, match="did not halt"):
+            link.wait_halt(2.0)
+        assert b.core.halted
+        assert b.clock.now == pytest.approx(2.0, abs=1e-3)
+
+
+def test_stats_are_a_mapping_with_live_values():
+    with Board("sim-nrf52840dk") as b:
+        b.stats["dap_transactions"] += 5
+        b.stats["dap_bytes"] += 4  # unknown counters start at 0
+        snapshot = dict(b.stats)
+        assert snapshot["dap_transactions"] == 5 and snapshot["dap_bytes"] == 4
+        assert {"modelled_s", "flash_busy_s", "halts", "bytes_read", "bytes_written"} <= set(snapshot)
+        with pytest.raises(KeyError):
+            b.stats["modelled_s"] = 1
+
+
+def test_sim_image_is_the_flash_backing_file(tmp_path):
+    image = tmp_path / "flash.bin"
+    b = Board("sim-nrf52840dk", image)
+    b.close()
+    assert image.stat().st_size == 8 * 1024 * 1024

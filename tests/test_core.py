@@ -1,0 +1,296 @@
+"""The unicorn Cortex-M core on its own: run control, breakpoints, registers, sleep, faults."""
+
+from __future__ import annotations
+
+import pytest
+
+from qspi_gdb.sim.bus import BusFault
+from qspi_gdb.sim.clock import Clock
+from qspi_gdb.sim.core import (
+    DFSR_BKPT,
+    DFSR_HALTED,
+    DFSR_VCATCH,
+    XPSR_T,
+    CortexM,
+)
+from qspi_gdb.sim.nvic import Nvic
+
+RAM = 0x20000000
+MMIO = 0x40000000
+
+# Thumb encodings used below (little-endian halfwords)
+MOVS_R0_1 = bytes.fromhex("0120")
+ADDS_R0_1 = bytes.fromhex("0130")
+BKPT = bytes.fromhex("00be")
+NOP = bytes.fromhex("00bf")
+WFI = bytes.fromhex("30bf")
+WFE = bytes.fromhex("20bf")
+YIELD = bytes.fromhex("10bf")
+UDF = bytes.fromhex("00de")
+SVC = bytes.fromhex("00df")
+LDR_R0_R1 = bytes.fromhex("0868")
+STR_R0_R1 = bytes.fromhex("0860")
+B_SELF = bytes.fromhex("fee7")
+
+
+class Harness:
+    """A core with 64 KiB RAM and a 4 KiB register window backed by a dict."""
+
+    def __init__(self, model: str = "cortex-m4f", hz: float = 64e6) -> None:
+        self.clock = Clock()
+        self.nvic = Nvic(48)
+        self.ram = bytearray(0x10000)
+        self.regs: dict[int, int] = {MMIO: 0x1234}
+        self.halts: list[str] = []
+        self.core = CortexM(model, clock=self.clock, bus=self, nvic=self.nvic,
+                            core_hz=lambda: hz, on_halt=self.halts.append)
+        self.core.map_memory(RAM, self.ram)
+        self.core.map_mmio(MMIO, 0x1000)
+
+    # bus
+    def read(self, addr: int, size: int) -> int:
+        if addr not in self.regs:
+            raise BusFault(addr, False)
+        return self.regs[addr]
+
+    def write(self, addr: int, size: int, value: int) -> None:
+        if addr not in self.regs:
+            raise BusFault(addr, True)
+        self.regs[addr] = value
+
+    def load(self, code: bytes, at: int = 0) -> None:
+        self.ram[at : at + len(code)] = code
+        self.core.invalidate_code(RAM + at, len(code))
+        self.core.write_core_reg(15, RAM + at)
+        self.core.write_core_reg(16, XPSR_T)
+        self.core.write_core_reg(13, RAM + 0x10000)
+
+    def run(self, slices: int = 100) -> None:
+        self.core.resume()
+        for _ in range(slices):
+            if self.core.halted or self.core.sleeping or self.core.lockup:
+                return
+            self.core.run_slice()
+
+
+@pytest.fixture(params=["cortex-m4f", "cortex-m33"])
+def h(request) -> Harness:
+    return Harness(request.param)
+
+
+def test_starts_halted_and_bkpt_halts_with_pc_on_the_instruction(h):
+    assert h.core.halted
+    h.load(MOVS_R0_1 + ADDS_R0_1 + BKPT + NOP)
+    h.run()
+    assert h.core.halted and h.core.halt_reason == "bkpt"
+    assert h.core.dfsr & DFSR_BKPT
+    assert h.core.read_core_reg(0) == 2
+    assert h.core.read_core_reg(15) == RAM + 4
+    assert h.halts == ["bkpt"]
+    h.core.clear_dfsr(DFSR_BKPT)
+    assert h.core.dfsr == 0
+
+
+def test_fpb_breakpoint_halts_before_the_instruction_and_again_on_resume(h):
+    h.load(MOVS_R0_1 + ADDS_R0_1 + ADDS_R0_1 + BKPT)
+    h.core.set_breakpoints({RAM + 4})
+    h.run()
+    assert h.core.halt_reason == "bkpt" and h.core.pc == RAM + 4
+    assert h.core.read_core_reg(0) == 2  # the instruction at the comparator did not run
+    h.run()  # silicon: a comparator on the resume address matches again at once
+    assert h.core.pc == RAM + 4 and h.core.read_core_reg(0) == 2
+    h.core.step()  # stepping over it executes exactly that instruction
+    assert h.core.pc == RAM + 6 and h.core.read_core_reg(0) == 3
+    assert h.core.dfsr & DFSR_HALTED
+    h.core.set_breakpoints(set())
+    h.run()
+    assert h.core.pc == RAM + 6 and h.core.halt_reason == "bkpt"
+
+
+def test_step_executes_one_instruction_and_charges_one_cycle(h):
+    h.load(MOVS_R0_1 + ADDS_R0_1 + ADDS_R0_1 + BKPT)
+    t0 = h.clock.now
+    for expected_pc, r0 in ((RAM + 2, 1), (RAM + 4, 2), (RAM + 6, 3)):
+        h.core.step()
+        assert h.core.halted and h.core.pc == expected_pc and h.core.read_core_reg(0) == r0
+    assert h.clock.now - t0 == pytest.approx(3 / 64e6)
+
+
+def test_running_slices_advance_the_clock_at_core_hz():
+    h = Harness(hz=32e6)
+    h.load(ADDS_R0_1 + bytes.fromhex("fde7"))  # adds r0,#1; b .-2
+    h.core.resume()
+    h.core.run_slice(32000)
+    assert h.clock.now == pytest.approx(32000 / 32e6)
+    assert h.core.instructions == 32000
+    assert h.core.read_core_reg(0) == 16000
+
+
+def test_code_rewritten_while_halted_is_executed(h):
+    h.load(MOVS_R0_1 + BKPT)
+    h.run()
+    assert h.core.read_core_reg(0) == 1
+    h.load(MOVS_R0_1 + ADDS_R0_1 + ADDS_R0_1 + BKPT)  # same address, new code
+    h.run()
+    assert h.core.read_core_reg(0) == 3
+
+
+def test_core_registers_by_dcrsr_selector(h):
+    core = h.core
+    for sel in range(13):
+        core.write_core_reg(sel, 0x1000 + sel)
+    assert [core.read_core_reg(s) for s in range(13)] == [0x1000 + s for s in range(13)]
+    core.write_core_reg(17, 0x20001000)  # MSP
+    core.write_core_reg(18, 0x20002000)  # PSP
+    assert core.read_core_reg(13) == 0x20001000  # SP is MSP with CONTROL.SPSEL=0
+    core.write_core_reg(20, (2 << 24) | (0x40 << 8) | 1)  # CONTROL.SPSEL, BASEPRI, PRIMASK
+    assert core.read_core_reg(13) == 0x20002000
+    assert core.read_core_reg(20) == (2 << 24) | (0x40 << 8) | 1
+    core.write_core_reg(15, RAM + 0x101)
+    assert core.read_core_reg(15) == RAM + 0x100
+    core.write_core_reg(0x21, 0x03C00000)
+    assert core.read_core_reg(0x21) == 0x03C00000
+    for i in range(32):
+        core.write_core_reg(0x40 + i, 0x3F800000 + i)
+    assert [core.read_core_reg(0x40 + i) for i in range(32)] == [0x3F800000 + i for i in range(32)]
+
+
+def test_m33_banked_registers_follow_the_secure_state():
+    core = Harness("cortex-m33").core
+    core.write_core_reg(17, 0x20003000)
+    assert core.read_core_reg(0x1A) == 0x20003000  # MSP_S is the live MSP
+    core.write_core_reg(0x1B, 0x20004000)
+    assert core.read_core_reg(18) == 0x20004000
+    core.write_core_reg(0x18, 0x20005000)  # MSP_NS kept for the debugger
+    core.write_core_reg(0x1C, 0x20000107)  # MSPLIM_S: bits 2:0 are RES0
+    assert core.read_core_reg(0x18) == 0x20005000
+    assert core.read_core_reg(0x1C) == 0x20000100
+    core.write_core_reg(0x22, 1)
+    assert core.read_core_reg(20) == 1
+
+
+def test_halt_while_running_and_resume(h):
+    h.load(ADDS_R0_1 + bytes.fromhex("fde7"))
+    h.core.resume()
+    h.core.run_slice(100)
+    h.core.halt("halted")
+    assert h.core.halted and h.core.dfsr & DFSR_HALTED
+    pc = h.core.pc
+    assert pc in (RAM, RAM + 2)
+    h.core.resume()
+    assert h.core.running
+
+
+def test_wfi_sleeps_until_an_enabled_interrupt_is_pending_even_with_primask(h):
+    h.load(WFI + MOVS_R0_1 + BKPT)
+    h.core.write_core_reg(20, 1)  # PRIMASK=1
+    h.run()
+    assert h.core.sleeping and not h.core.halted and h.core.pc == RAM + 2
+    h.nvic.set_level(8, True)  # pending but not enabled: stays asleep
+    assert not h.core.try_wake()
+    h.nvic.enabled |= 1 << 8
+    assert h.core.try_wake()
+    h.run()
+    assert h.core.halt_reason == "bkpt" and h.core.read_core_reg(0) == 1
+
+
+def test_debug_halt_wakes_a_sleeping_core(h):
+    h.load(WFI + MOVS_R0_1 + BKPT)
+    h.run()
+    assert h.core.sleeping
+    h.core.halt("halted")
+    assert h.core.halted and not h.core.sleeping and h.core.pc == RAM + 2
+
+
+def test_wfe_sleeps_and_yield_is_a_hint(h):
+    h.load(YIELD + WFE + MOVS_R0_1 + BKPT)
+    h.run()
+    assert h.core.sleeping and h.core.pc == RAM + 4
+    h.core.sevonpend = True
+    h.nvic.set_level(3, True)  # disabled IRQ pends: with SEVONPEND that is an event
+    h.core.note_pended()
+    assert h.core.try_wake()
+    h.run()
+    assert h.core.halt_reason == "bkpt"
+
+
+def test_pending_interrupt_with_primask_clear_locks_up_loudly(h):
+    h.load(NOP + NOP + BKPT)
+    h.nvic.enabled |= 1 << 5
+    h.nvic.set_level(5, True)
+    h.run()
+    assert h.core.lockup and "exception entry is not modelled" in h.core.fault
+
+
+@pytest.mark.parametrize(
+    "code, expect",
+    [
+        (UDF, "undefined instruction"),
+        (SVC, "SVC"),
+    ],
+)
+def test_faults_lock_up_with_a_reason(h, code, expect):
+    h.load(NOP + code + BKPT)
+    h.run()
+    assert h.core.lockup and not h.core.halted
+    assert expect in h.core.fault
+    h.core.halt("halted")  # a debugger can still halt a locked-up core
+    assert h.core.halted and not h.core.lockup
+
+
+def test_bus_fault_on_mmio_stops_on_the_faulting_load(h):
+    h.load(MOVS_R0_1 + LDR_R0_R1 + BKPT)
+    h.core.write_core_reg(1, MMIO + 0x40)  # no register there
+    h.run()
+    assert h.core.lockup and "0x40000040" in h.core.fault
+    assert h.core.pc == RAM + 2 and h.core.read_core_reg(0) == 1
+
+
+def test_mmio_reads_and_writes_reach_the_bus(h):
+    h.load(LDR_R0_R1 + ADDS_R0_1 + STR_R0_R1 + BKPT)
+    h.core.write_core_reg(1, MMIO)
+    h.run()
+    assert h.core.halt_reason == "bkpt"
+    assert h.regs[MMIO] == 0x1235
+
+
+def test_unmapped_access_locks_up(h):
+    h.load(LDR_R0_R1 + BKPT)
+    h.core.write_core_reg(1, 0x30000000)
+    h.run()
+    assert h.core.lockup and "0x30000000" in h.core.fault
+
+
+def test_clear_thumb_bit_is_an_invstate_fault(h):
+    h.load(NOP + BKPT)
+    h.core.write_core_reg(16, 0)
+    h.run()
+    assert h.core.lockup and "INVSTATE" in h.core.fault
+
+
+def test_reset_loads_vectors_and_vector_catch_halts():
+    h = Harness()
+    rom = bytearray(0x1000)
+    rom[0:8] = (0x20008000).to_bytes(4, "little") + (0x00000101).to_bytes(4, "little")
+    h.core.map_memory(0, rom, writable=False)
+    h.core.vector_catch = True
+    h.core.resume()
+    h.core.reset()
+    assert h.core.halted and h.core.dfsr & DFSR_VCATCH and h.halts == ["vcatch"]
+    assert h.core.read_core_reg(15) == 0x100
+    assert h.core.read_core_reg(13) == 0x20008000
+    assert h.core.read_core_reg(16) == XPSR_T
+
+
+def test_blank_reset_vector_locks_up_without_vector_catch():
+    h = Harness()
+    h.core.map_memory(0, bytearray(b"\xff" * 0x1000), writable=False)
+    h.core.reset()
+    h.core.resume()
+    h.core.run_slice()
+    assert h.core.lockup and "erased reset vector" in h.core.fault
+
+
+def test_unknown_model_is_refused():
+    with pytest.raises(ValueError):
+        CortexM("cortex-m0", clock=Clock(), bus=None, nvic=Nvic(8), core_hz=lambda: 1.0)
