@@ -1,0 +1,342 @@
+/* loader.c - the mailbox: greeting, command queue, validation, buffers. */
+#include "chip.h"
+#include "crc32.h"
+#include "hw.h"
+#include "loader.h"
+#include "qspi.h"
+#include "qspi_mailbox.h"
+
+#define MIB16 0x1000000u
+
+/* The mailbox the host finds by this symbol name (never by a fixed address). */
+__attribute__((used, aligned(4))) QL_DATA struct ql_mailbox qspi_mailbox;
+
+static uint8_t *buf_addr(uint32_t i) { return ql_buffer_mem + i * QL_BUF_SIZE; }
+
+static uint32_t free_mask(void)
+{
+    uint32_t all = (QL_NBUF >= 32u) ? 0xFFFFFFFFu : ((1u << QL_NBUF) - 1u);
+    return all & ~qspi_dma_mask();
+}
+
+static void publish(void)
+{
+    struct ql_mailbox *mb = &qspi_mailbox;
+    uint32_t fm = free_mask();
+    mb->free_mask = fm;
+    for (uint32_t i = 0; i < QL_NBUF; i++) {
+        mb->buffer[i].state = (fm & (1u << i)) ? QL_BUF_FREE : QL_BUF_DMA;
+    }
+    mb->busy = qspi_busy();
+    mb->time_us = hw_now_us();
+}
+
+static void greet(void)
+{
+    struct ql_mailbox *mb = &qspi_mailbox;
+    mb->abi_version = QL_ABI_VERSION;
+    mb->build_id = qspi_loader_build_id;
+    mb->chip = QL_CHIP_ID;
+    mb->nbuffers = QL_NBUF;
+    mb->max_cmds = QL_MAX_CMDS;
+    mb->stack_base = (uint32_t)(uintptr_t)ql_stack_mem;
+    mb->max_dma = QSPI_CNT_MAX;
+    for (uint32_t i = 0; i < QL_MAX_BUFFERS; i++) {
+        mb->buffer[i].addr = i < QL_NBUF ? (uint32_t)(uintptr_t)buf_addr(i) : 0u;
+        mb->buffer[i].size = i < QL_NBUF ? QL_BUF_SIZE : 0u;
+    }
+    mb->magic = QL_MAGIC;
+}
+
+/* ------------------------------------------------------------------ validation helpers */
+
+static uint32_t check_range(uint32_t addr, uint32_t len)
+{
+    uint32_t size = qspi_flash_size();
+    if (addr >= size || len > size - addr) {
+        return QL_ST_RANGE;
+    }
+    if (qspi_addr_mode() == QL_ADDR_24BIT && (addr >= MIB16 || len > MIB16 - addr)) {
+        return QL_ST_ADDR_24BIT;
+    }
+    return QL_ST_OK;
+}
+
+static uint32_t check_buf(const struct ql_cmd *c, uint32_t len, uint32_t align)
+{
+    if (c->buf >= QL_NBUF || c->buf_off > QL_BUF_SIZE || len > QL_BUF_SIZE - c->buf_off) {
+        return QL_ST_BUF_RANGE;
+    }
+    if ((c->buf_off % align) != 0u) {
+        return QL_ST_ALIGN;
+    }
+    if (qspi_dma_mask() & (1u << c->buf)) {
+        return QL_ST_BUF_BUSY;
+    }
+    return QL_ST_OK;
+}
+
+/* ------------------------------------------------------------------ commands */
+
+static uint32_t crc_range(uint32_t addr, uint32_t len, uint32_t *out)
+{
+    uint32_t st = qspi_settle();
+    if (st != QL_ST_OK) {
+        return st;
+    }
+    uint32_t crc = 0xFFFFFFFFu;
+    uint32_t end = addr + len;
+    uint32_t a = addr & ~3u;
+    uint32_t aend = (end + 3u) & ~3u;
+    uint32_t k = 0;
+    uint32_t chunk = (aend - a) < QL_SCRATCH_BYTES ? (aend - a) : QL_SCRATCH_BYTES;
+    qspi_read_start(a, ql_scratch_mem[0], chunk);
+    while (a < aend) {
+        st = qspi_wait_dma();
+        if (st != QL_ST_OK) {
+            return st;
+        }
+        const uint8_t *p = ql_scratch_mem[k];
+        uint32_t ca = a;
+        uint32_t n = chunk;
+        a += n;
+        if (a < aend) { /* read the next chunk while this one is summed */
+            chunk = (aend - a) < QL_SCRATCH_BYTES ? (aend - a) : QL_SCRATCH_BYTES;
+            qspi_read_start(a, ql_scratch_mem[k ^ 1u], chunk);
+        }
+        uint32_t lo = ca < addr ? addr - ca : 0u;
+        uint32_t hi = (ca + n > end) ? end - ca : n;
+        crc = crc32_update(crc, p + lo, hi - lo);
+        k ^= 1u;
+    }
+    *out = ~crc;
+    return QL_ST_OK;
+}
+
+static uint32_t cmd_erase(struct ql_cmd *c)
+{
+    uint32_t unit = c->arg;
+    if (unit == QL_ERASE_CHIP) {
+        if (c->addr != 0u || c->len != qspi_flash_size()) {
+            return QL_ST_BAD_ARG;
+        }
+        uint32_t st = qspi_erase_start(0u, QL_ERASE_CHIP);
+        return st;
+    }
+    if (unit != QL_ERASE_4K && unit != QL_ERASE_64K) {
+        return QL_ST_BAD_ARG;
+    }
+    if (c->len == 0u) {
+        return QL_ST_BAD_ARG;
+    }
+    uint32_t blk = unit == QL_ERASE_4K ? 0x1000u : 0x10000u;
+    if ((c->addr & (blk - 1u)) != 0u || (c->len & (blk - 1u)) != 0u) {
+        return QL_ST_ALIGN;
+    }
+    uint32_t st = check_range(c->addr, c->len);
+    for (uint32_t a = c->addr; st == QL_ST_OK && a < c->addr + c->len; a += blk) {
+        st = qspi_erase_start(a, unit);
+    }
+    return st;
+}
+
+static uint32_t cmd_program(struct ql_cmd *c)
+{
+    if (c->len == 0u) {
+        return QL_ST_BAD_ARG;
+    }
+    if ((c->addr & 3u) != 0u || (c->len & 3u) != 0u) {
+        return QL_ST_ALIGN;
+    }
+    uint32_t st = check_range(c->addr, c->len);
+    if (st == QL_ST_OK) {
+        st = check_buf(c, c->len, 4u);
+    }
+    if (st == QL_ST_OK) {
+        st = qspi_write_start(c->addr, buf_addr(c->buf) + c->buf_off, c->len, 1u << c->buf);
+    }
+    return st;
+}
+
+static uint32_t cmd_read(struct ql_cmd *c)
+{
+    if (c->len == 0u) {
+        return QL_ST_BAD_ARG;
+    }
+    if ((c->addr & 3u) != 0u || (c->len & 3u) != 0u) {
+        return QL_ST_ALIGN;
+    }
+    uint32_t st = check_range(c->addr, c->len);
+    if (st == QL_ST_OK) {
+        st = check_buf(c, c->len, 4u);
+    }
+    if (st == QL_ST_OK) {
+        st = qspi_settle();
+    }
+    if (st == QL_ST_OK) {
+        qspi_read_start(c->addr, buf_addr(c->buf) + c->buf_off, c->len);
+        st = qspi_wait_dma();
+    }
+    return st;
+}
+
+static uint32_t cmd_crc_list(struct ql_cmd *c)
+{
+    uint32_t sector = c->arg;
+    if (sector == 0u || c->len == 0u) {
+        return QL_ST_BAD_ARG;
+    }
+    if ((sector & 3u) != 0u || (c->addr & 3u) != 0u || (c->len % sector) != 0u) {
+        return QL_ST_ALIGN;
+    }
+    uint32_t count = c->len / sector;
+    uint32_t st = check_range(c->addr, c->len);
+    if (st == QL_ST_OK) {
+        st = count > QL_BUF_SIZE / 4u ? QL_ST_BUF_RANGE : check_buf(c, count * 4u, 4u);
+    }
+    uint32_t *out = (uint32_t *)(void *)(buf_addr(c->buf) + c->buf_off);
+    for (uint32_t i = 0; st == QL_ST_OK && i < count; i++) {
+        st = crc_range(c->addr + i * sector, sector, &out[i]);
+    }
+    return st;
+}
+
+static uint32_t cmd_sfdp(struct ql_cmd *c)
+{
+    if (c->len == 0u) {
+        return QL_ST_BAD_ARG;
+    }
+    if (c->addr >= MIB16 || c->len > MIB16 - c->addr) {
+        return QL_ST_RANGE; /* SFDP space has 3-byte addresses */
+    }
+    uint32_t st = check_buf(c, c->len, 1u);
+    if (st == QL_ST_OK) {
+        st = qspi_sfdp(c->addr, buf_addr(c->buf) + c->buf_off, c->len);
+    }
+    return st;
+}
+
+static uint32_t cmd_cinstr(struct ql_cmd *c)
+{
+    if (c->addr > 0xFFu || c->len > 8u ||
+        (c->flags & ~(QL_CF_WREN | QL_CF_WIPWAIT)) != 0u) {
+        return QL_ST_BAD_ARG;
+    }
+    return qspi_cinstr(c->addr, c->len, c->arg, c->arg2, c->flags, &c->result0, &c->result1);
+}
+
+static uint32_t execute(struct ql_cmd *c)
+{
+    struct ql_mailbox *mb = &qspi_mailbox;
+    uint32_t st;
+    switch (c->op) {
+    case QL_OP_NOP:
+        return QL_ST_OK;
+    case QL_OP_INIT:
+        st = qspi_init(&mb->config, &c->result0);
+        mb->jedec_id = c->result0;
+        mb->sck_hz = qspi_sck_hz();
+        mb->addr4_before = qspi_addr4_before();
+        c->result1 = mb->sck_hz;
+        return st;
+    case QL_OP_DEINIT:
+        return qspi_deinit();
+    case QL_OP_WAIT_IDLE:
+        return qspi_initialised() ? qspi_settle() : QL_ST_OK;
+    default:
+        break;
+    }
+    if (c->op >= QL_OP_COUNT) {
+        return QL_ST_BAD_OP;
+    }
+    if (!qspi_initialised()) {
+        return QL_ST_NOT_INIT;
+    }
+    switch (c->op) {
+    case QL_OP_READ_ID:
+        return qspi_read_jedec(&c->result0);
+    case QL_OP_SFDP:
+        return cmd_sfdp(c);
+    case QL_OP_ERASE:
+        st = cmd_erase(c);
+        break;
+    case QL_OP_PROGRAM:
+        st = cmd_program(c);
+        break;
+    case QL_OP_READ:
+        return cmd_read(c);
+    case QL_OP_CRC32:
+        if (c->len == 0u) {
+            return QL_ST_BAD_ARG;
+        }
+        st = check_range(c->addr, c->len);
+        return st == QL_ST_OK ? crc_range(c->addr, c->len, &c->result0) : st;
+    case QL_OP_CRC_LIST:
+        return cmd_crc_list(c);
+    case QL_OP_CINSTR:
+        return cmd_cinstr(c);
+    case QL_OP_RDSR:
+        return qspi_rdsr(&c->result0);
+    default:
+        return QL_ST_BAD_OP;
+    }
+    if (st == QL_ST_OK && (c->flags & QL_CF_SYNC)) {
+        st = qspi_settle();
+    }
+    return st;
+}
+
+static void run_queue(void)
+{
+    struct ql_mailbox *mb = &qspi_mailbox;
+    uint32_t n = mb->ncmd;
+    uint32_t failed = 0u;
+    uint32_t last = QL_ST_OK;
+    if (n > QL_MAX_CMDS) {
+        n = 0u;
+        failed = 1u;
+        last = QL_ST_BAD_ARG;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        struct ql_cmd *c = &mb->cmd[i];
+        c->result0 = 0u;
+        c->result1 = 0u;
+        if (failed) {
+            c->status = QL_ST_SKIPPED;
+            continue;
+        }
+        c->status = execute(c);
+        last = c->status;
+        if (c->status == QL_ST_TIMEOUT) {
+            c->result0 = qspi_last_stage();
+        }
+        if (c->status != QL_ST_OK) {
+            failed = 1u;
+        }
+        qspi_poll();
+    }
+    mb->last_status = last;
+    mb->state = failed ? QL_STATE_ERROR : (qspi_initialised() ? QL_STATE_READY : QL_STATE_IDLE);
+}
+
+void ql_service(void)
+{
+    uint32_t old_vtor = REG32(SCB_VTOR);
+    REG32(SCB_VTOR) = (uint32_t)(uintptr_t)ql_vectors;
+    ql_stack_mem[0] = QL_CANARY;
+    hw_timer_start();
+    hw_irqs_enable();
+    qspi_mailbox.entry_us = hw_now_us();
+    greet();
+    qspi_poll();
+    struct ql_mailbox *mb = &qspi_mailbox;
+    if (mb->seq != mb->done_seq) {
+        run_queue();
+        mb->done_seq = mb->seq;
+    } else if (mb->state != QL_STATE_ERROR) {
+        mb->state = qspi_initialised() ? QL_STATE_READY : QL_STATE_IDLE;
+    }
+    publish();
+    hw_irqs_disable();
+    REG32(SCB_VTOR) = old_vtor;
+}

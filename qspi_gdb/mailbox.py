@@ -1,0 +1,488 @@
+"""Python mirror of the loader's mailbox ABI (`loader_fw/include/qspi_mailbox.h`).
+
+The C header is the single definition; this module mirrors its constants (same names without
+the `QL_` prefix) and struct layouts so an installed package needs no header.
+tests/test_mailbox_abi.py parses the header and fails if anything here drifts. Every field is
+a little-endian 32-bit word.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from enum import IntEnum
+
+MAGIC = 0x4C505351
+ABI_VERSION = 1
+MAX_CMDS = 16
+MAX_BUFFERS = 16
+MAX_INIT_INSTR = 8
+CANARY = 0x5AFEC0DE
+
+CHIP_NRF52840 = 52840
+CHIP_NRF5340 = 5340
+
+STATE_IDLE = 0
+STATE_READY = 1
+STATE_ERROR = 2
+
+OP_NOP = 0
+OP_INIT = 1
+OP_DEINIT = 2
+OP_READ_ID = 3
+OP_SFDP = 4
+OP_ERASE = 5
+OP_PROGRAM = 6
+OP_READ = 7
+OP_CRC32 = 8
+OP_CRC_LIST = 9
+OP_CINSTR = 10
+OP_WAIT_IDLE = 11
+OP_RDSR = 12
+OP_COUNT = 13
+
+CF_WREN = 0x1
+CF_WIPWAIT = 0x2
+CF_SYNC = 0x4
+
+ERASE_4K = 0
+ERASE_64K = 1
+ERASE_CHIP = 2
+
+ST_OK = 0
+ST_SKIPPED = 1
+ST_BAD_OP = 2
+ST_NOT_INIT = 3
+ST_RANGE = 4
+ST_ALIGN = 5
+ST_BUF_RANGE = 6
+ST_BUF_BUSY = 7
+ST_ADDR_24BIT = 8
+ST_BAD_ARG = 9
+ST_CONFIG = 10
+ST_TIMEOUT = 11
+ST_FLASH_BUSY = 12
+ST_NO_FLASH = 13
+ST_JEDEC_MISMATCH = 14
+ST_QE_FAILED = 15
+ST_ADDR4_FAILED = 16
+ST_CLOCK = 17
+ST_COUNT = 18
+
+BUF_FREE = 0
+BUF_DMA = 1
+
+ADDR_24BIT = 0
+ADDR_32BIT = 1
+
+FOURB_NONE = 0  # C: QL_4B_* (a Python name cannot start with a digit)
+FOURB_B7 = 1
+FOURB_WREN_B7 = 2
+FOURB_BANKREG = 3
+FOURB_ALWAYS = 4
+
+QE_NONE = 0
+QE_S2B1_V1 = 1
+QE_S1B6 = 2
+QE_S2B7 = 3
+QE_S2B1_V4 = 4
+QE_S2B1_V5 = 5
+QE_S2B1_V6 = 6
+
+CFG_SKIP_QE = 0x1
+CFG_IO2_LOW = 0x2
+CFG_IO3_LOW = 0x4
+
+II_WREN = 0x1
+II_WIPWAIT = 0x2
+
+STAGE_ACTIVATE = 1
+STAGE_CINSTR = 2
+STAGE_ERASE = 3
+STAGE_WRITE = 4
+STAGE_READ = 5
+STAGE_ERRATA = 6
+
+NO_PIN = 0xFFFFFFFF
+NO_QUERY = 0xFFFFFFFF
+
+
+class Status(IntEnum):
+    OK = ST_OK
+    SKIPPED = ST_SKIPPED
+    BAD_OP = ST_BAD_OP
+    NOT_INIT = ST_NOT_INIT
+    RANGE = ST_RANGE
+    ALIGN = ST_ALIGN
+    BUF_RANGE = ST_BUF_RANGE
+    BUF_BUSY = ST_BUF_BUSY
+    ADDR_24BIT = ST_ADDR_24BIT
+    BAD_ARG = ST_BAD_ARG
+    CONFIG = ST_CONFIG
+    TIMEOUT = ST_TIMEOUT
+    FLASH_BUSY = ST_FLASH_BUSY
+    NO_FLASH = ST_NO_FLASH
+    JEDEC_MISMATCH = ST_JEDEC_MISMATCH
+    QE_FAILED = ST_QE_FAILED
+    ADDR4_FAILED = ST_ADDR4_FAILED
+    CLOCK = ST_CLOCK
+
+
+# The one table from status codes to messages (unknown codes are shown raw by status_text).
+STATUS_MESSAGES: dict[int, str] = {
+    ST_OK: "ok",
+    ST_SKIPPED: "not run: an earlier command in the same call failed",
+    ST_BAD_OP: "unknown loader command",
+    ST_NOT_INIT: "the QSPI interface is not initialised (INIT first)",
+    ST_RANGE: "flash range outside the chip",
+    ST_ALIGN: "address, length or buffer offset not aligned as the command requires",
+    ST_BUF_RANGE: "bad buffer index or range beyond the buffer",
+    ST_BUF_BUSY: "buffer still in use by EasyDMA",
+    ST_ADDR_24BIT: "access at or above 16 MiB while the interface is in 24-bit address mode",
+    ST_BAD_ARG: "invalid command argument",
+    ST_CONFIG: "invalid flash configuration for this chip",
+    ST_TIMEOUT: "the QSPI peripheral did not signal READY in time",
+    ST_FLASH_BUSY: "the flash stayed busy longer than the part's maximum time",
+    ST_NO_FLASH: "no flash answers (JEDEC ID reads 000000 or FFFFFF)",
+    ST_JEDEC_MISMATCH: "the flash's JEDEC ID differs from the expected one",
+    ST_QE_FAILED: "the flash's quad-enable bit did not stick",
+    ST_ADDR4_FAILED: "the flash did not enter or leave 4-byte address mode",
+    ST_CLOCK: "the high-frequency crystal oscillator did not start",
+}
+
+STAGE_NAMES = {
+    STAGE_ACTIVATE: "activate",
+    STAGE_CINSTR: "custom instruction",
+    STAGE_ERASE: "erase",
+    STAGE_WRITE: "write",
+    STAGE_READ: "read",
+    STAGE_ERRATA: "errata workaround",
+}
+
+OP_NAMES = {
+    OP_NOP: "NOP",
+    OP_INIT: "INIT",
+    OP_DEINIT: "DEINIT",
+    OP_READ_ID: "READ_ID",
+    OP_SFDP: "SFDP",
+    OP_ERASE: "ERASE",
+    OP_PROGRAM: "PROGRAM",
+    OP_READ: "READ",
+    OP_CRC32: "CRC32",
+    OP_CRC_LIST: "CRC_LIST",
+    OP_CINSTR: "CINSTR",
+    OP_WAIT_IDLE: "WAIT_IDLE",
+    OP_RDSR: "RDSR",
+}
+
+
+def status_text(code: int) -> str:
+    msg = STATUS_MESSAGES.get(code)
+    return f"{msg} (status {code})" if msg else f"unknown loader status {code}"
+
+
+# -- struct layouts --------------------------------------------------------------------------
+# (field, count) for uint32_t fields, (field, (struct name, count)) for nested structs. Order and
+# names are those of the header.
+
+FieldSpec = tuple[str, "int | tuple[str, int]"]
+
+INIT_INSTR_FIELDS: tuple[FieldSpec, ...] = (
+    ("opcode", 1),
+    ("len", 1),
+    ("flags", 1),
+    ("data", 2),
+)
+
+CONFIG_FIELDS: tuple[FieldSpec, ...] = (
+    ("pin_sck", 1),
+    ("pin_csn", 1),
+    ("pin_io0", 1),
+    ("pin_io1", 1),
+    ("pin_io2", 1),
+    ("pin_io3", 1),
+    ("sck_hz", 1),
+    ("flash_size", 1),
+    ("page_size", 1),
+    ("addr_mode", 1),
+    ("readoc", 1),
+    ("writeoc", 1),
+    ("pp_size", 1),
+    ("sck_delay", 1),
+    ("rx_delay", 1),
+    ("spi_mode", 1),
+    ("enter_4b", 1),
+    ("qe_method", 1),
+    ("expected_jedec", 1),
+    ("mode_query_op", 1),
+    ("mode_query_bit", 1),
+    ("wip_bit", 1),
+    ("flags", 1),
+    ("t_page_typ_us", 1),
+    ("t_page_max_us", 1),
+    ("t_4k_typ_us", 1),
+    ("t_4k_max_us", 1),
+    ("t_64k_typ_us", 1),
+    ("t_64k_max_us", 1),
+    ("t_chip_typ_us", 1),
+    ("t_chip_max_us", 1),
+    ("t_wrsr_max_us", 1),
+    ("n_init", 1),
+    ("init", ("ql_init_instr", MAX_INIT_INSTR)),
+)
+
+CMD_FIELDS: tuple[FieldSpec, ...] = (
+    ("op", 1),
+    ("flags", 1),
+    ("addr", 1),
+    ("len", 1),
+    ("buf", 1),
+    ("buf_off", 1),
+    ("arg", 1),
+    ("arg2", 1),
+    ("status", 1),
+    ("result0", 1),
+    ("result1", 1),
+    ("reserved", 1),
+)
+
+BUFFER_FIELDS: tuple[FieldSpec, ...] = (
+    ("addr", 1),
+    ("size", 1),
+    ("state", 1),
+    ("reserved", 1),
+)
+
+MAILBOX_FIELDS: tuple[FieldSpec, ...] = (
+    ("magic", 1),
+    ("abi_version", 1),
+    ("build_id", 1),
+    ("chip", 1),
+    ("nbuffers", 1),
+    ("max_cmds", 1),
+    ("stack_base", 1),
+    ("max_dma", 1),
+    ("state", 1),
+    ("done_seq", 1),
+    ("free_mask", 1),
+    ("last_status", 1),
+    ("busy", 1),
+    ("jedec_id", 1),
+    ("sck_hz", 1),
+    ("addr4_before", 1),
+    ("time_us", 1),
+    ("entry_us", 1),
+    ("reserved0", 2),
+    ("seq", 1),
+    ("ncmd", 1),
+    ("cmd", ("ql_cmd", MAX_CMDS)),
+    ("buffer", ("ql_buffer", MAX_BUFFERS)),
+    ("config", ("ql_config", 1)),
+)
+
+STRUCTS: dict[str, tuple[FieldSpec, ...]] = {
+    "ql_init_instr": INIT_INSTR_FIELDS,
+    "ql_config": CONFIG_FIELDS,
+    "ql_cmd": CMD_FIELDS,
+    "ql_buffer": BUFFER_FIELDS,
+    "ql_mailbox": MAILBOX_FIELDS,
+}
+
+
+def struct_size(name: str) -> int:
+    size = 0
+    for _field, kind in STRUCTS[name]:
+        if isinstance(kind, int):
+            size += 4 * kind
+        else:
+            sub, count = kind
+            size += struct_size(sub) * count
+    return size
+
+
+def offset_of(name: str, field: str) -> int:
+    off = 0
+    for f, kind in STRUCTS[name]:
+        if f == field:
+            return off
+        off += 4 * kind if isinstance(kind, int) else struct_size(kind[0]) * kind[1]
+    raise KeyError(f"{name}.{field}")
+
+
+def _word_names(name: str) -> list[str]:
+    """Flat list of the struct's word fields (arrays as name0, name1, ...; nested skipped)."""
+    out = []
+    for f, kind in STRUCTS[name]:
+        if isinstance(kind, int):
+            out.extend([f] if kind == 1 else [f"{f}{i}" for i in range(kind)])
+        else:
+            raise ValueError(f"{name} has nested structs")
+    return out
+
+
+CMD_SIZE = struct_size("ql_cmd")
+BUFFER_SIZE = struct_size("ql_buffer")
+CONFIG_SIZE = struct_size("ql_config")
+INIT_INSTR_SIZE = struct_size("ql_init_instr")
+MAILBOX_SIZE = struct_size("ql_mailbox")
+OFF_SEQ = offset_of("ql_mailbox", "seq")
+OFF_CMD = offset_of("ql_mailbox", "cmd")
+OFF_BUFFER = offset_of("ql_mailbox", "buffer")
+OFF_CONFIG = offset_of("ql_mailbox", "config")
+HEADER_WORDS = OFF_SEQ // 4  # the loader-written words before the request
+
+
+@dataclass
+class Command:
+    """One queued loader command (struct ql_cmd); status/result fields are filled by the loader."""
+
+    op: int
+    flags: int = 0
+    addr: int = 0
+    len: int = 0
+    buf: int = 0
+    buf_off: int = 0
+    arg: int = 0
+    arg2: int = 0
+    status: int = ST_SKIPPED
+    result0: int = 0
+    result1: int = 0
+
+    def pack(self) -> bytes:
+        return struct.pack(
+            "<12I", self.op, self.flags, self.addr, self.len, self.buf, self.buf_off,
+            self.arg, self.arg2, 0, 0, 0, 0,
+        )
+
+    def unpack_results(self, raw: bytes) -> None:
+        words = struct.unpack("<12I", raw)
+        self.status, self.result0, self.result1 = words[8], words[9], words[10]
+
+    @property
+    def name(self) -> str:
+        return OP_NAMES.get(self.op, f"op {self.op}")
+
+
+@dataclass(frozen=True)
+class MailboxHeader:
+    """The loader-written words at the start of the mailbox."""
+
+    magic: int
+    abi_version: int
+    build_id: int
+    chip: int
+    nbuffers: int
+    max_cmds: int
+    stack_base: int
+    max_dma: int
+    state: int
+    done_seq: int
+    free_mask: int
+    last_status: int
+    busy: int
+    jedec_id: int
+    sck_hz: int
+    addr4_before: int
+    time_us: int
+    entry_us: int
+
+    @classmethod
+    def unpack(cls, raw: bytes) -> MailboxHeader:
+        words = struct.unpack_from(f"<{HEADER_WORDS}I", raw)
+        return cls(*words[:18])
+
+
+@dataclass(frozen=True)
+class BufferInfo:
+    index: int
+    addr: int
+    size: int
+
+
+def unpack_buffers(raw: bytes, count: int) -> list[BufferInfo]:
+    out = []
+    for i in range(count):
+        addr, size, _state, _r = struct.unpack_from("<4I", raw, i * BUFFER_SIZE)
+        out.append(BufferInfo(i, addr, size))
+    return out
+
+
+# -- the flash configuration block (struct ql_config) ----------------------------------------
+
+READOC = {"FASTREAD": 0, "READ2O": 1, "READ2IO": 2, "READ4O": 3, "READ4IO": 4}
+WRITEOC = {"PP": 0, "PP2O": 1, "PP4O": 2, "PP4IO": 3}
+
+
+@dataclass(frozen=True)
+class InitInstruction:
+    """A custom instruction the loader sends during INIT (after the JEDEC check)."""
+
+    opcode: int
+    data: bytes = b""
+    wren: bool = False
+    wipwait: bool = False
+
+
+@dataclass(frozen=True)
+class LoaderConfig:
+    """What INIT needs: every nrfutil ext-mem field plus size, 4-byte/QE methods, timings.
+
+    pins: (sck, csn, io0, io1, io2, io3) as GPIO numbers port*32+pin, NO_PIN for unused.
+    Times in microseconds; 0 lets the loader use generous defaults.
+    """
+
+    pins: tuple[int, int, int, int, int, int]
+    flash_size: int
+    sck_hz: int = 8_000_000
+    page_size: int = 4096
+    addr_mode: int = ADDR_24BIT
+    readoc: int = READOC["READ4IO"]
+    writeoc: int = WRITEOC["PP4IO"]
+    pp_size: int = 0
+    sck_delay: int = 0
+    rx_delay: int = 2
+    spi_mode: int = 0
+    enter_4b: int = FOURB_NONE
+    qe_method: int = QE_S1B6
+    expected_jedec: int = 0
+    mode_query_op: int = NO_QUERY
+    mode_query_bit: int = 0
+    wip_bit: int = 0
+    flags: int = 0
+    t_page_typ_us: int = 0
+    t_page_max_us: int = 0
+    t_4k_typ_us: int = 0
+    t_4k_max_us: int = 0
+    t_64k_typ_us: int = 0
+    t_64k_max_us: int = 0
+    t_chip_typ_us: int = 0
+    t_chip_max_us: int = 0
+    t_wrsr_max_us: int = 0
+    init: tuple[InitInstruction, ...] = ()
+
+    @property
+    def page_bytes(self) -> int:
+        return 512 if self.pp_size else 256
+
+    def pack(self) -> bytes:
+        if len(self.init) > MAX_INIT_INSTR:
+            raise ValueError(f"at most {MAX_INIT_INSTR} custom init instructions")
+        words = [
+            *self.pins, self.sck_hz, self.flash_size, self.page_size, self.addr_mode,
+            self.readoc, self.writeoc, self.pp_size, self.sck_delay, self.rx_delay,
+            self.spi_mode, self.enter_4b, self.qe_method, self.expected_jedec,
+            self.mode_query_op, self.mode_query_bit, self.wip_bit, self.flags,
+            self.t_page_typ_us, self.t_page_max_us, self.t_4k_typ_us, self.t_4k_max_us,
+            self.t_64k_typ_us, self.t_64k_max_us, self.t_chip_typ_us, self.t_chip_max_us,
+            self.t_wrsr_max_us, len(self.init),
+        ]
+        raw = struct.pack(f"<{len(words)}I", *[w & 0xFFFFFFFF for w in words])
+        for ii in self.init:
+            if len(ii.data) > 8:
+                raise ValueError("a custom instruction carries at most 8 data bytes")
+            data = ii.data.ljust(8, b"\0")
+            flags = (II_WREN if ii.wren else 0) | (II_WIPWAIT if ii.wipwait else 0)
+            raw += struct.pack("<3I", ii.opcode, len(ii.data), flags) + data
+        raw = raw.ljust(CONFIG_SIZE, b"\0")
+        assert len(raw) == CONFIG_SIZE
+        return raw
