@@ -22,7 +22,7 @@ from typing import Callable, Mapping, Sequence
 
 from qspi_gdb.config import MIB16, FlashConfig
 from qspi_gdb.errors import UsageError
-from qspi_gdb.image import Image, image_from_segments
+from qspi_gdb.image import Image, image_from_segments, parse_int, to_flash_offset
 
 BLOCK = 65536
 ERASED = 0xFF
@@ -578,3 +578,33 @@ def erase_plan(
         raise UsageError(f"erase length {length} must be positive")
     image = image_from_segments([(offset, b"\xff" * length)], xip_base=config.xip_base, path="erase range")
     return plan(image, config, sector_crcs=sector_crcs, force=force, erase_size=erase_size)
+
+
+def resolve_range(
+    config: FlashConfig, address: int | str, length: int | str, *, raw: bool = False, what: str = "range"
+) -> tuple[Range, str]:
+    """ADDR LEN of `read` / `erase` -> (flash Range, "xip" | "offset"), refused like an image.
+
+    address: XIP address or flash offset (raw=True: always a flash offset). Raises UsageError
+    past the chip end, or at/above 16 MiB in 24-bit mode.
+    """
+    addr = parse_int(address, "address")
+    n = parse_int(length, "length")
+    if n <= 0:
+        raise UsageError(f"{what} length {n} must be positive")
+    offset, kind = to_flash_offset(addr, xip_base=config.xip_base, raw=raw)
+    r = Range(offset, n)
+    xip = f" (XIP 0x{config.xip_base + offset:08X})" if kind == "xip" else ""
+    if config.size is not None and r.end > config.size:
+        raise UsageError(
+            f"{what} {r}{xip} runs past the end of {config.part or 'the flash'} "
+            f"({_size(config.size)}) at 0x{config.size - 1:08X}"
+        )
+    if r.end > MIB16 and config.address_mode != 32:
+        raise UsageError(
+            f"{what} {r}{xip} reaches 16 MiB or more but the address mode is MODE24BIT "
+            f"({config.sources.get('address_mode', 'config')}); use MODE32BIT"
+        )
+    if r.end > MIB16 and config.four_byte_entry is None:
+        raise UsageError(f"{what} {r}{xip} is above 16 MiB but the flash has only 3-byte addressing")
+    return r, kind

@@ -13,7 +13,7 @@ from qspi_gdb.config import EraseSpec, Timing, apply_chip, build_config, cli_lay
 from qspi_gdb.errors import UsageError
 from qspi_gdb.image import Image, Segment, image_from_segments
 from qspi_gdb.parts import IS25WP256_SFDP, MX25R6435F_BFPT
-from qspi_gdb.plan import Range, build_sector, erase_plan, image_checks, plan
+from qspi_gdb.plan import Range, build_sector, erase_plan, image_checks, plan, resolve_range
 from qspi_gdb.sfdp import parse_sfdp, sfdp_from_bfpt
 
 MIB = 1 << 20
@@ -205,6 +205,19 @@ def test_erase_range_keeps_bytes_outside_it():
     assert erase_plan(SMALL, 0x10800, 0x20000, sector_crcs=flash.crcs).nothing_to_do
     with pytest.raises(UsageError, match="must be positive"):
         erase_plan(SMALL, 0, 0)
+
+
+def test_resolve_range_for_read_and_erase():
+    assert resolve_range(IS25, "0x11E98000", "512583") == (Range(0x1E98000, 512583), "xip")
+    assert resolve_range(IS25, 0x1E98000, "4K") == (Range(0x1E98000, 4096), "offset")
+    with pytest.raises(UsageError, match=r"read 0x01FFF000..0x02000FFF \(XIP 0x11FFF000\) runs past the end"):
+        resolve_range(IS25, 0x11FFF000, 0x2000, what="read")
+    cfg24 = replace(IS25, address_mode=24)
+    with pytest.raises(UsageError, match="MODE24BIT"):
+        resolve_range(cfg24, 0xFFF000, 0x1001)
+    assert resolve_range(cfg24, 0xFFF000, 0x1000)[0].end == 0x1000000
+    with pytest.raises(UsageError, match="must be positive"):
+        resolve_range(IS25, 0, 0)
 
 
 def test_crc_callback_must_answer_every_range():
