@@ -264,3 +264,113 @@ def test_sim_image_is_the_flash_backing_file(tmp_path):
     b = Board("sim-nrf52840dk", image)
     b.close()
     assert image.stat().st_size == 8 * 1024 * 1024
+
+
+# Per chip: QSPI base, pins (SCK, CSN, IO0..IO3 on P0), GPIO P0 PIN_CNF[0], XIP base, QSPI IRQ
+QSPI = {
+    "sim-nrf52840dk": (0x40029000, (19, 17, 20, 21, 22, 23), 0x50000700, 0x12000000, 41),
+    "sim-nrf5340dk": (0x5002B000, (17, 18, 13, 14, 15, 16), 0x50842700, 0x10000000, 43),
+}
+
+
+def qspi_program(board_name: str, *, base: int | None = None) -> str:
+    qbase, pins, pin_cnf, xip, irq = QSPI[board_name]
+    qbase = base or qbase
+    mcusel = "(3u << 28)" if "5340" in board_name else "0u"
+    return f"""
+    #include <stdint.h>
+    #define REG(a) (*(volatile uint32_t *)(a))
+    #define Q(o) REG(0x{qbase:08X}u + (o))
+    static const uint32_t pins[6] = {{ {", ".join(str(p) for p in pins)} }};
+    static uint32_t wbuf[64], rbuf[64];
+    volatile uint32_t result[8];
+
+    static void wait_ready(void) {{   /* PRIMASK=1 + WFI: wake on the pending QSPI IRQ */
+        while (!Q(0x100)) __asm volatile("wfi");
+        Q(0x100) = 0;
+        REG(0xE000E280u + 4 * ({irq} / 32)) = 1u << ({irq} % 32);  /* ICPR */
+    }}
+    static uint32_t cinstr(uint32_t conf) {{
+        Q(0x100) = 0;
+        Q(0x634) = conf | (3u << 12);  /* LIO2 | LIO3 */
+        wait_ready();
+        return Q(0x638);
+    }}
+    static void wait_wip(void) {{ while (cinstr(0x05 | (2u << 8)) & 1u) ; }}
+
+    uint32_t main(void) {{
+        __asm volatile("cpsid i");
+        REG(0xE000E100u + 4 * ({irq} / 32)) = 1u << ({irq} % 32);  /* ISER */
+        for (int i = 0; i < 6; i++) {{
+            REG(0x{pin_cnf:08X}u + 4 * pins[i]) = {mcusel} | (3u << 8) | 2u | (i == 1 || i == 5);
+        }}
+        for (int i = 0; i < 6; i++) Q(0x524 + 4 * i + (i >= 2 ? 4 : 0)) = pins[i];
+        Q(0x544) = 0;                                   /* IFCONFIG0: FASTREAD, PP, 24 bit */
+        Q(0x600) = (Q(0x600) & 0x00FFFF00u) | 1u | (3u << 28);
+        Q(0x304) = 1;                                   /* INTENSET READY */
+        Q(0x500) = 1;                                   /* ENABLE */
+        Q(0x100) = 0;
+        Q(0x000) = 1;                                   /* TASKS_ACTIVATE */
+        wait_ready();
+        result[0] = cinstr(0x9F | (4u << 8)) & 0xFFFFFFu;   /* RDID */
+        Q(0x51C) = 0; Q(0x520) = 0;                     /* erase the 4 KiB sector at 0 */
+        Q(0x100) = 0; Q(0x00C) = 1; wait_ready(); wait_wip();
+        for (int i = 0; i < 64; i++) wbuf[i] = 0xA5000000u ^ (uint32_t)i * 0x01010101u;
+        Q(0x510) = 0x100; Q(0x514) = (uint32_t)wbuf; Q(0x518) = 256;
+        Q(0x100) = 0; Q(0x008) = 1; wait_ready(); wait_wip();   /* WRITESTART one page */
+        Q(0x504) = 0x100; Q(0x508) = (uint32_t)rbuf; Q(0x50C) = 256;
+        Q(0x100) = 0; Q(0x004) = 1; wait_ready();               /* READSTART */
+        uint32_t same = 1;
+        for (int i = 0; i < 64; i++) same &= rbuf[i] == wbuf[i];
+        result[1] = same;
+        result[2] = REG(0x{xip:08X}u + 0x100 + 4 * 5);   /* the same data through XIP */
+        result[3] = (uint32_t)rbuf;
+        return result[0];
+    }}
+    """
+
+
+@pytest.mark.parametrize("board", CHIP_BOARDS, indirect=True)
+def test_c_program_drives_the_qspi_peripheral_and_the_flash_model_agrees(board, tmp_path):
+    r0 = run_program(board, tmp_path, qspi_program(board.name), timeout_s=2.0)
+    jedec = board.flash.jedec_id
+    assert r0 == int.from_bytes(bytes(jedec[:3]), "little")
+    expected = b"".join(((0xA5000000 ^ i * 0x01010101) & 0xFFFFFFFF).to_bytes(4, "little")
+                        for i in range(64))
+    assert board.flash.peek(0x100, 256) == expected
+    assert board.flash.peek(0x000, 0x100) == b"\xff" * 0x100
+    assert board.flash.peek(0x200, 0xE00) == b"\xff" * 0xE00
+    # the program's own read-back and XIP read saw the page too
+    result_syms = _symbol(tmp_path / "prog.elf", "result")
+    result = board.read_memory(result_syms, 16)
+    assert int.from_bytes(result[4:8], "little") == 1
+    assert int.from_bytes(result[8:12], "little") == int.from_bytes(expected[20:24], "little")
+    rbuf = int.from_bytes(result[12:16], "little")
+    assert board.read_memory(rbuf, 256) == expected
+    assert board.qspi.errors == []
+    assert board.stats["flash_busy_s"] > 0
+
+
+def test_nrf5340_qspi_non_secure_alias_is_the_same_peripheral(tmp_path):
+    with Board("sim-nrf5340dk") as board:
+        r0 = run_program(board, tmp_path, qspi_program(board.name, base=0x4002B000), 2.0)
+        assert r0 == int.from_bytes(bytes(board.flash.jedec_id[:3]), "little")
+        assert board.bus.read(0x5002B500, 4) == board.bus.read(0x4002B500, 4) == 1
+
+
+def test_system_reset_keeps_the_flash_chip_state(tmp_path):
+    with Board("sim-nrf52840dk") as board:
+        run_program(board, tmp_path, qspi_program(board.name), timeout_s=2.0)
+        page = board.flash.peek(0x100, 256)
+        assert board.bus.read(0x40029500, 4) == 1  # QSPI enabled
+        InProcessLink(board).reset(halt=True)
+        assert board.bus.read(0x40029500, 4) == 0  # peripheral reset
+        assert board.flash.peek(0x100, 256) == page  # chip untouched
+
+
+def _symbol(elf_path, name: str) -> int:
+    from elftools.elf.elffile import ELFFile
+
+    with open(elf_path, "rb") as f:
+        sym = ELFFile(f).get_section_by_name(".symtab").get_symbol_by_name(name)
+        return sym[0]["st_value"]

@@ -47,15 +47,8 @@ from .periph import GpioPort, Nvmc, NrfClock, Peripheral, Timer, ficr_nrf52840, 
 
 log = get_logger(__name__)
 
-try:  # the other halves of the board land separately; until then the board runs without them
-    from .qspi import NrfQspi
-except ImportError:  # pragma: no cover - transitional
-    NrfQspi = None  # type: ignore[assignment,misc]
-
-try:
-    from .scs import SystemControlSpace
-except ImportError:  # pragma: no cover - transitional
-    SystemControlSpace = None  # type: ignore[assignment,misc]
+from .qspi import NrfQspi
+from .scs import SystemControlSpace
 
 KIB = 1024
 MIB = 1024 * 1024
@@ -288,17 +281,6 @@ class XipWindow:
         raise BusFault(offset, True, "the XIP window is read-only")
 
 
-class Unavailable:
-    def __init__(self, what: str) -> None:
-        self.what = what
-
-    def read(self, offset: int, size: int) -> int:
-        raise BusFault(offset, False, f"{self.what} is not available in this build")
-
-    def write(self, offset: int, size: int, value: int) -> None:
-        raise BusFault(offset, True, f"{self.what} is not available in this build")
-
-
 class RamMemory:
     """EasyDMA's view: data RAM only (not the code RAM alias, not flash or peripherals)."""
 
@@ -376,26 +358,6 @@ class BoardStats(MutableMapping):
 # -- the board ---------------------------------------------------------------------------
 
 
-class _PlaceholderScs:
-    """Stands in for qspi_gdb.sim.scs until it exists: CPUID only, everything else faults."""
-
-    def __init__(self, board: Board) -> None:
-        self.board = board
-
-    def read(self, addr: int, size: int) -> int:
-        if addr == 0xE000ED00:
-            return 0x410FC241 if self.board.preset.core == "cortex-m4f" else 0x410FD214
-        if self.board.nvic.decodes(addr):
-            return self.board.nvic.read(addr, size)
-        raise BusFault(addr, False, "System Control Space not modelled yet")
-
-    def write(self, addr: int, size: int, value: int) -> None:
-        if self.board.nvic.decodes(addr):
-            self.board.nvic.write(addr, size, value)
-            return
-        raise BusFault(addr, True, "System Control Space not modelled yet")
-
-
 class Board:
     """One virtual board. Not thread-safe: one thread drives it (the wire server or a test)."""
 
@@ -431,14 +393,19 @@ class Board:
 
         self.flash = NorFlash.from_part(preset.flash_part, sim_image)
         self.memory = RamMemory(self)
-        if NrfQspi is not None:
-            self.qspi = NrfQspi(
-                self.chip, self.flash, self.memory, clock=self.clock,
-                on_ready_irq=self._qspi_irq_callback(irqs["QSPI"]),
-            )
-        else:
-            self.qspi = None
-            self.clock.on_advance(self.flash.advance)
+        # The QSPI model drives the chip's advance() from this clock and advances the clock
+        # itself for register accesses and SCK time.
+        self.qspi = NrfQspi(
+            self.chip, self.flash, self.memory, clock=self.clock,
+            on_ready_irq=self._irq_pulse(irqs["QSPI"]),
+        )
+        # its interrupt line as a level: EVENTS_READY & INTEN.READY
+        self.nvic.set_level_source(
+            irqs["QSPI"],
+            lambda: bool(self.qspi.events_ready) and bool(self.qspi._regs.get(0x300, 0) & 1),
+        )
+        self.clock_periph.listeners.append(self._clock_dividers_changed)
+        self._clock_dividers_changed()
 
         self.bus = SystemBus(on_write_memory=self._memory_written)
         self.cpu_bus = CpuBus(self.bus, self.clock, lambda: self.core_hz)
@@ -451,7 +418,7 @@ class Board:
             on_halt=self._on_halt,
         )
         self._build_memory_map()
-        self.scs = (SystemControlSpace or _PlaceholderScs)(self)
+        self.scs = SystemControlSpace(self)
         self.core.reset()  # power-on: vectors from the (blank) internal flash
         self.core.resume()
 
@@ -471,13 +438,19 @@ class Board:
 
         return drive
 
-    def _qspi_irq_callback(self, irq: int):
-        line = self._irq_line(irq)
+    def _irq_pulse(self, irq: int):
+        def pulse() -> None:
+            self.nvic.pend(irq)
+            core = getattr(self, "core", None)
+            if core is not None:
+                core.note_pended()
 
-        def on_ready_irq(level: bool = True) -> None:
-            line(bool(level))
+        return pulse
 
-        return on_ready_irq
+    def _clock_dividers_changed(self) -> None:
+        qspi = getattr(self, "qspi", None)
+        if qspi is not None and self.chip == "nrf5340":
+            qspi.pclk192m_hz = self.clock_periph.pclk192m_hz
 
     def _memory_written(self, addr: int, length: int) -> None:
         self.core.invalidate_code(addr, length)
@@ -513,14 +486,11 @@ class Board:
         bus.add(Region(uicr_base, 0x1000, "UICR", self.uicr, cpu_cycles=PERIPH_ACCESS_CYCLES))
 
         # XIP: the QSPI model charges its own SCK time
-        xip = XipWindow(self.qspi) if self.qspi is not None else Unavailable("QSPI XIP")
-        bus.add(Region(p.xip_base, XIP_SIZE, "XIP", xip))
+        bus.add(Region(p.xip_base, XIP_SIZE, "XIP", XipWindow(self.qspi)))
         core.map_mmio(p.xip_base, XIP_SIZE)
 
         # Peripherals (0x40000000..0x5FFFFFFF). QSPI charges its own time.
-        qspi_dev = (
-            RegisterAdapter("QSPI", self.qspi) if self.qspi is not None else Unavailable("QSPI")
-        )
+        qspi_dev = RegisterAdapter("QSPI", self.qspi)
         for base in p.qspi_bases:
             bus.add(Region(base, 0x1000, "QSPI", qspi_dev))
         if nrf53:
@@ -556,8 +526,7 @@ class Board:
         for p in self.peripherals:
             p.reset()
         self.clock_periph.system_reset()
-        if self.qspi is not None:
-            self.qspi.reset()
+        self.qspi.reset()
         self.nvic.reset()
         self.core.reset()
 

@@ -11,6 +11,8 @@ PRIMASK) and "which pending interrupt would preempt now?" (exception entry).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from .bus import BusFault
 from ..log import get_logger
 
@@ -35,12 +37,13 @@ class Nvic:
         self._words = (num_irqs + 31) // 32
         self._irq_mask = (1 << num_irqs) - 1
         self._levels = 0
+        self._sources: dict[int, Callable[[], bool]] = {}
         self.reset()
 
     # -- state -------------------------------------------------------------------------
     def reset(self) -> None:
         self.enabled = 0
-        self.pending = 0 | self._levels  # lines still asserted re-pend after reset
+        self.pending = self._asserted(self._irq_mask)  # lines still high pend again
         self.active = 0
         self.itns = 0
         self.priority = [0] * self.num_irqs
@@ -53,6 +56,18 @@ class Nvic:
             self.pending |= bit
         else:
             self._levels &= ~bit
+
+    def set_level_source(self, irq: int, source: Callable[[], bool]) -> None:
+        """A line whose level is read from its peripheral (for models that only pulse)."""
+        self._sources[irq] = source
+
+    def _asserted(self, bits: int) -> int:
+        """Which of `bits` have their line high now."""
+        asserted = self._levels & bits
+        for irq, source in self._sources.items():
+            if bits >> irq & 1 and source():
+                asserted |= 1 << irq
+        return asserted
 
     def pend(self, irq: int) -> None:
         """A single pulse on the line (sets pending)."""
@@ -82,8 +97,7 @@ class Nvic:
     def complete(self, irq: int) -> None:
         """Exception return: clear active; an asserted line is pending again."""
         self.active &= ~(1 << irq)
-        if self._levels & (1 << irq):
-            self.pending |= 1 << irq
+        self.pending |= self._asserted(1 << irq)
 
     # -- register block ----------------------------------------------------------------
     @staticmethod
@@ -131,7 +145,7 @@ class Nvic:
             self.pending |= bits
         elif group == ICPR:
             # a line that is still asserted pends again at once
-            self.pending = (self.pending & ~bits) | (bits & self._levels)
+            self.pending = (self.pending & ~bits) | self._asserted(bits)
         elif group == IABR:
             pass  # read-only
         elif group == ITNS and self.has_itns:

@@ -195,6 +195,7 @@ class NrfClock(Peripheral):
         self.clock = clock
         self.irq = irq
         self._pending: dict[str, Event] = {}
+        self.listeners: list[Callable[[], None]] = []  # told when a clock divider changes
         self.reset_reason = 0  # RESETREAS accumulates until written 1 to clear
         self.reset()
 
@@ -226,6 +227,7 @@ class NrfClock(Peripheral):
         self.alwaysrun = {0x570: 0, 0x574: 0, 0x57C: 0, 0x584: 0}
         self.subscribe: dict[int, int] = {}
         self.publish: dict[int, int] = {}
+        self._notify()
         self.storage = {
             0x528: 0x10,  # HFXODEBOUNCE (nRF52840)
             0x538: 0,  # CTIV
@@ -238,6 +240,10 @@ class NrfClock(Peripheral):
             0x580: 0,  # POWER.DCDCEN0 (nRF52840)
         }
         self._update_irq()
+
+    def _notify(self) -> None:
+        for listener in getattr(self, "listeners", ()):
+            listener()
 
     def _event_map(self) -> dict[int, int]:
         return self._EVENTS52 if self.chip == "nrf52840" else self._EVENTS53
@@ -437,7 +443,7 @@ class NrfClock(Peripheral):
             self.hfclksrc = value & 1
         elif nrf53 and offset == 0x558:
             self.hfclkctrl = value & 3
-            log.info("CPU clock divider set", hclk_hz=self.cpu_hz)
+            self._notify()
         elif nrf53 and offset == 0x55C:
             self.hfclkaudio_freq = value & 0xFFFF
         elif nrf53 and offset in self.alwaysrun:
@@ -446,6 +452,7 @@ class NrfClock(Peripheral):
             self.hfclk192msrc = value & 1
         elif nrf53 and offset == 0x5B8:
             self.hfclk192mctrl = value & 3
+            self._notify()
         elif nrf53 and (0x080 <= offset < 0x100 or 0x180 <= offset < 0x200):
             _store_dppi(self, offset, value)
         else:
