@@ -917,8 +917,14 @@ def apply_chip(
             f"{sources.get('address_mode', 'config')}: address mode MODE32BIT, but "
             f"{_chip_text(part, jedec_id)} cannot enter 4-byte address mode ({sfdp_source}: {why})"
         )
+    if cfg.address_mode == 24 and merged.four_byte_entry == "always-4byte":
+        raise UsageError(
+            f"{sources.get('address_mode', 'config')}: address mode MODE24BIT, but "
+            f"{_chip_text(part, jedec_id)} always uses 4-byte addresses ({sfdp_source} DW16)"
+        )
     if cfg.address_mode is None:
         big = merged.size > MIB16
-        merged = replace(merged, address_mode=32 if big and merged.four_byte_entry else 24)
+        four = (big and merged.four_byte_entry) or merged.four_byte_entry == "always-4byte"
+        merged = replace(merged, address_mode=32 if four else 24)
         sources["address_mode"] = f"chosen by size ({_size_text(merged.size)})"
     return replace(merged, sfdp=sfdp, sources=sources)

@@ -172,7 +172,9 @@ def load_image(
     spec = os.fspath(spec)
     path_text, spec_addr = split_spec(spec)
     path = Path(path_text)
-    if not path.exists() and spec_addr is None:
+    if spec_addr is not None and not path.exists() and Path(spec).exists():
+        path, spec_addr = Path(spec), None  # a file really named 'x@0x100'
+    elif spec_addr is None:
         path = Path(spec)
     if not path.exists():
         raise UsageError(f"{path}: no such file")

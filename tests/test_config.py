@@ -292,6 +292,15 @@ def test_pp_size_larger_than_chip_page():
         apply_chip(cfg, jedec_id=ID_IS25, sfdp=IS25)
 
 
+def test_always_4_byte_chip():
+    bfpt = bytearray(MX25R6435F_BFPT)
+    bfpt[63] = 0x40  # DW16 enter-4-byte: always 4-byte
+    sfdp = parse_sfdp(sfdp_from_bfpt(bytes(bfpt)))
+    assert apply_chip(build_config("nrf52840dk"), jedec_id=ID_MX25R, sfdp=sfdp).address_mode == 32
+    with pytest.raises(UsageError, match="always uses 4-byte addresses"):
+        apply_chip(build_config("nrf52840dk", [cli_layer(address_mode=24)]), jedec_id=ID_MX25R, sfdp=sfdp)
+
+
 def test_readoc_the_chip_does_not_announce():
     dw1 = int.from_bytes(MX25R6435F_BFPT[:4], "little") & ~(1 << 21)  # no 1-4-4 read
     bfpt = dw1.to_bytes(4, "little") + MX25R6435F_BFPT[4:]

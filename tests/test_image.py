@@ -103,6 +103,13 @@ def test_path_with_at_sign_is_not_an_address(tmp_path):
     assert img.segments[0].offset == 0 and img.kind == "hex"
 
 
+def test_file_really_named_with_at_address(tmp_path):
+    path = tmp_path / "odd@0x100"
+    path.write_bytes(b"abc")
+    img = load_image(str(path), xip_base=NRF5340, addr=0x2000)
+    assert img.segments[0].offset == 0x2000
+
+
 def test_hex_many_segments_sorted_and_echoed(tmp_path):
     path = write_hex(
         tmp_path / "app.hex",

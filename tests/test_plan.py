@@ -167,6 +167,7 @@ def test_skip_unchanged_sectors_by_crc():
     assert [op.offset for op in p.operations] == [0x6000]
     assert [r.offset for r in p.unchanged] == [0x4000, 0x5000, 0x7000, 0x8000]
     assert p.sectors_unchanged == 4 and p.sectors_written == 1
+    assert [c.range.offset for c in p.unchanged_checks] == [0x5000 - 50, 0x5000, 0x7000, 0x8000]
     # a mapping works as well as a callable
     mapping = {c.range: c.crc32 for c in image_checks(img)}
     assert plan(img, SMALL, sector_crcs=mapping).nothing_to_do
