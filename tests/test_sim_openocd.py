@@ -1,0 +1,305 @@
+"""The virtual board against the real Debian OpenOCD 0.12 and gdb-multiarch, both chips.
+
+One stack per chip (module scope): `python -m qspi_gdb sim` on a UNIX socket with a flash image
+file, OpenOCD with interface/sim.cfg + target/<chip>.cfg, and one gdb-multiarch batch run per
+test. Every process runs in its own process group and is ended in the fixture's teardown,
+which then asserts that none is left.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from qspi_gdb.resources import openocd_cfg_dir
+from qspi_gdb.sim.board import BOARDS
+from qspi_gdb.sim.parts import get_part
+
+pytestmark = pytest.mark.integration
+
+PROGRAMS = Path(__file__).parent / "sim_programs"
+TOOLS = ("openocd", "gdb-multiarch", "arm-none-eabi-gcc")
+CHIPS = {
+    "sim-nrf52840dk": ("nrf52840", "cortex-m4", "Cortex-M4 r0p1 processor detected", ""),
+    "sim-nrf5340dk": ("nrf5340", "cortex-m33", "Cortex-M33 r0p4 processor detected", "-DNRF5340"),
+}
+QSPI_FLASH_OFFSET = 0x10000
+RAM_TEST_ADDR = 0x20004000  # above OpenOCD's work area, below the test programs
+
+missing = [tool for tool in TOOLS if shutil.which(tool) is None]
+if missing:
+    pytest.skip(f"needs {', '.join(missing)}", allow_module_level=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie of ours counts as gone once reaped
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        return done == 0
+    except ChildProcessError:
+        return True
+    return True
+
+
+def _end_group(proc: subprocess.Popen, sig: int = signal.SIGTERM, grace_s: float = 10.0) -> int:
+    """Signal proc's process group, wait, SIGKILL what is left; returns proc's exit status."""
+    for signum, wait_s in ((sig, grace_s), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(proc.pid, signum)
+        except ProcessLookupError:
+            pass
+        try:
+            return proc.wait(timeout=wait_s)
+        except subprocess.TimeoutExpired:
+            continue
+    return proc.wait(timeout=5)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Stack:
+    board: str
+    chip: str
+    workdir: Path
+    gdb_port: int = 0
+    sim: subprocess.Popen | None = None
+    openocd: subprocess.Popen | None = None
+    pids: list[int] = field(default_factory=list)
+    elves: dict[str, Path] = field(default_factory=dict)
+    sim_exit: int | None = None
+    sim_stdout: str = ""
+
+    @property
+    def image(self) -> Path:
+        return self.workdir / "flash.img"
+
+    @property
+    def openocd_log(self) -> str:
+        return (self.workdir / "openocd.log").read_text(errors="replace")
+
+    def gdb(self, *commands: str, timeout_s: float = 90.0) -> str:
+        """Run gdb-multiarch in batch mode: connect, run commands, detach; return stdout."""
+        script = self.workdir / "gdb.cmds"
+        lines = ["set pagination off", "set confirm off", "set width 0",
+                 f"target extended-remote 127.0.0.1:{self.gdb_port}", *commands, "detach"]
+        script.write_text("\n".join(lines) + "\n")
+        proc = subprocess.Popen(
+            ["gdb-multiarch", "-nx", "-batch", "-x", str(script)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            start_new_session=True, cwd=self.workdir, text=True,
+        )
+        self.pids.append(proc.pid)
+        try:
+            out, _ = proc.communicate(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            _end_group(proc, signal.SIGKILL)
+            pytest.fail(f"gdb timed out; openocd log tail:\n{self.openocd_log[-3000:]}")
+        finally:
+            if proc.poll() is None:
+                _end_group(proc)
+        return out
+
+    def stop(self) -> None:
+        """End OpenOCD, then the board (SIGTERM: it flushes its image and exits 0)."""
+        if self.openocd is not None:
+            _end_group(self.openocd)
+            self.openocd = None
+        if self.sim is not None:
+            self.sim_exit = _end_group(self.sim, signal.SIGTERM)
+            self.sim_stdout += self.sim.stdout.read() if self.sim.stdout else ""
+            self.sim.stdout and self.sim.stdout.close()
+            self.sim = None
+
+
+def _build(chip_flags: tuple[str, str], workdir: Path) -> dict[str, Path]:
+    cpu, define = chip_flags
+    elves = {}
+    for name in ("crc", "qspi"):
+        out = workdir / f"{name}.elf"
+        argv = ["arm-none-eabi-gcc", f"-mcpu={cpu}", "-mthumb", "-Os", "-g", "-ffreestanding",
+                "-nostdlib", "-Wall", "-Werror", "-T", str(PROGRAMS / "link.ld"),
+                str(PROGRAMS / "start.S"), str(PROGRAMS / f"{name}.c"), "-o", str(out)]
+        if define:
+            argv.insert(1, define)
+        subprocess.run(argv, check=True, capture_output=True, timeout=120)
+        elves[name] = out
+    return elves
+
+
+def _start(stack: Stack) -> None:
+    sock_path = stack.workdir / "board.sock"
+    stack.sim = subprocess.Popen(
+        [sys.executable, "-m", "qspi_gdb", "sim", "--board", stack.board, "--socket",
+         str(sock_path), "--sim-image", str(stack.image), "--json"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=open(stack.workdir / "sim.log", "wb"), start_new_session=True, text=True,
+    )
+    stack.pids.append(stack.sim.pid)
+    ready, _, _ = select.select([stack.sim.stdout], [], [], 60)
+    assert ready, "the virtual board printed no endpoint"
+    first = stack.sim.stdout.readline()
+    assert f'"remote_bitbang": "unix:{sock_path}"' in first, first
+
+    stack.gdb_port = _free_port()
+    argv = ["openocd", "-s", str(openocd_cfg_dir()),
+            "-c", "bindto 127.0.0.1", "-c", f"gdb_port {stack.gdb_port}",
+            "-c", "telnet_port disabled", "-c", "tcl_port disabled",
+            "-c", "gdb_report_data_abort enable", "-c", "gdb_memory_map disable",
+            "-c", f"set SIM_SOCKET {{{sock_path}}}",
+            "-f", "interface/sim.cfg", "-f", f"target/{stack.chip}.cfg"]
+    stack.openocd = subprocess.Popen(
+        argv, stdin=subprocess.DEVNULL, stdout=open(stack.workdir / "openocd.log", "wb"),
+        stderr=subprocess.STDOUT, start_new_session=True, cwd=stack.workdir,
+    )
+    stack.pids.append(stack.openocd.pid)
+    deadline = time.monotonic() + 60
+    while True:
+        assert stack.openocd.poll() is None, f"openocd stopped:\n{stack.openocd_log}"
+        try:
+            socket.create_connection(("127.0.0.1", stack.gdb_port), timeout=0.5).close()
+            return
+        except OSError:
+            assert time.monotonic() < deadline, f"openocd GDB port not open:\n{stack.openocd_log}"
+            time.sleep(0.1)
+
+
+@pytest.fixture(scope="module", params=sorted(CHIPS))
+def stack(request, tmp_path_factory):
+    board = request.param
+    chip, cpu, _, define = CHIPS[board]
+    workdir = tmp_path_factory.mktemp(board)
+    stack = Stack(board=board, chip=chip, workdir=workdir)
+    stack.elves = _build((cpu, define), workdir)
+    try:
+        _start(stack)
+        yield stack
+    finally:
+        stack.stop()
+        left = [pid for pid in stack.pids if _alive(pid)]
+        assert not left, f"processes left behind: {left}"
+
+
+def _value(out: str, key: str) -> int:
+    for line in out.splitlines():
+        if line.startswith(f"{key}="):
+            return int(line.split("=", 1)[1].split()[0], 16)
+    raise AssertionError(f"{key}= not in gdb output:\n{out}")
+
+
+def test_openocd_examines_the_core(stack):
+    expected = CHIPS[stack.board][2]
+    assert expected in stack.openocd_log
+    assert "Error" not in stack.openocd_log.split(expected, 1)[0]
+
+
+def test_gdb_halts_reads_registers_and_moves_64k_of_ram(stack):
+    data = bytes((i * 31 + (i >> 8)) & 0xFF for i in range(64 * 1024))
+    (stack.workdir / "in.bin").write_bytes(data)
+    out = stack.gdb(
+        "monitor halt",
+        "info all-registers",
+        f"restore in.bin binary {RAM_TEST_ADDR:#x}",
+        f"dump binary memory out.bin {RAM_TEST_ADDR:#x} {RAM_TEST_ADDR + len(data):#x}",
+        "set $pc = 0x20008000",
+        "set $sp = 0x20010000",
+        "maintenance flush register-cache",
+        'printf "PC=%08x\\n", $pc',
+        'printf "SP=%08x\\n", $sp',
+    )
+    names = {line.split()[0].lower() for line in out.splitlines() if line.strip()}
+    wanted = {"r0", "r12", "sp", "lr", "pc", "xpsr", "msp", "psp", "primask", "control",
+              "s0", "d15", "fpscr"}
+    if stack.chip == "nrf5340":
+        wanted |= {"msp_s", "msp_ns", "psp_s", "psp_ns", "msplim_s", "control_ns"}
+    assert wanted <= names, f"registers missing: {wanted - names}\n{out}"
+    assert (stack.workdir / "out.bin").read_bytes() == data
+    assert _value(out, "PC") == 0x20008000
+    assert _value(out, "SP") == 0x20010000
+
+
+def test_load_runs_to_bkpt_and_returns_crc32(stack):
+    expected = zlib.crc32(bytes((i * 7 + 3) & 0xFF for i in range(4096)))
+    out = stack.gdb(
+        "monitor reset halt",  # a known xPSR (T=1); the last test left the core running
+        "maintenance flush register-cache",  # GDB skips writing a PC it believes unchanged
+        f"load {stack.elves['crc']}",
+        "continue",
+        'printf "R0=%08x\\n", $r0',
+        'printf "HALT=%04x\\n", *(unsigned short *)$pc',
+    )
+    assert "SIGTRAP" in out, out
+    assert _value(out, "R0") == expected
+    assert _value(out, "HALT") == 0xBE00  # stopped on the program's bkpt #0
+
+
+def test_monitor_reset_halt(stack):
+    out = stack.gdb(
+        "monitor halt",
+        "set $r0 = 0x12345678",
+        "monitor reset halt",
+        "maintenance flush register-cache",
+        'printf "PC=%08x\\n", $pc',
+        'printf "XPSR=%08x\\n", $xPSR',
+        'printf "R0=%08x\\n", $r0',
+    )
+    assert "halted due to debug-request" in out or "halted due to" in stack.openocd_log
+    # The internal flash is blank: the reset vector is erased, as on a new chip.
+    assert _value(out, "PC") == 0xFFFFFFFE
+    assert _value(out, "XPSR") & (1 << 24)
+    assert _value(out, "R0") != 0x12345678
+
+
+def test_c_program_drives_the_qspi_peripheral(stack):
+    part = get_part(BOARDS[stack.board].flash_part)
+    page = b"".join(struct.pack("<I", (0x01020304 * (i + 1) ^ 0xA5A5A5A5) & 0xFFFFFFFF)
+                    for i in range(64))
+    xip = BOARDS[stack.board].xip_base + QSPI_FLASH_OFFSET
+    out = stack.gdb(
+        "monitor reset halt",
+        "maintenance flush register-cache",
+        f"file {stack.elves['qspi']}",
+        "load",
+        "continue",
+        'printf "R0=%08x\\n", $r0',
+        'printf "JEDEC=%06x\\n", results.jedec',
+        'printf "MISMATCHES=%x\\n", results.mismatches',
+        'printf "POLLS=%x\\n", results.wip_polls',
+        "dump binary value page_in.bin page_in",
+        f"dump binary memory xip.bin {xip:#x} {xip + 256:#x}",
+        timeout_s=180,
+    )
+    assert _value(out, "R0") == 0, out
+    assert _value(out, "JEDEC") == int.from_bytes(part.jedec_id, "little")
+    assert _value(out, "MISMATCHES") == 0
+    assert _value(out, "POLLS") >= 2  # the erase and the program kept the chip busy
+    assert (stack.workdir / "page_in.bin").read_bytes() == page
+    assert (stack.workdir / "xip.bin").read_bytes() == page  # XIP reads the same chip
+
+    # The flash model itself holds the page: stop the board (it flushes its image).
+    stack.stop()
+    assert stack.sim_exit == 0
+    image = stack.image.read_bytes()
+    assert len(image) == part.size
+    assert image[QSPI_FLASH_OFFSET:QSPI_FLASH_OFFSET + 256] == page
+    assert image[QSPI_FLASH_OFFSET + 256:QSPI_FLASH_OFFSET + 4096] == b"\xff" * (4096 - 256)
+    assert '"dap_transactions"' in stack.sim_stdout
