@@ -627,3 +627,30 @@ def test_polling_software_reaches_completion_in_bounded_polls():
             break
         rig.clock.advance(1e-3)
     assert rig.clock.now >= rig.flash.part.timings.erase_typ[65536]
+
+
+def test_reserved_readoc_writeoc_reported():
+    rig = Rig()
+    rig.w(IFCONFIG0, 7 | 7 << 3)
+    rig.write(0x100, b"\x00" * 4)
+    assert "WRITEOC=7" in rig.q.errors[-1]
+    rig.read(0x100, 4)
+    assert "READOC=7" in rig.q.errors[-1]
+
+
+def test_disable_needs_new_activate():
+    rig = Rig()
+    rig.w(ENABLE, 0)
+    rig.w(ENABLE, 1)
+    rig.w(TASKS_READSTART, 1)
+    assert "before ACTIVATE" in rig.q.errors[-1]
+
+
+def test_deep_power_mode_via_ifconfig1():
+    rig = Rig(part="is25wp256")
+    rig.w(IFCONFIG0, 1 << 7)  # DPMENABLE
+    rig.w(IFCONFIG1, rig.r(IFCONFIG1) | 1 << 24)
+    assert rig.flash.deep_power_down and rig.r(STATUS) & 4
+    rig.w(IFCONFIG1, rig.r(IFCONFIG1) & ~(1 << 24))
+    rig.clock.advance(rig.flash.part.timings.dpd_exit)
+    assert not rig.flash.deep_power_down and not rig.r(STATUS) & 4

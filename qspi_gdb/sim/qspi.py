@@ -250,6 +250,10 @@ class NrfQspi:
         elif v5340 and XIP_ENC_BASE <= offset < DMA_ENC_BASE + 0x20:
             self._regs[offset] = value
             self._unsupported("XIP/EasyDMA encryption")
+        elif offset == ENABLE:
+            self._regs[ENABLE] = value & 1
+            if not value & 1:
+                self._activated = False  # pins released: a new ACTIVATE is needed
         elif offset in _PLAIN:
             self._regs[offset] = value & _MASKS.get(offset, 0xFFFFFFFF)
         elif offset == STATUS:
@@ -428,6 +432,12 @@ class NrfQspi:
     def ram_ranges(self) -> tuple[tuple[int, int], ...]:
         return self.variant.ram_ranges
 
+    def _readoc(self) -> tuple[int, int, int]:
+        code = self._reg(IFCONFIG0) & 7
+        if code not in READOC:
+            self._error(f"IFCONFIG0.READOC={code} is reserved; using FASTREAD")
+        return READOC.get(code, READOC[0])
+
     def _read_dummy(self, opcode: int) -> int:
         cmd = self.flash.part.commands.get(opcode)
         return cmd.dummy if cmd is not None else 8
@@ -440,7 +450,7 @@ class NrfQspi:
         yield from self._wait_wip()
         if cnt == 0:
             return
-        op, al, dl = READOC.get(self._reg(IFCONFIG0) & 7, READOC[0])
+        op, al, dl = self._readoc()
         data = yield from self._frame(op, address=self._addr_bytes(src), addr_lines=al,
                                       dummy=self._read_dummy(op), data_lines=dl, rx_len=cnt)
         self._dma_write(dst, data)
@@ -450,7 +460,10 @@ class NrfQspi:
         if not self._dma_ok("WRITESTART", src, cnt, dst):
             yield self._frame_time(0)
             return
-        op, al, dl = WRITEOC.get(self._reg(IFCONFIG0) >> 3 & 7, WRITEOC[0])
+        code = self._reg(IFCONFIG0) >> 3 & 7
+        if code not in WRITEOC:
+            self._error(f"IFCONFIG0.WRITEOC={code} is reserved; using PP")
+        op, al, dl = WRITEOC.get(code, WRITEOC[0])
         page = 512 if self._reg(IFCONFIG0) >> 12 & 1 else 256
         done = 0
         while done < cnt:
@@ -562,7 +575,11 @@ class NrfQspi:
         if not (self._reg(IFCONFIG0) >> 7 & 1) or not self._activated:
             return
         enter, leave = value >> 24 & 1 and not old >> 24 & 1, old >> 24 & 1 and not value >> 24 & 1
-        if enter or leave:
+        if (enter or leave) and (self._task is not None or self.flash.selected):
+            self._error("IFCONFIG1.DPMEN changed while busy: ignored")
+        elif enter or leave:
+            self.stats["frames"] += 1
+            self.frames.append((self.clock.now, 0xB9 if enter else 0xAB, b"", 0, 0))
             self.flash.frame(0xB9 if enter else 0xAB)
             self._dpm = bool(enter)
 
@@ -574,7 +591,9 @@ class NrfQspi:
             raise BusFault(offset, False, "XIP while QSPI is not enabled and activated")
         if self.variant.has_5340_regs and not self._reg(XIPEN) & 1:
             raise BusFault(offset, False, "XIP disabled (XIPEN=0)")
-        op, al, dl = READOC.get(self._reg(IFCONFIG0) & 7, READOC[0])
+        if self.flash.selected:
+            raise BusFault(offset, False, "XIP while a long-frame custom instruction holds CS# low")
+        op, al, dl = self._readoc()
         address = self._addr_bytes(self._reg(XIPOFFSET) + offset)
         clocks = 8 + len(address) * 8 // al + self._read_dummy(op) + size * 8 // dl
         try:
