@@ -216,21 +216,28 @@ class RemoteBitbangServer:
 
     def _core_running(self) -> bool:
         core = getattr(self.board, "core", None)
-        return core is not None and not core.halted
+        return core is not None and not core.halted and not getattr(core, "lockup", False)
+
+    def _progress_mark(self) -> tuple:
+        return (self.board.clock.now, getattr(self.board.core, "instructions", None))
 
     def _idle(self, wait_on: list, timeout: float) -> list:
-        """Wait for readability; a running core gets the time instead of a blocking select."""
-        if self._core_running():
-            deadline = time.monotonic() + timeout
-            while not self._stop:
-                ready, _, _ = select.select(wait_on, [], [], 0)
-                if ready:
-                    return ready
-                self.board.service(self.service_slice_s)
-                if not self._core_running() or time.monotonic() >= deadline:
-                    break
-            return select.select(wait_on, [], [], 0)[0]
-        return select.select(wait_on, [], [], timeout)[0]
+        """Wait for readability; a running core gets the time instead of a blocking select.
+
+        A core that makes no progress (locked up, or asleep with nothing that could wake it)
+        gets no more slices: then the wait blocks, so an idle board costs no host CPU.
+        """
+        deadline = time.monotonic() + timeout
+        while self._core_running() and not self._stop:
+            ready, _, _ = select.select(wait_on, [], [], 0)
+            if ready:
+                return ready
+            before = self._progress_mark()
+            self.board.service(self.service_slice_s)
+            if self._progress_mark() == before or time.monotonic() >= deadline:
+                break
+        remaining = max(0.0, deadline - time.monotonic())
+        return select.select(wait_on, [], [], remaining)[0]
 
     def serve_forever(self, poll_s: float = 0.1) -> None:
         while not self._stop:
