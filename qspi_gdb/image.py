@@ -228,16 +228,17 @@ def load_image(
         what = "flash offsets" if raw_offsets else "the QSPI XIP window"
         if not only_qspi:
             raise UsageError(
-                f"{path}: segment(s) outside {what} {window}: {listing} "
-                f"(--only-qspi skips them)"
+                f"{path}: segment(s) outside {what} {window}: {listing} " f"(--only-qspi skips them)"
             )
-        log.warning("skipping segments outside the QSPI window", path=str(path), window=window, segments=listing)
+        log.warning(
+            "skipping segments outside the QSPI window", path=str(path), window=window, segments=listing
+        )
     if not inside:
-        raise UsageError(f"{path}: no data inside {'flash offsets' if raw_offsets else 'the QSPI XIP window'}")
+        raise UsageError(
+            f"{path}: no data inside {'flash offsets' if raw_offsets else 'the QSPI XIP window'}"
+        )
 
-    segments = tuple(
-        Segment(offset=a - base, data=d, address=a) for a, d in _merge_touching(inside)
-    )
+    segments = tuple(Segment(offset=a - base, data=d, address=a) for a, d in _merge_touching(inside))
     return Image(
         path=str(path),
         kind=kind,

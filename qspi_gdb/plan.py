@@ -167,7 +167,9 @@ class Plan:
     def unchanged_checks(self) -> tuple[Check, ...]:
         """Image pieces in sectors left alone: verify compares these CRCs (already matched)."""
         skipped = {r.offset for r in self.unchanged}
-        return tuple(c for c in self.checks if c.range.offset // self.sector_size * self.sector_size in skipped)
+        return tuple(
+            c for c in self.checks if c.range.offset // self.sector_size * self.sector_size in skipped
+        )
 
     @property
     def nothing_to_do(self) -> bool:

@@ -187,15 +187,22 @@ def test_config_size_contradicting_the_chip_names_both_values(tmp_path):
 
 def test_mode32bit_on_a_3_byte_only_chip_is_refused(tmp_path):
     layer = parse_nrfutil_json(SEED_JSON.replace("33554432", "8388608"), "ext.json")
-    with pytest.raises(UsageError, match=r"ext.json: address mode MODE32BIT, but MX25R6435F .*cannot enter 4-byte"):
+    with pytest.raises(
+        UsageError, match=r"ext.json: address mode MODE32BIT, but MX25R6435F .*cannot enter 4-byte"
+    ):
         apply_chip(build_config("nrf5340dk", [layer]), jedec_id=ID_MX25R, sfdp=MX25R)
 
 
 def test_jedec_id_expected_mismatch_and_formats():
     cfg = build_config("sim-nrf5340-32mb", [cli_layer(jedec_id="C22817")])
-    with pytest.raises(UsageError, match=r"JEDEC ID mismatch: expected C22817 \(command line\), chip answers 9D7019 \(IS25WP256\)"):
+    with pytest.raises(
+        UsageError,
+        match=r"JEDEC ID mismatch: expected C22817 \(command line\), chip answers 9D7019 \(IS25WP256\)",
+    ):
         apply_chip(cfg, jedec_id=ID_IS25, sfdp=IS25)
-    assert apply_chip(build_config("nrf5340dk", [cli_layer(jedec_id="c2 28 17")]), jedec_id=ID_MX25R, sfdp=MX25R)
+    assert apply_chip(
+        build_config("nrf5340dk", [cli_layer(jedec_id="c2 28 17")]), jedec_id=ID_MX25R, sfdp=MX25R
+    )
     for text in ("C22817", "0xc22817", "C2:28:17", "c2-28-17"):
         assert parse_jedec_id(text) == ID_MX25R
     with pytest.raises(UsageError, match="3 hex bytes"):
@@ -248,7 +255,9 @@ def test_nrfjprog_pins_are_ignored_on_nrf5340_like_nrfjprog_does():
 
 def test_nrfutil_pins_must_be_the_nrf5340_dedicated_ones():
     other = SEED_JSON.replace('"sck": 17', '"sck": 19')
-    with pytest.raises(UsageError, match=r"x.json: nrf5340 QSPI uses fixed pins; config gives sck 19 \(must be 17\)"):
+    with pytest.raises(
+        UsageError, match=r"x.json: nrf5340 QSPI uses fixed pins; config gives sck 19 \(must be 17\)"
+    ):
         build_config("nrf5340dk", [parse_nrfutil_json(other, "x.json")])
 
 
@@ -268,7 +277,10 @@ def test_quad_modes_need_io2_and_io3():
 
 
 def test_precedence_preset_then_file_then_cli():
-    layers = [parse_nrfutil_json(SEED_JSON, "x.json"), cli_layer(sck_frequency="32M", address_mode="MODE24BIT")]
+    layers = [
+        parse_nrfutil_json(SEED_JSON, "x.json"),
+        cli_layer(sck_frequency="32M", address_mode="MODE24BIT"),
+    ]
     cfg = build_config("sim-nrf5340-32mb", layers)
     assert cfg.sck_frequency == 32_000_000 and cfg.address_mode == 24
     assert cfg.sources["sck_frequency"] == "command line" and cfg.sources["readoc"] == "x.json"
@@ -317,7 +329,10 @@ def test_sector_size_must_be_an_nrf_erase():
 @pytest.mark.parametrize(
     "text, message",
     [
-        ('{"firmware_config": {"peripheral": "QSPI"}, "flash_size": }', r"bad.json: malformed JSON: .* line 1 column"),
+        (
+            '{"firmware_config": {"peripheral": "QSPI"}, "flash_size": }',
+            r"bad.json: malformed JSON: .* line 1 column",
+        ),
         ("[1, 2]", "top level must be a JSON object"),
         ('{"pins": {}}', "firmware_config"),
         ('{"firmware_config": {"peripheral": "SPIM0"}}', "'SPIM0' is not supported"),
@@ -325,7 +340,10 @@ def test_sector_size_must_be_an_nrf_erase():
         (SEED_JSON.replace('"READ4IO"', '"READ8IO"'), "readoc 'READ8IO' is not one of"),
         (SEED_JSON.replace('"PPSIZE256"', '"PPSIZE1024"'), "pp_size"),
         (SEED_JSON.replace('"rx_delay": 0', '"rx_delay": 9'), "rx_delay 9 is outside 0..7"),
-        (SEED_JSON.replace('"flash_size": 33554432', '"flash_size": "big"'), "flash_size 'big' is not a number"),
+        (
+            SEED_JSON.replace('"flash_size": 33554432', '"flash_size": "big"'),
+            "flash_size 'big' is not a number",
+        ),
         (SEED_JSON.replace('"csn": 18, ', ""), "pins: missing csn"),
     ],
 )
@@ -345,7 +363,10 @@ def test_malformed_json_is_a_one_line_usage_error(tmp_path, text, message):
         ("[DEFAULT_CONFIGURATION]\nFrequency = M64\n", "Frequency 'M64'"),
         ("[DEFAULT_CONFIGURATION]\nMemSize = 0\n", "MemSize is 0"),
         ("[DEFAULT_CONFIGURATION]\nMemSize = 1\nMemSize = 2\n", "MemSize is given 2 times"),
-        ("[DEFAULT_CONFIGURATION]\nInitializationCustomInstruction = 0x01, [0x40\n", "InitializationCustomInstruction"),
+        (
+            "[DEFAULT_CONFIGURATION]\nInitializationCustomInstruction = 0x01, [0x40\n",
+            "InitializationCustomInstruction",
+        ),
         ("[DEFAULT_CONFIGURATION]\nInitializationCustomInstruction = 0x1FF\n", "outside 0..255"),
         ("[DEFAULT_CONFIGURATION]\nDIO0Pin = 40\n", "io0 pin 40 is outside 0..31"),
     ],

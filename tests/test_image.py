@@ -158,7 +158,7 @@ def test_hex_overlapping_records_name_both_ranges(tmp_path):
 
 
 def test_merged_hex_with_internal_flash_part(tmp_path):
-    path = write_hex(tmp_path / "merged.hex", [(0x0, b"\xAA" * 64), (0x10001000, b"\xBB" * 64)])
+    path = write_hex(tmp_path / "merged.hex", [(0x0, b"\xaa" * 64), (0x10001000, b"\xbb" * 64)])
     with pytest.raises(UsageError) as e:
         load_image(path, xip_base=NRF5340)
     assert "0x00000000..0x0000003F" in str(e.value) and "--only-qspi" in str(e.value)
@@ -168,7 +168,7 @@ def test_merged_hex_with_internal_flash_part(tmp_path):
 
 
 def test_hex_entirely_outside_with_only_qspi_is_still_an_error(tmp_path):
-    path = write_hex(tmp_path / "internal.hex", [(0x0, b"\xAA" * 4)])
+    path = write_hex(tmp_path / "internal.hex", [(0x0, b"\xaa" * 4)])
     with pytest.raises(UsageError, match="no data inside"):
         load_image(path, xip_base=NRF5340, only_qspi=True)
 
@@ -224,7 +224,8 @@ def test_hex_refuses_an_address(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "text, value", [("0x11E98000", 0x11E98000), ("4096", 4096), ("32M", 32 << 20), ("64K", 65536), ("0x1_000", 0x1000)]
+    "text, value",
+    [("0x11E98000", 0x11E98000), ("4096", 4096), ("32M", 32 << 20), ("64K", 65536), ("0x1_000", 0x1000)],
 )
 def test_parse_int(text, value):
     assert parse_int(text) == value

@@ -21,7 +21,9 @@ IS25 = apply_chip(
     build_config("sim-nrf5340-32mb"), jedec_id=bytes.fromhex("9D7019"), sfdp=parse_sfdp(IS25WP256_SFDP)
 )
 MX25R = apply_chip(
-    build_config("sim-nrf52840dk"), jedec_id=bytes.fromhex("C22817"), sfdp=parse_sfdp(sfdp_from_bfpt(MX25R6435F_BFPT))
+    build_config("sim-nrf52840dk"),
+    jedec_id=bytes.fromhex("C22817"),
+    sfdp=parse_sfdp(sfdp_from_bfpt(MX25R6435F_BFPT)),
 )
 SMALL = replace(MX25R, size=MIB)  # 1 MiB chip keeps the fake flash cheap
 
@@ -185,7 +187,11 @@ def test_scattered_records_in_written_sectors_one_differs():
     flash = FakeFlash(bytes(before))
     p = plan(img, SMALL, sector_crcs=flash.crcs)
     assert [op.offset for op in p.operations] == [0x3000] and p.unchanged == (Range(0x5000, 4096),)
-    assert p.operations[0].fills == (Range(0x3000, 0x10), Range(0x3014, 0x3800 - 0x3014), Range(0x3804, 0x7FC))
+    assert p.operations[0].fills == (
+        Range(0x3000, 0x10),
+        Range(0x3014, 0x3800 - 0x3014),
+        Range(0x3804, 0x7FC),
+    )
     flash.run(p)
     assert bytes(flash.mem) == overlay(bytes(before), img)
 
@@ -196,7 +202,11 @@ def test_erase_range_keeps_bytes_outside_it():
     p = erase_plan(SMALL, 0x10800, 0x20000, sector_crcs=flash.crcs)
     # both blocks have every sector rewritten: 64 KiB erases (0x10000..0x107FF read back); the
     # last, partly covered sector gets a 4 KiB erase
-    assert [(op.offset, op.erase) for op in p.operations] == [(0x10000, "64KB"), (0x20000, "64KB"), (0x30000, "4KB")]
+    assert [(op.offset, op.erase) for op in p.operations] == [
+        (0x10000, "64KB"),
+        (0x20000, "64KB"),
+        (0x30000, "4KB"),
+    ]
     assert p.read_back == (Range(0x10000, 0x800), Range(0x30800, 0x800))
     flash.run(p)
     expected = bytearray(before)
@@ -254,7 +264,10 @@ def test_16mib_boundary_in_24_bit_mode(offset, length, ok):
             plan(img, cfg24)
         msg = str(e.value)
         assert "MODE24BIT" in msg and "16 MiB" in msg and "\n" not in msg
-        assert f"flash offset 0x{max(offset, 0x1000000):08X} (XIP 0x{0x10000000 + max(offset, 0x1000000):08X})" in msg
+        assert (
+            f"flash offset 0x{max(offset, 0x1000000):08X} (XIP 0x{0x10000000 + max(offset, 0x1000000):08X})"
+            in msg
+        )
 
 
 def test_straddling_16mib_in_32_bit_mode():
@@ -352,7 +365,9 @@ PROPS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthC
 
 
 @PROPS
-@given(data=st.data(), erase=st.sampled_from(["auto", 4096, 65536]), use_crc=st.booleans(), force=st.booleans())
+@given(
+    data=st.data(), erase=st.sampled_from(["auto", 4096, 65536]), use_crc=st.booleans(), force=st.booleans()
+)
 def test_property_only_the_image_changes(data, erase, use_crc, force):
     img = data.draw(images())
     before = data.draw(flash_contents(img))
@@ -366,7 +381,9 @@ def test_property_only_the_image_changes(data, erase, use_crc, force):
     for r in flash.erased + flash.programmed + flash.read:
         for unit in range(r.offset // p.sector_size, (r.end - 1) // p.sector_size + 1):
             blk = unit * p.sector_size // 65536
-            assert unit in touched or (erase == 65536 and any(t * p.sector_size // 65536 == blk for t in touched))
+            assert unit in touched or (
+                erase == 65536 and any(t * p.sector_size // 65536 == blk for t in touched)
+            )
 
 
 @PROPS
