@@ -212,6 +212,7 @@ CONFIG_FIELDS: tuple[FieldSpec, ...] = (
     ("rx_delay", 1),
     ("spi_mode", 1),
     ("enter_4b", 1),
+    ("exit_4b_op", 1),
     ("qe_method", 1),
     ("expected_jedec", 1),
     ("mode_query_op", 1),
@@ -443,6 +444,7 @@ class LoaderConfig:
     rx_delay: int = 2
     spi_mode: int = 0
     enter_4b: int = FOURB_NONE
+    exit_4b_op: int = 0
     qe_method: int = QE_S1B6
     expected_jedec: int = 0
     mode_query_op: int = NO_QUERY
@@ -470,7 +472,7 @@ class LoaderConfig:
         words = [
             *self.pins, self.sck_hz, self.flash_size, self.page_size, self.addr_mode,
             self.readoc, self.writeoc, self.pp_size, self.sck_delay, self.rx_delay,
-            self.spi_mode, self.enter_4b, self.qe_method, self.expected_jedec,
+            self.spi_mode, self.enter_4b, self.exit_4b_op, self.qe_method, self.expected_jedec,
             self.mode_query_op, self.mode_query_bit, self.wip_bit, self.flags,
             self.t_page_typ_us, self.t_page_max_us, self.t_4k_typ_us, self.t_4k_max_us,
             self.t_64k_typ_us, self.t_64k_max_us, self.t_chip_typ_us, self.t_chip_max_us,

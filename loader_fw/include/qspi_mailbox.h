@@ -101,8 +101,8 @@
 
 /* config.enter_4b: how to enter 4-byte address mode (JESD216 DW16 enter methods) */
 #define QL_4B_NONE          0u  /* chip is <= 16 MiB or needs nothing */
-#define QL_4B_B7            1u  /* EN4B 0xB7 (DW16 bit 0); leave with EX4B 0xE9 */
-#define QL_4B_WREN_B7       2u  /* WREN then 0xB7 (DW16 bit 1); leave with WREN + 0xE9 */
+#define QL_4B_B7            1u  /* EN4B 0xB7 (DW16 bit 0); leave with exit_4b_op */
+#define QL_4B_WREN_B7       2u  /* WREN then 0xB7 (DW16 bit 1); leave with WREN + exit_4b_op */
 #define QL_4B_BANKREG       3u  /* bank register 0x17 bit 7 (DW16 bit 3); leave with 0x17 = 0 */
 #define QL_4B_ALWAYS        4u  /* chip is always in 4-byte mode (DW16 bit 6) */
 
@@ -162,6 +162,8 @@ struct ql_config {
     uint32_t rx_delay;       /* IFTIMING.RXDELAY 0..7 (nRF5340 erratum 121 forces 6) */
     uint32_t spi_mode;       /* 0 = MODE0, 1 = MODE3 */
     uint32_t enter_4b;       /* QL_4B_* */
+    uint32_t exit_4b_op;     /* opcode leaving 4-byte mode for QL_4B_B7 / QL_4B_WREN_B7;
+                                0 = EX4B 0xE9 (ISSI parts use 0x29) */
     uint32_t qe_method;      /* QL_QE_* (JESD216 QER) */
     uint32_t expected_jedec; /* 0xMMTTCC, 0 = do not check */
     uint32_t mode_query_op;  /* opcode that reads a register telling the current address mode

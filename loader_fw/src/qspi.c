@@ -61,6 +61,7 @@ QL_DATA static uint32_t page_bytes;
 QL_DATA static uint32_t addr_mode;
 QL_DATA static uint32_t flash_size;
 QL_DATA static uint32_t enter_4b;
+QL_DATA static uint32_t exit_4b_op;
 QL_DATA static uint32_t mode_query_op;
 QL_DATA static uint32_t mode_query_bit;
 QL_DATA static uint32_t addr4_before;
@@ -389,10 +390,10 @@ static uint32_t set_addr4(uint32_t on)
     uint32_t st = QL_ST_OK;
     switch (enter_4b) {
     case QL_4B_B7:
-        st = qspi_cinstr(on ? SPI_EN4B : SPI_EX4B, 0u, 0u, 0u, 0u, 0, 0);
+        st = qspi_cinstr(on ? SPI_EN4B : exit_4b_op, 0u, 0u, 0u, 0u, 0, 0);
         break;
     case QL_4B_WREN_B7:
-        st = qspi_cinstr(on ? SPI_EN4B : SPI_EX4B, 0u, 0u, 0u, QL_CF_WREN, 0, 0);
+        st = qspi_cinstr(on ? SPI_EN4B : exit_4b_op, 0u, 0u, 0u, QL_CF_WREN, 0, 0);
         if (st == QL_ST_OK) {
             st = qspi_settle();
         }
@@ -512,7 +513,7 @@ static uint32_t check_config(const struct ql_config *c, uint32_t *sckfreq)
     const uint32_t base_hz = 32000000u;
 #endif
     if (c->readoc > 4u || c->writeoc > 3u || c->pp_size > 1u || c->sck_delay > 255u ||
-        c->rx_delay > 7u || c->spi_mode > 1u || c->addr_mode > 1u || c->enter_4b > QL_4B_ALWAYS ||
+        c->exit_4b_op > 0xFFu || c->rx_delay > 7u || c->spi_mode > 1u || c->addr_mode > 1u || c->enter_4b > QL_4B_ALWAYS ||
         c->qe_method > QL_QE_S2B1_V6 || c->n_init > QL_MAX_INIT_INSTR || c->wip_bit > 7u) {
         return QL_ST_CONFIG;
     }
@@ -623,6 +624,7 @@ uint32_t qspi_init(const struct ql_config *c, uint32_t *jedec_id)
     addr_mode = c->addr_mode;
     page_bytes = c->pp_size ? 512u : 256u;
     enter_4b = c->enter_4b;
+    exit_4b_op = c->exit_4b_op ? c->exit_4b_op : SPI_EX4B;
     mode_query_op = c->mode_query_op;
     mode_query_bit = c->mode_query_bit;
     addr4_now = (enter_4b == QL_4B_ALWAYS) ? 1u : 0u;

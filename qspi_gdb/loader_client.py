@@ -1,0 +1,604 @@
+"""Host side of the loader protocol: knows the mailbox (qspi_gdb.mailbox), nothing about GDB.
+
+It talks to any qspi_gdb.target.TargetLink: loads the loader ELF, finds the mailbox by symbol
+(pyelftools), checks the greeting (magic, ABI version, build id, stack canary) before the first
+command, queues commands, streams data through the loader's RAM buffers and turns status codes
+into typed errors.
+
+One "call" = write the queued commands, set PC to the loader's entry, resume, wait for the
+`bkpt`. Flash work started by a call keeps running while the core is halted, so `write()`
+fills the next buffers over the debug link while the flash erases / programs the previous one.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from os import PathLike
+from pathlib import Path
+
+from elftools.elf.elffile import ELFFile
+
+from . import mailbox as mb
+from .errors import TargetError, UsageError
+from .log import get_logger
+from .resources import loader_elf
+from .target import TargetLink
+
+log = get_logger(__name__)
+
+XPSR_THUMB = 0x01000000
+MIB16 = 1 << 24
+# Loader defaults for times the config leaves at 0 (loader_fw/src/qspi.c DEF_*), seconds.
+_DEFAULT_MAX_S = {"page": 0.010, "4k": 1.0, "64k": 4.0, "chip": 2400.0, "wrsr": 0.2}
+_DEFAULT_TYP_S = {"page": 0.001, "4k": 0.05, "64k": 0.5, "chip": 60.0}
+_CALL_SLACK_S = 2.0
+_FIRST_CHUNKS = (4096, 8192, 16384)  # ramp-up: the flash starts working sooner
+
+
+# -- errors --------------------------------------------------------------------------------
+
+
+class LoaderStatusError:
+    """Mixin: a loader command answered a non-OK status."""
+
+    status: int
+    command: mb.Command | None
+
+    def _set(self, status: int, command: mb.Command | None) -> None:
+        self.status = status
+        self.command = command
+
+
+def _describe(status: int, cmd: mb.Command | None, extra: str = "") -> str:
+    where = ""
+    if cmd is not None:
+        where = f"{cmd.name}"
+        if cmd.op in (mb.OP_ERASE, mb.OP_PROGRAM, mb.OP_READ, mb.OP_CRC32, mb.OP_CRC_LIST):
+            where += f" 0x{cmd.addr:08X}+0x{cmd.len:X}"
+        where += ": "
+    text = mb.status_text(status)
+    if status == mb.ST_TIMEOUT and cmd is not None:
+        text += f" during {mb.STAGE_NAMES.get(cmd.result0, cmd.result0)}"
+    if status == mb.ST_JEDEC_MISMATCH and cmd is not None:
+        text += f" (read {cmd.result0:06X})"
+    return f"loader: {where}{text}{extra}"
+
+
+class LoaderRefused(LoaderStatusError, UsageError):
+    """The loader refused a request the chip or its address mode cannot do (nothing written):
+    range past the chip end, >= 16 MiB in 24-bit mode, a configuration the chip rejects."""
+
+
+class LoaderProtocolError(LoaderStatusError, TargetError):
+    """The host sent something the loader rejects (alignment, buffers, unknown command...)."""
+
+
+class FlashError(LoaderStatusError, TargetError):
+    """The flash or the QSPI peripheral failed (time-out, stuck busy, no flash, QE, 4-byte)."""
+
+
+class JedecMismatch(LoaderStatusError, UsageError):
+    """The flash present is not the one the configuration expects."""
+
+
+_REFUSED = {mb.ST_RANGE, mb.ST_ADDR_24BIT, mb.ST_CONFIG}
+_FLASH = {mb.ST_TIMEOUT, mb.ST_FLASH_BUSY, mb.ST_NO_FLASH, mb.ST_QE_FAILED, mb.ST_ADDR4_FAILED,
+          mb.ST_CLOCK}
+
+
+def error_for(status: int, cmd: mb.Command | None = None) -> Exception:
+    """The typed error for a non-OK status."""
+    if status == mb.ST_JEDEC_MISMATCH:
+        cls: type = JedecMismatch
+    elif status in _REFUSED:
+        cls = LoaderRefused
+    elif status in _FLASH:
+        cls = FlashError
+    else:
+        cls = LoaderProtocolError
+    err = cls(_describe(status, cmd))
+    err._set(status, cmd)
+    return err
+
+
+# -- plan steps for write() ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EraseStep:
+    """Erase [offset, offset+length) in blocks of `block` bytes (4096 or 65536), or the
+    whole chip with block=0 (offset 0, length = chip size)."""
+
+    offset: int
+    length: int
+    block: int = 4096
+
+
+@dataclass(frozen=True)
+class ProgramStep:
+    offset: int
+    data: bytes
+
+
+@dataclass
+class Greeting:
+    chip: int
+    abi_version: int
+    build_id: int
+    buffers: list[mb.BufferInfo]
+    max_cmds: int
+    max_dma: int
+    stack_base: int
+
+
+@dataclass
+class InitResult:
+    jedec_id: int  # 0xMMTTCC
+    sck_hz: int
+    addr4_before: bool
+
+
+@dataclass
+class Stats:
+    calls: int = 0
+    commands: int = 0
+    bytes_to_target: int = 0
+    bytes_from_target: int = 0
+
+
+@dataclass
+class _Op:
+    cmd: mb.Command
+    data: bytes = b""  # program ops: the bytes for the buffer
+    busy_typ_s: float = 0.0  # flash busy time it starts (typical)
+    buf: int | None = None
+
+
+@dataclass
+class _Timing:
+    typ: dict[str, float] = field(default_factory=lambda: dict(_DEFAULT_TYP_S))
+    max: dict[str, float] = field(default_factory=lambda: dict(_DEFAULT_MAX_S))
+    sck_hz: int = 8_000_000
+    page: int = 256
+
+
+class LoaderClient:
+    """The loader on one target. Use start() first (loads the ELF and checks the greeting)."""
+
+    def __init__(self, link: TargetLink, elf_path: str | PathLike | None = None, *,
+                 chip: str | None = None) -> None:
+        if elf_path is None:
+            if chip is None:
+                raise ValueError("give the loader ELF or the chip")
+            elf_path = loader_elf(chip)
+        self.link = link
+        self.elf_path = Path(elf_path)
+        self.chip = chip
+        self.stats = Stats()
+        self._seq = 0
+        self._entered = False
+        self._timing = _Timing()
+        self._pending_s = 0.0  # max time of flash work left running by the last call
+        self.greeting: Greeting | None = None
+        self.header: mb.MailboxHeader | None = None
+        self.free_mask = 0
+        self._read_symbols()
+
+    # -- ELF ---------------------------------------------------------------------------
+    def _read_symbols(self) -> None:
+        with open(self.elf_path, "rb") as f:
+            elf = ELFFile(f)
+            symtab = elf.get_section_by_name(".symtab")
+            if symtab is None:
+                raise UsageError(f"{self.elf_path}: no symbol table (is it the qspi loader?)")
+
+            def sym(name: str):
+                found = symtab.get_symbol_by_name(name)
+                if not found:
+                    raise UsageError(f"{self.elf_path}: symbol {name} missing (not a qspi loader)")
+                return found[0]
+
+            box = sym("qspi_mailbox")
+            if box["st_size"] != mb.MAILBOX_SIZE:
+                raise UsageError(
+                    f"{self.elf_path}: mailbox is {box['st_size']} bytes, this qspi-gdb expects "
+                    f"{mb.MAILBOX_SIZE} (ABI version mismatch)"
+                )
+            self.mailbox_addr = box["st_value"]
+            self.entry = sym("qspi_loader_entry")["st_value"] & ~1
+            self.halt_addr = sym("qspi_loader_halt")["st_value"] & ~1
+            self.fault_addr = sym("qspi_loader_fault_halt")["st_value"] & ~1
+            stack = sym("ql_stack_mem")
+            self.stack_top = stack["st_value"] + stack["st_size"]
+            bid = sym("qspi_loader_build_id")
+            self.build_id = self._read_elf_word(elf, bid["st_value"])
+
+    @staticmethod
+    def _read_elf_word(elf: ELFFile, addr: int) -> int:
+        for sec in elf.iter_sections():
+            start = sec["sh_addr"]
+            if sec["sh_type"] == "SHT_PROGBITS" and start <= addr < start + sec["sh_size"]:
+                off = addr - start
+                return struct.unpack_from("<I", sec.data(), off)[0]
+        raise UsageError("loader build id not found in the ELF's loaded sections")
+
+    # -- calls ---------------------------------------------------------------------------
+    def start(self, *, load: bool = True) -> Greeting:
+        """Load the ELF (unless load=False), run the loader once and check its greeting."""
+        if load:
+            self.link.load_elf(self.elf_path)
+        self._entered = False
+        self._call([], timeout_s=_CALL_SLACK_S, check_seq=False)
+        hdr = self.header
+        assert hdr is not None
+        if hdr.magic != mb.MAGIC:
+            raise TargetError(
+                f"loader greeting missing (magic {hdr.magic:#010x}, expected {mb.MAGIC:#010x}):"
+                " the loader did not run"
+            )
+        if hdr.abi_version != mb.ABI_VERSION:
+            raise TargetError(
+                f"loader speaks mailbox ABI {hdr.abi_version}, this qspi-gdb speaks "
+                f"{mb.ABI_VERSION}: rebuild the loader or use the packaged one"
+            )
+        if hdr.build_id != self.build_id:
+            raise TargetError(
+                f"loader build id {hdr.build_id:#010x} on the target differs from the ELF's "
+                f"{self.build_id:#010x}: the download did not arrive intact"
+            )
+        chips = {mb.CHIP_NRF52840: "nrf52840", mb.CHIP_NRF5340: "nrf5340"}
+        if self.chip is not None and chips.get(hdr.chip) != self.chip:
+            raise UsageError(f"loader is built for {chips.get(hdr.chip, hdr.chip)}, "
+                             f"the board is {self.chip}")
+        raw = self.link.read_memory(self.mailbox_addr + mb.OFF_BUFFER,
+                                    hdr.nbuffers * mb.BUFFER_SIZE)
+        buffers = mb.unpack_buffers(raw, hdr.nbuffers)
+        self.greeting = Greeting(hdr.chip, hdr.abi_version, hdr.build_id, buffers,
+                                 hdr.max_cmds, hdr.max_dma, hdr.stack_base)
+        self.free_mask = hdr.free_mask
+        self._seq = hdr.done_seq
+        log.debug("loader greeting", chip=hdr.chip, build_id=f"{hdr.build_id:#010x}",
+                  buffers=len(buffers), buffer_size=buffers[0].size if buffers else 0)
+        return self.greeting
+
+    def _enter(self) -> None:
+        if not self._entered:
+            self.link.write_register("sp", self.stack_top)
+            self._entered = True
+        self.link.write_register("pc", self.entry)
+        # thread mode, Thumb (after PC: some targets clear EPSR.T on a PC write)
+        self.link.write_register("xpsr", XPSR_THUMB)
+
+    def _call(self, cmds: Sequence[mb.Command], *, timeout_s: float | None = None,
+              check: bool = True, check_seq: bool = True) -> Sequence[mb.Command]:
+        max_cmds = self.greeting.max_cmds if self.greeting else mb.MAX_CMDS
+        if len(cmds) > max_cmds:
+            raise ValueError(f"at most {max_cmds} commands per call")
+        if cmds or check_seq:
+            self._seq = (self._seq + 1) & 0xFFFFFFFF
+            payload = struct.pack("<2I", self._seq, len(cmds)) + b"".join(c.pack() for c in cmds)
+            self.link.write_memory(self.mailbox_addr + mb.OFF_SEQ, payload)
+        if timeout_s is None:
+            timeout_s = self._call_timeout(cmds)
+        self._enter()
+        self.link.resume()
+        self.link.wait_halt(timeout_s)
+        self.stats.calls += 1
+        self.stats.commands += len(cmds)
+        pc = self.link.read_register("pc")
+        if pc != self.halt_addr:
+            self._raise_stopped_elsewhere(pc)
+        raw = self.link.read_memory(self.mailbox_addr, mb.OFF_CMD + len(cmds) * mb.CMD_SIZE)
+        hdr = mb.MailboxHeader.unpack(raw)
+        self.header = hdr
+        if check_seq and (hdr.magic != mb.MAGIC or hdr.done_seq != self._seq):
+            raise TargetError(
+                f"loader mailbox inconsistent after a call (magic {hdr.magic:#010x}, "
+                f"done_seq {hdr.done_seq} != seq {self._seq})"
+            )
+        self._check_canary(hdr.stack_base)
+        for i, c in enumerate(cmds):
+            off = mb.OFF_CMD + i * mb.CMD_SIZE
+            c.unpack_results(raw[off:off + mb.CMD_SIZE])
+        self.free_mask = hdr.free_mask
+        if check:
+            for c in cmds:
+                if c.status != mb.ST_OK:
+                    raise error_for(c.status, c)
+        return cmds
+
+    def _check_canary(self, stack_base: int) -> None:
+        if not stack_base:
+            return
+        (word,) = struct.unpack("<I", self.link.read_memory(stack_base, 4))
+        if word != mb.CANARY:
+            raise TargetError(f"loader stack overflowed (canary at {stack_base:#010x} is "
+                              f"{word:#010x})")
+
+    def _raise_stopped_elsewhere(self, pc: int) -> None:
+        detail = ""
+        try:
+            xpsr = self.link.read_register("xpsr")
+            cfsr, hfsr = struct.unpack("<2I", self.link.read_memory(0xE000ED28, 8))
+            detail = f", IPSR {xpsr & 0x1FF}, CFSR {cfsr:#010x}, HFSR {hfsr:#010x}"
+        except Exception:  # noqa: BLE001 - best-effort diagnostics only
+            pass
+        what = "in its fault handler" if pc == self.fault_addr else "at an unexpected place"
+        raise TargetError(f"loader stopped {what} (PC {pc:#010x}{detail})")
+
+    # -- time-outs -----------------------------------------------------------------------
+    def _est_max_s(self, c: mb.Command) -> float:
+        t = self._timing
+        xfer = (c.len * 8) / max(t.sck_hz, 1) * 2
+        if c.op == mb.OP_ERASE:
+            if c.arg == mb.ERASE_CHIP:
+                return t.max["chip"]
+            block = 4096 if c.arg == mb.ERASE_4K else 65536
+            return (c.len // block + 1) * t.max["4k" if block == 4096 else "64k"]
+        if c.op == mb.OP_PROGRAM:
+            return (c.len // t.page + 2) * (t.max["page"] + 256 * 8 / max(t.sck_hz, 1))
+        if c.op in (mb.OP_READ, mb.OP_CRC32, mb.OP_CRC_LIST, mb.OP_SFDP):
+            return xfer + 0.001 * (c.len // 4096 + 1)
+        if c.op == mb.OP_INIT:
+            return 1.0 + t.max["64k"] + 10 * t.max["wrsr"]
+        if c.op == mb.OP_CINSTR:
+            return t.max["64k"] if c.flags & mb.CF_WIPWAIT else t.max["wrsr"]
+        return 0.05
+
+    def _call_timeout(self, cmds: Sequence[mb.Command]) -> float:
+        total = self._pending_s + sum(self._est_max_s(c) for c in cmds)
+        last = next((c for c in reversed(cmds) if c.op in (mb.OP_ERASE, mb.OP_PROGRAM)), None)
+        self._pending_s = self._est_max_s(last) if last is not None else 0.0
+        if any(c.op in (mb.OP_WAIT_IDLE, mb.OP_DEINIT) for c in cmds):
+            self._pending_s = 0.0
+        return _CALL_SLACK_S + 1.5 * total
+
+    # -- commands --------------------------------------------------------------------------
+    def run(self, cmds: Sequence[mb.Command], *, check: bool = True) -> Sequence[mb.Command]:
+        """One call running `cmds` in order (low level; statuses in each command)."""
+        return self._call(cmds, check=check)
+
+    def init(self, config: mb.LoaderConfig) -> InitResult:
+        self.link.write_memory(self.mailbox_addr + mb.OFF_CONFIG, config.pack())
+        t = self._timing
+        t.sck_hz = config.sck_hz
+        t.page = config.page_bytes
+        for key, typ, mx in (("page", config.t_page_typ_us, config.t_page_max_us),
+                             ("4k", config.t_4k_typ_us, config.t_4k_max_us),
+                             ("64k", config.t_64k_typ_us, config.t_64k_max_us),
+                             ("chip", config.t_chip_typ_us, config.t_chip_max_us)):
+            if typ:
+                t.typ[key] = typ / 1e6
+            if mx:
+                t.max[key] = mx / 1e6
+        if config.t_wrsr_max_us:
+            t.max["wrsr"] = config.t_wrsr_max_us / 1e6
+        (cmd,) = self._call([mb.Command(mb.OP_INIT)])
+        t.sck_hz = cmd.result1 or t.sck_hz
+        assert self.header is not None
+        return InitResult(cmd.result0, cmd.result1, bool(self.header.addr4_before))
+
+    def deinit(self) -> None:
+        self._call([mb.Command(mb.OP_DEINIT)])
+
+    def wait_idle(self) -> None:
+        self._call([mb.Command(mb.OP_WAIT_IDLE)])
+
+    def read_id(self) -> int:
+        (cmd,) = self._call([mb.Command(mb.OP_READ_ID)])
+        return cmd.result0
+
+    def rdsr(self) -> int:
+        (cmd,) = self._call([mb.Command(mb.OP_RDSR)])
+        return cmd.result0
+
+    def cinstr(self, opcode: int, tx: bytes = b"", *, length: int | None = None,
+               wren: bool = False, wipwait: bool = False) -> bytes:
+        """Raw custom instruction: opcode + `length` data bytes (tx padded with 0); returns the
+        bytes received in the data phase."""
+        n = len(tx) if length is None else length
+        if n > 8 or len(tx) > n:
+            raise ValueError("a custom instruction carries at most 8 data bytes")
+        data = tx.ljust(8, b"\0")
+        a0, a1 = struct.unpack("<2I", data)
+        flags = (mb.CF_WREN if wren else 0) | (mb.CF_WIPWAIT if wipwait else 0)
+        (cmd,) = self._call([mb.Command(mb.OP_CINSTR, flags, opcode, n, arg=a0, arg2=a1)])
+        return struct.pack("<2I", cmd.result0, cmd.result1)[:n]
+
+    def _free_buffer(self, taken: int = 0) -> int:
+        avail = self.free_mask & ~taken
+        if not avail:
+            # at most one buffer is ever in EasyDMA use: finish it
+            self._call([mb.Command(mb.OP_WAIT_IDLE)])
+            avail = self.free_mask & ~taken
+            if not avail:
+                raise TargetError("loader reports no free buffer")
+        return (avail & -avail).bit_length() - 1
+
+    def _buffers(self) -> list[mb.BufferInfo]:
+        if self.greeting is None:
+            raise TargetError("loader not started")
+        return self.greeting.buffers
+
+    def sfdp(self, addr: int = 0, length: int = 256) -> bytes:
+        b = self._free_buffer()
+        buf = self._buffers()[b]
+        self._call([mb.Command(mb.OP_SFDP, addr=addr, len=length, buf=b)])
+        return self._read_target(buf.addr, length)
+
+    def _read_target(self, addr: int, length: int) -> bytes:
+        self.stats.bytes_from_target += length
+        return self.link.read_memory(addr, length)
+
+    def _write_target(self, addr: int, data: bytes) -> None:
+        self.stats.bytes_to_target += len(data)
+        self.link.write_memory(addr, data)
+
+    def read(self, offset: int, length: int) -> bytes:
+        """Read flash [offset, offset+length) (any alignment) through the loader's buffers."""
+        start = offset & ~3
+        end = (offset + length + 3) & ~3
+        out = bytearray()
+        bufs = self._buffers()
+        size = bufs[0].size
+        pos = start
+        while pos < end:
+            cmds: list[mb.Command] = []
+            taken = 0
+            while pos < end and len(cmds) < len(bufs):
+                avail = self.free_mask & ~taken
+                if not avail:
+                    break
+                b = (avail & -avail).bit_length() - 1
+                taken |= 1 << b
+                n = min(size, end - pos)
+                cmds.append(mb.Command(mb.OP_READ, addr=pos, len=n, buf=b))
+                pos += n
+            if not cmds:
+                self._free_buffer()
+                continue
+            self._call(cmds)
+            for c in cmds:
+                out += self._read_target(bufs[c.buf].addr, c.len)
+        return bytes(out[offset - start:offset - start + length])
+
+    def crc32(self, offset: int, length: int) -> int:
+        (cmd,) = self._call([mb.Command(mb.OP_CRC32, addr=offset, len=length)])
+        return cmd.result0
+
+    def crc_list(self, offset: int, sector_size: int, count: int) -> list[int]:
+        """CRC-32 of `count` consecutive sectors starting at `offset`."""
+        out: list[int] = []
+        bufs = self._buffers()
+        per_cmd = bufs[0].size // 4
+        done = 0
+        while done < count:
+            cmds = []
+            taken = 0
+            while done < count and len(cmds) < self.greeting.max_cmds:  # type: ignore[union-attr]
+                avail = self.free_mask & ~taken
+                if not avail:
+                    break
+                b = (avail & -avail).bit_length() - 1
+                taken |= 1 << b
+                n = min(per_cmd, count - done)
+                cmds.append(mb.Command(mb.OP_CRC_LIST, addr=offset + done * sector_size,
+                                       len=n * sector_size, buf=b, arg=sector_size))
+                done += n
+            if not cmds:
+                self._free_buffer()
+                continue
+            self._call(cmds)
+            for c in cmds:
+                n = c.len // sector_size
+                out += struct.unpack(f"<{n}I", self._read_target(bufs[c.buf].addr, 4 * n))
+        return out
+
+    def erase(self, ranges: Iterable[tuple[int, int, int]] | Iterable[EraseStep]) -> None:
+        """Erase ranges (offset, length, block) and wait until the flash is done."""
+        steps = [r if isinstance(r, EraseStep) else EraseStep(*r) for r in ranges]
+        self.write(steps)
+
+    def erase_chip(self, size: int) -> None:
+        self.write([EraseStep(0, size, 0)])
+
+    def program(self, offset: int, data: bytes,
+                progress: Callable[[int], None] | None = None) -> None:
+        """Program already-erased flash; any alignment (0xFF padding leaves bytes as they are)."""
+        self.write([ProgramStep(offset, bytes(data))], progress=progress)
+
+    # -- the streaming pipeline --------------------------------------------------------------
+    def _expand(self, steps: Sequence[EraseStep | ProgramStep]) -> list[_Op]:
+        t = self._timing
+        size = self._buffers()[0].size
+        ops: list[_Op] = []
+        for step in steps:
+            if isinstance(step, EraseStep):
+                if step.block == 0:
+                    ops.append(_Op(mb.Command(mb.OP_ERASE, addr=step.offset, len=step.length,
+                                              arg=mb.ERASE_CHIP), busy_typ_s=t.typ["chip"]))
+                    continue
+                if step.block not in (4096, 65536):
+                    raise ValueError(f"erase block {step.block} (4096 or 65536 only)")
+                unit = mb.ERASE_4K if step.block == 4096 else mb.ERASE_64K
+                key = "4k" if step.block == 4096 else "64k"
+                # one call per 64 KiB of erase work: data transfer overlaps each of them
+                group = step.block if step.block == 65536 else 16 * step.block
+                pos, end = step.offset, step.offset + step.length
+                while pos < end:
+                    n = min(group, end - pos)
+                    ops.append(_Op(mb.Command(mb.OP_ERASE, addr=pos, len=n, arg=unit),
+                                   busy_typ_s=t.typ[key]))
+                    pos += n
+            else:
+                start = step.offset & ~3
+                data = b"\xff" * (step.offset - start) + step.data
+                data += b"\xff" * (-len(data) % 4)
+                pos, end = start, start + len(data)
+                ramp = list(_FIRST_CHUNKS)
+                while pos < end:
+                    want = min(ramp.pop(0), size) if ramp else size
+                    stop = min(end, pos + want)
+                    if stop < end and (stop // t.page) * t.page > pos:
+                        stop = (stop // t.page) * t.page  # next chunk starts page aligned
+                    chunk = data[pos - start:stop - start]
+                    pages = (stop - pos + t.page - 1) // t.page
+                    ops.append(_Op(mb.Command(mb.OP_PROGRAM, addr=pos, len=len(chunk)), chunk,
+                                   busy_typ_s=pages * t.typ["page"]))
+                    pos = stop
+        return ops
+
+    def write(self, steps: Sequence[EraseStep | ProgramStep],
+              progress: Callable[[int], None] | None = None) -> None:
+        """Run erase/program steps in order, overlapping the transfer of later data with the
+        flash work of earlier steps; returns when the flash is idle again.
+
+        Each call starts one piece of flash work and returns while it runs; while it runs the
+        host fills free buffers with upcoming data, about as much as it can move in the time
+        the flash stays busy (measured from the loader's timer between calls).
+        """
+        ops = self._expand(steps)
+        bufs = self._buffers()
+        assigned = 0  # buffers holding data of ops not yet issued
+        rate = 0.0  # bytes the host moves per target second (0 = not measured yet)
+        last_halt_us = self.header.time_us if self.header else 0
+        moved = 0
+
+        def fill(op: _Op) -> None:
+            nonlocal assigned, moved
+            b = self._free_buffer(assigned)
+            self._write_target(bufs[b].addr, op.data)
+            op.buf = b
+            op.cmd.buf = b
+            assigned |= 1 << b
+            moved += len(op.data)
+
+        for i, op in enumerate(ops):
+            if op.cmd.op == mb.OP_PROGRAM and op.buf is None:
+                fill(op)
+            self._call([op.cmd])
+            hdr = self.header
+            assert hdr is not None
+            gap_us = (hdr.entry_us - last_halt_us) & 0xFFFFFFFF
+            if moved and gap_us:
+                sample = moved / (gap_us / 1e6)
+                rate = sample if not rate else 0.7 * rate + 0.3 * sample
+            last_halt_us, moved = hdr.time_us, 0
+            if op.buf is not None:
+                assigned &= ~(1 << op.buf)
+            if progress is not None and op.cmd.op == mb.OP_PROGRAM:
+                progress(op.cmd.len)
+            # fill ahead while this op keeps the flash busy
+            budget = op.busy_typ_s * rate if rate else 1
+            for nxt in ops[i + 1:]:
+                if budget <= 0:
+                    break
+                if nxt.cmd.op != mb.OP_PROGRAM or nxt.buf is not None:
+                    continue
+                if not self.free_mask & ~assigned:
+                    break
+                fill(nxt)
+                budget -= len(nxt.data)
+        self._call([mb.Command(mb.OP_WAIT_IDLE)])
