@@ -515,3 +515,36 @@ def test_backing_changes_visible_to_another_process_at_once(tmp_path):
     g = NorFlash.from_part("mx25r6435f", os.fspath(p))
     assert read(g, 0x1234, 2) == b"\x5a\xa5"
     g.close()
+
+
+def test_micron_qe_style_wrsr_sets_bp3_and_protects_the_top_8mib():
+    f = NorFlash.from_part("mt25qu256a")
+    wren(f)
+    f.transfer(b"\x01\x40")  # "set QE" the Macronix way: on Micron this is BP3
+    settle(f)
+    assert f.part.protected_range(f.status) == (24 * MiB, 32 * MiB)
+    wren(f)
+    f.transfer(b"\x12" + a4(0x1E98000) + b"\x00")
+    assert f.busy_remaining == 0.0 and f.peek(0x1E98000, 1) == b"\xff"
+    assert f.transfer(b"\x70", 1) == b"\x92"  # ready, program error, protection error
+    f.transfer(b"\x50")
+    assert f.transfer(b"\x70", 1) == b"\x80"
+    f.transfer(b"\xc7")  # chip erase refused while any BP bit is set
+    assert f.busy_remaining == 0.0
+    program(f, 0x1000, b"\x00")  # below the protected area: fine
+    assert f.peek(0x1000, 1) == b"\x00"
+    f.close()
+
+
+def test_block_protect_bits_top_down(mx):
+    wren(mx)
+    mx.transfer(b"\x01\x08")  # BP1 -> N=2 -> top 128 KiB
+    settle(mx)
+    assert mx.part.protected_range(mx.status) == (mx.size - 0x20000, mx.size)
+    program(mx, mx.size - 0x20000, b"\x00")
+    assert mx.peek(mx.size - 0x20000, 1) == b"\xff"
+    program(mx, mx.size - 0x20001, b"\x00")
+    assert mx.peek(mx.size - 0x20001, 1) == b"\x00"
+    wren(mx)
+    mx.transfer(b"\xd8" + a3(mx.size - 0x10000))
+    assert mx.busy_remaining == 0.0

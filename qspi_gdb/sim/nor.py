@@ -189,6 +189,7 @@ class NorFlash:
         self._busy_remaining = 0.0
         self._pending: Callable[[], None] | None = None
         self._wake_remaining = 0.0
+        self._fsr_errors = 0  # Micron flag status: 0x20 erase, 0x10 program, 0x02 protection
         self._session: list[bytes] | None = None
         self._session_snap: _Snapshot | None = None
         self._session_sent = 0
@@ -458,7 +459,8 @@ class NorFlash:
             Kind.RDCR: lambda: bytes(self._cr),
             Kind.RDBR: lambda: bytes([self._bank]),
             Kind.RDEAR: lambda: bytes([self._ear]),
-            Kind.RDFSR: lambda: bytes([(0 if self._pending else 0x80) | int(self._four_byte)]),
+            Kind.RDFSR: lambda: bytes([(0 if self._pending else 0x80) | self._fsr_errors
+                                       | int(self._four_byte)]),
             Kind.RDNVCR: lambda: self._nvcr.to_bytes(2, "little"),
         }
         if kind is Kind.RDP and self.part.electronic_signature is not None:
@@ -543,6 +545,8 @@ class NorFlash:
             self._sr &= ~SR_WEL
         elif kind is Kind.RSTEN:
             self._reset_armed = True
+        elif kind is Kind.CLFSR:
+            self._fsr_errors = 0
         elif kind is Kind.RST:
             if snap.reset_armed:
                 self._soft_reset()
@@ -582,17 +586,34 @@ class NorFlash:
         elif kind is Kind.PROGRAM:
             if dec.addr is None:
                 return self._ignore(dec, "no address")
+            if self._protected(dec.addr, 1):
+                return self._protection_fault(dec, 0x10)
             self.stats["programs"] += 1
             addr = dec.addr
             self._start_busy(t.program_time(min(len(data), self.part.page_size)),
                              lambda: self._program(addr, data))
         elif kind is Kind.ERASE:
-            self.stats["erases"] += 1
             base = dec.addr & ~(cmd.size - 1)
+            if self._protected(base, cmd.size):
+                return self._protection_fault(dec, 0x20)
+            self.stats["erases"] += 1
             self._start_busy(t.erase_typ[cmd.size], lambda: self._erase(base, cmd.size))
         elif kind is Kind.CHIP_ERASE:
+            if self.part.protected_range(self._sr) is not None:
+                return self._protection_fault(dec, 0x20)  # chip erase needs all BP bits 0
             self.stats["erases"] += 1
             self._start_busy(t.chip_erase_typ, lambda: self._erase(0, self.size))
+
+    def _protected(self, addr: int, length: int) -> bool:
+        rng = self.part.protected_range(self._sr)
+        return rng is not None and addr < rng[1] and rng[0] < addr + length
+
+    def _protection_fault(self, dec: _Decoded, fsr_bit: int) -> None:
+        """Program/erase into a block-protected area: not executed (WEL kept); Micron's flag
+        status register reports it."""
+        if 0x70 in self.part.commands:
+            self._fsr_errors |= fsr_bit | 0x02
+        self._ignore(dec, "block-protected area (BP bits)")
 
     def _ignore(self, dec: _Decoded, why: str) -> None:
         self.stats["ignored"] += 1

@@ -38,6 +38,7 @@ class Kind(enum.Enum):
     RDEAR = "rdear"  # extended address register (Micron)
     WREAR = "wrear"
     RDFSR = "rdfsr"  # Micron flag status register
+    CLFSR = "clfsr"  # Micron clear flag status register
     RDNVCR = "rdnvcr"  # Micron 16-bit non-volatile configuration register
     WRNVCR = "wrnvcr"
     RSTEN = "rsten"
@@ -103,7 +104,21 @@ class Part:
     ear_needs_wren: bool = False
     dpd_wake_on_any_frame: bool = False  # MX25R: a CS# pulse wakes it (RDP opcode not needed)
     electronic_signature: int | None = None  # RES (ABh + 3 dummy bytes) output
+    bp_bits: tuple[int, ...] = (2, 3, 4, 5)  # SR1 positions of BP0, BP1, ... (LSB first)
+    tb_bit: int | None = None  # SR1 top/bottom bit (None: protection always from the top)
     notes: tuple[str, ...] = field(default=())
+
+    def protected_range(self, sr: int) -> tuple[int, int] | None:
+        """[start, end) the block-protect bits guard: 2^(N-1) 64 KiB blocks for BP value N,
+        from the top (or bottom with TB=1), the whole chip at most. UNVERIFIED per-part tables:
+        this is the common scheme of the Macronix/ISSI/Micron tables as we remember them."""
+        n = sum((sr >> b & 1) << i for i, b in enumerate(self.bp_bits))
+        if not n:
+            return None
+        length = min(self.size, (64 * KiB) << (n - 1))
+        if self.tb_bit is not None and sr >> self.tb_bit & 1:
+            return 0, length
+        return self.size - length, self.size
 
     @property
     def max_address_bytes(self) -> int:
@@ -402,6 +417,7 @@ def _mt25qu256a() -> Part:
         Command(0xC8, Kind.RDEAR),
         Command(0xC5, Kind.WREAR, max_data=1),
         Command(0x70, Kind.RDFSR),
+        Command(0x50, Kind.CLFSR),
         Command(0xB5, Kind.RDNVCR),
         Command(0xB1, Kind.WRNVCR, max_data=2),
         Command(0xAB, Kind.RDP),
@@ -416,6 +432,8 @@ def _mt25qu256a() -> Part:
         timings=_timings(sfdp, wrsr_typ=0.0013, wrsr_max=0.008),
         qe_mask=None,  # QER=0: quad commands always available; SR bit6 is BP3
         sr_writable=0xFC,
+        bp_bits=(2, 3, 4, 6),
+        tb_bit=5,
         en4b_needs_wren=True,
         ex4b_needs_wren=True,
         ear_needs_wren=True,
