@@ -35,6 +35,7 @@ log = get_logger("qspi_gdb.sim.nor")
 SR_WIP = 0x01
 SR_WEL = 0x02
 _LINES = (1, 2, 4)
+_HEADER_BYTES = 16  # > opcode + 4 address bytes + any dummy that matters for decoding
 _DONE_EPSILON = 1e-12  # seconds: float residue below this counts as "time has elapsed"
 
 
@@ -190,7 +191,7 @@ class NorFlash:
         self._pending: Callable[[], None] | None = None
         self._wake_remaining = 0.0
         self._fsr_errors = 0  # Micron flag status: 0x20 erase, 0x10 program, 0x02 protection
-        self._session: list[bytes] | None = None
+        self._session: bytearray | None = None
         self._session_snap: _Snapshot | None = None
         self._session_sent = 0
         self.driven_by = None  # the Clock whose on_advance drives advance() (set by NrfQspi)
@@ -331,7 +332,7 @@ class NorFlash:
         """CS# falls: start a 1-1-1 frame that `shift` extends and `end` closes."""
         if self._session is not None:
             raise RuntimeError("CS# is already low")
-        self._session = []
+        self._session = bytearray()
         self._session_sent = 0
         self._session_snap = self._snapshot()
 
@@ -339,9 +340,11 @@ class NorFlash:
         """Clock bytes out on SI (IO0); returns what the chip drove on SO (IO1) meanwhile."""
         if self._session is None:
             raise RuntimeError("shift() without begin()")
-        self._session.append(bytes(mosi))
-        host = HostFrame([Segment("out", 1, b"".join(self._session))])
-        dec = self._decode(host, self._session_snap)
+        self._session += mosi
+        # The command is decided by its first bytes (opcode + up to 4 address bytes), so a
+        # long frame shifted in many pieces stays linear in its length.
+        header = HostFrame([Segment("out", 1, bytes(self._session[:_HEADER_BYTES]))])
+        dec = self._decode(header, self._session_snap)
         start = self._session_sent * 8
         self._session_sent += len(mosi)
         return self._sample(dec, start, len(mosi) * 8, 1)
@@ -350,7 +353,7 @@ class NorFlash:
         """CS# rises: the frame's command takes effect."""
         if self._session is None:
             raise RuntimeError("end() without begin()")
-        host = HostFrame([Segment("out", 1, b"".join(self._session))])
+        host = HostFrame([Segment("out", 1, bytes(self._session))])
         snap = self._session_snap
         self._session = None
         self._execute(host, self._decode(host, snap), snap)
