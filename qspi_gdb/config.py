@@ -189,6 +189,7 @@ class FlashConfig:
     chip_erase: Timing | None = None
     page_program: Timing | None = None
     four_byte_entry: str | None = None  # sfdp.NRF_USABLE_4B_ENTRY member or None
+    four_byte_exit: str | None = None  # sfdp.NRF_USABLE_4B_EXIT member or None
     quad_enable: str | None = None  # sfdp.QER_NAMES value ("S1B6", "none", ...) or None (unknown)
     init_instructions: tuple[CustomInstruction, ...] = ()
     custom_io2_level: bool = False  # IO2 level during custom instructions
@@ -238,6 +239,7 @@ class FlashConfig:
             "chip_erase": self.chip_erase.to_json() if self.chip_erase else None,
             "page_program": self.page_program.to_json() if self.page_program else None,
             "four_byte_entry": self.four_byte_entry,
+            "four_byte_exit": self.four_byte_exit,
             "quad_enable": self.quad_enable,
             "init_instructions": [i.to_json() for i in self.init_instructions],
             "custom_io2_level": self.custom_io2_level,
@@ -264,7 +266,8 @@ class FlashConfig:
             f"size {size}" + src("size"),
             f"pins {self.pins.describe()}" + src("pins"),
             f"address mode {self.addrmode_name}" + src("address_mode"),
-            f"4-byte entry {self.four_byte_entry or 'none'}" + src("four_byte_entry"),
+            f"4-byte entry {self.four_byte_entry or 'none'}, exit {self.four_byte_exit or 'none'}"
+            + src("four_byte_entry"),
             f"read {self.readoc}, write {self.writeoc}, pp_size {self.pp_size}" + src("readoc"),
             f"quad enable {self.quad_enable if self.quad_enable is not None else 'unknown'}"
             + src("quad_enable"),
@@ -469,6 +472,7 @@ def apply_chip(cfg: FlashConfig, *, jedec_id: bytes | None = None, sfdp: Sfdp | 
             else GENERIC_TIMES["chip"]
         )
         updates["four_byte_entry"] = sfdp.four_byte_entry
+        updates["four_byte_exit"] = sfdp.four_byte_exit
         updates["quad_enable"] = b.qer_name
         for key in (
             "erase",
@@ -476,6 +480,7 @@ def apply_chip(cfg: FlashConfig, *, jedec_id: bytes | None = None, sfdp: Sfdp | 
             "page_program",
             "chip_erase",
             "four_byte_entry",
+            "four_byte_exit",
             "quad_enable",
         ):
             sources[key] = sfdp_source
@@ -493,8 +498,9 @@ def apply_chip(cfg: FlashConfig, *, jedec_id: bytes | None = None, sfdp: Sfdp | 
         updates["page_program"] = GENERIC_TIMES["page"]
         updates["chip_erase"] = GENERIC_TIMES["chip"]
         updates["four_byte_entry"] = "B7" if cfg.address_mode == 32 else None
+        updates["four_byte_exit"] = "E9" if cfg.address_mode == 32 else None
         four_capable = cfg.address_mode == 32
-        for key in ("erase", "page_program", "chip_erase", "four_byte_entry"):
+        for key in ("erase", "page_program", "chip_erase", "four_byte_entry", "four_byte_exit"):
             sources[key] = "default (no SFDP)"
 
     merged = replace(cfg, **updates)

@@ -66,6 +66,7 @@ EXIT_4B_METHODS = (
 # address register keeps 3-byte addressing and dedicated 4-byte opcodes cannot be issued by
 # READSTART/WRITESTART/ERASESTART, so neither counts here.
 NRF_USABLE_4B_ENTRY = ("always-4byte", "B7", "WREN+B7", "bank-register")
+NRF_USABLE_4B_EXIT = ("E9", "WREN+E9", "bank-register", "software-reset")
 
 # 4BAIT DW1 support bits -> the 4-byte opcode they announce (Linux spi_nor_parse_4bait).
 FOUR_BAIT_OPCODES = (
@@ -259,6 +260,20 @@ class Sfdp:
                 return "B7"
         return None
 
+    @property
+    def four_byte_exit(self) -> str | None:
+        """How to leave 4-byte mode: "E9", "WREN+E9", "bank-register", "software-reset" or None.
+
+        Without a usable DW16, a chip entered with B7h is assumed to leave with E9h.
+        """
+        methods = self.bfpt.exit_4b_methods
+        for method in NRF_USABLE_4B_EXIT:
+            if method in methods:
+                return method
+        if self.bfpt.exit_4b_bits is None and self.four_byte_entry in ("B7", "WREN+B7"):
+            return "E9"
+        return None
+
     def erase_type(self, size: int) -> EraseType | None:
         for et in self.bfpt.erase_types:
             if et.size == size:
@@ -277,6 +292,7 @@ class Sfdp:
             "enter_4byte_methods": list(b.enter_4b_methods),
             "exit_4byte_methods": list(b.exit_4b_methods),
             "four_byte_entry": self.four_byte_entry,
+            "four_byte_exit": self.four_byte_exit,
             "four_byte_instructions": (
                 list(self.four_byte_table.instructions) if self.four_byte_table else []
             ),

@@ -142,6 +142,7 @@ def test_seed_case_on_the_32mb_virtual_board(tmp_path):
     assert (cfg.chip, cfg.xip_base, cfg.virtual) == ("nrf5340", 0x10000000, True)
     assert cfg.size == 32 << 20 and cfg.address_mode == 32
     assert cfg.four_byte_entry == "B7"  # DW1 says 3-byte only; DW16 says B7h
+    assert cfg.four_byte_exit == "bank-register"
     assert cfg.quad_enable == "S1B6"
     assert cfg.part == "IS25WP256" and cfg.jedec_id == ID_IS25 and cfg.detected == "sfdp"
     assert cfg.erase_sizes == (4096, 65536)
@@ -157,6 +158,7 @@ def test_seed_case_on_the_32mb_virtual_board(tmp_path):
 def test_mt25qu256a_needs_wren_before_b7():
     cfg = apply_chip(build_config("sim-nrf52840-32mb"), jedec_id=ID_MT25, sfdp=MT25)
     assert cfg.address_mode == 32 and cfg.four_byte_entry == "WREN+B7" and cfg.quad_enable == "none"
+    assert cfg.four_byte_exit == "WREN+E9"
     assert cfg.xip_base == 0x12000000
 
 

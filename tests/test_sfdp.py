@@ -36,7 +36,7 @@ def test_mx25r6435f_bfpt_decodes_as_the_dk_part():
     assert b.qer == 2 and b.qer_name == "S1B6"
     assert b.enter_4b_bits is None and b.enter_4b_methods == ()
     assert b.deep_power_down == (0xB9, 0xAB)
-    assert not s.four_byte_capable and s.four_byte_entry is None
+    assert not s.four_byte_capable and s.four_byte_entry is None and s.four_byte_exit is None
     reads = {fr.mode: (fr.opcode, fr.mode_clocks, fr.wait_states) for fr in b.fast_reads}
     assert reads == {
         "1-1-2": (0x3B, 0, 8),
@@ -58,6 +58,7 @@ def test_is25wp256_dw1_says_3_byte_only_but_dw16_enters_4_byte_mode():
     assert s.four_byte_table is None
     assert s.four_byte_capable
     assert s.four_byte_entry == "B7"
+    assert s.four_byte_exit == "bank-register"  # DW16 exit methods: bank register, resets, power cycle
     assert erase_table(s) == {
         (4096, 0x20, 48.0, 384.0, None),
         (32768, 0x52, 160.0, 1280.0, None),
@@ -84,7 +85,7 @@ def test_mt25qu256a_has_a_4bait_and_needs_wren_before_b7():
         "nv-config-register",
         "dedicated-4byte-opcodes",
     )
-    assert s.four_byte_entry == "WREN+B7"
+    assert s.four_byte_entry == "WREN+B7" and s.four_byte_exit == "WREN+E9"
     t = s.four_byte_table
     assert (t.dw1, t.dw2) == (0xFFFFE7FF, 0xFFFFDC21)
     assert set(t.instructions) >= {"READ", "FAST_READ", "PP", "PP_1_1_4", "PP_1_4_4", "READ_1_4_4"}
