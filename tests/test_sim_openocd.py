@@ -252,6 +252,32 @@ def test_load_runs_to_bkpt_and_returns_crc32(stack):
     assert _value(out, "HALT") == 0xBE00  # stopped on the program's bkpt #0
 
 
+def test_breakpoints_and_single_step(stack):
+    # Software breakpoint (OpenOCD writes a bkpt into RAM) on both chips; a hardware (FPB)
+    # breakpoint in RAM only on the M33: FPB v1 of the M4 cannot match above 0x1FFFFFFE.
+    kind = "hbreak" if stack.chip == "nrf5340" else "break"
+    out = stack.gdb(
+        "monitor reset halt",
+        "maintenance flush register-cache",
+        f"file {stack.elves['crc']}",
+        "load",
+        f"{kind} main",
+        "continue",
+        'printf "AT=%08x\\n", $pc',
+        'printf "MAIN=%08x\\n", &main',
+        "stepi",
+        'printf "STEPPED=%08x\\n", $pc',
+        "delete",
+        "continue",
+        'printf "R0=%08x\\n", $r0',
+    )
+    assert "Breakpoint 1, " in out, out
+    at, main = _value(out, "AT"), _value(out, "MAIN")
+    assert main <= at < main + 16
+    assert at < _value(out, "STEPPED") <= at + 4
+    assert _value(out, "R0") == zlib.crc32(bytes((i * 7 + 3) & 0xFF for i in range(4096)))
+
+
 def test_monitor_reset_halt(stack):
     out = stack.gdb(
         "monitor halt",
