@@ -291,6 +291,11 @@ class NrfQspi:
         return self._events_ready
 
     @property
+    def irq_level(self) -> bool:
+        """The QSPI interrupt line: EVENTS_READY and INTEN.READY."""
+        return bool(self._events_ready and self._reg(INTEN) & 1)
+
+    @property
     def busy(self) -> bool:
         return self._task is not None
 
