@@ -1,0 +1,85 @@
+"""`qspi-gdb sim`: endpoint line, TCP port 0, several boards at once, clean exit on signals."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import select
+import signal
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from qspi_gdb.cli import main
+
+
+def _start(*args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "qspi_gdb", "sim", *args], stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True)
+
+
+def _first_line(proc: subprocess.Popen) -> str:
+    ready, _, _ = select.select([proc.stdout], [], [], 60)
+    assert ready, "no endpoint printed"
+    return proc.stdout.readline().strip()
+
+
+def _idcode(port: int) -> int:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        chars = "26" * 5 + "04" + "26" + "04" + "04"
+        chars += "".join(f"{(i == 31) << 1}R{4 | (i == 31) << 1}" for i in range(32)) + "Q"
+        sock.sendall(chars.encode())
+        reply = b""
+        while len(reply) < 32:
+            chunk = sock.recv(64)
+            assert chunk
+            reply += chunk
+    return sum((reply[i] - 48) << i for i in range(32))
+
+
+def _stop(proc: subprocess.Popen, sig: int) -> tuple[int, str]:
+    try:
+        os.killpg(proc.pid, sig)
+        out, _ = proc.communicate(timeout=30)
+        return proc.returncode, out
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+
+
+def test_two_boards_on_free_tcp_ports_then_signals_end_them_cleanly():
+    a = _start("--board", "sim-nrf52840dk")
+    b = _start("--board", "sim-nrf5340-32mb", "--port", "0", "--json")
+    try:
+        line_a = _first_line(a)
+        match = re.fullmatch(r"remote_bitbang 127\.0\.0\.1:(\d+)", line_a)
+        assert match, line_a
+        info = json.loads(_first_line(b))
+        assert info["board"] == "sim-nrf5340-32mb" and info["sim_image"] is None
+        host, port_b = info["remote_bitbang"].split(":")
+        assert host == "127.0.0.1" and int(port_b) != int(match.group(1))
+        assert _idcode(int(match.group(1))) == 0x2BA01477
+        assert _idcode(int(port_b)) == 0x6BA02477
+    finally:
+        code_a, _ = _stop(a, signal.SIGINT)
+        code_b, out_b = _stop(b, signal.SIGTERM)
+    assert code_a == 0 and code_b == 0
+    stats = json.loads(out_b.strip().splitlines()[-1])["stats"]
+    assert stats["dap_transactions"] == 0  # an IDCODE scan is no DAP transaction
+    assert "modelled_s" in stats
+
+
+def test_unknown_board_is_a_usage_error(capsys):
+    assert main(["sim", "--board", "sim-nope"]) == 2
+    assert "unknown virtual board" in capsys.readouterr().err
+
+
+def test_port_and_socket_are_exclusive():
+    with pytest.raises(SystemExit) as exc:
+        main(["sim", "--board", "sim-nrf52840dk", "--port", "1", "--socket", "/tmp/x"])
+    assert exc.value.code == 2
