@@ -128,6 +128,7 @@ class Plan:
     estimate_typ_s: float  # typical erase + program time (fills of unknown content excluded)
     erase_typ_s: float
     program_typ_s: float
+    pages_to_program: int = 0  # image pages holding a byte other than 0xFF (fills may add more)
 
     # ---- counts for the report
     @property
@@ -196,6 +197,7 @@ class Plan:
             "sectors_unchanged": self.sectors_unchanged,
             "crc_checked": self.crc_checked,
             "image_pages": self.image_pages,
+            "pages_to_program": self.pages_to_program,
             "fill_bytes": self.fill_bytes,
             "verify": [r.to_json() for r in self.verify],
             "estimate_typ_s": round(self.estimate_typ_s, 6),
@@ -223,7 +225,11 @@ class Plan:
                 by_size[op.erase] = by_size.get(op.erase, 0) + 1
             desc = ", ".join(f"{n} x {name}" for name, n in sorted(by_size.items())) or "nothing"
             lines.append(f"  erase: {desc} ({_size(self.bytes_erased)})")
-        lines.append(f"  program: {self.image_pages} page(s) of {self.page_size} B with image data")
+        blank = self.image_pages - self.pages_to_program
+        lines.append(
+            f"  program: {self.pages_to_program} page(s) of {self.page_size} B with image data"
+            + (f" ({blank} all-0xFF page(s) need no programming)" if blank else "")
+        )
         if self.fill_bytes:
             lines.append(
                 f"  keep: {self.fill_bytes} byte(s) outside the image in {len(self.read_back)} range(s) "
@@ -507,8 +513,15 @@ def plan(
     else:
         for op in ops:
             erase_s += (e4 if op.size == 4096 else e64).time.typ_s
+    blank_page = bytes([ERASED]) * page
+    to_program = 0
+    for op in ops:
+        for pg in op.pages:
+            in_page = _clip(op.image, pg.offset, pg.end)
+            if any(image_bytes(image, r) != blank_page[: r.length] for r in in_page):
+                to_program += 1
     page_s = cfg.page_program.typ_s if cfg.page_program else 0.0
-    program_s = page_s * sum(len(op.pages) for op in ops)
+    program_s = page_s * to_program
 
     return Plan(
         image=image,
@@ -526,6 +539,7 @@ def plan(
         checks=checks,
         verify=tuple(verify),
         estimate_typ_s=erase_s + program_s,
+        pages_to_program=to_program,
         erase_typ_s=erase_s,
         program_typ_s=program_s,
     )

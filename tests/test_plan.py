@@ -92,7 +92,7 @@ def test_seed_case_plan():
     last = ops[-1]
     assert last.image == (Range(0x1F15000, 0x247),) and last.fills == (Range(0x1F15247, 0x1000 - 0x247),)
     assert p.fill_bytes == 0x1000 - 0x247
-    assert p.image_pages == -(-512583 // 256)
+    assert p.image_pages == p.pages_to_program == -(-512583 // 256)
     assert p.verify == (Range(0x1E98000, 0x1F16000 - 0x1E98000),)
     assert p.sectors_written == 126 and p.sectors_erased == 21 and not p.crc_checked
     text = p.render()
@@ -117,7 +117,8 @@ def test_single_byte_in_single_page():
 def test_all_ff_image_pages_are_not_programmed():
     p = plan(seg_image((0, b"\xff" * 4096)), SMALL)
     (op,) = p.operations
-    assert len(op.pages) == 16 and p.build(op).program == ()
+    assert len(op.pages) == 16 and p.build(op).program == () and p.pages_to_program == 0
+    assert "16 all-0xFF page(s) need no programming" in p.render()
 
 
 def test_auto_uses_64k_only_for_fully_rewritten_blocks_when_faster():
