@@ -548,3 +548,9 @@ def test_block_protect_bits_top_down(mx):
     wren(mx)
     mx.transfer(b"\xd8" + a3(mx.size - 0x10000))
     assert mx.busy_remaining == 0.0
+
+
+def test_unknown_part_with_backing_names_the_file_too(tmp_path):
+    with pytest.raises(ValueError, match=r"'w25q999'.*known parts.*img\.bin"):
+        NorFlash.from_part("w25q999", tmp_path / "img.bin")
+    assert not (tmp_path / "img.bin").exists()

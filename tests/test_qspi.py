@@ -654,3 +654,15 @@ def test_deep_power_mode_via_ifconfig1():
     rig.w(IFCONFIG1, rig.r(IFCONFIG1) & ~(1 << 24))
     rig.clock.advance(rig.flash.part.timings.dpd_exit)
     assert not rig.flash.deep_power_down and not rig.r(STATUS) & 4
+
+
+def test_private_clock_when_none_given():
+    flash = NorFlash.from_part("mx25r6435f")
+    q = NrfQspi("nrf52840", flash, Ram())
+    assert flash.driven_by is q.clock
+    q.write_reg(ENABLE, 1)
+    q.write_reg(TASKS_ACTIVATE, 1)
+    q.clock.run_until_idle()
+    assert q.read_reg(EVENTS_READY) == 1
+    with pytest.raises(ValueError, match="nrf9160"):
+        NrfQspi("nrf9160", flash, Ram(), clock=q.clock)

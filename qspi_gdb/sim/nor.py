@@ -202,7 +202,11 @@ class NorFlash:
 
     @classmethod
     def from_part(cls, name: str, backing: str | os.PathLike | None = None) -> NorFlash:
-        part = get_part(name)
+        try:
+            part = get_part(name)
+        except ValueError as e:
+            where = f" (backing file {os.fspath(backing)!r})" if backing is not None else ""
+            raise ValueError(f"{e}{where}") from None
         if backing is None:
             store = mmap.mmap(-1, part.size)
             _fill_ff(store.write, part.size)
