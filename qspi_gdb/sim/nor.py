@@ -316,6 +316,7 @@ class NorFlash:
         self._bank = 0x80 if self._four_byte and 0x17 in self.part.commands else 0
         self._dpd = False
         self._reset_armed = False
+        self._fsr_errors = 0
 
     def _soft_reset(self) -> None:
         self._sr &= ~SR_WEL
