@@ -214,12 +214,94 @@ def test_wfe_sleeps_and_yield_is_a_hint(h):
     assert h.core.halt_reason == "bkpt"
 
 
-def test_pending_interrupt_with_primask_clear_locks_up_loudly(h):
+VECTORS = RAM + 0x8000
+IRQ_HANDLER = RAM + 0x200  # movs r4,#0x55; bx lr
+FAULT_HANDLER = RAM + 0x300  # bkpt #0xFA
+SVC_HANDLER = RAM + 0x310  # bkpt #0x0B
+
+
+def with_vectors(h: Harness, fault_handler: bytes = bytes.fromhex("fabe")) -> None:
+    h.ram[0x200:0x204] = bytes.fromhex("5524" "7047")
+    h.ram[0x300:0x300 + len(fault_handler)] = fault_handler
+    h.ram[0x310:0x312] = bytes.fromhex("0bbe")
+    table = {3: FAULT_HANDLER, 11: SVC_HANDLER, 16 + 5: IRQ_HANDLER}
+    for n, handler in table.items():
+        h.ram[0x8000 + 4 * n : 0x8004 + 4 * n] = (handler | 1).to_bytes(4, "little")
+    h.core.invalidate_code(RAM, 0x400)
+    h.core.vtor = lambda: VECTORS
+
+
+def stacked(h: Harness, index: int) -> int:
+    sp = h.core.read_core_reg(17)
+    return int.from_bytes(h.ram[sp - RAM + 4 * index : sp - RAM + 4 * index + 4], "little")
+
+
+def test_enabled_interrupt_is_taken_with_primask_clear_and_returns(h):
+    with_vectors(h)
+    h.load(NOP + NOP + MOVS_R0_1 + BKPT)
+    sp = h.core.read_core_reg(13)
+    h.nvic.enabled |= 1 << 5
+    h.nvic.pend(5)
+    h.run()
+    assert h.core.halt_reason == "bkpt" and h.core.pc == RAM + 6, h.core.fault
+    assert h.core.read_core_reg(4) == 0x55 and h.core.read_core_reg(0) == 1
+    assert h.core.read_core_reg(13) == sp
+    assert h.core.read_core_reg(16) & 0x1FF == 0  # back in Thread mode
+    assert h.nvic.active == 0 and not h.nvic.pending & (1 << 5)
+
+
+def test_primask_keeps_the_interrupt_pending(h):
+    with_vectors(h)
+    h.load(NOP + NOP + BKPT)
+    h.core.write_core_reg(20, 1)
+    h.nvic.enabled |= 1 << 5
+    h.nvic.pend(5)
+    h.run()
+    assert h.core.halt_reason == "bkpt" and h.core.read_core_reg(4) == 0
+    assert h.nvic.pending & (1 << 5)
+
+
+def test_fault_vectors_to_hardfault_with_the_faulting_pc_stacked(h):
+    with_vectors(h)
+    h.load(NOP + UDF + BKPT)
+    h.run()
+    assert h.core.halt_reason == "bkpt" and h.core.pc == FAULT_HANDLER, h.core.fault
+    assert h.core.read_core_reg(16) & 0x1FF == 3
+    assert h.core.read_core_reg(14) == 0xFFFFFFF9
+    assert stacked(h, 6) == RAM + 2  # stacked return address = the UDF
+    assert "undefined instruction" in h.core.fault
+
+
+def test_svc_goes_to_svcall_returning_after_the_svc(h):
+    with_vectors(h)
+    h.load(NOP + SVC + BKPT)
+    h.run()
+    assert h.core.pc == SVC_HANDLER and h.core.read_core_reg(16) & 0x1FF == 11
+    assert stacked(h, 6) == RAM + 4
+
+
+def test_fault_in_the_hardfault_handler_locks_up(h):
+    with_vectors(h, fault_handler=UDF)
+    h.load(NOP + UDF + BKPT)
+    h.run()
+    assert h.core.lockup and "inside the HardFault handler" in h.core.fault
+
+
+def test_vector_catch_halts_at_hardfault_entry(h):
+    with_vectors(h)
+    h.core.exception_catch = lambda exception: exception == 3
+    h.load(NOP + UDF + BKPT)
+    h.run()
+    assert h.core.halted and h.core.halt_reason == "vcatch" and h.core.dfsr & DFSR_VCATCH
+    assert h.core.pc == FAULT_HANDLER
+
+
+def test_no_vector_table_locks_up_loudly(h):
     h.load(NOP + NOP + BKPT)
     h.nvic.enabled |= 1 << 5
-    h.nvic.set_level(5, True)
+    h.nvic.pend(5)
     h.run()
-    assert h.core.lockup and "exception entry is not modelled" in h.core.fault
+    assert h.core.lockup and "vector fetch for exception 21" in h.core.fault
 
 
 @pytest.mark.parametrize(

@@ -419,6 +419,8 @@ class Board:
         )
         self._build_memory_map()
         self.scs = SystemControlSpace(self)
+        self.core.vtor = lambda: self.scs.vtor
+        self.core.exception_catch = self._vector_catch
         self.core.reset()  # power-on: vectors from the (blank) internal flash
         self.core.resume()
 
@@ -454,6 +456,10 @@ class Board:
 
     def _memory_written(self, addr: int, length: int) -> None:
         self.core.invalidate_code(addr, length)
+
+    def _vector_catch(self, exception: int) -> bool:
+        """DEMCR.VC_HARDERR: halt on HardFault entry (faults escalate to HardFault here)."""
+        return exception == 3 and bool(getattr(self.scs, "demcr", 0) & (1 << 10))
 
     def _on_halt(self, reason: str) -> None:
         self.stats["halts"] += 1
@@ -528,6 +534,7 @@ class Board:
         self.clock_periph.system_reset()
         self.qspi.reset()
         self.nvic.reset()
+        self.scs.note_reset()  # SCB (VTOR, ...) back to reset values; idempotent per reset
         self.core.reset()
 
     def service(self, max_wall_s: float = 0.005) -> None:

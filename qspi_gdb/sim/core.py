@@ -7,11 +7,16 @@ one of these states:
   hit, vector catch or the end of a single step. DFSR bits accumulate until `clear_dfsr`.
 - sleeping: executed WFI (or WFE without a latched event); wakes when an NVIC-enabled
   interrupt is pending, also with PRIMASK set, as the architecture specifies.
-- lockup: the guest faulted (bus fault, undefined instruction, SVC, exception entry...).
-  Exception entry is not modelled; on a blank nRF (erased vector table) silicon locks up at
-  the first fault, which is what this model shows. The fault is logged loudly and kept in
-  `fault`; the PC stays on the faulting instruction (silicon shows 0xEFFFFFFE) so a debugger
-  sees where it happened.
+- lockup: a fault with no usable handler (erased vector table, a fault inside the HardFault
+  handler, a stacking failure). The reason is logged loudly and kept in `fault`; the PC stays
+  where it was (silicon shows 0xEFFFFFFE) so a debugger sees where it happened.
+
+Exceptions: faults (bus fault, undefined instruction, INVSTATE, ...) escalate to HardFault
+(configurable fault handlers are not modelled: SHCSR enables are ignored) and SVC goes to
+SVCall; an enabled pending IRQ preempts when PRIMASK/FAULTMASK/BASEPRI and the current
+priority allow. Entry stacks the basic 8-word frame (no FP context), takes the vector from
+VTOR and sets LR to EXC_RETURN; a branch to EXC_RETURN in Handler mode unstacks. DEMCR vector
+catch (VC_HARDERR) halts at the handler's first instruction.
 
 Modelled time: each completed slice of N instructions advances the clock by N / core_hz (one
 cycle per instruction, an estimate). A slice cut short by bkpt, WFI, a breakpoint or a fault
@@ -79,10 +84,10 @@ MODELS = {
 # qemu's ARM exception numbers as delivered to UC_HOOK_INTR
 _EXCP_NAMES = {
     1: "undefined instruction (UsageFault)",
-    2: "SVC (exception entry not modelled)",
+    2: "SVC",
     3: "prefetch abort",
     4: "data abort",
-    8: "exception return (not modelled)",
+    8: "exception return outside Handler mode",
     17: "coprocessor access (NOCP UsageFault)",
     18: "invalid state (INVSTATE UsageFault)",
     19: "stack overflow (STKOF UsageFault)",
@@ -159,6 +164,11 @@ class CortexM:
         self.maskints = False  # DHCSR.C_MASKINTS (set by the SCS model)
         self.sevonpend = False  # SCR.SEVONPEND (set by the SCS model)
         self.instructions = 0  # executed instructions counted in completed slices and steps
+        self.vtor: Callable[[], int] = lambda: 0  # the SCS's VTOR (set by the board)
+        # DEMCR vector catch for an exception number (e.g. VC_HARDERR); set by the board
+        self.exception_catch: Callable[[int], bool] = lambda exception: False
+        self._fault: tuple[str, int, int] | None = None
+        self._exc_return: int | None = None
 
         self._event_register = False
         self._sleep_kind: str | None = None
@@ -421,8 +431,10 @@ class CortexM:
         elif selector == 14:
             uc.reg_write(A.UC_ARM_REG_LR, value)
         elif selector == 15:
+            # unicorn's PC write also sets EPSR.T from bit 0; DebugReturnAddress must not
+            xpsr = uc.reg_read(A.UC_ARM_REG_XPSR)
             uc.reg_write(A.UC_ARM_REG_PC, value & ~1)
-            self._dirty_pc()
+            uc.reg_write(A.UC_ARM_REG_XPSR, xpsr)
         elif selector == 16:
             uc.reg_write(A.UC_ARM_REG_XPSR, value)
         elif selector == 17:
@@ -480,16 +492,24 @@ class CortexM:
         except UcError:
             return False
 
-    def _dirty_pc(self) -> None:
-        pass  # unicorn re-reads PC at every emu_start; nothing cached
-
     def _charge(self, instructions: int) -> None:
         if instructions:
             self.instructions += instructions
             self.clock.advance(instructions / self._core_hz())
 
+    # -- exceptions ------------------------------------------------------------------
+    def _execution_priority(self) -> int:
+        """Current execution priority from IPSR (lower is more urgent; thread = 256)."""
+        ipsr = self.uc.reg_read(A.UC_ARM_REG_IPSR) & 0x1FF
+        if ipsr == 0:
+            return 256
+        if ipsr >= 16 and ipsr - 16 < self.nvic.num_irqs:
+            return self.nvic.priority[ipsr - 16]
+        return -1 if ipsr in (2, 3) else 0  # NMI/HardFault; SVC etc. at priority 0 (reset)
+
     def _pending_exception(self) -> bool:
-        """An enabled, pending IRQ that would preempt now: exception entry is not modelled."""
+        """Take the most urgent enabled pending IRQ if it preempts now; True if the core can
+        no longer run this slice (locked up)."""
         if self.maskints:
             return False
         uc = self.uc
@@ -498,22 +518,97 @@ class CortexM:
         irq = self.nvic.highest_pending()
         if irq is None:
             return False
+        prio = self.nvic.priority[irq]
         basepri = uc.reg_read(A.UC_ARM_REG_BASEPRI) & 0xFF
-        if basepri and self.nvic.priority[irq] >= basepri:
+        if (basepri and prio >= basepri) or prio >= self._execution_priority():
             return False
-        if uc.reg_read(A.UC_ARM_REG_IPSR) & 0x1FF:
-            return False  # already in a handler (only reachable through debugger writes)
-        self._lock_up(
-            f"IRQ {irq} is enabled and pending with PRIMASK=0: exception entry is not "
-            "modelled (wait with PRIMASK=1 and WFI, or poll)"
-        )
-        return True
+        self.nvic.acknowledge(irq)
+        self._exception_entry(16 + irq, self.pc)
+        return self.lockup or self.halted
+
+    def _take_fault(self, why: str, return_pc: int, exception: int = 3) -> None:
+        """A fault (or SVC) outside emulation: vector through VTOR, or lock up when it
+        happens in the HardFault/NMI handler (silicon's lockup rule)."""
+        ipsr = self.uc.reg_read(A.UC_ARM_REG_IPSR) & 0x1FF
+        if exception == 3 and ipsr in (2, 3):
+            self._lock_up(f"{why} inside the {'NMI' if ipsr == 2 else 'HardFault'} handler")
+            return
+        if exception == 3:
+            log.error("core fault: taking HardFault", why=why, pc=f"0x{return_pc:08X}")
+        self.fault = why
+        self._exception_entry(exception, return_pc)
+
+    def _exception_entry(self, exception: int, return_pc: int) -> None:
+        """Stack the basic frame, load the vector from VTOR, enter Handler mode."""
+        uc = self.uc
+        vtor = self.vtor()
+        try:
+            vector = self._bus_word(vtor + 4 * exception)
+        except BusFault as fault:
+            self._lock_up(f"{self.fault or 'exception'}: vector fetch for exception "
+                          f"{exception} failed: {fault}")
+            return
+        if vector == 0xFFFFFFFF or not vector & 1:
+            # erased flash / no handler: the handler fetch faults again -> lockup
+            self._lock_up(f"{self.fault or 'exception'}: vector {exception} at "
+                          f"0x{vtor + 4 * exception:08X} is 0x{vector:08X} (no handler)")
+            return
+        ipsr = uc.reg_read(A.UC_ARM_REG_IPSR) & 0x1FF
+        control = uc.reg_read(A.UC_ARM_REG_CONTROL)
+        use_psp = ipsr == 0 and bool(control & 2)
+        sp = uc.reg_read(A.UC_ARM_REG_PSP if use_psp else A.UC_ARM_REG_MSP)
+        xpsr = uc.reg_read(A.UC_ARM_REG_XPSR)
+        if sp & 4:  # CCR.STKALIGN: 8-byte aligned frame, remembered in stacked xPSR bit 9
+            sp -= 4
+            xpsr |= 1 << 9
+        sp -= 32
+        regs = [uc.reg_read(r) for r in (_GPR[0], _GPR[1], _GPR[2], _GPR[3], _GPR[12],
+                                         A.UC_ARM_REG_LR)]
+        frame = b"".join(v.to_bytes(4, "little") for v in (*regs, return_pc & ~1, xpsr))
+        try:
+            uc.mem_write(sp, frame)
+        except UcError:
+            self._lock_up(f"stacking for exception {exception} failed at SP 0x{sp:08X}")
+            return
+        uc.reg_write(A.UC_ARM_REG_CONTROL, control & ~0x6)  # SPSEL=0, FPCA=0
+        uc.reg_write(A.UC_ARM_REG_PSP if use_psp else A.UC_ARM_REG_MSP, sp)
+        uc.reg_write(A.UC_ARM_REG_LR, 0xFFFFFFF1 if ipsr else (0xFFFFFFFD if use_psp else 0xFFFFFFF9))
+        uc.reg_write(A.UC_ARM_REG_PC, vector & ~1)  # (unicorn: a PC write sets EPSR.T from bit 0)
+        uc.reg_write(A.UC_ARM_REG_XPSR, (XPSR_T if vector & 1 else 0) | exception)
+        self.sleeping = False
+        self._sleep_kind = None
+        if self.exception_catch(exception):
+            self.halt("vcatch")
+
+    def _exception_return(self, exc_return: int) -> None:
+        """EXC_RETURN loaded into PC in Handler mode: unstack and leave the handler."""
+        uc = self.uc
+        exception = uc.reg_read(A.UC_ARM_REG_IPSR) & 0x1FF
+        to_psp = bool(exc_return & 4)
+        sp = uc.reg_read(A.UC_ARM_REG_PSP if to_psp else A.UC_ARM_REG_MSP)
+        try:
+            words = [int.from_bytes(uc.mem_read(sp + 4 * i, 4), "little") for i in range(8)]
+        except UcError:
+            self._lock_up(f"unstacking at SP 0x{sp:08X} failed (exception return)")
+            return
+        for reg, value in zip((_GPR[0], _GPR[1], _GPR[2], _GPR[3], _GPR[12], A.UC_ARM_REG_LR),
+                              words[:6]):
+            uc.reg_write(reg, value)
+        xpsr = words[7]
+        sp += 32 + (4 if xpsr & (1 << 9) else 0)
+        uc.reg_write(A.UC_ARM_REG_PSP if to_psp else A.UC_ARM_REG_MSP, sp)
+        control = uc.reg_read(A.UC_ARM_REG_CONTROL)
+        uc.reg_write(A.UC_ARM_REG_CONTROL, (control | 2) if to_psp else (control & ~2))
+        uc.reg_write(A.UC_ARM_REG_PC, words[6] & ~1)
+        uc.reg_write(A.UC_ARM_REG_XPSR, xpsr & ~(1 << 9))
+        if exception >= 16:
+            self.nvic.complete(exception - 16)
 
     def _execute(self, count: int) -> int:
         """emu_start for up to count instructions; returns how many to charge."""
         uc = self.uc
         if not uc.reg_read(A.UC_ARM_REG_XPSR) & XPSR_T:
-            self._lock_up("EPSR.T is 0: INVSTATE UsageFault on the next instruction")
+            self._take_fault("EPSR.T is 0: INVSTATE UsageFault", self.pc)
             return 0
         if self._dirty:
             lo, hi = self._dirty
@@ -525,6 +620,8 @@ class CortexM:
                           quiet=True)
             return 0
         self._stop_reason = None
+        self._fault = None
+        self._exc_return = None
         self._in_emulation = True
         error: UcError | None = None
         try:
@@ -537,10 +634,18 @@ class CortexM:
         deferred, self._deferred = self._deferred, []
         for action in deferred:
             action()
-        if reason == "fault" or self.lockup:
+        if self._exc_return is not None:
+            self._exception_return(self._exc_return)
+            return 0
+        if self._fault is not None:
+            why, return_pc, exception = self._fault
+            if not self.halted:
+                self._take_fault(why, return_pc, exception)
+            return 0
+        if self.lockup:
             return 0
         if error is not None:
-            self._lock_up(f"unicorn stopped: {error} at PC 0x{self.pc:08X}")
+            self._take_fault(f"unicorn stopped: {error}", self.pc)
             return 0
         if reason is not None:
             if reason == "wfe":
@@ -564,11 +669,23 @@ class CortexM:
         except UcError:
             return None
 
-    def _enter_fault(self, why: str) -> None:
-        """Called inside emulation: stop before the faulting instruction and lock up."""
+    def _enter_fault(self, why: str, *, exception: int = 3, return_pc: int | None = None) -> None:
+        """Called inside emulation: stop (before the faulting instruction) and take the
+        exception once emu_start has returned."""
+        if self._fault is None:
+            self._fault = (why, self.pc if return_pc is None else return_pc, exception)
         self._stop_reason = "fault"
         self.uc.emu_stop()
-        self._lock_up(why)
+
+    def _note_exc_return(self, addr: int) -> bool:
+        """A jump to an EXC_RETURN value in Handler mode (M33: interrupt 8; M4: a fetch
+        from 0xFFFFFFxx) is an exception return."""
+        if addr >= 0xFFFFFF00 and self.uc.reg_read(A.UC_ARM_REG_IPSR) & 0x1FF:
+            self._exc_return = addr | 1
+            self._stop_reason = "exc_return"
+            self.uc.emu_stop()
+            return True
+        return False
 
     def _lock_up(self, why: str, *, quiet: bool = False) -> None:
         if self.halted:
@@ -584,6 +701,12 @@ class CortexM:
             self._stop_reason = "bkpt"
             uc.emu_stop()
             self.halt("bkpt")
+            return
+        pc = self.pc
+        if intno in (3, 8) and self._note_exc_return(pc):
+            return
+        if intno == 2:  # SVC: SVCall (exception 11) returns to the next instruction
+            self._enter_fault("SVC", exception=11, return_pc=pc)
             return
         self._enter_fault(_EXCP_NAMES.get(intno, f"CPU exception {intno}"))
 
@@ -603,6 +726,8 @@ class CortexM:
 
     def _on_unmapped(self, uc, access, addr, size, value, _ud):
         kind = {19: "read", 20: "write", 21: "instruction fetch"}.get(access, "access")
+        if access == 21 and self._note_exc_return(addr):
+            return False
         self._enter_fault(f"bus fault: {kind} at unmapped 0x{addr:08X}")
         return False
 
