@@ -397,3 +397,29 @@ def test_running_core_is_serviced_while_the_wire_is_idle(tmp_path):
         thread.join(5)
         server.close()
     assert board.serviced > 0
+
+
+def test_systick_counts_down_at_the_core_clock(board):
+    scs = board.scs
+    scs.write(S.SYST_RVR, 4, 999)
+    scs.write(S.SYST_CVR, 4, 0)  # clears the counter
+    scs.write(S.SYST_CSR, 4, 0b101)  # enable, processor clock, no interrupt
+    scs.write(S.SYST_CVR, 4, 0)
+    board.clock.advance(100 / board.core_hz)
+    assert scs.read(S.SYST_CVR, 4) == 999 - 99
+    assert not scs.read(S.SYST_CSR, 4) & (1 << 16)
+    board.clock.advance(1000 / board.core_hz)
+    assert scs.read(S.SYST_CSR, 4) & (1 << 16)  # wrapped: COUNTFLAG, cleared by the read
+    assert not scs.read(S.SYST_CSR, 4) & (1 << 16)
+
+
+def test_ctrl_ap_of_the_nrf5340_keeps_its_disable_and_mailbox_registers(board):
+    if board.chip != "nrf5340":
+        pytest.skip("nRF5340 only")
+    h = Host(DebugWire(board))
+    h.reset()
+    h.ap_write(3, 0x020, 0xDEADBEEF)  # MAILBOX.TXDATA
+    h.ap_write(3, 0x010, 0x50FA50FA)  # APPROTECT.DISABLE
+    assert h.ap_read(3, 0x020) == 0xDEADBEEF
+    assert h.ap_read(3, 0x010) == 0x50FA50FA
+    assert h.ap_read(3, 0x018) == 0  # ERASEPROTECT.STATUS

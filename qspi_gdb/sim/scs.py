@@ -219,6 +219,7 @@ class SystemControlSpace:
         self.dscsr = 1 << 16  # CDS: the core starts in Secure state
         self.itm_regs: dict[int, int] = {}
         self._reset_seen = True  # S_RESET_ST after power-on
+        self._logged: set[tuple[int, bool]] = set()
         self._retired = False
         self.reset()
 
@@ -389,7 +390,9 @@ class SystemControlSpace:
             raise self._unmodelled(addr, True)
 
     def _unmodelled(self, addr: int, write: bool) -> BusFault:
-        log.warning("scs_unmodelled_access", addr=f"0x{addr:08X}", write=write)
+        if (addr, write) not in self._logged:  # loud once per address, not per poll
+            self._logged.add((addr, write))
+            log.warning("scs_unmodelled_access", addr=f"0x{addr:08X}", write=write)
         return BusFault(addr, write, "System Control Space register not modelled")
 
     # --- debug halting control ---
@@ -511,13 +514,15 @@ class SystemControlSpace:
         elapsed = self._systick_cycles()
         wrapped = False
         if csr & 1 and elapsed:
+            # COUNTFLAG: the counter went from 1 to 0 (a reload from 0 does not count).
             if elapsed <= cvr:
+                wrapped = elapsed == cvr
                 cvr -= elapsed
             else:
                 period = rvr + 1
                 over = elapsed - cvr - 1  # cycles after the first reload
+                wrapped = cvr > 0 or (rvr > 0 and over >= rvr)
                 cvr = rvr - (over % period) if rvr else 0
-                wrapped = True
         if addr == SYST_CVR:
             return cvr
         # CSR: COUNTFLAG set when the counter passed 0 since the last CSR read; reading clears.
