@@ -208,6 +208,22 @@ def test_hfclk_start_sets_its_event_after_the_crystal_start_up(board, tmp_path):
     assert board.bus.read(clock + 0x408, 4) == 1  # HFCLKRUN
 
 
+def test_timer_compare_fires_once_per_match_and_shorts_clear():
+    with Board("sim-nrf52840dk") as b:
+        t = 0x40008000
+        for off, value in ((0x508, 0), (0x510, 0), (0x540, 1000), (0x200, 1), (0x000, 1)):
+            b.bus.write(t + off, 4, value)  # 16 bit, 16 MHz, CC0=1000, COMPARE0_CLEAR, START
+        fired = []
+        original = b.timers[0]._compare
+        b.timers[0]._compare = lambda n: (fired.append(b.clock.now), original(n))
+        b.clock.advance(3.5 * 1000 / 16e6)
+        assert len(fired) == 3
+        assert fired[0] == pytest.approx(1000 / 16e6) and fired[2] == pytest.approx(3000 / 16e6)
+        b.bus.write(t + 0x048, 4, 1)  # CAPTURE[2]
+        assert b.bus.read(t + 0x548, 4) == 500
+        assert b.bus.read(t + 0x140, 4) == 1
+
+
 def test_nrf5340_hfclkctrl_sets_the_core_clock():
     with Board("sim-nrf5340dk") as b:
         assert b.core_hz == 64e6

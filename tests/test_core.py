@@ -250,6 +250,19 @@ def test_enabled_interrupt_is_taken_with_primask_clear_and_returns(h):
     assert h.nvic.active == 0 and not h.nvic.pending & (1 << 5)
 
 
+def test_step_with_an_unmasked_pending_interrupt_enters_the_handler(h):
+    with_vectors(h)
+    h.load(NOP + NOP + BKPT)
+    h.nvic.enabled |= 1 << 5
+    h.nvic.pend(5)
+    h.core.step()
+    assert h.core.halted and h.core.pc == IRQ_HANDLER
+    assert h.core.read_core_reg(16) & 0x1FF == 16 + 5
+    h.core.maskints = True  # C_MASKINTS: what OpenOCD sets while stepping
+    h.core.step()
+    assert h.core.pc == IRQ_HANDLER + 2 and h.core.read_core_reg(4) == 0x55
+
+
 def test_primask_keeps_the_interrupt_pending(h):
     with_vectors(h)
     h.load(NOP + NOP + BKPT)

@@ -262,6 +262,10 @@ class CortexM:
         if not self.halted:
             raise RuntimeError("step needs a halted core")
         self.halted = False
+        if self._pending_exception():  # an unmasked pending IRQ is taken first
+            if not self.halted:
+                self.halt("halted")
+            return
         self._step_from = self.pc
         try:
             executed = self._execute(1)
@@ -277,7 +281,7 @@ class CortexM:
         """Run up to one slice; returns instructions charged. Call only when running."""
         if self.halted or self.sleeping or self.lockup:
             return 0
-        if self._pending_exception():
+        if self._pending_exception() and (self.lockup or self.halted):
             return 0
         executed = self._execute(max_instructions or self.slice_instructions)
         self._charge(executed)
@@ -508,8 +512,8 @@ class CortexM:
         return -1 if ipsr in (2, 3) else 0  # NMI/HardFault; SVC etc. at priority 0 (reset)
 
     def _pending_exception(self) -> bool:
-        """Take the most urgent enabled pending IRQ if it preempts now; True if the core can
-        no longer run this slice (locked up)."""
+        """Take the most urgent enabled pending IRQ if it preempts now; True if it did (the
+        core is then in the handler, or locked up / halted by vector catch)."""
         if self.maskints:
             return False
         uc = self.uc
@@ -524,7 +528,7 @@ class CortexM:
             return False
         self.nvic.acknowledge(irq)
         self._exception_entry(16 + irq, self.pc)
-        return self.lockup or self.halted
+        return True
 
     def _take_fault(self, why: str, return_pc: int, exception: int = 3) -> None:
         """A fault (or SVC) outside emulation: vector through VTOR, or lock up when it

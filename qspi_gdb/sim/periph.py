@@ -175,6 +175,7 @@ class Nvmc(Peripheral):
 # -- CLOCK (+ POWER / RESET registers at the same base) ----------------------------------
 
 HFXO_STARTUP_S = 360e-6  # HFXO start-up, typical (nRF52840 PS tSTART,HFXO; same on nRF5340)
+HFINT_STARTUP_S = 3e-6  # nRF5340 HFCLKSRC=HFINT: no crystal to wait for (estimate)
 HFCLK192M_STARTUP_S = 360e-6
 HFCLKAUDIO_STARTUP_S = 360e-6
 LF_STARTUP_S = {0: 600e-6, 1: 0.25, 2: 600e-6}  # LFRC, LFXO (typ. 0.25 s), LFSYNT
@@ -213,9 +214,10 @@ class NrfClock(Peripheral):
         self.hfxo_running = False
         self.lfclk_run = 0
         self.lfclk_running = False
-        self.lfclksrc = 0
+        nrf53 = self.chip == "nrf5340"
+        self.lfclksrc = 1 if nrf53 else 0  # SVD reset values
         self.lfclksrccopy = 0
-        self.hfclksrc = 0
+        self.hfclksrc = 1  # nRF5340: HFCLKSTART starts the HFXO (SVD reset value)
         self.hfclkctrl = 1  # nRF5340: Div2 -> 64 MHz CPU
         self.hfclk192mctrl = 2  # nRF5340: Div4
         self.hfclk192msrc = 1
@@ -300,7 +302,8 @@ class NrfClock(Peripheral):
                 self.hfxo_running = True
                 self._set_event(0x100)
 
-            self._after("hf", HFXO_STARTUP_S, started)
+            hfint = self.chip == "nrf5340" and not self.hfclksrc & 1
+            self._after("hf", HFINT_STARTUP_S if hfint else HFXO_STARTUP_S, started)
         elif offset == 0x004:  # HFCLKSTOP
             self.hfclk_run = 0
             self.hfxo_running = False
@@ -367,10 +370,10 @@ class NrfClock(Peripheral):
             ) & self.inten
         if offset == 0x408:
             return self.hfclk_run
-        if offset == 0x40C:  # HFCLKSTAT: SRC bit0, STATE bit16
+        if offset == 0x40C:  # HFCLKSTAT: SRC bit0, STATE bit16 (reset value 0 on both)
             if self.hfxo_running:
-                return 1 | 1 << 16
-            return 1 << 16 if nrf53 else 0  # nRF5340: HFINT runs the core
+                return (self.hfclksrc & 1 if nrf53 else 1) | 1 << 16
+            return 0
         if offset == 0x414:
             return self.lfclk_run
         if offset == 0x418:
@@ -648,13 +651,10 @@ class Timer(Peripheral):
 
     def _compare(self, n: int) -> None:
         self.events[n] = 1
-        if self.shorts & (1 << n):  # COMPARE[n]_CLEAR
-            self._rebase(0)
+        # at this instant the counter equals CC[n] (no float rounding: set it exactly)
+        self._rebase(0 if self.shorts & (1 << n) else self.cc[n] & ((1 << self.bits) - 1))
         if self.shorts & (1 << (8 + n)):  # COMPARE[n]_STOP
-            self._rebase()
             self.running = False
-        else:
-            self._rebase()
         self._update_irq()
         self._reschedule()
 
