@@ -1,7 +1,191 @@
-"""Controller subcommands: flash, verify, read, erase, info (filled in by the controller issue)."""
+"""Controller subcommands: flash, verify, read, erase, info.
+
+Thin adapters: parse options, build the inputs (image, flash config), open a target session
+(qspi_gdb.session) and call the programmer; render the result (qspi_gdb.report). Errors are
+typed (qspi_gdb.errors) and rendered once by qspi_gdb.cli with their exit code.
+"""
 
 from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import time
+from contextlib import contextmanager
+
+from qspi_gdb import log
+from qspi_gdb.errors import EXIT_OK, EXIT_VERIFY, QspiGdbError, UsageError
+from qspi_gdb.report import ProgressView, Result, print_result
+
+_log = log.get_logger(__name__)
+
+
+def _add_target_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("target")
+    group.add_argument("--board", "-b", help="board preset: nrf52840dk, nrf5340dk, sim-nrf52840dk, "
+                       "sim-nrf5340dk, sim-nrf5340-32mb, sim-nrf52840-32mb (required unless the "
+                       "config file names it)")
+    group.add_argument("--config", "-c", metavar="FILE",
+                       help="flash configuration: nrfutil ext-mem JSON, nrfjprog QspiDefault.ini "
+                       "or its TOML form")
+    group.add_argument("--jedec-id", metavar="HEX",
+                       help="expected JEDEC ID of the flash, e.g. C22817 (a mismatch is an error)")
+    group.add_argument("--loader", metavar="ELF",
+                       help="RAM loader ELF built elsewhere (default: the packaged one)")
+    conn = parser.add_argument_group("connection (default: start OpenOCD, or the virtual board)")
+    conn.add_argument("--gdb-server", metavar="HOST:PORT",
+                      help="use a GDB server someone else runs (J-Link GDB server, pyOCD, "
+                      "OpenOCD); only standard GDB remote operations are used")
+    conn.add_argument("--interface", "-i", metavar="PROBE",
+                      help="OpenOCD interface for a real board: jlink, cmsis-dap, stlink, ...")
+    conn.add_argument("--openocd-config", metavar="FILE", action="append",
+                      help="OpenOCD config file(s) to use instead of --interface + the board's "
+                      "target config")
+    conn.add_argument("--sim-image", metavar="PATH",
+                      help="virtual boards: file holding the flash contents (kept between runs)")
+    parser.add_argument("--json", action="store_true",
+                        help="print one result object on stdout (schema in README)")
+
+
+def _add_image_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("image", metavar="IMAGE[@ADDR]",
+                        help=".bin (needs an address), .hex or .elf")
+    parser.add_argument("--addr", "-a", metavar="ADDR",
+                        help=".bin address: XIP address (e.g. 0x11E98000) or flash offset")
+    parser.add_argument("--raw-offsets", action="store_true",
+                        help=".hex/.elf addresses are flash offsets, not XIP addresses")
+    parser.add_argument("--only-qspi", action="store_true",
+                        help="skip segments outside the QSPI XIP window (e.g. internal flash) "
+                        "with a warning instead of refusing")
 
 
 def register(subparsers) -> None:
     """Add the controller subcommands."""
+    flash = subparsers.add_parser("flash", help="write an image into the external flash",
+                                  description="Write an image; verify it with CRC32 on target.")
+    _add_image_options(flash)
+    flash.add_argument("--no-verify", action="store_true",
+                       help="skip the CRC32 verify (the report then says 'not verified')")
+    flash.add_argument("--force", action="store_true",
+                       help="rewrite sectors whose contents already match")
+    flash.add_argument("--chip-erase", action="store_true",
+                       help="erase the whole chip first (bytes outside the image are lost)")
+    flash.add_argument("--dry-run", action="store_true",
+                       help="print the plan; connect to nothing, write nothing")
+    flash.add_argument("--reset", action="store_true", help="reset the target when done")
+    _add_target_options(flash)
+    flash.set_defaults(func=_run_flash)
+
+    verify = subparsers.add_parser("verify", help="compare the flash with an image (CRC32 on "
+                                   "target)")
+    _add_image_options(verify)
+    _add_target_options(verify)
+    verify.set_defaults(func=_run_verify)
+
+    read = subparsers.add_parser("read", help="read flash contents into a file")
+    read.add_argument("address", metavar="ADDR", help="XIP address or flash offset")
+    read.add_argument("length", metavar="LEN", help="bytes (0x.., decimal, K/M suffixes)")
+    read.add_argument("--output", "-o", metavar="FILE", required=True)
+    _add_target_options(read)
+    read.set_defaults(func=_run_read)
+
+    erase = subparsers.add_parser("erase", help="erase a range (whole sectors) or the chip")
+    erase.add_argument("address", metavar="ADDR", nargs="?", help="XIP address or flash offset")
+    erase.add_argument("length", metavar="LEN", nargs="?", help="bytes")
+    erase.add_argument("--all", action="store_true", help="erase the whole chip")
+    erase.add_argument("--dry-run", action="store_true", help="print what would be erased")
+    _add_target_options(erase)
+    erase.set_defaults(func=_run_erase)
+
+    info = subparsers.add_parser("info", help="detect the flash: JEDEC ID, part, size, SFDP")
+    _add_target_options(info)
+    info.set_defaults(func=_run_info)
+
+
+# -- running a command ------------------------------------------------------------------------
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM/SIGHUP: unwind like Ctrl-C so every started process is stopped."""
+
+
+@contextmanager
+def _terminate_as_interrupt():
+    def handler(signum, _frame):
+        raise _Terminated(f"signal {signum}")
+
+    previous = {}
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        try:
+            previous[sig] = signal.signal(sig, handler)
+        except (ValueError, OSError):  # not the main thread
+            pass
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _run(args, command: str, body) -> int:
+    """Run body(args, progress, result) and render the result; errors are re-raised typed."""
+    started = time.monotonic()
+    result = Result(command=command, board=getattr(args, "board", None))
+    progress = ProgressView(sys.stderr)
+    try:
+        with _terminate_as_interrupt():
+            body(args, progress, result)
+    except KeyboardInterrupt:
+        result.ok = False
+        result.error = {"message": "interrupted", "exit_code": 130}
+        result.seconds = round(time.monotonic() - started, 3)
+        if args.json:
+            print_result(result, as_json=True)
+        raise
+    except QspiGdbError as exc:
+        result.ok = False
+        result.error = {"message": str(exc), "exit_code": exc.exit_code}
+        result.seconds = round(time.monotonic() - started, 3)
+        if args.json:
+            print_result(result, as_json=True)
+        raise
+    result.seconds = round(time.monotonic() - started, 3)
+    result.phase_seconds = progress.phase_seconds
+    print_result(result, as_json=args.json)
+    if result.verify == "mismatch":
+        return EXIT_VERIFY
+    return EXIT_OK
+
+
+def _run_flash(args) -> int:
+    from qspi_gdb import programmer
+
+    return _run(args, "flash", programmer.run_flash)
+
+
+def _run_verify(args) -> int:
+    from qspi_gdb import programmer
+
+    return _run(args, "verify", programmer.run_verify)
+
+
+def _run_read(args) -> int:
+    from qspi_gdb import programmer
+
+    return _run(args, "read", programmer.run_read)
+
+
+def _run_erase(args) -> int:
+    if args.all == (args.address is not None):
+        raise UsageError("erase takes ADDR LEN or --all")
+    if args.address is not None and args.length is None:
+        raise UsageError("erase ADDR needs a length")
+    from qspi_gdb import programmer
+
+    return _run(args, "erase", programmer.run_erase)
+
+
+def _run_info(args) -> int:
+    from qspi_gdb import programmer
+
+    return _run(args, "info", programmer.run_info)

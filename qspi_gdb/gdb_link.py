@@ -51,7 +51,7 @@ class GdbLink:
         self.stops = 0  # resume/stop cycles, for the report
         self.bytes_written = 0
         self.bytes_read = 0
-        self._register_numbers: dict[str, int] | None = None
+        self._registers: dict[str, tuple[int, str]] | None = None  # lower name -> (no, name)
 
     # -- connection ----------------------------------------------------------------------------
 
@@ -126,7 +126,7 @@ class GdbLink:
         self.bytes_written += len(data)
 
     def read_register(self, name: str) -> int:
-        number = self._register_number(name)
+        number, _ = self._register(name)
         result = self.gdb.command(f"-data-list-register-values x {number}")
         values = result.payload.get("register-values", [])
         if not values:
@@ -134,8 +134,8 @@ class GdbLink:
         return int(values[0]["value"], 16) & 0xFFFFFFFF
 
     def write_register(self, name: str, value: int) -> None:
-        self._register_number(name)  # refuse names the target does not have
-        self.gdb.command(f"-data-evaluate-expression ${name}={value & 0xFFFFFFFF:#x}")
+        _, actual = self._register(name)  # GDB's spelling, e.g. xPSR with OpenOCD
+        self.gdb.command(f"-data-evaluate-expression ${actual}={value & 0xFFFFFFFF:#x}")
 
     def resume(self) -> None:
         self.gdb.drop_stopped()
@@ -205,13 +205,13 @@ class GdbLink:
     def _flush_registers(self) -> None:
         self.gdb.console("maintenance flush register-cache")
 
-    def _register_number(self, name: str) -> int:
-        if self._register_numbers is None:
+    def _register(self, name: str) -> tuple[int, str]:
+        if self._registers is None:
             names = self.gdb.command("-data-list-register-names").payload.get(
                 "register-names", [])
-            self._register_numbers = {n: i for i, n in enumerate(names) if n}
+            self._registers = {n.lower(): (i, n) for i, n in enumerate(names) if n}
         try:
-            return self._register_numbers[name]
+            return self._registers[name.lower()]
         except KeyError:
             raise TargetError(f"the target has no register {name!r}") from None
 

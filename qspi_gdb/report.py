@@ -100,9 +100,9 @@ def summary_line(result: Result) -> str:
             parts.append(f"{'would program' if result.dry_run else 'programmed'} "
                          f"{human_size(result.bytes_programmed)} "
                          f"({_plural(result.pages_programmed, 'page')})")
-            parts.append(f"identical {human_size(result.bytes_skipped_unchanged)} "
-                         f"({_plural(result.sectors_skipped_unchanged, 'sector')}) "
-                         f"at {rate:.1f} kB/s")
+            identical = (f"identical {human_size(result.bytes_skipped_unchanged)} "
+                         f"({_plural(result.sectors_skipped_unchanged, 'sector')})")
+            parts.append(identical if result.dry_run else f"{identical} at {rate:.1f} kB/s")
         line = ", ".join(parts)
         if not result.dry_run:
             line += f"; {_verify_text(result)}"

@@ -1,0 +1,109 @@
+"""FlashConfig (qspi_gdb.config) -> the loader's INIT configuration block (qspi_gdb.mailbox).
+
+Two configurations are sent: a probing one (single-line reads, 24-bit addresses, quad enable
+untouched) that is enough to read the JEDEC ID and SFDP of any serial NOR, and the working one
+built from the configuration completed with the detected chip (config.apply_chip).
+"""
+
+from __future__ import annotations
+
+from qspi_gdb import mailbox as mb
+from qspi_gdb.config import FlashConfig
+
+ENTER_4B = {
+    None: mb.FOURB_NONE,
+    "B7": mb.FOURB_B7,
+    "WREN+B7": mb.FOURB_WREN_B7,
+    "bank-register": mb.FOURB_BANKREG,
+    "always-4byte": mb.FOURB_ALWAYS,
+}
+QUAD_ENABLE = {
+    "none": mb.QE_NONE,
+    "S2B1v1": mb.QE_S2B1_V1,
+    "S1B6": mb.QE_S1B6,
+    "S2B7": mb.QE_S2B7,
+    "S2B1v4": mb.QE_S2B1_V4,
+    "S2B1v5": mb.QE_S2B1_V5,
+    "S2B1v6": mb.QE_S2B1_V6,
+}
+PROBE_SIZE = 1 << 24  # what 24-bit addresses reach; enough for SFDP and JEDEC ID
+
+
+def _us(seconds: float | None) -> int:
+    return 0 if seconds is None else max(1, round(seconds * 1e6))
+
+
+def _pins(cfg: FlashConfig) -> tuple[int, int, int, int, int, int]:
+    p = cfg.pins
+    return (p.sck, p.csn, p.io0, p.io1,
+            mb.NO_PIN if p.io2 is None else p.io2, mb.NO_PIN if p.io3 is None else p.io3)
+
+
+def _exit_4b_opcode(cfg: FlashConfig) -> int:
+    """0 = the loader's default EX4B 0xE9; ISSI parts leave 4-byte mode with 0x29."""
+    if cfg.jedec_id and cfg.jedec_id[0] == 0x9D:
+        return 0x29
+    return 0
+
+
+def probe_config(cfg: FlashConfig) -> mb.LoaderConfig:
+    """Enough to read JEDEC ID and SFDP from any chip: FASTREAD/PP, 24-bit, QE untouched."""
+    return mb.LoaderConfig(
+        pins=_pins(cfg),
+        flash_size=PROBE_SIZE,
+        sck_hz=cfg.sck_frequency,
+        page_size=4096,
+        addr_mode=mb.ADDR_24BIT,
+        readoc=mb.READOC["FASTREAD"],
+        writeoc=mb.WRITEOC["PP"],
+        sck_delay=cfg.sck_delay,
+        rx_delay=2 if cfg.rx_delay is None else cfg.rx_delay,
+        spi_mode=cfg.spi_mode,
+        enter_4b=mb.FOURB_NONE,
+        qe_method=mb.QE_NONE,
+        flags=mb.CFG_SKIP_QE,
+    )
+
+
+def loader_config(cfg: FlashConfig) -> mb.LoaderConfig:
+    """The working configuration; cfg must be completed by config.apply_chip()."""
+    if cfg.size is None or cfg.address_mode is None:
+        raise ValueError("loader_config() needs a FlashConfig completed by apply_chip()")
+    erase = {e.size: e.time for e in cfg.erase}
+    quad = cfg.quad
+    qe = QUAD_ENABLE.get(cfg.quad_enable or "", None)
+    flags = (0 if cfg.custom_io2_level else mb.CFG_IO2_LOW) | \
+        (0 if cfg.custom_io3_level else mb.CFG_IO3_LOW)
+    if not quad or cfg.quad_enable is None:
+        # Unknown QE method: leave the bit as it is rather than guess a register layout.
+        flags |= mb.CFG_SKIP_QE
+    return mb.LoaderConfig(
+        pins=_pins(cfg),
+        flash_size=cfg.size,
+        sck_hz=cfg.sck_frequency,
+        page_size=cfg.sector_size,
+        addr_mode=mb.ADDR_32BIT if cfg.address_mode == 32 else mb.ADDR_24BIT,
+        readoc=mb.READOC[cfg.readoc],
+        writeoc=mb.WRITEOC[cfg.writeoc],
+        pp_size=1 if cfg.pp_size == 512 else 0,
+        sck_delay=cfg.sck_delay,
+        rx_delay=2 if cfg.rx_delay is None else cfg.rx_delay,
+        spi_mode=cfg.spi_mode,
+        enter_4b=ENTER_4B.get(cfg.four_byte_entry, mb.FOURB_NONE),
+        exit_4b_op=_exit_4b_opcode(cfg),
+        qe_method=mb.QE_NONE if qe is None else qe,
+        expected_jedec=int.from_bytes(cfg.expected_jedec_id, "big") if cfg.expected_jedec_id
+        else 0,
+        mode_query_op=mb.NO_QUERY,
+        wip_bit=cfg.wip_index,
+        flags=flags,
+        t_page_typ_us=_us(cfg.page_program.typ_s if cfg.page_program else None),
+        t_page_max_us=_us(cfg.page_program.max_s if cfg.page_program else None),
+        t_4k_typ_us=_us(erase[4096].typ_s) if 4096 in erase else 0,
+        t_4k_max_us=_us(erase[4096].max_s) if 4096 in erase else 0,
+        t_64k_typ_us=_us(erase[65536].typ_s) if 65536 in erase else 0,
+        t_64k_max_us=_us(erase[65536].max_s) if 65536 in erase else 0,
+        t_chip_typ_us=_us(cfg.chip_erase.typ_s if cfg.chip_erase else None),
+        t_chip_max_us=_us(cfg.chip_erase.max_s if cfg.chip_erase else None),
+        init=tuple(mb.InitInstruction(i.opcode, bytes(i.data)) for i in cfg.init_instructions),
+    )
