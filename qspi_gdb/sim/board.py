@@ -30,6 +30,7 @@ the core locks up as a blank nRF does; a debugger halts it and loads code into R
 from __future__ import annotations
 
 import time
+from bisect import bisect_right
 from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass, field
 from os import PathLike
@@ -120,10 +121,10 @@ class Region:
     absolute: bool = False  # device takes absolute addresses (SCS)
     memory: bytearray | None = None  # plain memory: block accesses slice it directly
     writable: bool = True
+    end: int = field(init=False)
 
-    @property
-    def end(self) -> int:
-        return self.base + self.size
+    def __post_init__(self) -> None:
+        self.end = self.base + self.size
 
 
 class SystemBus:
@@ -131,6 +132,7 @@ class SystemBus:
 
     def __init__(self, on_write_memory=None) -> None:
         self.regions: list[Region] = []
+        self._bases: list[int] = []
         self._on_write_memory = on_write_memory  # (addr, length) after a write to memory
         self._logged: dict[tuple[int, bool], int] = {}
 
@@ -139,17 +141,22 @@ class SystemBus:
             if region.base < other.end and other.base < region.end:
                 raise ValueError(f"bus regions overlap: {region.name} and {other.name}")
         self.regions.append(region)
-        # RAM first: the debugger's bulk transfers and DMA hit it most
-        self.regions.sort(key=lambda r: (r.memory is None, r.base))
+        self.regions.sort(key=lambda r: r.base)
+        self._bases = [r.base for r in self.regions]
 
     def find(self, addr: int) -> Region | None:
-        for region in self.regions:
-            if region.base <= addr < region.end:
+        i = bisect_right(self._bases, addr) - 1
+        if i >= 0:
+            region = self.regions[i]
+            if addr < region.end:
                 return region
         return None
 
     def read(self, addr: int, size: int) -> int:
-        region = self._decode(addr, size, False)
+        return self.read_in(self._decode(addr, size, False), addr, size)
+
+    def read_in(self, region: Region, addr: int, size: int) -> int:
+        """Read from an already decoded region."""
         if region.memory is not None:
             off = addr - region.base
             return int.from_bytes(region.memory[off : off + size], "little")
@@ -159,7 +166,10 @@ class SystemBus:
             raise self._fault(addr, False, fault.why) from None
 
     def write(self, addr: int, size: int, value: int) -> None:
-        region = self._decode(addr, size, True)
+        self.write_in(self._decode(addr, size, True), addr, size, value)
+
+    def write_in(self, region: Region, addr: int, size: int, value: int) -> None:
+        """Write to an already decoded region."""
         if region.memory is not None:
             if not region.writable:
                 raise self._fault(addr, True, f"{region.name} is read-only")
@@ -206,6 +216,10 @@ class SystemBus:
             addr += n
             pos += n
 
+    def decode(self, addr: int, size: int, write: bool) -> Region:
+        """The region holding [addr, addr+size); BusFault (logged) if there is none."""
+        return self._decode(addr, size, write)
+
     def _decode(self, addr: int, size: int, write: bool) -> Region:
         region = self.find(addr)
         if region is None:
@@ -234,17 +248,16 @@ class CpuBus:
         self._core_hz = core_hz
 
     def read(self, addr: int, size: int) -> int:
-        self._charge(addr)
-        return self._bus.read(addr, size)
+        region = self._bus.decode(addr, size, False)
+        if region.cpu_cycles:  # the access takes its bus cycles before it samples
+            self._clock.advance(region.cpu_cycles / self._core_hz())
+        return self._bus.read_in(region, addr, size)
 
     def write(self, addr: int, size: int, value: int) -> None:
-        self._charge(addr)
-        self._bus.write(addr, size, value)
-
-    def _charge(self, addr: int) -> None:
-        region = self._bus.find(addr)
-        if region is not None and region.cpu_cycles:
+        region = self._bus.decode(addr, size, True)
+        if region.cpu_cycles:
             self._clock.advance(region.cpu_cycles / self._core_hz())
+        self._bus.write_in(region, addr, size, value)
 
 
 class RegisterAdapter:
