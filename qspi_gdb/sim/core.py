@@ -712,7 +712,7 @@ class CortexM:
         if intno == 2:  # SVC: SVCall (exception 11) returns to the next instruction
             self._enter_fault("SVC", exception=11, return_pc=pc)
             return
-        self._enter_fault(_EXCP_NAMES.get(intno, f"CPU exception {intno}"))
+        self._enter_fault(f"{_EXCP_NAMES.get(intno, f'CPU exception {intno}')} at 0x{pc:08X}")
 
     def _on_invalid(self, uc, _ud):
         pc = self.pc
@@ -736,7 +736,12 @@ class CortexM:
         return False
 
     def _on_prot(self, uc, access, addr, size, value, _ud):
-        self._enter_fault(f"bus fault: access type {access} to read-only/non-executable 0x{addr:08X}")
+        if access == 24:  # UC_MEM_FETCH_PROT
+            why = (f"instruction fetch from 0x{addr:08X}: not executable here (execution from "
+                   "the XIP window or peripherals is not modelled)")
+        else:
+            why = f"bus fault: write to read-only 0x{addr:08X}"
+        self._enter_fault(why)
         return False
 
     def _on_breakpoint(self, uc, address, size, _ud):
