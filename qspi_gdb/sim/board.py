@@ -398,7 +398,7 @@ class Board:
         ]
         self.gpio = [GpioPort("P0", self.chip), GpioPort("P1", self.chip, pins=16)]
         self.ficr = ficr_nrf5340() if nrf53 else ficr_nrf52840()
-        self.uicr = uicr()
+        self.uicr = uicr(self.chip)
         self.nvmc = Nvmc(self.chip)
         self.peripherals: list[Peripheral] = [
             self.clock_periph, *self.timers, *self.gpio, self.nvmc,

@@ -129,8 +129,13 @@ def ficr_nrf5340() -> InfoBlock:
     )
 
 
-def uicr() -> InfoBlock:
-    return InfoBlock("UICR", {})  # erased: APPROTECT etc. read 0xFFFFFFFF
+def uicr(chip: str) -> InfoBlock:
+    """Erased UICR except the access-port protection words of an unlocked (recovered) DK,
+    consistent with the CTRL-AP's "not protected" status."""
+    if chip == "nrf5340":
+        # APPROTECT, SECUREAPPROTECT = Unprotected
+        return InfoBlock("UICR", {0x000: 0x50FA50FA, 0x01C: 0x50FA50FA})
+    return InfoBlock("UICR", {0x208: 0x0000005A})  # APPROTECT = HwDisabled
 
 
 # -- NVMC --------------------------------------------------------------------------------
