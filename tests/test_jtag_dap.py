@@ -423,3 +423,20 @@ def test_ctrl_ap_of_the_nrf5340_keeps_its_disable_and_mailbox_registers(board):
     assert h.ap_read(3, 0x020) == 0xDEADBEEF
     assert h.ap_read(3, 0x010) == 0x50FA50FA
     assert h.ap_read(3, 0x018) == 0  # ERASEPROTECT.STATUS
+
+
+def test_reset_chars_reset_the_tap_and_the_system(board):
+    wire = DebugWire(board)
+    decoder = wire.decoder()
+    h = Host(wire)
+    h.decoder = decoder
+    h.reset()
+    h.ir(IR_BYPASS)
+    decoder.feed(b"t")  # TRST: Test-Logic-Reset selects IDCODE again
+    decoder.feed(b"r")
+    h._clock(0)
+    assert h.dr(0, 32) == D.DP_IDCODES[board.chip]
+    decoder.feed(b"s")  # SRST asserted: system reset (once per assertion)
+    decoder.feed(b"s")
+    decoder.feed(b"rBbQ")
+    assert board.resets == 1 and decoder.quit
