@@ -389,3 +389,15 @@ def test_blank_reset_vector_locks_up_without_vector_catch():
 def test_unknown_model_is_refused():
     with pytest.raises(ValueError):
         CortexM("cortex-m0", clock=Clock(), bus=None, nvic=Nvic(8), core_hz=lambda: 1.0)
+
+
+def test_sev_sets_the_event_register_so_wfe_falls_through(h):
+    h.load(bytes.fromhex("40bf") + WFE + MOVS_R0_1 + WFE + BKPT)  # sev; wfe; movs; wfe
+    h.run()
+    assert h.core.sleeping and h.core.pc == RAM + 8  # the first WFE consumed the event
+    assert h.core.read_core_reg(0) == 1
+
+
+def test_vectactive_is_ipsr(h):
+    h.core.write_core_reg(16, XPSR_T | 3)
+    assert h.core.vectactive == 3

@@ -143,6 +143,7 @@ class CortexM:
         self._buffers: list[object] = []  # keep ctypes views of mapped host memory alive
         self._mmio_callbacks: list[object] = []
         self._bp_hooks: dict[int, int] = {}
+        self._sev_hooks: dict[int, int] = {}
 
         uc.hook_add(UC_HOOK_INTR, self._on_intr)
         uc.hook_add(UC_HOOK_INSN_INVALID, self._on_invalid)
@@ -386,6 +387,11 @@ class CortexM:
 
     # -- registers ---------------------------------------------------------------------
     @property
+    def vectactive(self) -> int:
+        """IPSR: the active exception number (0 in Thread mode), for ICSR.VECTACTIVE."""
+        return self.uc.reg_read(A.UC_ARM_REG_IPSR) & 0x1FF
+
+    @property
     def pc(self) -> int:
         return self.uc.reg_read(A.UC_ARM_REG_PC) & ~1
 
@@ -618,6 +624,7 @@ class CortexM:
             lo, hi = self._dirty
             self._dirty = None
             uc.ctl_remove_cache(lo, hi)
+            self._hook_sev(lo, hi)
         start = self.pc
         if start == 0xFFFFFFFE:
             self._lock_up("instruction fetch at 0xFFFFFFFE: erased reset vector (blank chip)",
@@ -660,6 +667,27 @@ class CortexM:
             self._sleep("wfi")
             return 0 if count > 1 else 1
         return count
+
+    def _hook_sev(self, lo: int, hi: int) -> None:
+        """unicorn runs SEV as a NOP; hook each SEV halfword in fresh code to set the event
+        register (a hook at a non-instruction halfword never fires)."""
+        for addr in [a for a in self._sev_hooks if lo <= a < hi]:
+            self.uc.hook_del(self._sev_hooks.pop(addr))
+        try:
+            code = bytes(self.uc.mem_read(lo & ~1, (hi - (lo & ~1) + 1) & ~1))
+        except UcError:
+            return
+        at = code.find(b"\x40\xbf")
+        while at >= 0:
+            if not at & 1:
+                addr = (lo & ~1) + at
+                self._sev_hooks[addr] = self.uc.hook_add(
+                    UC_HOOK_CODE, self._on_sev, begin=addr, end=addr
+                )
+            at = code.find(b"\x40\xbf", at + 1)
+
+    def _on_sev(self, uc, address, size, _ud):
+        self._event_register = True
 
     def _sleep(self, kind: str) -> None:
         if self.halted:
