@@ -237,6 +237,16 @@ def test_gdb_halts_reads_registers_and_moves_64k_of_ram(stack):
     assert _value(out, "SP") == 0x20010000
 
 
+def test_bus_errors_reach_gdb_as_errors_not_zeros(stack):
+    out = stack.gdb(
+        "monitor halt",
+        "x/x 0x60000000",  # nothing there: STICKYERR -> data abort -> GDB error
+    )
+    assert "Cannot access memory at address 0x60000000" in out, out
+    out = stack.gdb("monitor halt", f"x/x {RAM_TEST_ADDR:#x}")  # the DAP recovered
+    assert "Cannot access memory" not in out and f"{RAM_TEST_ADDR:#x}" in out, out
+
+
 def test_load_runs_to_bkpt_and_returns_crc32(stack):
     expected = zlib.crc32(bytes((i * 7 + 3) & 0xFF for i in range(4096)))
     out = stack.gdb(
