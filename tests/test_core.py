@@ -401,3 +401,12 @@ def test_sev_sets_the_event_register_so_wfe_falls_through(h):
 def test_vectactive_is_ipsr(h):
     h.core.write_core_reg(16, XPSR_T | 3)
     assert h.core.vectactive == 3
+
+
+def test_a_slice_ending_after_a_wfi_lookalike_halfword_does_not_sleep(h):
+    ldr_w = bytes.fromhex("d0f830bf")  # ldr.w r11, [r0, #0xF30]: second halfword is 0xBF30
+    h.load(ldr_w + MOVS_R0_1 + BKPT)
+    h.core.write_core_reg(0, RAM)
+    h.core.resume()
+    h.core.run_slice(1)  # the slice ends right after the LDR.W
+    assert not h.core.sleeping and h.core.pc == RAM + 4

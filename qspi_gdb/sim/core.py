@@ -144,6 +144,8 @@ class CortexM:
         self._mmio_callbacks: list[object] = []
         self._bp_hooks: dict[int, int] = {}
         self._sev_hooks: dict[int, int] = {}
+        self._wfi_hooks: dict[int, int] = {}
+        self._wfi_at: int | None = None
 
         uc.hook_add(UC_HOOK_INTR, self._on_intr)
         uc.hook_add(UC_HOOK_INSN_INVALID, self._on_invalid)
@@ -624,7 +626,7 @@ class CortexM:
             lo, hi = self._dirty
             self._dirty = None
             uc.ctl_remove_cache(lo, hi)
-            self._hook_sev(lo, hi)
+            self._hook_hints(lo, hi)
         start = self.pc
         if start == 0xFFFFFFFE:
             self._lock_up("instruction fetch at 0xFFFFFFFE: erased reset vector (blank chip)",
@@ -633,6 +635,7 @@ class CortexM:
         self._stop_reason = None
         self._fault = None
         self._exc_return = None
+        self._wfi_at = None
         self._in_emulation = True
         error: UcError | None = None
         try:
@@ -663,31 +666,41 @@ class CortexM:
                 self._sleep("wfe")
             return 0  # bkpt, breakpoint, halt, deferred action: partial slice
         pc = self.pc
-        if pc != start and self._halfword(pc - 2) == _THUMB_WFI:
+        if pc - 2 in self._wfi_hooks:
+            wfi = self._wfi_at == pc - 2  # known code: the hook saw this WFI run
+        else:  # code the core wrote itself: fall back to looking at the halfword
+            wfi = pc != start and self._halfword(pc - 2) == _THUMB_WFI
+        if wfi:
             self._sleep("wfi")
             return 0 if count > 1 else 1
         return count
 
-    def _hook_sev(self, lo: int, hi: int) -> None:
-        """unicorn runs SEV as a NOP; hook each SEV halfword in fresh code to set the event
-        register (a hook at a non-instruction halfword never fires)."""
-        for addr in [a for a in self._sev_hooks if lo <= a < hi]:
-            self.uc.hook_del(self._sev_hooks.pop(addr))
+    def _hook_hints(self, lo: int, hi: int) -> None:
+        """Hook the SEV and WFI halfwords of fresh code: unicorn runs SEV as a NOP (the hook
+        sets the event register) and a WFI hook tells a WFI stop from a slice that merely
+        ended after one. A hook on a halfword that is not an instruction never fires."""
+        for table in (self._sev_hooks, self._wfi_hooks):
+            for addr in [a for a in table if lo <= a < hi]:
+                self.uc.hook_del(table.pop(addr))
+        base = lo & ~1
         try:
-            code = bytes(self.uc.mem_read(lo & ~1, (hi - (lo & ~1) + 1) & ~1))
+            code = bytes(self.uc.mem_read(base, (hi - base + 1) & ~1))
         except UcError:
             return
-        at = code.find(b"\x40\xbf")
-        while at >= 0:
-            if not at & 1:
-                addr = (lo & ~1) + at
-                self._sev_hooks[addr] = self.uc.hook_add(
-                    UC_HOOK_CODE, self._on_sev, begin=addr, end=addr
-                )
-            at = code.find(b"\x40\xbf", at + 1)
+        for pattern, table, hook in ((b"\x40\xbf", self._sev_hooks, self._on_sev),
+                                     (b"\x30\xbf", self._wfi_hooks, self._on_wfi)):
+            at = code.find(pattern)
+            while at >= 0:
+                if not at & 1:
+                    addr = base + at
+                    table[addr] = self.uc.hook_add(UC_HOOK_CODE, hook, begin=addr, end=addr)
+                at = code.find(pattern, at + 1)
 
     def _on_sev(self, uc, address, size, _ud):
         self._event_register = True
+
+    def _on_wfi(self, uc, address, size, _ud):
+        self._wfi_at = address
 
     def _sleep(self, kind: str) -> None:
         if self.halted:
