@@ -493,16 +493,14 @@ class CortexM:
 
     # -- internals ---------------------------------------------------------------------
     def _bus_word(self, addr: int) -> int:
-        return int.from_bytes(self.uc.mem_read(addr, 4), "little") if self._is_mapped(
-            addr
-        ) else self._bus.read(addr, 4)
-
-    def _is_mapped(self, addr: int) -> bool:
+        """A word as the core's bus sees it (vector fetches): the bus, else mapped memory."""
         try:
-            self.uc.mem_read(addr, 4)
-            return True
-        except UcError:
-            return False
+            return self._bus.read(addr, 4)
+        except BusFault as fault:
+            try:
+                return int.from_bytes(self.uc.mem_read(addr, 4), "little")
+            except UcError:
+                raise fault from None
 
     def _charge(self, instructions: int) -> None:
         if instructions:
