@@ -76,7 +76,10 @@ def test_crc32_program_runs_to_bkpt(board, tmp_path):
     static uint8_t buf[8192];
     static uint32_t crc32(const uint8_t *p, uint32_t n) {
         uint32_t c = 0xFFFFFFFFu;
-        while (n--) { c ^= *p++; for (int k = 0; k < 8; k++) c = (c >> 1) ^ (0xEDB88320u & -(c & 1)); }
+        while (n--) {
+            c ^= *p++;
+            for (int k = 0; k < 8; k++) c = (c >> 1) ^ (0xEDB88320u & -(c & 1));
+        }
         return ~c;
     }
     uint32_t main(void) {
@@ -270,7 +273,8 @@ def test_stats_are_a_mapping_with_live_values():
         b.stats["dap_bytes"] += 4  # unknown counters start at 0
         snapshot = dict(b.stats)
         assert snapshot["dap_transactions"] == 5 and snapshot["dap_bytes"] == 4
-        assert {"modelled_s", "flash_busy_s", "halts", "bytes_read", "bytes_written"} <= set(snapshot)
+        expected = {"modelled_s", "flash_busy_s", "halts", "bytes_read", "bytes_written"}
+        assert expected <= set(snapshot)
         with pytest.raises(KeyError):
             b.stats["modelled_s"] = 1
 
@@ -447,7 +451,8 @@ def test_prebuilt_loader_programs_the_flash_in_process(board):
 
     elf = loader_elf(board.chip)
     with open(elf, "rb") as f:
-        syms = {s.name: s["st_value"] for s in ELFFile(f).get_section_by_name(".symtab").iter_symbols()}
+        symtab = ELFFile(f).get_section_by_name(".symtab")
+        syms = {s.name: s["st_value"] for s in symtab.iter_symbols()}
     link = halted_link(board)
     link.load_elf(elf)
     _loader_call(link, board, syms, [mb.Command(mb.OP_NOP)])
@@ -457,7 +462,8 @@ def test_prebuilt_loader_programs_the_flash_in_process(board):
                                              header.nbuffers * mb.BUFFER_SIZE), 1)[0]
     config = mb.LoaderConfig(pins=QSPI[board.name][1], flash_size=board.flash.size)
     link.write_memory(syms["qspi_mailbox"] + mb.OFF_CONFIG, config.pack())
-    init, rdid = _loader_call(link, board, syms, [mb.Command(mb.OP_INIT), mb.Command(mb.OP_READ_ID)])
+    init, rdid = _loader_call(link, board, syms,
+                              [mb.Command(mb.OP_INIT), mb.Command(mb.OP_READ_ID)])
     assert (init.status, rdid.status) == (mb.ST_OK, mb.ST_OK)
     assert rdid.result0 == int.from_bytes(bytes(board.flash.jedec_id[:3]), "big")
     data = bytes((i * 13 + 1) & 0xFF for i in range(8192))

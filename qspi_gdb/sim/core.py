@@ -582,7 +582,8 @@ class CortexM:
             return
         uc.reg_write(A.UC_ARM_REG_CONTROL, control & ~0x6)  # SPSEL=0, FPCA=0
         uc.reg_write(A.UC_ARM_REG_PSP if use_psp else A.UC_ARM_REG_MSP, sp)
-        uc.reg_write(A.UC_ARM_REG_LR, 0xFFFFFFF1 if ipsr else (0xFFFFFFFD if use_psp else 0xFFFFFFF9))
+        exc_return = 0xFFFFFFF1 if ipsr else (0xFFFFFFFD if use_psp else 0xFFFFFFF9)
+        uc.reg_write(A.UC_ARM_REG_LR, exc_return)
         uc.reg_write(A.UC_ARM_REG_PC, vector & ~1)  # (unicorn: a PC write sets EPSR.T from bit 0)
         uc.reg_write(A.UC_ARM_REG_XPSR, (XPSR_T if vector & 1 else 0) | exception)
         self.sleeping = False
