@@ -43,6 +43,8 @@ def _add_target_options(parser: argparse.ArgumentParser) -> None:
                       "target config")
     conn.add_argument("--sim-image", metavar="PATH",
                       help="virtual boards: file holding the flash contents (kept between runs)")
+    parser.add_argument("--reset", action="store_true",
+                        help="reset the target when done (lets the application run)")
     parser.add_argument("--json", action="store_true",
                         help="print one result object on stdout (schema in README)")
 
@@ -72,7 +74,6 @@ def register(subparsers) -> None:
                        help="erase the whole chip first (bytes outside the image are lost)")
     flash.add_argument("--dry-run", action="store_true",
                        help="print the plan; connect to nothing, write nothing")
-    flash.add_argument("--reset", action="store_true", help="reset the target when done")
     _add_target_options(flash)
     flash.set_defaults(func=_run_flash)
 

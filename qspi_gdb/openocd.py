@@ -40,6 +40,9 @@ _BASE_COMMANDS = (
     "tcl_port disabled",
     "gdb_report_data_abort enable",  # OpenOCD 0.12 spelling; `gdb report_data_abort` is newer
     "gdb_memory_map disable",
+    # A halt on the loader's bkpt is seen at OpenOCD's next poll of the running core: 100 ms by
+    # default, which would dominate each stop/resume cycle.
+    "poll_period 10",
 )
 
 
