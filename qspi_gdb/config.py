@@ -45,6 +45,13 @@ MIB16 = 1 << 24
 NRF_ERASE_OPCODES = {4096: 0x20, 65536: 0xD8}
 # The SFDP fast-read mode each nRF READOC needs (FASTREAD is 1-1-1, always there).
 READOC_SFDP_MODE = {"READ2O": "1-1-2", "READ2IO": "1-2-2", "READ4O": "1-1-4", "READ4IO": "1-4-4"}
+# nRF modes, fastest first, and the data lines each drives (quad ones need QE on most parts).
+READOC_BY_SPEED = ("READ4IO", "READ4O", "READ2IO", "READ2O", "FASTREAD")
+WRITEOC_BY_SPEED = ("PP4IO", "PP4O", "PP2O", "PP")
+MODE_LINES = {
+    "READ4IO": 4, "READ4O": 4, "READ2IO": 2, "READ2O": 2, "FASTREAD": 1,
+    "PP4IO": 4, "PP4O": 4, "PP2O": 2, "PP": 1,
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -136,6 +143,31 @@ BOARDS: dict[str, Board] = {
 
 
 @dataclass(frozen=True)
+class ConfigWarning:
+    """A configured value the chip cannot honour, replaced by one it can (not an error: e.g. a
+    slower program mode writes the same data). `str()` is the one-line message."""
+
+    setting: str  # "readoc" | "writeoc"
+    configured: str
+    used: str
+    reason: str  # e.g. "not supported by IS25WP256 (38h is 1-1-4 on ISSI parts)"
+    source: str  # where the configured value came from (file name, "command line", ...)
+
+    def __str__(self) -> str:
+        return f"{self.setting} {self.configured} is {self.reason}; using {self.used}"
+
+    def to_json(self) -> dict:
+        return {
+            "setting": self.setting,
+            "configured": self.configured,
+            "used": self.used,
+            "reason": self.reason,
+            "source": self.source,
+            "message": str(self),
+        }
+
+
+@dataclass(frozen=True)
 class Timing:
     typ_s: float
     max_s: float
@@ -189,7 +221,9 @@ class FlashConfig:
     chip_erase: Timing | None = None
     page_program: Timing | None = None
     four_byte_entry: str | None = None  # sfdp.NRF_USABLE_4B_ENTRY member or None
-    four_byte_exit: str | None = None  # sfdp.NRF_USABLE_4B_EXIT member or None
+    # sfdp.NRF_USABLE_4B_EXIT member, or the part's own exit opcode after B7h ("29": ISSI EX4B;
+    # "WREN+29" after WREN+B7h), or None
+    four_byte_exit: str | None = None
     quad_enable: str | None = None  # sfdp.QER_NAMES value ("S1B6", "none", ...) or None (unknown)
     init_instructions: tuple[CustomInstruction, ...] = ()
     custom_io2_level: bool = False  # IO2 level during custom instructions
@@ -201,6 +235,8 @@ class FlashConfig:
     detected: str | None = None  # "sfdp" | "jedec-table" | "assumed" | None (not applied yet)
     sfdp: Sfdp | None = field(default=None, repr=False, compare=False)
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
+    # Settings apply_chip replaced because the chip cannot do them (for the CLI to log).
+    warnings: tuple[ConfigWarning, ...] = field(default=(), compare=False)
 
     @property
     def erase_sizes(self) -> tuple[int, ...]:
@@ -250,6 +286,7 @@ class FlashConfig:
             "part": self.part,
             "detected": self.detected,
             "sources": dict(self.sources),
+            "warnings": [w.to_json() for w in self.warnings],
         }
 
     def describe(self) -> list[str]:
@@ -266,9 +303,9 @@ class FlashConfig:
             f"size {size}" + src("size"),
             f"pins {self.pins.describe()}" + src("pins"),
             f"address mode {self.addrmode_name}" + src("address_mode"),
-            f"4-byte entry {self.four_byte_entry or 'none'}, exit {self.four_byte_exit or 'none'}"
-            + src("four_byte_entry"),
-            f"read {self.readoc}, write {self.writeoc}, pp_size {self.pp_size}" + src("readoc"),
+            f"4-byte entry {self.four_byte_entry or 'none'}{src('four_byte_entry')}, "
+            f"exit {self.four_byte_exit or 'none'}{src('four_byte_exit')}",
+            f"read {self.readoc}{src('readoc')}, write {self.writeoc}{src('writeoc')}, pp_size {self.pp_size}",
             f"quad enable {self.quad_enable if self.quad_enable is not None else 'unknown'}"
             + src("quad_enable"),
             f"SCK {self.sck_frequency / 1e6:g} MHz, sck_delay {self.sck_delay}, rx_delay "
@@ -384,11 +421,69 @@ def _size_text(n: int) -> str:
     return f"{n} ({n / (1 << 20):g} MiB)" if n >= 1 << 20 else str(n)
 
 
+def _fit_modes(
+    cfg: FlashConfig,
+    part: Part | None,
+    sfdp_fast_modes: set[str] | None,
+    sfdp_source: str,
+    chip_text: str,
+    sources: dict[str, str],
+    explicit: set[str],
+) -> FlashConfig:
+    """Replace a readoc/writeoc the chip cannot execute by the fastest one it can.
+
+    What the chip can do: the part table's modes (known parts only) and, for reads, the fast
+    reads its SFDP announces. An unknown part without SFDP keeps whatever was configured. The
+    replacement never uses more data lines than the configured mode, so it never needs a quad
+    enable (or io2/io3) that the configured mode did not already need. A replaced value that
+    was given explicitly (file or CLI) becomes a ConfigWarning; a replaced default only a source.
+    """
+
+    def missing_read(mode: str) -> str | None:
+        if part is not None and part.read_modes is not None and mode not in part.read_modes:
+            why = part.why_not(mode)
+            return f"not supported by {part.name}" + (f" ({why})" if why else "")
+        need = READOC_SFDP_MODE.get(mode)
+        if sfdp_fast_modes is not None and need and need not in sfdp_fast_modes:
+            return f"not supported by {chip_text} ({sfdp_source} announces no {need} fast read)"
+        return None
+
+    def missing_write(mode: str) -> str | None:
+        if part is not None and part.write_modes is not None and mode not in part.write_modes:
+            why = part.why_not(mode)
+            return f"not supported by {part.name}" + (f" ({why})" if why else "")
+        return None
+
+    updates: dict[str, str] = {}
+    warnings = list(cfg.warnings)
+    for setting, by_speed, missing in (
+        ("readoc", READOC_BY_SPEED, missing_read),
+        ("writeoc", WRITEOC_BY_SPEED, missing_write),
+    ):
+        configured = getattr(cfg, setting)
+        reason = missing(configured)
+        if reason is None:
+            continue
+        lines = MODE_LINES[configured]
+        usable = [m for m in by_speed if MODE_LINES[m] <= lines and missing(m) is None]
+        used = usable[0] if usable else by_speed[-1]  # FASTREAD / PP: every serial NOR has them
+        origin = sources.get(setting, "default")
+        if setting in explicit:
+            warnings.append(ConfigWarning(setting, configured, used, reason, origin))
+        updates[setting] = used
+        sources[setting] = f"chip ({configured} {reason})"
+    if not updates:
+        return cfg
+    return replace(cfg, **updates, warnings=tuple(warnings))
+
+
 def apply_chip(cfg: FlashConfig, *, jedec_id: bytes | None = None, sfdp: Sfdp | None = None) -> FlashConfig:
     """Fold in the flash actually present; it wins. With nothing detected, assume the preset part.
 
     Raises UsageError when an explicit setting (file/CLI) contradicts the chip, naming both
-    values, and TargetError when RDID shows no chip at all.
+    values, and TargetError when RDID shows no chip at all. A read or program mode the chip
+    cannot execute is not an error: it is replaced by the fastest one it can, and an explicit
+    one is reported in the result's `warnings` (ConfigWarning) for the caller to log.
     """
     sources = dict(cfg.sources)
     explicit = {k for k, v in sources.items() if not v.startswith("preset ")}
@@ -484,13 +579,7 @@ def apply_chip(cfg: FlashConfig, *, jedec_id: bytes | None = None, sfdp: Sfdp | 
             "quad_enable",
         ):
             sources[key] = sfdp_source
-        fast_modes = {fr.mode for fr in b.fast_reads}
-        need = READOC_SFDP_MODE.get(cfg.readoc)
-        if need and need not in fast_modes:
-            raise UsageError(
-                f"{sources.get('readoc', 'default')}: readoc {cfg.readoc} needs {need} fast read, "
-                f"which the chip does not announce ({sfdp_source}: {', '.join(sorted(fast_modes)) or 'none'})"
-            )
+        sfdp_fast_modes: set[str] | None = {fr.mode for fr in b.fast_reads}
         four_capable = sfdp.four_byte_capable
     else:
         # No SFDP anywhere: only generic assumptions (a chip beyond 16 MiB then needs a config).
@@ -500,10 +589,18 @@ def apply_chip(cfg: FlashConfig, *, jedec_id: bytes | None = None, sfdp: Sfdp | 
         updates["four_byte_entry"] = "B7" if cfg.address_mode == 32 else None
         updates["four_byte_exit"] = "E9" if cfg.address_mode == 32 else None
         four_capable = cfg.address_mode == 32
+        sfdp_fast_modes = None
         for key in ("erase", "page_program", "chip_erase", "four_byte_entry", "four_byte_exit"):
             sources[key] = "default (no SFDP)"
 
     merged = replace(cfg, **updates)
+    merged = _fit_modes(merged, part, sfdp_fast_modes, sfdp_source, _chip_text(part, jedec_id), sources, explicit)
+    if part is not None and part.ex4b_opcode is not None and merged.four_byte_entry in ("B7", "WREN+B7"):
+        # The loader leaves 4-byte mode with the opcode matching its entry (mailbox exit_4b_op);
+        # SFDP DW16 has no bit for a vendor exit opcode such as ISSI's 29h.
+        wren = "WREN+" if merged.four_byte_entry == "WREN+B7" else ""
+        merged = replace(merged, four_byte_exit=f"{wren}{part.ex4b_opcode:02X}")
+        sources["four_byte_exit"] = f"part table ({part.name}: EX4B is {part.ex4b_opcode:02X}h)"
 
     if merged.pp_size > merged.program_page_size:
         raise UsageError(
@@ -549,11 +646,15 @@ __all__ = [
     "PIN_NAMES",
     "READ_OPCODES",
     "WRITE_OPCODES",
+    "READOC_BY_SPEED",
+    "WRITEOC_BY_SPEED",
+    "MODE_LINES",
     "BOARDS",
     "CHIPS",
     "Board",
     "Chip",
     "ConfigLayer",
+    "ConfigWarning",
     "CustomInstruction",
     "EraseSpec",
     "FlashConfig",

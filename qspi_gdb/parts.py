@@ -1,14 +1,21 @@
-"""Serial NOR parts qspi-gdb knows by JEDEC ID: name, size, and SFDP where a dump is public.
+"""Serial NOR parts qspi-gdb knows by JEDEC ID: name, size, SFDP where a dump is public, and
+which nRF QSPI read/program modes the part executes as the nRF sends them.
 
 Used to name the detected part in `info`, and as the flash description when nothing was
 detected (e.g. `--dry-run` before connecting). The chip's own SFDP, when read, always wins.
 SFDP bytes: QSPI_FACTS.md section 5.6 (Zephyr DK DTS `sfdp-bfp`; qemu `m25p80_sfdp.c`
 `sfdp_is25wp256`; Linux mtd patch mail for mt25qu256a).
+
+Modes: the nRF sends fixed opcodes (QSPI_FACTS.md §1 IFCONFIG0): reads FASTREAD 0Bh, READ2O 3Bh
+(1-1-2), READ2IO BBh (1-2-2), READ4O 6Bh (1-1-4), READ4IO EBh (1-4-4); programs PP 02h, PP2O A2h
+(1-1-2), PP4O 32h (1-1-4), PP4IO 38h (1-4-4). SFDP describes reads but not programs, so the
+program modes can only come from datasheets: a part lists a mode only if the opcode exists on
+it with the nRF's line layout. The modelled parts (qspi_gdb/sim/parts.py) use the same sets.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from qspi_gdb.sfdp import Sfdp, parse_sfdp, sfdp_from_bfpt
 
@@ -45,27 +52,72 @@ MT25QU256A_SFDP = bytes.fromhex(
 )
 
 
+ALL_READ_MODES = frozenset({"FASTREAD", "READ2O", "READ2IO", "READ4O", "READ4IO"})
+
+# Why a part lacks a program mode, per vendor family (shown in the warning when it is replaced).
+_ISSI_NOTES = (
+    ("PP4IO", "38h is 1-1-4 on ISSI parts"),
+    ("PP2O", "no A2h dual input page program"),
+)
+_MACRONIX_NOTES = (
+    ("PP4O", "no 32h; Macronix quad page program is 38h 1-4-4"),
+    ("PP2O", "no A2h dual input page program"),
+)
+_WINBOND_NOTES = (
+    ("PP4IO", "no 38h; Winbond quad page program is 32h 1-1-4"),
+    ("PP2O", "no A2h dual input page program"),
+)
+
+
 @dataclass(frozen=True)
 class Part:
     name: str
     jedec_id: bytes  # RDID (9Fh) bytes: manufacturer, type, capacity
     size: int
     sfdp_bytes: bytes | None = None
+    # nRF READOC / WRITEOC names the part executes as the nRF sends them; None = not known.
+    read_modes: frozenset[str] | None = None
+    write_modes: frozenset[str] | None = None
+    mode_notes: tuple[tuple[str, str], ...] = field(default=())  # (mode, why it is missing)
+    ex4b_opcode: int | None = None  # exit-4-byte opcode when it is not E9h (ISSI: 29h)
 
     @property
     def sfdp(self) -> Sfdp | None:
         return None if self.sfdp_bytes is None else parse_sfdp(self.sfdp_bytes)
 
+    def why_not(self, mode: str) -> str | None:
+        """The datasheet reason a mode is missing, if the table records one."""
+        return dict(self.mode_notes).get(mode)
+
+
+# Program modes per vendor family (datasheet command tables):
+#   Macronix MX25R / MX25L: PP 02h and 4PP 38h (1-4-4); no 32h, no A2h.
+#   ISSI IS25xP256(D): PP 02h and PPQ 32h/38h, both quad *input* (1-1-4); no A2h. So the nRF's
+#     PP4IO (38h with a 4-line address) is misread by the chip: the address bits sent on IO1-IO3
+#     are taken as data.
+#   Micron MT25Q: 02h, A2h (1-1-2), D2h (1-2-2), 32h (1-1-4), 38h (1-4-4): all four nRF modes.
+#   Winbond W25Q256JV: 02h and 32h (1-1-4); no 38h, no A2h.
+# Reads: all these parts have 0Bh, 3Bh, BBh, 6Bh and EBh (their SFDP DW1 announces 1-1-2, 1-2-2,
+# 1-1-4 and 1-4-4); a chip's own SFDP still restricts reads further when it is read.
+_MACRONIX_WRITES = frozenset({"PP", "PP4IO"})
+_ISSI_WRITES = frozenset({"PP", "PP4O"})
+_MICRON_WRITES = frozenset({"PP", "PP2O", "PP4O", "PP4IO"})
+_WINBOND_WRITES = frozenset({"PP", "PP4O"})
+
+
+def _part(name, jedec, size, sfdp_bytes, writes, notes, ex4b=None) -> Part:
+    return Part(name, bytes.fromhex(jedec), size, sfdp_bytes, ALL_READ_MODES, writes, notes, ex4b)
+
 
 PARTS: tuple[Part, ...] = (
-    Part("MX25R6435F", bytes.fromhex("C22817"), 8 << 20, sfdp_from_bfpt(MX25R6435F_BFPT)),
-    Part("IS25WP256", bytes.fromhex("9D7019"), 32 << 20, IS25WP256_SFDP),
-    Part("MT25QU256A", bytes.fromhex("20BB19"), 32 << 20, MT25QU256A_SFDP),
-    Part("IS25LP256D", bytes.fromhex("9D6019"), 32 << 20),
-    Part("MT25QL256A", bytes.fromhex("20BA19"), 32 << 20),
-    Part("W25Q256JV", bytes.fromhex("EF4019"), 32 << 20),
-    Part("W25Q256JV-M", bytes.fromhex("EF7019"), 32 << 20),
-    Part("MX25L25645G", bytes.fromhex("C22019"), 32 << 20),
+    _part("MX25R6435F", "C22817", 8 << 20, sfdp_from_bfpt(MX25R6435F_BFPT), _MACRONIX_WRITES, _MACRONIX_NOTES),
+    _part("IS25WP256", "9D7019", 32 << 20, IS25WP256_SFDP, _ISSI_WRITES, _ISSI_NOTES, ex4b=0x29),
+    _part("MT25QU256A", "20BB19", 32 << 20, MT25QU256A_SFDP, _MICRON_WRITES, ()),
+    _part("IS25LP256D", "9D6019", 32 << 20, None, _ISSI_WRITES, _ISSI_NOTES, ex4b=0x29),
+    _part("MT25QL256A", "20BA19", 32 << 20, None, _MICRON_WRITES, ()),
+    _part("W25Q256JV", "EF4019", 32 << 20, None, _WINBOND_WRITES, _WINBOND_NOTES),
+    _part("W25Q256JV-M", "EF7019", 32 << 20, None, _WINBOND_WRITES, _WINBOND_NOTES),
+    _part("MX25L25645G", "C22019", 32 << 20, None, _MACRONIX_WRITES, _MACRONIX_NOTES),
 )
 
 

@@ -6,6 +6,7 @@ import pytest
 
 from qspi_gdb.config import (
     BOARDS,
+    ConfigWarning,
     CustomInstruction,
     Pins,
     apply_chip,
@@ -142,7 +143,8 @@ def test_seed_case_on_the_32mb_virtual_board(tmp_path):
     assert (cfg.chip, cfg.xip_base, cfg.virtual) == ("nrf5340", 0x10000000, True)
     assert cfg.size == 32 << 20 and cfg.address_mode == 32
     assert cfg.four_byte_entry == "B7"  # DW1 says 3-byte only; DW16 says B7h
-    assert cfg.four_byte_exit == "bank-register"
+    # DW16 says bank register; the loader leaves B7h's 4-byte mode with ISSI's EX4B 29h
+    assert cfg.four_byte_exit == "29" and "IS25WP256" in cfg.sources["four_byte_exit"]
     assert cfg.quad_enable == "S1B6"
     assert cfg.part == "IS25WP256" and cfg.jedec_id == ID_IS25 and cfg.detected == "sfdp"
     assert cfg.erase_sizes == (4096, 65536)
@@ -315,12 +317,128 @@ def test_always_4_byte_chip():
         apply_chip(build_config("nrf52840dk", [cli_layer(address_mode=24)]), jedec_id=ID_MX25R, sfdp=sfdp)
 
 
-def test_readoc_the_chip_does_not_announce():
-    dw1 = int.from_bytes(MX25R6435F_BFPT[:4], "little") & ~(1 << 21)  # no 1-4-4 read
-    bfpt = dw1.to_bytes(4, "little") + MX25R6435F_BFPT[4:]
-    sfdp = parse_sfdp(sfdp_from_bfpt(bfpt))
-    with pytest.raises(UsageError, match="readoc READ4IO needs 1-4-4 fast read"):
-        apply_chip(build_config("nrf52840dk"), jedec_id=ID_MX25R, sfdp=sfdp)
+def _without_fast_reads(*dw1_bits):
+    dw1 = int.from_bytes(MX25R6435F_BFPT[:4], "little")
+    for bit in dw1_bits:
+        dw1 &= ~(1 << bit)
+    return parse_sfdp(sfdp_from_bfpt(dw1.to_bytes(4, "little") + MX25R6435F_BFPT[4:]))
+
+
+def test_readoc_the_chip_does_not_announce_falls_back_with_a_warning():
+    sfdp = _without_fast_reads(21)  # DW1 bit 21: no 1-4-4 read
+    cfg = apply_chip(build_config("nrf52840dk", [cli_layer(readoc="READ4IO")]), jedec_id=ID_MX25R, sfdp=sfdp)
+    assert cfg.readoc == "READ4O"
+    (w,) = cfg.warnings
+    assert (w.setting, w.configured, w.used, w.source) == ("readoc", "READ4IO", "READ4O", "command line")
+    assert str(w) == (
+        "readoc READ4IO is not supported by MX25R6435F (JEDEC ID C22817) "
+        "(SFDP announces no 1-4-4 fast read); using READ4O"
+    )
+    # the default READ4IO is replaced too, but silently: the user asked for nothing
+    cfg = apply_chip(build_config("nrf52840dk"), jedec_id=ID_MX25R, sfdp=sfdp)
+    assert cfg.readoc == "READ4O" and cfg.warnings == () and "1-4-4" in cfg.sources["readoc"]
+
+
+def test_read_fallback_never_adds_data_lines():
+    # io2/io3 not connected: a dual read the chip lacks falls back to FASTREAD, never to quad
+    dual = SEED_JSON.replace('"io3": 16', '"io3": 4294967295')
+    dual = dual.replace("READ4IO", "READ2IO").replace("PP4IO", "PP").replace("33554432", "8388608")
+    dual = dual.replace("MODE32BIT", "MODE24BIT")
+    sfdp = _without_fast_reads(16, 20)  # no 1-1-2, no 1-2-2
+    cfg = apply_chip(build_config("nrf52840dk", [parse_nrfutil_json(dual, "d.json")]), jedec_id=ID_MX25R, sfdp=sfdp)
+    assert cfg.readoc == "FASTREAD" and not cfg.quad
+    assert [str(w) for w in cfg.warnings][0].startswith("readoc READ2IO is not supported by MX25R6435F")
+
+
+# ---------------------------------------------------------------- program modes per part
+
+
+def test_seed_json_on_is25wp256_programs_with_pp4o_and_warns(tmp_path):
+    layer = load_config_file(write(tmp_path, "ext.json", SEED_JSON))
+    cfg = apply_chip(build_config("sim-nrf5340-32mb", [layer]), jedec_id=ID_IS25, sfdp=IS25)
+    assert (cfg.readoc, cfg.writeoc) == ("READ4IO", "PP4O")
+    assert cfg.warnings == (
+        ConfigWarning(
+            "writeoc", "PP4IO", "PP4O", "not supported by IS25WP256 (38h is 1-1-4 on ISSI parts)", str(layer.source)
+        ),
+    )
+    assert str(cfg.warnings[0]) == (
+        "writeoc PP4IO is not supported by IS25WP256 (38h is 1-1-4 on ISSI parts); using PP4O"
+    )
+    assert cfg.sources["writeoc"].startswith("chip (PP4IO not supported by IS25WP256")
+    assert cfg.sources["readoc"] == str(layer.source)
+    assert cfg.to_json()["warnings"][0]["message"] == str(cfg.warnings[0])
+    assert any("write PP4O  [chip (PP4IO" in line for line in cfg.describe())
+
+
+def test_is25wp256_default_pp4io_is_replaced_silently():
+    cfg = apply_chip(build_config("sim-nrf5340-32mb"), jedec_id=ID_IS25, sfdp=IS25)
+    assert cfg.writeoc == "PP4O" and cfg.warnings == ()
+    assert cfg.sources["writeoc"].startswith("chip (PP4IO")
+    # assumed part (no detection, e.g. --dry-run): the same choice
+    assert apply_chip(build_config("sim-nrf5340-32mb")).writeoc == "PP4O"
+
+
+def test_mx25r6435f_keeps_pp4io():
+    json_8m = SEED_JSON.replace("33554432", "8388608").replace("MODE32BIT", "MODE24BIT")
+    cfg = apply_chip(
+        build_config("nrf5340dk", [parse_nrfutil_json(json_8m, "x.json")]), jedec_id=ID_MX25R, sfdp=MX25R
+    )
+    assert (cfg.readoc, cfg.writeoc, cfg.warnings) == ("READ4IO", "PP4IO", ())
+
+
+def test_mt25qu256a_keeps_pp4io():
+    cfg = apply_chip(
+        build_config("sim-nrf52840-32mb", [parse_nrfutil_json(SEED_JSON, "x.json")]), jedec_id=ID_MT25, sfdp=MT25
+    )
+    assert (cfg.readoc, cfg.writeoc, cfg.warnings) == ("READ4IO", "PP4IO", ())
+    assert apply_chip(build_config("sim-nrf52840-32mb", [cli_layer(writeoc="PP2O")]), jedec_id=ID_MT25).writeoc == "PP2O"
+
+
+@pytest.mark.parametrize(
+    "board, jedec_id, sfdp, configured, used",
+    [
+        ("nrf52840dk", ID_MX25R, MX25R, "PP4O", "PP4IO"),  # same lines, the one Macronix has
+        ("nrf52840dk", ID_MX25R, MX25R, "PP2O", "PP"),  # never more lines than configured
+        ("sim-nrf5340-32mb", ID_IS25, IS25, "PP2O", "PP"),
+        ("sim-nrf5340-32mb", ID_IS25, IS25, "PP", "PP"),
+    ],
+)
+def test_write_mode_fallback(board, jedec_id, sfdp, configured, used):
+    cfg = apply_chip(build_config(board, [cli_layer(writeoc=configured)]), jedec_id=jedec_id, sfdp=sfdp)
+    assert cfg.writeoc == used
+    assert [(w.configured, w.used) for w in cfg.warnings] == ([] if used == configured else [(configured, used)])
+
+
+def test_unknown_part_keeps_the_configured_modes():
+    unknown = bytes.fromhex("EF4017")
+    layers = [cli_layer(size="8M", writeoc="PP4IO", readoc="READ4IO")]
+    cfg = apply_chip(build_config("nrf52840dk", layers), jedec_id=unknown)
+    assert (cfg.part, cfg.readoc, cfg.writeoc, cfg.warnings) == (None, "READ4IO", "PP4IO", ())
+    # with an SFDP that announces every fast read: still nothing to replace
+    cfg = apply_chip(build_config("nrf52840dk", layers), jedec_id=unknown, sfdp=MX25R)
+    assert (cfg.part, cfg.readoc, cfg.writeoc, cfg.warnings) == (None, "READ4IO", "PP4IO", ())
+
+
+def test_part_table_program_modes_match_the_modelled_parts():
+    """Host table and virtual-board models must agree on which nRF program opcodes work."""
+    from qspi_gdb.parts import by_jedec
+    from qspi_gdb.sim.parts import PARTS as SIM_PARTS
+
+    nrf_writes = {"PP": (0x02, 1, 1), "PP2O": (0xA2, 1, 2), "PP4O": (0x32, 1, 4), "PP4IO": (0x38, 4, 4)}
+    nrf_reads = {"FASTREAD": (0x0B, 1, 1), "READ2O": (0x3B, 1, 2), "READ2IO": (0xBB, 2, 2),
+                 "READ4O": (0x6B, 1, 4), "READ4IO": (0xEB, 4, 4)}  # fmt: skip
+    for sim in SIM_PARTS.values():
+        host = by_jedec(sim.jedec_id)
+
+        def executes(shape):
+            cmd = sim.commands.get(shape[0])
+            return cmd is not None and (cmd.addr_lines, cmd.data_lines) == shape[1:]
+
+        assert host.write_modes == {m for m, shape in nrf_writes.items() if executes(shape)}, sim.name
+        assert host.read_modes == {m for m, shape in nrf_reads.items() if executes(shape)}, sim.name
+        if sim.size > 1 << 24:  # 4-byte capable: the exit opcode the loader will send exists
+            assert (host.ex4b_opcode or 0xE9) in sim.commands, sim.name
 
 
 def test_sector_size_must_be_an_nrf_erase():
