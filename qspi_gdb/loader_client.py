@@ -35,6 +35,7 @@ _DEFAULT_MAX_S = {"page": 0.010, "4k": 1.0, "64k": 4.0, "chip": 2400.0, "wrsr": 
 _DEFAULT_TYP_S = {"page": 0.001, "4k": 0.05, "64k": 0.5, "chip": 60.0}
 _CALL_SLACK_S = 2.0
 _FIRST_CHUNKS = (4096, 8192, 16384)  # ramp-up: the flash starts working sooner
+_FILL_PIECE = 8192  # granularity of filling ahead while the flash works
 
 
 # -- errors --------------------------------------------------------------------------------
@@ -154,6 +155,7 @@ class _Op:
     data: bytes = b""  # program ops: the bytes for the buffer
     busy_typ_s: float = 0.0  # flash busy time it starts (typical)
     buf: int | None = None
+    filled: int = 0  # bytes of data already in the buffer
 
 
 @dataclass
@@ -514,6 +516,9 @@ class LoaderClient:
         t = self._timing
         size = self._buffers()[0].size
         ops: list[_Op] = []
+        # Small first chunks get an idle flash going sooner; after an erase the flash is busy
+        # anyway and full buffers are worth more.
+        ramp = [] if steps and isinstance(steps[0], EraseStep) else list(_FIRST_CHUNKS)
         for step in steps:
             if isinstance(step, EraseStep):
                 if step.block == 0:
@@ -537,7 +542,6 @@ class LoaderClient:
                 data = b"\xff" * (step.offset - start) + step.data
                 data += b"\xff" * (-len(data) % 4)
                 pos, end = start, start + len(data)
-                ramp = list(_FIRST_CHUNKS)
                 while pos < end:
                     want = min(ramp.pop(0), size) if ramp else size
                     stop = min(end, pos + want)
@@ -552,53 +556,94 @@ class LoaderClient:
 
     def write(self, steps: Sequence[EraseStep | ProgramStep],
               progress: Callable[[int], None] | None = None) -> None:
-        """Run erase/program steps in order, overlapping the transfer of later data with the
-        flash work of earlier steps; returns when the flash is idle again.
+        """Run erase/program steps, overlapping the transfer of later data with the flash work
+        of earlier steps; returns when the flash is idle again.
 
-        Each call starts one piece of flash work and returns while it runs; while it runs the
-        host fills free buffers with upcoming data, about as much as it can move in the time
-        the flash stays busy (measured from the loader's timer between calls).
+        Each call starts one piece of flash work and returns while it runs (the core halts;
+        the flash and EasyDMA carry on). Meanwhile the host copies upcoming data into free
+        buffers, piece by piece, for about as long as the flash stays busy, then issues the
+        next op. The link's speed and the per-call overhead are measured on the loader's timer
+        (entry_us / time_us of consecutive calls), i.e. in the target's time base.
         """
-        ops = self._expand(steps)
+        ops = _interleave(self._expand(steps))
         bufs = self._buffers()
         assigned = 0  # buffers holding data of ops not yet issued
-        rate = 0.0  # bytes the host moves per target second (0 = not measured yet)
+        rate = 0.0  # bytes per second the host moves into target RAM (0 = not measured yet)
+        overhead = 0.0  # seconds between two calls when nothing is moved
         last_halt_us = self.header.time_us if self.header else 0
         moved = 0
 
-        def fill(op: _Op) -> None:
+        def fill(op: _Op, limit: int) -> None:
+            """Copy up to `limit` more bytes of op's data into its buffer."""
             nonlocal assigned, moved
-            b = self._free_buffer(assigned)
-            self._write_target(bufs[b].addr, op.data)
-            op.buf = b
-            op.cmd.buf = b
-            assigned |= 1 << b
-            moved += len(op.data)
+            if op.buf is None:
+                op.buf = self._free_buffer(assigned)
+                op.cmd.buf = op.buf
+                assigned |= 1 << op.buf
+            n = min(limit, len(op.data) - op.filled)
+            self._write_target(bufs[op.buf].addr + op.filled, op.data[op.filled:op.filled + n])
+            op.filled += n
+            moved += n
 
         for i, op in enumerate(ops):
-            if op.cmd.op == mb.OP_PROGRAM and op.buf is None:
-                fill(op)
+            if op.cmd.op == mb.OP_PROGRAM and op.filled < len(op.data):
+                fill(op, len(op.data))
             self._call([op.cmd])
             hdr = self.header
             assert hdr is not None
-            gap_us = (hdr.entry_us - last_halt_us) & 0xFFFFFFFF
-            if moved and gap_us:
-                sample = moved / (gap_us / 1e6)
-                rate = sample if not rate else 0.7 * rate + 0.3 * sample
+            gap = ((hdr.entry_us - last_halt_us) & 0xFFFFFFFF) / 1e6
+            if not moved:
+                overhead = gap if not overhead else min(overhead, 0.5 * overhead + 0.5 * gap)
+            elif gap > overhead:
+                sample = moved / (gap - overhead)
+                rate = sample if not rate else 0.5 * rate + 0.5 * sample
             last_halt_us, moved = hdr.time_us, 0
             if op.buf is not None:
                 assigned &= ~(1 << op.buf)
             if progress is not None and op.cmd.op == mb.OP_PROGRAM:
                 progress(op.cmd.len)
-            # fill ahead while this op keeps the flash busy
-            budget = op.busy_typ_s * rate if rate else 1
+            # While this op keeps the flash busy, copy upcoming data; a piece is worth copying
+            # when at least half of its transfer overlaps the flash work.
+            spare = op.busy_typ_s - overhead
             for nxt in ops[i + 1:]:
-                if budget <= 0:
-                    break
-                if nxt.cmd.op != mb.OP_PROGRAM or nxt.buf is not None:
+                if nxt.cmd.op != mb.OP_PROGRAM or nxt.filled == len(nxt.data):
                     continue
-                if not self.free_mask & ~assigned:
+                if not rate:
+                    if nxt.buf is not None or self.free_mask & ~assigned:
+                        fill(nxt, _FILL_PIECE)  # speed not measured yet: one piece
                     break
-                fill(nxt)
-                budget -= len(nxt.data)
+                while nxt.filled < len(nxt.data):
+                    piece = min(_FILL_PIECE, len(nxt.data) - nxt.filled)
+                    cost = piece / rate
+                    if spare < cost / 2 or (nxt.buf is None and not self.free_mask & ~assigned):
+                        break
+                    fill(nxt, piece)
+                    spare -= cost
+                if nxt.filled < len(nxt.data):
+                    break
         self._call([mb.Command(mb.OP_WAIT_IDLE)])
+
+
+def _interleave(ops: list[_Op]) -> list[_Op]:
+    """When every erase comes before every program (the usual plan), move each erase to just
+    before the first program that reaches it: transfers then overlap the erases all along and
+    the buffers hold the data of the next block only, not of the whole image."""
+    kinds = [op.cmd.op for op in ops]
+    if mb.OP_PROGRAM not in kinds or mb.OP_ERASE not in kinds:
+        return ops
+    last_erase = max(i for i, k in enumerate(kinds) if k == mb.OP_ERASE)
+    first_program = kinds.index(mb.OP_PROGRAM)
+    if last_erase > first_program or any(op.cmd.arg == mb.ERASE_CHIP for op in ops
+                                         if op.cmd.op == mb.OP_ERASE):
+        return ops
+    erases = [op for op in ops if op.cmd.op == mb.OP_ERASE]
+    out: list[_Op] = []
+    for op in ops:
+        if op.cmd.op != mb.OP_PROGRAM:
+            continue
+        end = op.cmd.addr + op.cmd.len
+        due = [e for e in erases if e.cmd.addr < end]
+        out += due
+        erases = [e for e in erases if e.cmd.addr >= end]
+        out.append(op)
+    return out + erases

@@ -138,8 +138,8 @@
 #define QSPI_PIN_IO2            15u
 #define QSPI_PIN_IO3            16u
 #ifndef QL_NBUF
-#define QL_NBUF                 7u          /* 7 x 64 KiB data buffers */
-#define QL_BUF_SIZE             0x10000u
+#define QL_NBUF                 14u         /* 14 x 32 KiB data buffers */
+#define QL_BUF_SIZE             0x8000u
 #endif
 #else
 #error "define QL_TARGET_NRF52840 or QL_TARGET_NRF5340"
