@@ -92,9 +92,10 @@ class Part:
 
 # Program modes per vendor family (datasheet command tables):
 #   Macronix MX25R / MX25L: PP 02h and 4PP 38h (1-4-4); no 32h, no A2h.
-#   ISSI IS25xP256(D): PP 02h and PPQ 32h/38h, both quad *input* (1-1-4); no A2h. So the nRF's
-#     PP4IO (38h with a 4-line address) is misread by the chip: the address bits sent on IO1-IO3
-#     are taken as data.
+#   ISSI IS25xP256(D): PP 02h and PPQ "32h or 38h", quad *input* with the address on one line
+#     (1-1-4); no A2h. So the nRF's PP4IO (38h with a 4-line address) is misread by the chip: the
+#     address bits sent on IO1-IO3 are taken as data. ISSI's EX4B is 29h; E9h there is UNPWD
+#     (password unlock), so the exit opcode must not default to E9h on these parts.
 #   Micron MT25Q: 02h, A2h (1-1-2), D2h (1-2-2), 32h (1-1-4), 38h (1-4-4): all four nRF modes.
 #   Winbond W25Q256JV: 02h and 32h (1-1-4); no 38h, no A2h.
 # Reads: all these parts have 0Bh, 3Bh, BBh, 6Bh and EBh (their SFDP DW1 announces 1-1-2, 1-2-2,
