@@ -410,3 +410,15 @@ def test_a_slice_ending_after_a_wfi_lookalike_halfword_does_not_sleep(h):
     h.core.resume()
     h.core.run_slice(1)  # the slice ends right after the LDR.W
     assert not h.core.sleeping and h.core.pc == RAM + 4
+
+
+def test_wfi_with_a_wake_condition_already_pending_is_a_nop_that_costs_time(h):
+    # loop: wfi; b loop  -- with an enabled IRQ pending and PRIMASK=1 it spins on silicon
+    h.load(WFI + bytes.fromhex("fde7"))
+    h.core.write_core_reg(20, 1)
+    h.nvic.enabled |= 1 << 2
+    h.nvic.pend(2)
+    h.core.resume()
+    h.core.run_slice(1000)
+    assert not h.core.sleeping and h.core.instructions == 1000
+    assert h.clock.now == pytest.approx(1000 / 64e6)

@@ -699,6 +699,11 @@ class CortexM:
         self._event_register = True
 
     def _on_wfi(self, uc, address, size, _ud):
+        if self._step_from is None and self.nvic.pending_enabled():
+            # the wake-up condition already holds: WFI completes at once, like a NOP, and the
+            # slice goes on (so a loop around it still costs its instructions)
+            uc.reg_write(A.UC_ARM_REG_PC, (address + 2) | 1)
+            return
         self._wfi_at = address
 
     def _sleep(self, kind: str) -> None:
