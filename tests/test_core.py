@@ -422,3 +422,17 @@ def test_wfi_with_a_wake_condition_already_pending_is_a_nop_that_costs_time(h):
     h.core.run_slice(1000)
     assert not h.core.sleeping and h.core.instructions == 1000
     assert h.clock.now == pytest.approx(1000 / 64e6)
+
+
+def test_an_interrupt_storm_costs_modelled_time(h):
+    """A level IRQ the handler never clears re-enters forever, as on silicon; the slices
+    around it are charged, so a deadline in modelled time is reached."""
+    with_vectors(h)
+    h.load(ADDS_R0_1 + bytes.fromhex("fde7"))  # adds r0,#1; b .-2
+    h.nvic.enabled |= 1 << 5
+    h.nvic.set_level(5, True)
+    h.core.resume()
+    for _ in range(10):
+        h.core.run_slice(1000)
+    assert h.clock.now == pytest.approx(10 * 1000 / 64e6)
+    assert h.core.read_core_reg(4) == 0x55 and not h.core.lockup

@@ -171,7 +171,6 @@ class CortexM:
         # DEMCR vector catch for an exception number (e.g. VC_HARDERR); set by the board
         self.exception_catch: Callable[[int], bool] = lambda exception: False
         self._fault: tuple[str, int, int] | None = None
-        self._exc_return: int | None = None
 
         self._event_register = False
         self._sleep_kind: str | None = None
@@ -633,7 +632,6 @@ class CortexM:
             return 0
         self._stop_reason = None
         self._fault = None
-        self._exc_return = None
         self._wfi_at = None
         self._in_emulation = True
         error: UcError | None = None
@@ -647,9 +645,6 @@ class CortexM:
         deferred, self._deferred = self._deferred, []
         for action in deferred:
             action()
-        if self._exc_return is not None:
-            self._exception_return(self._exc_return)
-            return 0
         if self._fault is not None:
             why, return_pc, exception = self._fault
             if not self.halted:
@@ -727,12 +722,14 @@ class CortexM:
         self.uc.emu_stop()
 
     def _note_exc_return(self, addr: int) -> bool:
-        """A jump to an EXC_RETURN value in Handler mode (M33: interrupt 8; M4: a fetch
-        from 0xFFFFFFxx) is an exception return."""
+        """A jump to an EXC_RETURN value in Handler mode (M33: interrupt 8; M4: a prefetch
+        abort at 0xFFFFFFxx) is an exception return: unstack right here and let the slice
+        go on in the code that was interrupted."""
         if addr >= 0xFFFFFF00 and self.uc.reg_read(A.UC_ARM_REG_IPSR) & 0x1FF:
-            self._exc_return = addr | 1
-            self._stop_reason = "exc_return"
-            self.uc.emu_stop()
+            self._exception_return(addr | 1)
+            if self.lockup:
+                self._stop_reason = "fault"
+                self.uc.emu_stop()
             return True
         return False
 
@@ -776,7 +773,7 @@ class CortexM:
     def _on_unmapped(self, uc, access, addr, size, value, _ud):
         kind = {19: "read", 20: "write", 21: "instruction fetch"}.get(access, "access")
         if access == 21 and self._note_exc_return(addr):
-            return False
+            return True  # fetch again, at the unstacked return address
         self._enter_fault(f"bus fault: {kind} at unmapped 0x{addr:08X}")
         return False
 
