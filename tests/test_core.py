@@ -436,3 +436,15 @@ def test_an_interrupt_storm_costs_modelled_time(h):
         h.core.run_slice(1000)
     assert h.clock.now == pytest.approx(10 * 1000 / 64e6)
     assert h.core.read_core_reg(4) == 0x55 and not h.core.lockup
+
+
+def test_wfe_ignores_a_pending_interrupt_masked_by_primask_unless_sevonpend(h):
+    h.load(WFE + MOVS_R0_1 + BKPT)
+    h.core.write_core_reg(20, 1)  # PRIMASK
+    h.run()
+    assert h.core.sleeping
+    h.nvic.enabled |= 1 << 4
+    h.nvic.set_level(4, True)
+    assert not h.core.try_wake()  # masked: no event without SEVONPEND
+    h.core.write_core_reg(20, 0)
+    assert h.core.try_wake()  # would preempt now

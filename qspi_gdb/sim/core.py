@@ -5,8 +5,11 @@ one of these states:
 
 - halted: Debug state (DHCSR.S_HALT); entered by `halt(reason)`, a `bkpt`, an FPB comparator
   hit, vector catch or the end of a single step. DFSR bits accumulate until `clear_dfsr`.
-- sleeping: executed WFI (or WFE without a latched event); wakes when an NVIC-enabled
-  interrupt is pending, also with PRIMASK set, as the architecture specifies.
+- sleeping: executed WFI (or WFE without a latched event). WFI wakes when an NVIC-enabled
+  interrupt is pending, also with PRIMASK set (ARMv7-M B1.5.19); a WFI whose wake-up
+  condition already holds completes at once. WFE wakes on the event register (SEV,
+  SEVONPEND) or an interrupt that would preempt. While asleep the board jumps the clock to
+  its next event, so sleeping costs no host time.
 - lockup: a fault with no usable handler (erased vector table, a fault inside the HardFault
   handler, a stacking failure). The reason is logged loudly and kept in `fault`; the PC stays
   where it was (silicon shows 0xEFFFFFFE) so a debugger sees where it happened.
@@ -19,9 +22,15 @@ VTOR and sets LR to EXC_RETURN; a branch to EXC_RETURN in Handler mode unstacks.
 catch (VC_HARDERR) halts at the handler's first instruction.
 
 Modelled time: each completed slice of N instructions advances the clock by N / core_hz (one
-cycle per instruction, an estimate). A slice cut short by bkpt, WFI, a breakpoint or a fault
-charges nothing for its partial part (unicorn does not report how far it got); the error is
-bounded by one slice. Peripheral accesses charge their own bus cycles through the bus.
+cycle per instruction, an estimate). A slice cut short by bkpt, a sleeping WFI/WFE, a
+breakpoint, a halt or a fault charges nothing for its partial part (unicorn does not report
+how far it got): up to one slice (16384 instructions, 256 us at 64 MHz) per such stop is not
+counted. A pending IRQ is taken at the next slice boundary (up to one slice late); exception
+returns happen inside the slice. Peripheral accesses charge their own bus cycles.
+
+Known gaps (unicorn): LDRD/STRD/LDM/STM at unaligned addresses succeed (silicon faults); the
+FPU is usable whatever CPACR says; code cannot execute from MMIO (the XIP window); stack
+limit registers written by a debugger are kept but not enforced.
 
 Unicorn facts this relies on (see UNICORN_NOTES.md): BKPT raises interrupt 7 with the PC on
 the instruction; WFI returns from emu_start with the PC after it; WFE/YIELD come in as invalid
@@ -338,12 +347,13 @@ class CortexM:
 
     # -- sleep -------------------------------------------------------------------------
     def wake_pending(self) -> bool:
-        """Would the sleeping core wake now?  (WFI: an enabled interrupt is pending.)"""
+        """Would the sleeping core wake now?  WFI: an enabled interrupt is pending (PRIMASK
+        ignored). WFE: the event register is set or an interrupt would preempt."""
         if not self.sleeping:
             return True
-        if self.nvic.pending_enabled():
-            return True
-        return self._sleep_kind == "wfe" and self._event_register
+        if self._sleep_kind == "wfe":
+            return self._event_register or self._preempting_irq() is not None
+        return bool(self.nvic.pending_enabled())
 
     def try_wake(self) -> bool:
         if self.sleeping and self.wake_pending():
@@ -516,20 +526,28 @@ class CortexM:
             return self.nvic.priority[ipsr - 16]
         return -1 if ipsr in (2, 3) else 0  # NMI/HardFault; SVC etc. at priority 0 (reset)
 
-    def _pending_exception(self) -> bool:
-        """Take the most urgent enabled pending IRQ if it preempts now; True if it did (the
-        core is then in the handler, or locked up / halted by vector catch)."""
+    def _preempting_irq(self) -> int | None:
+        """The enabled pending IRQ that would preempt now (PRIMASK, FAULTMASK, BASEPRI,
+        C_MASKINTS and the current priority considered), or None."""
         if self.maskints:
-            return False
+            return None
         uc = self.uc
         if uc.reg_read(A.UC_ARM_REG_PRIMASK) & 1 or uc.reg_read(A.UC_ARM_REG_FAULTMASK) & 1:
-            return False
+            return None
         irq = self.nvic.highest_pending()
         if irq is None:
-            return False
+            return None
         prio = self.nvic.priority[irq]
         basepri = uc.reg_read(A.UC_ARM_REG_BASEPRI) & 0xFF
         if (basepri and prio >= basepri) or prio >= self._execution_priority():
+            return None
+        return irq
+
+    def _pending_exception(self) -> bool:
+        """Take the most urgent enabled pending IRQ if it preempts now; True if it did (the
+        core is then in the handler, or locked up / halted by vector catch)."""
+        irq = self._preempting_irq()
+        if irq is None:
             return False
         self.nvic.acknowledge(irq)
         self._exception_entry(16 + irq, self.pc)
