@@ -1,0 +1,127 @@
+"""Flash benchmark on the virtual boards (`python -m qspi_gdb.bench_flash`; prints, asserts nothing).
+
+For 512 KiB and 8 MiB images on each 32 MiB part (IS25WP256 on sim-nrf5340-32mb, MT25QU256A on
+sim-nrf52840-32mb) and the DK part (MX25R6435F on sim-nrf5340dk), through the real OpenOCD and
+gdb-multiarch, it measures:
+- modelled_s: the board's modelled time for the flash job (erase + program + verify), read from
+  the loader's timer (a TIMER peripheral driven by the board clock) before and after;
+- limit_s: the physical limit, max(SWD payload time, the part's typical erase + program time)
+  (DESIGN §4): payload = image bytes / 4 DAP transactions of ~46 adapter cycles each;
+- ratio = modelled_s / limit_s; stops_per_mib: loader stop/resume cycles per MiB of image;
+- wall_s: host wall time of the flash job.
+A final case re-flashes the unchanged 512 KiB image (nothing written: limit = reading the image
+once over QSPI for the CRC).
+Writes one JSON object per case to bench.jsonl (keys: case, board, part, image_bytes,
+modelled_s, limit_s, ratio, stops_per_mib, wall_s) and prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from qspi_gdb import config as flashcfg
+from qspi_gdb import log
+from qspi_gdb.image import image_from_segments
+from qspi_gdb.programmer import Programmer
+from qspi_gdb.session import TargetOptions, open_session
+
+ADAPTER_HZ = 4_000_000  # the virtual board's default modelled SWD clock
+CYCLES_PER_WORD = 46  # one 32-bit DAP transaction on SWD (DESIGN §4)
+BOARDS = (
+    ("sim-nrf5340-32mb", 16 << 20),  # IS25WP256: image above 16 MiB (4-byte mode)
+    ("sim-nrf52840-32mb", 16 << 20),  # MT25QU256A
+    ("sim-nrf5340dk", 0),  # MX25R6435F, the DKs' 8 MiB part
+)
+SIZES = (("512KiB", 512 << 10), ("8MiB", 8 << 20))
+
+
+def payload_s(n: int) -> float:
+    return (n + 3) // 4 * CYCLES_PER_WORD / ADAPTER_HZ
+
+
+def qspi_read_s(n: int, sck_hz: int, lines: int = 4) -> float:
+    return n * 8 / lines / sck_hz
+
+
+def _timer_us(programmer: Programmer) -> int:
+    header = programmer.client.header
+    return header.time_us if header is not None else 0
+
+
+def run_case(case: str, board: str, offset: int, size: int, workdir: Path,
+             *, reflash_of: Path | None = None) -> dict:
+    flash_file = reflash_of or workdir / f"{board}-{case}.flash"
+    preset = flashcfg.build_config(board, [])
+    data = random.Random(f"{board}-{size}").randbytes(size)
+    image = image_from_segments([(offset, data)], xip_base=preset.xip_base, path=case)
+    options = TargetOptions(board=board, chip=preset.chip, virtual=True, sim_image=flash_file)
+    with open_session(options) as session:
+        programmer = Programmer(session.link, chip=preset.chip)
+        cfg = programmer.connect(preset)
+        calls0, t0_us, wall0 = programmer.client.stats.calls, _timer_us(programmer), \
+            time.monotonic()
+        outcome = programmer.flash(image)
+        wall = time.monotonic() - wall0
+        stops = programmer.client.stats.calls - calls0
+        modelled = ((_timer_us(programmer) - t0_us) & 0xFFFFFFFF) / 1e6
+        programmer.close()
+    if outcome.mismatched:
+        raise SystemExit(f"{case} on {board}: verify failed")
+    work_s = outcome.plan.estimate_typ_s
+    if outcome.plan.operations:
+        limit = max(payload_s(outcome.bytes_programmed), work_s)
+    else:
+        limit = qspi_read_s(size, cfg.sck_frequency)
+    return {
+        "case": case, "board": board, "part": cfg.part, "image_bytes": size,
+        "modelled_s": round(modelled, 4), "limit_s": round(limit, 4),
+        "ratio": round(modelled / limit, 3) if limit else None,
+        "stops_per_mib": round(stops / (size / (1 << 20)), 1),
+        "wall_s": round(wall, 2),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m qspi_gdb.bench_flash",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="512 KiB cases only")
+    parser.add_argument("--output", default="bench.jsonl", help="JSON lines file")
+    args = parser.parse_args(argv)
+    log.configure(0, json_lines=True, stream=open("/dev/null", "w"))  # the table is the output
+    sizes = SIZES[:1] if args.quick else SIZES
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="qspi-bench-") as tmp:
+        workdir = Path(tmp)
+        for board, offset in BOARDS:
+            for case, size in sizes:
+                rows.append(run_case(case, board, offset, size, workdir))
+                _print_row(rows[-1], header=len(rows) == 1)
+        board, offset = BOARDS[0]
+        rows.append(run_case("512KiB-unchanged", board, offset, 512 << 10, workdir,
+                             reflash_of=workdir / f"{board}-512KiB.flash"))
+        _print_row(rows[-1])
+    with open(args.output, "w") as out:
+        for row in rows:
+            out.write(json.dumps(row) + "\n")
+    print(f"wrote {len(rows)} cases to {args.output}")
+    return 0
+
+
+def _print_row(row: dict, header: bool = False) -> None:
+    if header:
+        print(f"{'case':<17} {'board':<18} {'part':<11} {'bytes':>9} {'modelled s':>10} "
+              f"{'limit s':>8} {'ratio':>6} {'stops/MiB':>9} {'wall s':>7}")
+    ratio = "-" if row["ratio"] is None else f"{row['ratio']:.2f}"
+    print(f"{row['case']:<17} {row['board']:<18} {row['part']:<11} {row['image_bytes']:>9} "
+          f"{row['modelled_s']:>10.3f} {row['limit_s']:>8.3f} {ratio:>6} "
+          f"{row['stops_per_mib']:>9.1f} {row['wall_s']:>7.1f}", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
