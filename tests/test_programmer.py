@@ -1,0 +1,119 @@
+"""The programmer on the in-process virtual board (no OpenOCD/GDB: fast), plus its pure helpers.
+
+Covers detection (the chip wins), read-modify-write, skip-unchanged, verify mismatch reporting,
+erase steps and progress events. The same code runs through GDB/MI in test_e2e_flash.py.
+"""
+
+from __future__ import annotations
+
+import random
+import zlib
+
+import pytest
+
+from qspi_gdb import config as flashcfg
+from qspi_gdb.errors import UsageError
+from qspi_gdb.image import image_from_segments
+from qspi_gdb.plan import Range
+from qspi_gdb.programmer import Programmer, erase_steps, expected_bytes
+from qspi_gdb.progress import PhaseFinished, PhaseStarted
+
+board_mod = pytest.importorskip("qspi_gdb.sim.board")
+
+
+class Rig:
+    def __init__(self, board: str, config_layers=()):
+        self.board = board_mod.Board(board)
+        self.link = board_mod.InProcessLink(self.board)
+        self.events = []
+        self.preset = flashcfg.build_config(board, list(config_layers))
+        self.programmer = Programmer(self.link, chip=self.preset.chip,
+                                     progress=self.events.append)
+        self.config = self.programmer.connect(self.preset)
+
+    def flash_bytes(self, offset: int, n: int) -> bytes:
+        return self.board.flash.peek(offset, n)
+
+    def image(self, *segments):
+        return image_from_segments(list(segments), xip_base=self.config.xip_base)
+
+
+@pytest.fixture(scope="module")
+def rig():
+    r = Rig("sim-nrf5340-32mb")
+    yield r
+    r.board.close()
+
+
+def test_detection_folds_in_the_chip_and_fixes_the_program_mode(rig):
+    cfg = rig.config
+    assert (cfg.part, cfg.size, cfg.address_mode) == ("IS25WP256", 32 << 20, 32)
+    assert cfg.jedec_id == bytes.fromhex("9D7019") and cfg.detected == "sfdp"
+    assert cfg.writeoc == "PP4O"  # the preset's PP4IO would garble addresses on this part
+
+
+def test_flash_rmw_skip_and_verify(rig):
+    rng = random.Random(1)
+    around = rng.randbytes(3 * 4096)
+    base = 0x1000000  # above 16 MiB: 4-byte addressing
+    outcome = rig.programmer.flash(rig.image((base, around)))
+    assert not outcome.mismatched and rig.flash_bytes(base, len(around)) == around
+
+    patch = b"\x00\x11\x22\x33\x44"
+    outcome = rig.programmer.flash(rig.image((base + 4096 + 100, patch)))
+    expected = bytearray(around)
+    expected[4096 + 100:4096 + 105] = patch
+    assert rig.flash_bytes(base, len(around)) == bytes(expected)
+    assert outcome.plan.sectors_erased == 1 and outcome.plan.fill_bytes == 4096 - 5
+    assert [r["offset"] for r in outcome.verified] == [base + 4096]
+
+    again = rig.programmer.flash(rig.image((base + 4096 + 100, patch)))
+    assert again.plan.operations == () and again.plan.sectors_unchanged == 1
+    assert again.bytes_programmed == 0 and not again.mismatched
+
+    started = [e.phase for e in rig.events if isinstance(e, PhaseStarted)]
+    finished = [e.phase for e in rig.events if isinstance(e, PhaseFinished)]
+    assert {"Reading flash", "Erasing", "Programming", "Verifying"} <= set(started)
+    assert sorted(started) == sorted(finished)
+
+
+def test_verify_reports_the_differing_sector(rig):
+    data = random.Random(2).randbytes(8192)
+    rig.programmer.flash(rig.image((0x20000, data)))
+    good, bad = rig.programmer.verify(rig.image((0x20000, data)))
+    assert len(good) == 2 and bad == []
+    flipped = bytearray(data)
+    flipped[5000] ^= 1
+    good, bad = rig.programmer.verify(rig.image((0x20000, bytes(flipped))))
+    assert [b["offset"] for b in bad] == [0x21000] and len(good) == 1
+
+
+def test_read_and_erase(rig):
+    data = random.Random(3).randbytes(0x12000)
+    rig.programmer.flash(rig.image((0x40000, data)))
+    assert rig.programmer.read(0x40000 + 10, 100) == data[10:110]
+    units, erased, chip = rig.programmer.erase(0x40000, 0x11000)
+    assert (units, erased, chip) == (2, 0x11000, False)
+    assert rig.flash_bytes(0x40000, 0x11000) == b"\xff" * 0x11000
+    assert rig.flash_bytes(0x51000, 0x1000) == data[0x11000:]
+    with pytest.raises(UsageError, match="past the end"):
+        rig.programmer.read((32 << 20) - 4, 8)
+
+
+def test_erase_steps_use_blocks_only_for_whole_aligned_blocks(rig):
+    steps = erase_steps(rig.config, 0xF000, 0x22000)
+    assert [(s.offset, s.length, s.block) for s in steps] == [
+        (0xF000, 0x1000, 4096), (0x10000, 0x20000, 65536), (0x30000, 0x1000, 4096)]
+    with pytest.raises(UsageError, match="whole 4 KiB sectors"):
+        erase_steps(rig.config, 0x100, 0x1000)
+
+
+def test_expected_bytes_prefers_rewritten_units_over_image():
+    from qspi_gdb.plan import SectorContent
+
+    image = image_from_segments([(0x1000, b"\x01" * 16)])
+    unit = SectorContent(offset=0x1000, data=b"\x02" * 4096, program=(), crc32=0)
+    assert expected_bytes(image, [unit], Range(0x1000, 32)) == b"\x02" * 32
+    assert expected_bytes(image, [], Range(0x1000, 16)) == b"\x01" * 16
+    assert zlib.crc32(expected_bytes(image, [unit], Range(0x1000, 4096))) == \
+        zlib.crc32(b"\x02" * 4096)
