@@ -286,7 +286,10 @@ class LoaderClient:
             timeout_s = self._call_timeout(cmds)
         self._enter()
         self.link.resume()
-        self.link.wait_halt(timeout_s)
+        try:
+            self.link.wait_halt(timeout_s)
+        except TargetError as exc:
+            raise TargetError(f"{exc}; {self._diagnose()}") from exc
         self.stats.calls += 1
         self.stats.commands += len(cmds)
         pc = self.link.read_register("pc")
@@ -310,6 +313,20 @@ class LoaderClient:
                 if c.status != mb.ST_OK:
                     raise error_for(c.status, c)
         return cmds
+
+    def _diagnose(self) -> str:
+        """PC, IPSR and mailbox state of a loader that did not come back in time."""
+        parts = []
+        try:
+            pc = self.link.read_register("pc")
+            xpsr = self.link.read_register("xpsr")
+            parts.append(f"loader PC {pc:#010x}, IPSR {xpsr & 0x1FF}")
+            hdr = mb.MailboxHeader.unpack(self.link.read_memory(self.mailbox_addr, mb.OFF_SEQ))
+            parts.append(f"mailbox state {hdr.state}, done_seq {hdr.done_seq}/{self._seq}, "
+                         f"last status {hdr.last_status}, flash busy {hdr.busy}")
+        except Exception as exc:  # noqa: BLE001 - diagnostics must not hide the time-out
+            parts.append(f"no further diagnostics ({exc})")
+        return "; ".join(parts)
 
     def _check_canary(self, stack_base: int) -> None:
         if not stack_base:

@@ -130,7 +130,9 @@ def rig(request, rig_factory) -> Rig:
 
 
 def _only(data_len: int, off: int, image: bytes, size: int) -> bool:
-    return image[:off].count(0xFF) == off and image[off + data_len:].count(0xFF) == size - off - data_len
+    """Every byte outside [off, off+data_len) is still erased."""
+    tail = off + data_len
+    return image[:off].count(0xFF) == off and image[tail:].count(0xFF) == size - tail
 
 
 # -- greeting / init ---------------------------------------------------------------------

@@ -44,15 +44,22 @@
 
 /* commands (ql_cmd.op) */
 #define QL_OP_NOP           0u  /* does nothing (status OK) */
-#define QL_OP_INIT          1u  /* init from mailbox.config; result0 = JEDEC id (0xMMTTCC), result1 = SCK Hz */
-#define QL_OP_DEINIT        2u  /* wait idle, restore address mode, disable peripheral (errata 122) */
+/* INIT: from mailbox.config; result0 = JEDEC id (0xMMTTCC), result1 = SCK in Hz */
+#define QL_OP_INIT          1u
+/* DEINIT: wait idle, restore the address mode, disable the peripheral (erratum 122) */
+#define QL_OP_DEINIT        2u
 #define QL_OP_READ_ID       3u  /* result0 = JEDEC id */
-#define QL_OP_SFDP          4u  /* read len bytes of SFDP from address addr into buffer buf at buf_off */
-#define QL_OP_ERASE         5u  /* erase [addr, addr+len) in blocks of arg (QL_ERASE_*); last one left running */
-#define QL_OP_PROGRAM       6u  /* program len bytes from buffer buf at buf_off to flash addr; left running */
+/* SFDP: read len bytes of SFDP at address addr into buffer buf at buf_off */
+#define QL_OP_SFDP          4u
+/* ERASE: [addr, addr+len) in blocks of arg (QL_ERASE_*); the last block is left running */
+#define QL_OP_ERASE         5u
+/* PROGRAM: len bytes from buffer buf at buf_off to flash addr; left running */
+#define QL_OP_PROGRAM       6u
 #define QL_OP_READ          7u  /* read len bytes at flash addr into buffer buf at buf_off */
-#define QL_OP_CRC32         8u  /* result0 = CRC-32 (IEEE, zlib) of flash [addr, addr+len), any alignment */
-#define QL_OP_CRC_LIST      9u  /* arg = sector size; len/arg CRC-32 words of consecutive sectors into buf */
+/* CRC32: result0 = CRC-32 (IEEE, as zlib) of flash [addr, addr+len), any alignment */
+#define QL_OP_CRC32         8u
+/* CRC_LIST: arg = sector size; len/arg CRC-32 words (one per sector) into buffer buf */
+#define QL_OP_CRC_LIST      9u
 #define QL_OP_CINSTR        10u /* raw custom instruction: addr = opcode, len = data bytes (0..8),
                                    arg/arg2 = data bytes 0..3/4..7 (tx), flags QL_CF_WREN/WIPWAIT;
                                    result0/result1 = data bytes received */
@@ -85,7 +92,8 @@
 #define QL_ST_TIMEOUT       11u /* QSPI READY did not come in time (result0 = stage) */
 #define QL_ST_FLASH_BUSY    12u /* flash stayed busy (WIP) beyond the part's maximum time */
 #define QL_ST_NO_FLASH      13u /* JEDEC id reads 000000 / FFFFFF: no flash answering */
-#define QL_ST_JEDEC_MISMATCH 14u /* JEDEC id differs from config.expected_jedec (result0 = read id) */
+/* JEDEC id differs from config.expected_jedec (result0 = the id read) */
+#define QL_ST_JEDEC_MISMATCH 14u
 #define QL_ST_QE_FAILED     15u /* quad-enable bit did not stick */
 #define QL_ST_ADDR4_FAILED  16u /* flash did not enter / leave 4-byte address mode */
 #define QL_ST_CLOCK         17u /* HFXO did not start */
@@ -117,8 +125,8 @@
 
 /* config.flags */
 #define QL_CFG_SKIP_QE      0x1u /* do not touch the quad-enable bit */
-#define QL_CFG_IO2_LOW      0x2u /* IO2 (WP#) low during custom instructions (default high) */
-#define QL_CFG_IO3_LOW      0x4u /* IO3 (HOLD#/RESET#) low during custom instructions (default high) */
+#define QL_CFG_IO2_LOW      0x2u /* IO2 (WP#) low during custom instructions (else high) */
+#define QL_CFG_IO3_LOW      0x4u /* IO3 (HOLD#/RESET#) low during custom instructions */
 
 /* ql_init_instr.flags */
 #define QL_II_WREN          0x1u

@@ -118,7 +118,8 @@
 #define QL_CHIP_ID              5340u
 #define QSPI_BASE               0x5002B000u /* secure alias */
 #define QSPI_IRQN               43u
-#define QSPI_CNT_MAX            0xFFFFCu   /* 21-bit CNT per bitfields; 20-bit per MDK: use the smaller */
+/* CNT: 21 bits per the bitfields header, 20 bits per the MDK peripherals header: the smaller */
+#define QSPI_CNT_MAX            0xFFFFCu
 #define TIMER_BASE              0x5000F000u /* TIMER0_S */
 #define TIMER_IRQN              15u
 #define CLOCK_BASE              0x50005000u /* CLOCK_S */

@@ -513,8 +513,9 @@ static uint32_t check_config(const struct ql_config *c, uint32_t *sckfreq)
     const uint32_t base_hz = 32000000u;
 #endif
     if (c->readoc > 4u || c->writeoc > 3u || c->pp_size > 1u || c->sck_delay > 255u ||
-        c->exit_4b_op > 0xFFu || c->rx_delay > 7u || c->spi_mode > 1u || c->addr_mode > 1u || c->enter_4b > QL_4B_ALWAYS ||
-        c->qe_method > QL_QE_S2B1_V6 || c->n_init > QL_MAX_INIT_INSTR || c->wip_bit > 7u) {
+        c->rx_delay > 7u || c->spi_mode > 1u || c->addr_mode > 1u ||
+        c->enter_4b > QL_4B_ALWAYS || c->exit_4b_op > 0xFFu || c->qe_method > QL_QE_S2B1_V6 ||
+        c->n_init > QL_MAX_INIT_INSTR || c->wip_bit > 7u) {
         return QL_ST_CONFIG;
     }
     if (c->flash_size == 0u || (c->flash_size & 0xFFFu) != 0u || c->flash_size > 0x10000000u) {
