@@ -1,0 +1,73 @@
+"""CLI subcommands that start no process: --dry-run plans, usage errors, the --json object."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from qspi_gdb.cli import main
+
+CONFIG_JSON = Path(__file__).resolve().parent.parent / "examples" / "nrf5340_32mb_ext_mem.json"
+
+
+@pytest.fixture
+def seed_bin(tmp_path):
+    path = tmp_path / "zephyr.recovery.bin"
+    path.write_bytes(bytes(range(256)) * 2002 + b"\x07" * 71)  # 512,583 bytes
+    return path
+
+
+def test_dry_run_prints_the_plan_and_touches_nothing(seed_bin, capsys):
+    code = main(["flash", f"{seed_bin}@0x11E98000", "--board", "sim-nrf5340-32mb",
+                 "--config", str(CONFIG_JSON), "--dry-run"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "XIP address 0x11E98000 (flash offset 0x01E98000)" in out
+    assert "IS25WP256, 32 MiB, MODE32BIT" in out
+    assert out.strip().splitlines()[-1].startswith("Would erase 504 KiB")
+
+
+def test_dry_run_json_carries_the_plan(seed_bin, capsys):
+    code = main(["flash", str(seed_bin), "--addr", "0x1E98000", "--board", "sim-nrf5340-32mb",
+                 "--config", str(CONFIG_JSON), "--dry-run", "--json"])
+    result = json.loads(capsys.readouterr().out)
+    assert code == 0 and result["dry_run"] is True and result["ok"] is True
+    assert result["schema"] == "qspi-gdb/result/1"
+    assert result["image"]["address_kind"] == "offset"
+    assert result["plan"]["verify"] == [{"offset": 0x1E98000, "length": 126 * 4096}]
+    assert result["verified"] is False
+
+
+def test_board_is_required(seed_bin, capsys):
+    assert main(["flash", f"{seed_bin}@0x10000000", "--dry-run"]) == 2
+    assert "--board is required" in capsys.readouterr().err
+
+
+def test_erase_needs_a_range_or_all(capsys):
+    assert main(["erase", "--board", "sim-nrf5340dk"]) == 2
+    assert "ADDR LEN or --all" in capsys.readouterr().err
+    assert main(["erase", "0x10000000", "--all", "--board", "sim-nrf5340dk"]) == 2
+
+
+def test_erase_dry_run_counts_units(capsys):
+    code = main(["erase", "0x10010000", "0x11000", "--board", "sim-nrf5340dk", "--dry-run",
+                 "--json"])
+    result = json.loads(capsys.readouterr().out)
+    assert code == 0 and result["sectors_erased"] == 2 and result["bytes_erased"] == 0x11000
+
+
+def test_json_error_object_on_bad_input(tmp_path, capsys):
+    code = main(["flash", str(tmp_path / "missing.hex"), "--board", "sim-nrf5340dk", "--json"])
+    captured = capsys.readouterr()
+    result = json.loads(captured.out)
+    assert code == 2 and result["ok"] is False
+    assert result["error"]["exit_code"] == 2 and "no such file" in result["error"]["message"]
+    assert captured.err.count("qspi-gdb: error:") == 1
+
+
+def test_sim_image_needs_a_virtual_board(seed_bin, capsys):
+    code = main(["flash", f"{seed_bin}@0x10000000", "--board", "nrf5340dk", "--sim-image",
+                 "x.bin"])
+    assert code == 2 and "--sim-image needs a virtual board" in capsys.readouterr().err
