@@ -476,3 +476,14 @@ def test_prebuilt_loader_programs_the_flash_in_process(board):
     assert (erase.status, program.status, crc.status) == (mb.ST_OK,) * 3
     assert board.flash.peek(0x10000, len(data)) == data
     assert crc.result0 == zlib.crc32(data)
+
+
+@pytest.mark.parametrize("board", CHIP_BOARDS, indirect=True)
+def test_resetreas_records_a_system_reset_request(board):
+    clock = CHIP[board.name][2]
+    assert board.bus.read(clock + 0x400, 4) == 0
+    board.system_reset()
+    sreq = 1 << (3 if board.chip == "nrf5340" else 2)
+    assert board.bus.read(clock + 0x400, 4) == sreq
+    board.bus.write(clock + 0x400, 4, sreq)  # write 1 to clear
+    assert board.bus.read(clock + 0x400, 4) == 0

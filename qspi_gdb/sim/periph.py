@@ -269,7 +269,7 @@ class NrfClock(Peripheral):
     def system_reset(self) -> None:
         """SYSRESETREQ: CLOCK back to reset values; RESETREAS gets SREQ."""
         self.reset()
-        self.reset_reason |= 1 << 2  # RESETREAS.SREQ
+        self.reset_reason |= 1 << (3 if self.chip == "nrf5340" else 2)  # RESETREAS.SREQ
 
     # -- tasks --------------------------------------------------------------------------
     def _after(self, key: str, delay: float, action: Callable[[], None]) -> None:
