@@ -155,20 +155,27 @@ class ProgressView:
         self._started: dict[str, float] = {}
         self._last_emit = 0.0
         self._line_open = False
+        self._active: dict[str, tuple[int, int]] = {}  # running phase -> (done, total)
+        self._last_len = 0
 
     def __call__(self, event: ProgressEvent) -> None:
         now = time.monotonic()
         if isinstance(event, PhaseStarted):
             self._started[event.phase] = now
+            self._active[event.phase] = (0, event.total_bytes)
             self._emit(event.phase, 0, event.total_bytes, now, force=True)
         elif isinstance(event, PhaseProgress):
+            self._active[event.phase] = (event.done_bytes, event.total_bytes)
             self._emit(event.phase, event.done_bytes, event.total_bytes, now)
         elif isinstance(event, PhaseFinished):
             self.phase_seconds[event.phase] = round(
                 self.phase_seconds.get(event.phase, 0.0) + event.seconds, 3)
+            self._active[event.phase] = (event.total_bytes, event.total_bytes)
             self._emit(event.phase, event.total_bytes, event.total_bytes, now, force=True,
                        finished=True)
+            self._active.pop(event.phase, None)
         elif isinstance(event, PhaseFailed):
+            self._active.pop(event.phase, None)
             self._close_line()
             _log.warning("phase failed", phase=event.phase, message=event.message)
 
@@ -183,14 +190,24 @@ class ProgressView:
             _log.info("progress", phase=phase, done=done, total=total,
                       rate_kBps=round(rate, 1), finished=finished)
             return
-        fraction = done / total if total else 1.0
-        filled = int(self.width * fraction)
-        bar = "#" * filled + "-" * (self.width - filled)
-        text = (f"\r{phase:<14} [{bar}] {human_size(done):>10} / {human_size(total):<10} "
-                f"{rate:8.1f} kB/s")
-        self.stream.write(text)
+        if len(self._active) > 1:
+            # Phases that run together (erase and program are pipelined): one line for all.
+            parts = []
+            for name, (d, t) in self._active.items():
+                width = self.width // len(self._active)
+                filled = int(width * (d / t if t else 1.0))
+                parts.append(f"{name} [{'#' * filled}{'-' * (width - filled)}]")
+            text = f"\r{'  '.join(parts)} {human_size(done):>10} {rate:8.1f} kB/s"
+        else:
+            fraction = done / total if total else 1.0
+            filled = int(self.width * fraction)
+            bar = "#" * filled + "-" * (self.width - filled)
+            text = (f"\r{phase:<14} [{bar}] {human_size(done):>10} / {human_size(total):<10} "
+                    f"{rate:8.1f} kB/s")
+        self.stream.write(text.ljust(self._last_len))  # blank out a longer previous line
+        self._last_len = len(text)
         self._line_open = True
-        if finished:
+        if finished and len(self._active) <= 1:
             self._close_line()
         self.stream.flush()
 
@@ -199,3 +216,4 @@ class ProgressView:
             self.stream.write("\n")
             self.stream.flush()
             self._line_open = False
+            self._last_len = 0
