@@ -113,6 +113,7 @@ _THUMB_YIELD = 0xBF10
 _NO_EXIT = 0xFFFFFFFF  # an odd address is never a PC: emu_start's `until` never triggers
 
 SLICE_INSTRUCTIONS = 16384
+TCG_BUFFER_BYTES = 32 * 1024 * 1024  # translated code; RAM programs are small
 
 
 class CortexM:
@@ -148,6 +149,7 @@ class CortexM:
 
         uc = Uc(UC_ARCH_ARM, UC_MODE_THUMB)
         uc.ctl_set_cpu_model(MODELS[model])  # must be the very first call (UNICORN_NOTES)
+        uc.ctl_set_tcg_buffer_size(TCG_BUFFER_BYTES)  # default reserves 1 GiB per board
         self.uc = uc
         self._buffers: list[object] = []  # keep ctypes views of mapped host memory alive
         self._mmio_callbacks: list[object] = []
