@@ -671,7 +671,10 @@ class InProcessLink:
         self.board = board
 
     def load_elf(self, path: str | PathLike) -> None:
-        self.board.load_elf(path)
+        try:
+            self.board.load_elf(path)
+        except BusFault as fault:
+            raise TargetError(f"cannot load {path}: {fault}") from None
 
     def read_memory(self, addr: int, length: int) -> bytes:
         try:
