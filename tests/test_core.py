@@ -448,3 +448,58 @@ def test_wfe_ignores_a_pending_interrupt_masked_by_primask_unless_sevonpend(h):
     assert not h.core.try_wake()  # masked: no event without SEVONPEND
     h.core.write_core_reg(20, 0)
     assert h.core.try_wake()  # would preempt now
+
+
+# -- NVIC ----------------------------------------------------------------------------------
+
+
+def test_nvic_set_clear_enable_and_pending_registers():
+    nvic = Nvic(48)
+    nvic.write(0xE000E100 + 4, 4, 1 << (41 - 32))  # ISER1: IRQ 41
+    assert nvic.read(0xE000E180 + 4, 4) == 1 << 9 and nvic.enabled == 1 << 41
+    nvic.write(0xE000E200, 4, 1 << 8)  # ISPR0: IRQ 8
+    assert nvic.read(0xE000E280, 4) == 1 << 8
+    assert nvic.pending_enabled() == 0
+    nvic.write(0xE000E100, 4, 1 << 8)
+    assert nvic.pending_enabled() == 1 << 8 and nvic.highest_pending() == 8
+    nvic.write(0xE000E280, 4, 1 << 8)  # ICPR0
+    assert nvic.pending == 0
+    nvic.write(0xE000E180, 4, 0xFFFFFFFF)  # ICER0
+    assert nvic.enabled == 1 << 41
+    assert nvic.read(0xE000E100 + 8, 4) == 0  # beyond the implemented IRQs: RAZ
+
+
+def test_nvic_level_line_pends_again_after_icpr_while_asserted():
+    nvic = Nvic(48)
+    nvic.set_level(15, True)
+    nvic.write(0xE000E280, 4, 1 << 15)
+    assert nvic.pending & (1 << 15)  # still asserted: pending again at once
+    nvic.set_level(15, False)
+    nvic.write(0xE000E280, 4, 1 << 15)
+    assert not nvic.pending & (1 << 15)
+
+
+def test_nvic_level_source_for_pulsing_peripherals():
+    nvic = Nvic(48)
+    level = [True]
+    nvic.set_level_source(41, lambda: level[0])
+    nvic.pend(41)
+    nvic.write(0xE000E280 + 4, 4, 1 << 9)
+    assert nvic.pending & (1 << 41)
+    level[0] = False
+    nvic.write(0xE000E280 + 4, 4, 1 << 9)
+    assert not nvic.pending & (1 << 41)
+
+
+def test_nvic_priorities_keep_the_implemented_bits_and_order_pending_irqs():
+    nvic = Nvic(48, priority_bits=3)
+    nvic.write(0xE000E400 + 8, 4, 0xFFE0_40FF)  # IPR2: IRQ 8..11
+    assert nvic.read(0xE000E400 + 8, 4) == 0xE0E0_40E0
+    assert nvic.read(0xE000E400 + 9, 1) == 0x40  # byte access
+    nvic.enabled = (1 << 8) | (1 << 9)
+    nvic.pending = (1 << 8) | (1 << 9)
+    assert nvic.highest_pending() == 9  # 0x40 beats 0xE0
+    nvic.acknowledge(9)
+    assert nvic.active == 1 << 9 and nvic.highest_pending() == 8
+    with pytest.raises(BusFault):
+        nvic.read(0xE000E102, 2)  # bit registers are word-only
