@@ -40,9 +40,14 @@ def _pins(cfg: FlashConfig) -> tuple[int, int, int, int, int, int]:
 
 
 def _exit_4b_opcode(cfg: FlashConfig) -> int:
-    """0 = the loader's default EX4B 0xE9; ISSI parts leave 4-byte mode with 0x29."""
-    if cfg.jedec_id and cfg.jedec_id[0] == 0x9D:
-        return 0x29
+    """The opcode leaving 4-byte mode after a B7h entry ("E9", "WREN+29", ... from SFDP and the
+    part table); 0 = the loader's default EX4B E9h."""
+    method = (cfg.four_byte_exit or "").removeprefix("WREN+")
+    if len(method) == 2:
+        try:
+            return int(method, 16)
+        except ValueError:
+            pass
     return 0
 
 

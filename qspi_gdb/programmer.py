@@ -9,17 +9,16 @@ The `run_*` functions at the bottom are what the CLI subcommands call.
 from __future__ import annotations
 
 import os
-import sys
 import time
 import zlib
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Iterator, Sequence
 
 from qspi_gdb import config as flashcfg
 from qspi_gdb import log, resources
-from qspi_gdb.errors import TargetError, UsageError, VerifyError
+from qspi_gdb.errors import UsageError, VerifyError
 from qspi_gdb.image import Image, load_image, parse_int, to_flash_offset
 from qspi_gdb.plan import Plan, Range, SectorContent, image_checks, plan as make_plan
 from qspi_gdb.progress import (
@@ -130,7 +129,9 @@ class Programmer:
             _log.warning("no usable SFDP; using the part table", jedec_id=jedec.hex().upper(),
                          reason=str(exc))
         self.client.deinit()
-        cfg = _program_mode_for_chip(flashcfg.apply_chip(preset, jedec_id=jedec, sfdp=sfdp))
+        cfg = flashcfg.apply_chip(preset, jedec_id=jedec, sfdp=sfdp)
+        for warning in cfg.warnings:  # e.g. PP4IO on a part whose 38h is 1-1-4 -> PP4O
+            _log.warning("configuration adapted to the chip", message=str(warning))
         self.sfdp = sfdp
         init = self.client.init(loader_config(cfg))
         _log.info("flash detected", jedec_id=jedec.hex().upper(), part=cfg.part, size=cfg.size,
@@ -327,25 +328,6 @@ class Programmer:
         return self.config
 
 
-# Parts whose 38h is a quad *input* program with the address on one line (1-1-4), not the 1-4-4
-# program the nRF's PP4IO sends with opcode 38h: ISSI "PPQ 32h/38h". nrfutil configs often say
-# PP4IO (Nordic's DK examples); on these parts that writes to garbled addresses.
-# (Belongs in the part table, qspi_gdb.parts; kept here until it has a field for it.)
-_QUAD_PROGRAM_1_1_4_ONLY = {"IS25WP256", "IS25LP256D"}
-
-
-def _program_mode_for_chip(cfg: flashcfg.FlashConfig) -> flashcfg.FlashConfig:
-    """The chip wins: PP4IO on a part whose 38h is 1-1-4 becomes PP4O (32h), with a warning."""
-    if cfg.writeoc == "PP4IO" and cfg.part in _QUAD_PROGRAM_1_1_4_ONLY:
-        _log.warning("write opcode changed for the chip present", configured="PP4IO",
-                     used="PP4O", part=cfg.part,
-                     reason=f"{cfg.part}'s 38h is a 1-1-4 quad input program (address on one "
-                     "line); PP4IO would send the address on four lines")
-        sources = {**cfg.sources, "writeoc": f"chip ({cfg.part}: 38h is 1-1-4)"}
-        return replace(cfg, writeoc="PP4O", sources=sources)
-    return cfg
-
-
 class _EraseTracker:
     """Erase progress while one pipelined write interleaves erases and programs: when the
     bytes programmed pass the program data of unit k, unit k+1's erase has been issued."""
@@ -470,6 +452,7 @@ def _programmer(args, cfg: flashcfg.FlashConfig, progress: ProgressSink,
         result.part, result.flash_size = detected.part, detected.size
         result.jedec_id = detected.jedec_id.hex().upper() if detected.jedec_id else None
         result.address_mode = f"{detected.address_mode}-bit"
+        result.warnings = [str(w) for w in detected.warnings]
         try:
             yield programmer
         finally:

@@ -59,6 +59,7 @@ class Result:
     info: dict | None = None  # `info`: detected chip, SFDP summary
     plan: dict | None = None  # --dry-run: the plan
     error: dict | None = None  # {message, exit_code}
+    warnings: list[str] = field(default_factory=list)  # configured values the chip overrode
 
     @property
     def verified(self) -> bool:

@@ -15,9 +15,9 @@ from qspi_gdb.session import TargetOptions, check_gdb_server, openocd_script
 def test_argv_binds_locally_and_disables_telnet_tcl_and_memory_map():
     argv = OpenOcd([("f", "target/nrf5340.cfg")]).argv(4242)
     commands = [argv[i + 1] for i, a in enumerate(argv) if a == "-c"]
-    assert commands[:6] == ["bindto 127.0.0.1", "telnet_port disabled", "tcl_port disabled",
-                            "gdb_report_data_abort enable", "gdb_memory_map disable",
-                            "gdb_port 4242"]
+    assert commands[0] == "bindto 127.0.0.1"
+    assert {"telnet_port disabled", "tcl_port disabled", "gdb_report_data_abort enable",
+            "gdb_memory_map disable", "gdb_port 4242"} <= set(commands)
     assert argv[-2:] == ["-f", "target/nrf5340.cfg"]
 
 
