@@ -487,3 +487,39 @@ def test_resetreas_records_a_system_reset_request(board):
     assert board.bus.read(clock + 0x400, 4) == sreq
     board.bus.write(clock + 0x400, 4, sreq)  # write 1 to clear
     assert board.bus.read(clock + 0x400, 4) == 0
+
+
+def test_peripheral_details():
+    with Board("sim-nrf5340dk") as b:
+        clock = 0x50005000
+        b.bus.write(clock + 0x124, 4, 0)
+        b.bus.write(clock + 0x020, 4, 1)  # TASKS_HFCLK192MSTART
+        assert b.bus.read(clock + 0x458, 4) == 1 and b.bus.read(clock + 0x124, 4) == 0
+        b.clock.advance(1e-3)
+        assert b.bus.read(clock + 0x124, 4) == 1
+        assert b.bus.read(clock + 0x45C, 4) == (1 << 16) | 1
+        with pytest.raises(BusFault):
+            b.bus.read(0x5000F000 + 0x600, 4)  # a hole inside TIMER0
+        with pytest.raises(BusFault):
+            b.bus.write(0x5000F000 + 0x540, 2, 0)  # 16-bit write to a 32-bit register
+        assert b.bus.read(0x50039400, 4) == 1  # NVMC.READY
+        # TIMER in counter mode counts COUNT tasks
+        t = 0x50010000  # TIMER1
+        b.bus.write(t + 0x504, 4, 1)
+        b.bus.write(t + 0x540, 4, 3)
+        b.bus.write(t + 0x000, 4, 1)
+        for _ in range(3):
+            b.bus.write(t + 0x008, 4, 1)
+        assert b.bus.read(t + 0x140, 4) == 1
+        b.bus.write(t + 0x044, 4, 1)  # CAPTURE[1]
+        assert b.bus.read(t + 0x544, 4) == 3
+
+
+def test_easydma_reaches_data_ram_only():
+    with Board("sim-nrf52840dk") as b:
+        b.memory.write(0x20000000, b"\x01\x02")
+        assert b.memory.read(0x20000000, 2) == b"\x01\x02"
+        assert b.read_memory(0x00800000, 2) == b"\x01\x02"  # the CPU's code alias
+        for addr in (0x00800000, 0x1FFFFFFC, 0x2003FFFE):
+            with pytest.raises(BusFault):
+                b.memory.read(addr, 4)
