@@ -183,6 +183,8 @@ class LoaderClient:
         self._entered = False
         self._timing = _Timing()
         self._pending_s = 0.0  # max time of flash work left running by the last call
+        self._rate = 0.0  # measured link write speed, bytes per target second
+        self._overhead = 0.0  # measured time between two calls, target seconds
         self.greeting: Greeting | None = None
         self.header: mb.MailboxHeader | None = None
         self.free_mask = 0
@@ -585,8 +587,8 @@ class LoaderClient:
         ops = _interleave(self._expand(steps))
         bufs = self._buffers()
         assigned = 0  # buffers holding data of ops not yet issued
-        rate = 0.0  # bytes per second the host moves into target RAM (0 = not measured yet)
-        overhead = 0.0  # seconds between two calls when nothing is moved
+        rate = self._rate  # bytes per second the host moves into target RAM (0 = unknown)
+        overhead = self._overhead  # seconds between two calls when nothing is moved
         last_halt_us = self.header.time_us if self.header else 0
         moved = 0
 
@@ -638,6 +640,7 @@ class LoaderClient:
                     spare -= cost
                 if nxt.filled < len(nxt.data):
                     break
+        self._rate, self._overhead = rate, overhead
         self._call([mb.Command(mb.OP_WAIT_IDLE)])
 
 
