@@ -423,3 +423,15 @@ def test_streaming_equals_one_by_one(rig_factory):
 
     assert streamed.digest() == single.digest()
     assert streamed.flash.peek(off, len(data)) == data
+
+
+def test_reinit_in_one_call_and_after_deinit(rig_factory):
+    rig = rig_factory("nrf52840", "mt25qu256a")
+    rig.init()
+    done = rig.client.run([mb.Command(mb.OP_DEINIT), mb.Command(mb.OP_INIT),
+                           mb.Command(mb.OP_INIT), mb.Command(mb.OP_READ_ID)])
+    assert done[3].result0 == 0x20BB19
+    rig.client.deinit()
+    assert not rig.flash.four_byte_mode
+    assert rig.init().jedec_id == 0x20BB19  # the timer stopped at DEINIT starts again
+    assert rig.flash.four_byte_mode

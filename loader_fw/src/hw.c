@@ -18,8 +18,10 @@ static inline void wfi(void) { __asm volatile("dsb\n wfi" ::: "memory"); }
 
 void hw_timer_start(void)
 {
-    if (timer_running) {
-        return; /* keep the time base across calls: deadlines span halts */
+    if (timer_running && TIMER(TIMER_BITMODE) == 3u &&
+        (TIMER(TIMER_INTENSET) & TIMER_INT_COMPARE0)) {
+        TIMER(TIMER_TASKS_START) = 1u; /* no-op if running; after a reset it is reconfigured */
+        return;                        /* keep the time base across calls: deadlines span halts */
     }
     TIMER(TIMER_TASKS_STOP) = 1u;
     TIMER(TIMER_MODE) = 0u;      /* timer */

@@ -337,6 +337,9 @@ void ql_service(void)
         mb->state = qspi_initialised() ? QL_STATE_READY : QL_STATE_IDLE;
     }
     publish();
+    if (!qspi_initialised()) {
+        hw_timer_stop(); /* no flash work spans the halt: leave no running timer behind */
+    }
     hw_irqs_disable();
     REG32(SCB_VTOR) = old_vtor;
 }
