@@ -309,6 +309,22 @@ class Programmer:
         units = sum(step.length // step.block for step in steps)
         return units, length, False
 
+    def verify_erased(self, offset: int, length: int) -> tuple[list[dict], list[dict]]:
+        """CRC32 on target of [offset, offset+length) against all 0xFF, in 1 MiB ranges."""
+        ranges = [Range(o, min(1 << 20, offset + length - o))
+                  for o in range(offset, offset + length, 1 << 20)]
+        with _phase(self.progress, VERIFYING, length) as verifying:
+            actual = self.crcs(ranges, verifying)
+        good, bad = [], []
+        for r, got in zip(ranges, actual):
+            want = zlib.crc32(b"\xff" * r.length)
+            entry = {"offset": r.offset, "length": r.length}
+            if got == want:
+                good.append({**entry, "crc32": f"0x{got:08X}"})
+            else:
+                bad.append({**entry, "expected": f"0x{want:08X}", "actual": f"0x{got:08X}"})
+        return good, bad
+
     def info(self) -> dict:
         cfg = self._config()
         data = {
@@ -578,7 +594,14 @@ def run_erase(args, progress: ProgressSink, result: Result) -> None:
         if offset is not None:
             erase_steps(programmer.config, offset, length)  # refuse before erasing anything
         units, erased, chip = programmer.erase(offset, length)
-    result.sectors_erased, result.bytes_erased, result.chip_erased = units, erased, chip
+        result.sectors_erased, result.bytes_erased, result.chip_erased = units, erased, chip
+        good, bad = programmer.verify_erased(0 if chip else offset, erased)
+    result.verified_ranges, result.mismatched_ranges = good, bad
+    if bad:
+        result.verify = "mismatch"
+        raise VerifyError(f"erase did not leave 0xFF: {len(bad)} range(s) differ, first at "
+                          f"flash offset 0x{bad[0]['offset']:08X}")
+    result.verify = "verified"
     result.ok = True
 
 
