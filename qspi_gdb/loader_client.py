@@ -268,12 +268,13 @@ class LoaderClient:
         return self.greeting
 
     def _enter(self) -> None:
+        self.link.write_register("pc", self.entry)
         if not self._entered:
+            # first call: thread mode, Thumb, our stack (later calls start from the loader's
+            # own halt, where all of that is already true)
+            self.link.write_register("xpsr", XPSR_THUMB)
             self.link.write_register("sp", self.stack_top)
             self._entered = True
-        self.link.write_register("pc", self.entry)
-        # thread mode, Thumb (after PC: some targets clear EPSR.T on a PC write)
-        self.link.write_register("xpsr", XPSR_THUMB)
 
     def _call(self, cmds: Sequence[mb.Command], *, timeout_s: float | None = None,
               check: bool = True, check_seq: bool = True) -> Sequence[mb.Command]:
@@ -294,18 +295,23 @@ class LoaderClient:
             raise TargetError(f"{exc}; {self._diagnose()}") from exc
         self.stats.calls += 1
         self.stats.commands += len(cmds)
-        pc = self.link.read_register("pc")
-        if pc != self.halt_addr:
-            self._raise_stopped_elsewhere(pc)
         raw = self.link.read_memory(self.mailbox_addr, mb.OFF_CMD + len(cmds) * mb.CMD_SIZE)
         hdr = mb.MailboxHeader.unpack(raw)
         self.header = hdr
-        if check_seq and (hdr.magic != mb.MAGIC or hdr.done_seq != self._seq):
-            raise TargetError(
-                f"loader mailbox inconsistent after a call (magic {hdr.magic:#010x}, "
-                f"done_seq {hdr.done_seq} != seq {self._seq})"
-            )
-        self._check_canary(hdr.stack_base)
+        # A completed call is proven by the mailbox (magic and done_seq); only then is the PC
+        # not worth a read. Anything else: where did it stop?
+        if not check_seq or hdr.magic != mb.MAGIC or hdr.done_seq != self._seq:
+            pc = self.link.read_register("pc")
+            if pc != self.halt_addr:
+                self._raise_stopped_elsewhere(pc)
+            if check_seq:
+                raise TargetError(
+                    f"loader mailbox inconsistent after a call (magic {hdr.magic:#010x}, "
+                    f"done_seq {hdr.done_seq} != seq {self._seq})"
+                )
+        if hdr.magic == mb.MAGIC and hdr.canary != mb.CANARY:
+            raise TargetError(f"loader stack overflowed (canary at {hdr.stack_base:#010x} is "
+                              f"{hdr.canary:#010x})")
         for i, c in enumerate(cmds):
             off = mb.OFF_CMD + i * mb.CMD_SIZE
             c.unpack_results(raw[off:off + mb.CMD_SIZE])
@@ -329,14 +335,6 @@ class LoaderClient:
         except Exception as exc:  # noqa: BLE001 - diagnostics must not hide the time-out
             parts.append(f"no further diagnostics ({exc})")
         return "; ".join(parts)
-
-    def _check_canary(self, stack_base: int) -> None:
-        if not stack_base:
-            return
-        (word,) = struct.unpack("<I", self.link.read_memory(stack_base, 4))
-        if word != mb.CANARY:
-            raise TargetError(f"loader stack overflowed (canary at {stack_base:#010x} is "
-                              f"{word:#010x})")
 
     def _raise_stopped_elsewhere(self, pc: int) -> None:
         detail = ""

@@ -273,7 +273,8 @@ MAILBOX_FIELDS: tuple[FieldSpec, ...] = (
     ("addr4_before", 1),
     ("time_us", 1),
     ("entry_us", 1),
-    ("reserved0", 2),
+    ("canary", 1),
+    ("reserved0", 1),
     ("seq", 1),
     ("ncmd", 1),
     ("cmd", ("ql_cmd", MAX_CMDS)),
@@ -386,11 +387,12 @@ class MailboxHeader:
     addr4_before: int
     time_us: int
     entry_us: int
+    canary: int
 
     @classmethod
     def unpack(cls, raw: bytes) -> MailboxHeader:
         words = struct.unpack_from(f"<{HEADER_WORDS}I", raw)
-        return cls(*words[:18])
+        return cls(*words[:19])
 
 
 @dataclass(frozen=True)

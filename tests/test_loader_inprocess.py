@@ -435,3 +435,18 @@ def test_reinit_in_one_call_and_after_deinit(rig_factory):
     assert not rig.flash.four_byte_mode
     assert rig.init().jedec_id == 0x20BB19  # the timer stopped at DEINIT starts again
     assert rig.flash.four_byte_mode
+
+
+def test_greeting_catches_a_damaged_download(rig_factory):
+    rig = rig_factory("nrf5340", "mx25r6435f")
+    from elftools.elf.elffile import ELFFile
+    from qspi_gdb.errors import TargetError
+    with open(rig.client.elf_path, "rb") as f:
+        (sym,) = ELFFile(f).get_section_by_name(".symtab").get_symbol_by_name(
+            "qspi_loader_build_id")
+    rig.link.write_memory(sym["st_value"], struct.pack("<I", rig.client.build_id ^ 1))
+    again = LoaderClient(rig.link, chip="nrf5340")
+    with pytest.raises(TargetError, match="did not arrive intact"):
+        again.start(load=False)
+    with pytest.raises(UsageError, match="built for nrf5340"):
+        LoaderClient(rig.link, rig.client.elf_path, chip="nrf52840").start()

@@ -238,7 +238,8 @@ struct ql_mailbox {
     uint32_t time_us;        /* loader timer at halt (microseconds, wraps) */
     uint32_t entry_us;       /* loader timer at entry of this call (host time between calls =
                                 entry_us - previous time_us) */
-    uint32_t reserved0[2];
+    uint32_t canary;         /* bottom stack word at halt: QL_CANARY unless the stack overflowed */
+    uint32_t reserved0;
     /* request, written by the host */
     uint32_t seq;            /* host bumps it to run cmd[0..ncmd) */
     uint32_t ncmd;

@@ -28,6 +28,7 @@ static void publish(void)
         mb->buffer[i].state = (fm & (1u << i)) ? QL_BUF_FREE : QL_BUF_DMA;
     }
     mb->busy = qspi_busy();
+    mb->canary = ql_stack_mem[0];
     mb->time_us = hw_now_us();
 }
 
