@@ -6,6 +6,7 @@ import time
 import zlib
 
 import pytest
+import structlog
 
 from armgcc import build
 from qspi_gdb.errors import TargetError
@@ -20,6 +21,13 @@ CHIP = {
     "sim-nrf52840dk": ("cortex-m4f", 0x10000100, 0x40000000, 0x40008000, 8, 0x50000700),
     "sim-nrf5340dk": ("cortex-m33", 0x00FF020C, 0x50005000, 0x5000F000, 15, 0x50842700),
 }
+
+
+@pytest.fixture(autouse=True)
+def _logging_to_a_live_stream():
+    """An earlier test may have pointed structlog at its own, now closed, captured stream
+    (cli.main configures logging); log with structlog's defaults (stdout at call time)."""
+    structlog.reset_defaults()
 
 
 @pytest.fixture
