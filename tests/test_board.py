@@ -531,3 +531,22 @@ def test_easydma_reaches_data_ram_only():
         for addr in (0x00800000, 0x1FFFFFFC, 0x2003FFFE):
             with pytest.raises(BusFault):
                 b.memory.read(addr, 4)
+
+
+@pytest.mark.parametrize("board", CHIP_BOARDS, indirect=True)
+def test_a_busy_poll_sees_the_compare_event_at_the_right_time(board, tmp_path):
+    timer = CHIP[board.name][3]
+    src = f"""
+    #include <stdint.h>
+    #define REG(a) (*(volatile uint32_t *)(a))
+    #define T 0x{timer:08X}u
+    uint32_t main(void) {{
+        REG(T + 0x508) = 3; REG(T + 0x510) = 0; REG(T + 0x540) = 1000;  /* 32 bit, 16 MHz */
+        REG(T + 0x00C) = 1; REG(T + 0x000) = 1;
+        while (!REG(T + 0x140)) ;
+        REG(T + 0x044) = 1;                    /* CAPTURE[1] right after the event */
+        return REG(T + 0x544);
+    }}
+    """
+    ticks = run_program(board, tmp_path, src)
+    assert 1000 <= ticks < 1000 + 32  # 2 us of slack, not a whole 256 us slice

@@ -22,7 +22,9 @@ VTOR and sets LR to EXC_RETURN; a branch to EXC_RETURN in Handler mode unstacks.
 catch (VC_HARDERR) halts at the handler's first instruction.
 
 Modelled time: each completed slice of N instructions advances the clock by N / core_hz (one
-cycle per instruction, an estimate). A slice cut short by bkpt, a sleeping WFI/WFE, a
+cycle per instruction, an estimate). A slice ends no later than the next clock event (timer
+compare, QSPI completion...), so events and their interrupts land at the right instruction
+(within 64 instructions). A slice cut short by bkpt, a sleeping WFI/WFE, a
 breakpoint, a halt or a fault charges nothing for its partial part (unicorn does not report
 how far it got): up to one slice (16384 instructions, 256 us at 64 MHz) per such stop is not
 counted. A pending IRQ is taken at the next slice boundary (up to one slice late); exception
@@ -41,6 +43,7 @@ hook that calls emu_stop stops *before* the hooked instruction (FPB semantics).
 from __future__ import annotations
 
 import ctypes
+import math
 from collections.abc import Callable
 
 from unicorn import (
@@ -113,6 +116,7 @@ _THUMB_YIELD = 0xBF10
 _NO_EXIT = 0xFFFFFFFF  # an odd address is never a PC: emu_start's `until` never triggers
 
 SLICE_INSTRUCTIONS = 16384
+MIN_SLICE_INSTRUCTIONS = 64  # 1 us at 64 MHz: bounds the host cost of dense clock events
 TCG_BUFFER_BYTES = 32 * 1024 * 1024  # translated code; RAM programs are small
 
 
@@ -296,7 +300,14 @@ class CortexM:
             return 0
         if self._pending_exception() and (self.lockup or self.halted):
             return 0
-        executed = self._execute(max_instructions or self.slice_instructions)
+        count = max_instructions or self.slice_instructions
+        due = self.clock.next_event_time()
+        if due is not None:
+            # end the slice when the next clock event is due, so timer compares, QSPI
+            # completions and the interrupts they raise land at the right instruction
+            until_due = math.ceil((due - self.clock.now) * self._core_hz() - 1e-6)
+            count = max(MIN_SLICE_INSTRUCTIONS, min(count, until_due))
+        executed = self._execute(count)
         self._charge(executed)
         return executed
 
