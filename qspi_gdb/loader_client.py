@@ -183,8 +183,7 @@ class LoaderClient:
         self._entered = False
         self._timing = _Timing()
         self._pending_s = 0.0  # max time of flash work left running by the last call
-        self._rate = 0.0  # measured link write speed, bytes per target second
-        self._overhead = 0.0  # measured time between two calls, target seconds
+        self._speed = _LinkSpeed()  # measured link speed, kept across write() calls
         self.greeting: Greeting | None = None
         self.header: mb.MailboxHeader | None = None
         self.free_mask = 0
@@ -585,14 +584,12 @@ class LoaderClient:
         ops = _interleave(self._expand(steps))
         bufs = self._buffers()
         assigned = 0  # buffers holding data of ops not yet issued
-        rate = self._rate  # bytes per second the host moves into target RAM (0 = unknown)
-        overhead = self._overhead  # seconds between two calls when nothing is moved
-        last_halt_us = self.header.time_us if self.header else 0
-        moved = 0
+        speed = self._speed
+        speed.start(self.header)
 
         def fill(op: _Op, limit: int) -> None:
             """Copy up to `limit` more bytes of op's data into its buffer."""
-            nonlocal assigned, moved
+            nonlocal assigned
             if op.buf is None:
                 op.buf = self._free_buffer(assigned)
                 op.cmd.buf = op.buf
@@ -600,46 +597,74 @@ class LoaderClient:
             n = min(limit, len(op.data) - op.filled)
             self._write_target(bufs[op.buf].addr + op.filled, op.data[op.filled:op.filled + n])
             op.filled += n
-            moved += n
+            speed.moved += n
 
         for i, op in enumerate(ops):
             if op.cmd.op == mb.OP_PROGRAM and op.filled < len(op.data):
                 fill(op, len(op.data))
             self._call([op.cmd])
-            hdr = self.header
-            assert hdr is not None
-            gap = ((hdr.entry_us - last_halt_us) & 0xFFFFFFFF) / 1e6
-            if not moved:
-                overhead = gap if not overhead else min(overhead, 0.5 * overhead + 0.5 * gap)
-            elif gap > overhead:
-                sample = moved / (gap - overhead)
-                rate = sample if not rate else 0.5 * rate + 0.5 * sample
-            last_halt_us, moved = hdr.time_us, 0
+            speed.observe(self.header)
             if op.buf is not None:
                 assigned &= ~(1 << op.buf)
             if progress is not None and op.cmd.op == mb.OP_PROGRAM:
                 progress(op.cmd.len)
             # While this op keeps the flash busy, copy upcoming data; a piece is worth copying
             # when at least half of its transfer overlaps the flash work.
-            spare = op.busy_typ_s - overhead
+            spare = op.busy_typ_s - speed.overhead
             for nxt in ops[i + 1:]:
                 if nxt.cmd.op != mb.OP_PROGRAM or nxt.filled == len(nxt.data):
                     continue
-                if not rate:
-                    if nxt.buf is not None or self.free_mask & ~assigned:
-                        fill(nxt, _FILL_PIECE)  # speed not measured yet: one piece
-                    break
                 while nxt.filled < len(nxt.data):
+                    if nxt.buf is None and not self.free_mask & ~assigned:
+                        break
                     piece = min(_FILL_PIECE, len(nxt.data) - nxt.filled)
-                    cost = piece / rate
-                    if spare < cost / 2 or (nxt.buf is None and not self.free_mask & ~assigned):
+                    if not speed.rate:
+                        if spare < 2 * speed.overhead:
+                            break
+                        # speed unknown: one piece and an empty call measure it
+                        before = self.header.time_us if self.header else 0
+                        fill(nxt, piece)
+                        self._call([])
+                        speed.observe(self.header)
+                        spare -= ((self.header.time_us - before) & 0xFFFFFFFF) / 1e6
+                        continue
+                    cost = piece / speed.rate
+                    if spare < cost / 2:
                         break
                     fill(nxt, piece)
                     spare -= cost
                 if nxt.filled < len(nxt.data):
                     break
-        self._rate, self._overhead = rate, overhead
         self._call([mb.Command(mb.OP_WAIT_IDLE)])
+
+
+class _LinkSpeed:
+    """How fast the host moves data into target RAM, and the fixed cost of one call, both in
+    the target's time base (the loader's timer: entry_us of a call - time_us of the last)."""
+
+    def __init__(self) -> None:
+        self.rate = 0.0  # bytes per second (0 = not measured yet)
+        self.overhead = 0.0  # seconds between two calls when nothing is moved
+        self.moved = 0
+        self._last_halt_us = 0
+
+    def start(self, header: mb.MailboxHeader | None) -> None:
+        self._last_halt_us = header.time_us if header else 0
+        self.moved = 0
+
+    def observe(self, header: mb.MailboxHeader | None) -> None:
+        if header is None:
+            return
+        gap = ((header.entry_us - self._last_halt_us) & 0xFFFFFFFF) / 1e6
+        if not self.moved:
+            self.overhead = gap if not self.overhead else min(
+                self.overhead, 0.5 * self.overhead + 0.5 * gap)
+        else:
+            # a transfer that costs no target time (in-process board) counts as very fast
+            sample = self.moved / max(gap - self.overhead, 1e-6)
+            self.rate = sample if not self.rate else 0.5 * self.rate + 0.5 * sample
+        self._last_halt_us = header.time_us
+        self.moved = 0
 
 
 def _interleave(ops: list[_Op]) -> list[_Op]:
