@@ -450,3 +450,12 @@ def test_greeting_catches_a_damaged_download(rig_factory):
         again.start(load=False)
     with pytest.raises(UsageError, match="built for nrf5340"):
         LoaderClient(rig.link, rig.client.elf_path, chip="nrf52840").start()
+
+
+@pytest.mark.parametrize("sector", [0x800, 0x1000, 0x3000, 0x10000])
+def test_crc_list_any_sector_size(sector, programmed_rig):
+    rig = programmed_rig
+    count = 0x20000 // sector
+    image = rig.flash.peek(0, 0x20000)
+    assert rig.client.crc_list(0, sector, count) == [
+        zlib.crc32(image[i * sector:(i + 1) * sector]) for i in range(count)]

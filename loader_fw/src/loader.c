@@ -114,6 +114,52 @@ static uint32_t crc_range(uint32_t addr, uint32_t len, uint32_t *out)
     return QL_ST_OK;
 }
 
+static uint32_t min3(uint32_t a, uint32_t b, uint32_t c)
+{
+    uint32_t m = a < b ? a : b;
+    return m < c ? m : c;
+}
+
+/* One CRC per sector over [addr, addr + count * sector), word aligned: a single read-ahead
+ * stream over the whole range (chunks end at sector boundaries). */
+static uint32_t crc_sectors(uint32_t addr, uint32_t sector, uint32_t count, uint32_t *out)
+{
+    uint32_t st = qspi_settle();
+    if (st != QL_ST_OK) {
+        return st;
+    }
+    uint32_t end = addr + sector * count;
+    uint32_t a = addr;
+    uint32_t left = sector; /* bytes of the current sector not yet read */
+    uint32_t crc = 0xFFFFFFFFu;
+    uint32_t k = 0;
+    uint32_t i = 0;
+    uint32_t chunk = min3(QL_SCRATCH_BYTES, end - a, left);
+    qspi_read_start(a, ql_scratch_mem[0], chunk);
+    while (a < end) {
+        st = qspi_wait_dma();
+        if (st != QL_ST_OK) {
+            return st;
+        }
+        const uint8_t *p = ql_scratch_mem[k];
+        uint32_t n = chunk;
+        a += n;
+        left -= n;
+        if (a < end) { /* read the next chunk while this one is summed */
+            chunk = min3(QL_SCRATCH_BYTES, end - a, left ? left : sector);
+            qspi_read_start(a, ql_scratch_mem[k ^ 1u], chunk);
+        }
+        crc = crc32_update(crc, p, n);
+        if (left == 0u) {
+            out[i++] = ~crc;
+            crc = 0xFFFFFFFFu;
+            left = sector;
+        }
+        k ^= 1u;
+    }
+    return QL_ST_OK;
+}
+
 static uint32_t cmd_erase(struct ql_cmd *c)
 {
     uint32_t unit = c->arg;
@@ -195,9 +241,9 @@ static uint32_t cmd_crc_list(struct ql_cmd *c)
     if (st == QL_ST_OK) {
         st = count > QL_BUF_SIZE / 4u ? QL_ST_BUF_RANGE : check_buf(c, count * 4u, 4u);
     }
-    uint32_t *out = (uint32_t *)(void *)(buf_addr(c->buf) + c->buf_off);
-    for (uint32_t i = 0; st == QL_ST_OK && i < count; i++) {
-        st = crc_range(c->addr + i * sector, sector, &out[i]);
+    if (st == QL_ST_OK) {
+        st = crc_sectors(c->addr, sector, count,
+                         (uint32_t *)(void *)(buf_addr(c->buf) + c->buf_off));
     }
     return st;
 }
