@@ -306,7 +306,7 @@ class CortexM:
             # end the slice when the next clock event is due, so timer compares, QSPI
             # completions and the interrupts they raise land at the right instruction
             until_due = math.ceil((due - self.clock.now) * self._core_hz() - 1e-6)
-            count = max(MIN_SLICE_INSTRUCTIONS, min(count, until_due))
+            count = min(count, max(MIN_SLICE_INSTRUCTIONS, until_due))
         executed = self._execute(count)
         self._charge(executed)
         return executed
