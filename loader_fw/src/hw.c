@@ -114,6 +114,10 @@ void hw_delay_us(uint32_t us)
 
 static int hfxo_start(void)
 {
+    uint32_t stat = CLOCK(CLOCK_HFCLKSTAT);
+    if ((stat & (1u << 16)) && (stat & 1u)) {
+        return 0; /* already running from the crystal (STATE = running, SRC = Xtal) */
+    }
     CLOCK(CLOCK_EVENTS_HFCLKSTARTED) = 0u;
     CLOCK(CLOCK_TASKS_HFCLKSTART) = 1u;
     uint32_t start = hw_now_us();

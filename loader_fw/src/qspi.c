@@ -642,8 +642,10 @@ uint32_t qspi_init(const struct ql_config *c, uint32_t *jedec_id)
     tm.max[WIP_CHIP] = pick(c->t_chip_max_us, DEF_CHIP_MAX);
     tm.typ[WIP_WRSR] = pick(c->t_wrsr_max_us, DEF_WRSR_MAX) / 8u;
     tm.max[WIP_WRSR] = pick(c->t_wrsr_max_us, DEF_WRSR_MAX);
-    if (tm.max[WIP_CHIP] > DEF_CHIP_MAX) {
-        tm.max[WIP_CHIP] = DEF_CHIP_MAX; /* keep deadlines inside the timer's wrap */
+    for (uint32_t k = WIP_PAGE; k <= WIP_WRSR; k++) {
+        if (tm.max[k] > DEF_CHIP_MAX) {
+            tm.max[k] = DEF_CHIP_MAX; /* keep deadlines inside the timer's 32-bit wrap */
+        }
     }
 
     if (hw_clocks_setup() != 0) {
