@@ -318,11 +318,11 @@ INVALID = [
 ]
 
 
-@pytest.fixture(scope="module")
-def programmed_rig():
-    """One 8 MiB board with some data, shared by the invalid-argument cases."""
+@pytest.fixture(scope="module", params=["nrf52840", "nrf5340"])
+def programmed_rig(request):
+    """One 8 MiB board per chip with some data, shared by the invalid-argument cases."""
     with pytest.MonkeyPatch.context() as mp:
-        rig = Rig("nrf52840", "mx25r6435f", mp)
+        rig = Rig(request.param, "mx25r6435f", mp)
         rig.init()
         rig.client.erase([EraseStep(0, 0x10000, 65536)])
         rig.client.program(0x1000, random.Random(3).randbytes(0x3000))
@@ -397,17 +397,26 @@ def test_deinit_restores_address_mode(chip, part, rig_factory):
 # -- streaming ---------------------------------------------------------------------------
 
 
-def test_streaming_equals_one_by_one(rig_factory):
+@pytest.mark.parametrize("chip,part", [("nrf5340", "mx25r6435f"), ("nrf52840", "mt25qu256a")])
+def test_streaming_equals_one_by_one(chip, part, rig_factory):
     data = random.Random(9).randbytes(300_001)
     off = 0x20F01
     steps = [EraseStep(0x20000, 0x50000, 65536), ProgramStep(off, data)]
 
-    streamed = rig_factory("nrf5340", "mx25r6435f")
+    streamed = rig_factory(chip, part)
     streamed.init()
-    streamed.client.write(steps)
-    assert streamed.client.stats.calls > 3
+    used: set[int] = set()
+    call = streamed.client._call
 
-    single = rig_factory("nrf5340", "mx25r6435f")
+    def spy(cmds, **kw):
+        used.update(c.buf for c in cmds if c.op == mb.OP_PROGRAM)
+        return call(cmds, **kw)
+
+    streamed.client._call = spy
+    streamed.client.write(steps)
+    assert len(used) >= 2  # several buffers in flight / filled ahead
+
+    single = rig_factory(chip, part)
     single.init()
     c = single.client
     c.erase([EraseStep(0x20000, 0x50000, 65536)])
