@@ -9,7 +9,6 @@ streaming through several buffers vs one buffer at a time.
 from __future__ import annotations
 
 import hashlib
-import os
 import random
 import struct
 import zlib
