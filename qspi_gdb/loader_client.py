@@ -29,7 +29,6 @@ from .target import TargetLink
 log = get_logger(__name__)
 
 XPSR_THUMB = 0x01000000
-MIB16 = 1 << 24
 # Loader defaults for times the config leaves at 0 (loader_fw/src/qspi.c DEF_*), seconds.
 _DEFAULT_MAX_S = {"page": 0.010, "4k": 1.0, "64k": 4.0, "chip": 2400.0, "wrsr": 0.2}
 _DEFAULT_TYP_S = {"page": 0.001, "4k": 0.05, "64k": 0.5, "chip": 60.0}
