@@ -467,3 +467,18 @@ def test_crc_list_any_sector_size(sector, programmed_rig):
     image = rig.flash.peek(0, 0x20000)
     assert rig.client.crc_list(0, sector, count) == [
         zlib.crc32(image[i * sector:(i + 1) * sector]) for i in range(count)]
+
+
+@pytest.mark.parametrize("chip", ["nrf52840", "nrf5340"])
+def test_custom_init_instructions_and_raw_cinstr(chip, rig_factory):
+    rig = rig_factory(chip, "mx25r6435f")
+    assert not rig.flash.quad_enabled
+    # nrfjprog's default for the DK part: WRSR SR=0x40 (QE), CR1=0, CR2=0x02, write-enabled;
+    # the loader's own quad enable is switched off so only the custom instruction sets QE
+    rig.init(flags=mb.CFG_SKIP_QE,
+             init=(mb.InitInstruction(0x01, b"\x40\x00\x02", wren=True),))
+    assert rig.flash.quad_enabled
+    c = rig.client
+    assert c.cinstr(0x9F, length=3) == bytes.fromhex("C22817")
+    assert c.rdsr() & 0x40
+    assert c.cinstr(0x15, length=2) == b"\x00\x02"  # RDCR: CR1, CR2 as written
