@@ -20,6 +20,7 @@ from qspi_gdb import mailbox as mb
 from qspi_gdb.errors import UsageError
 from qspi_gdb.loader_client import (
     EraseStep,
+    FlashError,
     JedecMismatch,
     LoaderClient,
     LoaderProtocolError,
@@ -482,3 +483,20 @@ def test_custom_init_instructions_and_raw_cinstr(chip, rig_factory):
     assert c.cinstr(0x9F, length=3) == bytes.fromhex("C22817")
     assert c.rdsr() & 0x40
     assert c.cinstr(0x15, length=2) == b"\x00\x02"  # RDCR: CR1, CR2 as written
+
+
+def test_wait_beyond_the_parts_max_time_is_a_flash_error(rig_factory):
+    """Deadlines come from the config's max times: claim a 4 KiB erase takes at most 1 ms
+    (MX25R6435F really takes ~48 ms) and the loader gives up with FLASH_BUSY."""
+    rig = rig_factory("nrf5340", "mx25r6435f")
+    rig.init(t_4k_max_us=1000)
+    c = rig.client
+    with pytest.raises(FlashError) as exc:
+        c.run([mb.Command(mb.OP_ERASE, mb.CF_SYNC, 0x1000, 0x1000, arg=mb.ERASE_4K)])
+    assert exc.value.status == mb.ST_FLASH_BUSY
+    assert "longer than the part's maximum" in str(exc.value)
+    (cmd,) = c.run([mb.Command(mb.OP_WAIT_IDLE)], check=False)
+    assert cmd.status == mb.ST_FLASH_BUSY  # still erasing
+    rig.board.clock.advance(0.1)  # the host takes its time while the core is halted...
+    c.wait_idle()  # ...meanwhile the flash finished on its own; the loader carries on
+    assert rig.flash.peek(0x1000, 0x1000) == b"\xff" * 0x1000
