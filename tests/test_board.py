@@ -550,3 +550,17 @@ def test_a_busy_poll_sees_the_compare_event_at_the_right_time(board, tmp_path):
     """
     ticks = run_program(board, tmp_path, src)
     assert 1000 <= ticks < 1000 + 32  # 2 us of slack, not a whole 256 us slice
+
+
+def test_code_rewritten_through_data_ram_runs_from_the_code_alias():
+    with Board("sim-nrf52840dk") as b:
+        link = halted_link(b)
+        movs_bkpt = bytes.fromhex("0120" "00be")  # movs r0,#1; bkpt
+        link.write_memory(0x20000100, movs_bkpt)
+        for expected, code in ((1, movs_bkpt), (2, bytes.fromhex("0220" "00be"))):
+            link.write_memory(0x20000100, code)  # written through the data RAM address
+            link.write_register("pc", 0x00800100)  # executed through the code alias
+            link.write_register("xpsr", 1 << 24)
+            link.resume()
+            link.wait_halt(0.1)
+            assert link.read_register("r0") == expected

@@ -313,7 +313,7 @@ class RamMemory:
     def write(self, addr: int, data: bytes) -> None:
         off = self._check(addr, len(data), True)
         self._board.ram[off : off + len(data)] = data
-        self._board.core.invalidate_code(addr, len(data))
+        self._board._memory_written(addr, len(data))
 
 
 # -- stats -------------------------------------------------------------------------------
@@ -468,7 +468,15 @@ class Board:
             qspi.pclk192m_hz = self.clock_periph.pclk192m_hz
 
     def _memory_written(self, addr: int, length: int) -> None:
+        """Host-side write to RAM (debugger, EasyDMA): drop stale translations, also of the
+        nRF52840's code-RAM alias, which is the same memory."""
         self.core.invalidate_code(addr, length)
+        if self.chip == "nrf52840":
+            size = len(self.ram)
+            if RAM_BASE <= addr < RAM_BASE + size:
+                self.core.invalidate_code(addr - RAM_BASE + CODE_RAM_ALIAS_52840, length)
+            elif CODE_RAM_ALIAS_52840 <= addr < CODE_RAM_ALIAS_52840 + size:
+                self.core.invalidate_code(addr - CODE_RAM_ALIAS_52840 + RAM_BASE, length)
 
     def _vector_catch(self, exception: int) -> bool:
         """DEMCR.VC_HARDERR: halt on HardFault entry (faults escalate to HardFault here)."""
