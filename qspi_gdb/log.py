@@ -8,12 +8,30 @@ import sys
 import structlog
 
 
+class _CurrentStderr:
+    """Writes to whatever sys.stderr is at the time of writing, not at configure time.
+
+    A logger bound to the stderr object of the moment outlives it when that object is replaced
+    and closed (pytest's capture, a test harness, a daemon re-opening its streams).
+    """
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+    def isatty(self) -> bool:
+        return sys.stderr.isatty()
+
+
 def configure(verbose: int = 0, *, json_lines: bool | None = None, stream=None) -> None:
     """Configure structlog once per process.
 
     verbose: 0 = info, 1+ = debug. json_lines: force a renderer (None = decide by isatty).
+    stream: where log lines go (default: the current sys.stderr, looked up at each write).
     """
-    stream = stream or sys.stderr
+    stream = stream or _CurrentStderr()
     if json_lines is None:
         json_lines = not stream.isatty()
     level = logging.DEBUG if verbose else logging.INFO
