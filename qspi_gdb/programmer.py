@@ -460,6 +460,7 @@ def _programmer(args, cfg: flashcfg.FlashConfig, progress: ProgressSink,
     from qspi_gdb.session import open_session
 
     loader = _loader_path(args)
+    result.board = cfg.board
     with open_session(_target_options(args, cfg),
                       elf=loader or resources.loader_elf(cfg.chip)) as session:
         programmer = Programmer(session.link, chip=cfg.chip, loader_elf=loader,

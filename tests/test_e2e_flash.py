@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from intelhex import IntelHex
 
-from qspi_gdb import log
+from qspi_gdb import demo, log
 from qspi_gdb.cli import main
 from qspi_gdb.openocd import OpenOcd, SimServer
 
@@ -88,30 +88,26 @@ def work(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def seed(work):
-    """The seed scenario, flashed once: (image path, image bytes, flash file, result)."""
-    image = random.Random(6).randbytes(SEED_BYTES)
-    image_path = work / "zephyr.recovery.bin"
-    image_path.write_bytes(image)
-    flash_file = work / "flash-32mb.bin"
+    """The seed scenario, flashed once by `python -m qspi_gdb.demo` (what `make demo` runs):
+    (image path, image bytes, flash file, (exit code, demo output))."""
+    workdir = work / "demo"
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        code = main(["flash", f"{image_path}@0x{SEED_ADDR:08X}", *common(flash_file), "--json"])
-    return image_path, image, flash_file, (code, json.loads(out.getvalue().splitlines()[-1]))
+        code = demo.main(["--workdir", str(workdir)])
+    image_path = workdir / "zephyr.recovery.bin"
+    return image_path, image_path.read_bytes(), workdir / "flash-32mb.bin", (code, out.getvalue())
 
 
-def test_seed_scenario_bin_at_0x11E98000(seed):
-    image_path, image, flash_file, (code, result) = seed
+def test_seed_scenario_bin_at_0x11E98000_via_the_demo(seed):
+    image_path, image, flash_file, (code, output) = seed
     assert code == 0
+    assert len(image) == SEED_BYTES
     assert_only(flash_bytes(flash_file), SEED_OFFSET, image)
-    assert result["ok"] and result["verify"] == "verified" and result["verified"] is True
-    assert result["part"] == "IS25WP256" and result["address_mode"] == "32-bit"
-    assert result["image"]["given_address"] == SEED_ADDR
-    assert result["image"]["segments"] == [
-        {"offset": SEED_OFFSET, "length": SEED_BYTES, "address": SEED_ADDR}]
-    assert result["verified_ranges"][0]["offset"] == SEED_OFFSET
-    assert sum(r["length"] for r in result["verified_ranges"]) == 126 * 4096
-    assert result["sectors_skipped_unchanged"] == 0 and result["sectors_written"] == 126
-    assert result["bytes_preserved"] == 126 * 4096 - SEED_BYTES
+    summary = [line for line in output.splitlines() if line.startswith("Erased ")]
+    assert summary and summary[0].startswith("Erased 504 KiB (21 sectors), programmed ")
+    assert "verified 504 KiB in 1 range (CRC32 on target)" in summary[0]
+    assert "Read back 64 bytes at 0x11E98000 (matches the image)" in output
+    assert "11E98000  71 73 70 69" in output  # the hexdump excerpt
 
 
 def test_second_identical_flash_writes_nothing_and_says_so(seed, capsys):
@@ -194,7 +190,7 @@ def _elf(segments: list[tuple[int, bytes]]) -> bytes:
 
 @pytest.mark.parametrize("kind", ["hex", "elf"])
 def test_seed_address_as_hex_and_elf(kind, work, capsys):
-    data = random.Random(kind).randbytes(70_001)  # crosses a 64 KiB block and ends mid-sector
+    data = random.Random(kind).randbytes(SEED_BYTES)  # the seed image's size and address
     path = work / f"image.{kind}"
     if kind == "hex":
         ih = IntelHex()
