@@ -389,6 +389,11 @@ class SystemControlSpace:
         else:
             raise self._unmodelled(addr, True)
 
+    def _unmodelled_once(self, addr: int, event: str) -> None:
+        if (addr, True) not in self._logged:
+            self._logged.add((addr, True))
+            log.warning(event, addr=f"0x{addr:08X}")
+
     def _unmodelled(self, addr: int, write: bool) -> BusFault:
         if (addr, write) not in self._logged:  # loud once per address, not per poll
             self._logged.add((addr, write))
@@ -652,8 +657,11 @@ class SystemControlSpace:
             self._cyccnt_base = value
             self._cyccnt_since = self.board.clock.now if self._cyccnt_running() else None
         elif 0xE0001008 <= addr <= 0xE0001018 or DWT_COMP0 <= addr < DWT_COMP0 + 0x40:
-            # Comparators are stored; watchpoint matching is not modelled.
+            # Comparators are stored; watchpoint matching is not modelled: say so when a
+            # debugger arms one (FUNCTION != 0) instead of letting it silently never fire.
             self.dwt_regs[addr] = value
+            if addr >= DWT_COMP0 and (addr - DWT_COMP0) % 16 == 8 and value & 0xF:
+                self._unmodelled_once(addr, "dwt_watchpoint_not_modelled")
         elif addr == 0xE0001FB0:
             pass
         else:
