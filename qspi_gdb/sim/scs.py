@@ -459,14 +459,7 @@ class SystemControlSpace:
             return
         sel = value & 0x7F
         if value & DCRSR_REGWNR:
-            if sel == 15:
-                # Writing the debug return address leaves xPSR (its T bit) alone on silicon;
-                # unicorn's PC write clears Thumb state, so keep xPSR across it.
-                xpsr = core.read_core_reg(16)
-                core.write_core_reg(15, self.dcrdr)
-                if core.read_core_reg(16) != xpsr:
-                    core.write_core_reg(16, xpsr)
-                return
+            # (CortexM.write_core_reg keeps xPSR.T across a PC write, as silicon does.)
             core.write_core_reg(sel, self.dcrdr)
         else:
             self.dcrdr = core.read_core_reg(sel) & 0xFFFFFFFF
