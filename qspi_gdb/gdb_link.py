@@ -27,6 +27,7 @@ DEMCR_VC_CORERESET = 1 << 0
 DHCSR = 0xE000EDF0
 DHCSR_S_HALT = 1 << 17
 
+SERVER_POLL_SETTLE_S = 0.3
 CHUNK = 64 * 1024  # bytes per MI memory command (GDB splits it into remote packets)
 # Conservative wire speed for deadlines of memory commands (the virtual board's test wire moves
 # ~80 kB/s, real probes 100 kB/s .. several MB/s).
@@ -149,8 +150,12 @@ class GdbLink:
         except GdbTimeout:
             self.halt()
             pc = self._safe_read("pc")
+            try:
+                ipsr = f"{self.read_register('xpsr') & 0x1FF}"
+            except GdbError:
+                ipsr = "?"
             raise TargetError(f"the target did not stop within {deadline:.1f} s "
-                              f"(halted it at pc={pc})") from None
+                              f"(halted it at pc={pc}, IPSR {ipsr})") from None
         self.halted = True
         self.stops += 1
 
@@ -186,6 +191,10 @@ class GdbLink:
         except TargetError as exc:
             # The reset may cut the write's acknowledge short; that is the reset working.
             _log.debug("AIRCR write reported an error during reset", error=str(exc))
+        # The server learns of a reset it did not do at its next poll of the core (OpenOCD:
+        # every 100 ms by default, from DHCSR.S_RESET_ST) and until then answers register
+        # reads from its cache. Reading DHCSR ourselves first would clear that sticky bit.
+        time.sleep(SERVER_POLL_SETTLE_S)
         if halt:
             deadline = time.monotonic() + self.wait_floor_s
             while not self._dhcsr() & DHCSR_S_HALT:
