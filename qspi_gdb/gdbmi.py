@@ -150,16 +150,21 @@ class GdbMi:
             )
         except OSError as exc:
             raise GdbExited(f"cannot start {self.program}: {exc}") from exc
-        self._threads = [
-            threading.Thread(target=self._read_stdout, name="gdb-stdout", daemon=True),
-            threading.Thread(target=self._read_stderr, name="gdb-stderr", daemon=True),
-        ]
-        for thread in self._threads:
-            thread.start()
-        _log.debug("gdb started", pid=self._proc.pid, argv=argv)
-        # Settings that make the session deterministic and non-interactive.
-        for setting in ("confirm off", "pagination off", "width 0", "height 0", "mi-async on"):
-            self.command(f"-gdb-set {setting}")
+        try:
+            self._threads = [
+                threading.Thread(target=self._read_stdout, name="gdb-stdout", daemon=True),
+                threading.Thread(target=self._read_stderr, name="gdb-stderr", daemon=True),
+            ]
+            for thread in self._threads:
+                thread.start()
+            _log.debug("gdb started", pid=self._proc.pid, argv=argv)
+            # Settings that make the session deterministic and non-interactive.
+            for setting in ("confirm off", "pagination off", "width 0", "height 0",
+                            "mi-async on"):
+                self.command(f"-gdb-set {setting}")
+        except BaseException:  # never leave GDB running behind a failed start
+            self.close()
+            raise
         return self
 
     @property

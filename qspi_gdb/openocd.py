@@ -134,10 +134,10 @@ class OpenOcd:
                 raise TargetError(f"cannot start {self.program}: {exc}") from exc
         try:
             self._wait_ready()
-        except BaseException:
+            _log.info("openocd ready", pid=self._proc.pid, gdb=self.gdb_address)
+        except BaseException:  # anything, even a failing log call: never leave it running
             self.close()
             raise
-        _log.info("openocd ready", pid=self._proc.pid, gdb=self.gdb_address)
         return self
 
     def _wait_ready(self) -> None:
@@ -233,10 +233,10 @@ class SimServer:
                                           start_new_session=True)
         try:
             self._wait_ready()
-        except BaseException:
+            _log.debug("virtual board ready", pid=self._proc.pid, socket=str(self.socket_path))
+        except BaseException:  # anything, even a failing log call: never leave it running
             self.close()
             raise
-        _log.debug("virtual board ready", pid=self._proc.pid, socket=str(self.socket_path))
         return self
 
     def _stdout_objects(self) -> list[dict]:

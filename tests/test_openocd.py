@@ -81,3 +81,23 @@ def test_sim_that_cannot_start_is_reported():
     with pytest.raises(TargetError, match="virtual board no-such-board stopped"):
         sim.start()
     assert sim.pid is None
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(not shutil.which("openocd"), reason="openocd not installed")
+def test_failure_right_after_ready_still_stops_openocd(monkeypatch):
+    """Anything raised once OpenOCD runs (here: the log call) must not leave it behind."""
+    import qspi_gdb.openocd as module
+
+    class Boom(Exception):
+        pass
+
+    def explode(*_a, **_k):
+        raise Boom()
+
+    with SimServer("sim-nrf5340dk") as sim:
+        server = OpenOcd([*sim.openocd_script(), ("f", "target/nrf5340.cfg")])
+        monkeypatch.setattr(module._log, "info", explode)
+        with pytest.raises(Boom):
+            server.start()
+        assert server.pid is None and server._proc is None
