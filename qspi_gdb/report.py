@@ -109,7 +109,8 @@ def summary_line(result: Result) -> str:
             line += f"; {_verify_text(result)}"
         return f"{line}. {took}"
     if result.command == "verify":
-        return f"{_verify_text(result).capitalize()}. {took}"
+        text = _verify_text(result)
+        return f"{text[:1].upper()}{text[1:]}. {took}"
     if result.command == "read":
         return f"Read {human_size(result.bytes_read)} into {result.output_file}. {took}"
     return took

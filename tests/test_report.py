@@ -88,3 +88,9 @@ def test_progress_as_json_lines_when_not_a_tty():
     records = [json.loads(line) for line in stream.getvalue().splitlines()]
     assert [r["event"] for r in records] == ["progress", "progress"]
     assert records[-1]["done"] == 100 and records[-1]["finished"] is True
+
+
+def test_verify_summary_keeps_units_and_names():
+    result = Result(command="verify", ok=True, verify="verified", seconds=1.0,
+                    verified_ranges=[{"offset": 0, "length": 4096, "crc32": "0x0"}])
+    assert summary_line(result) == "Verified 4 KiB in 1 range (CRC32 on target). Finished in 1.00s"
