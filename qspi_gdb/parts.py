@@ -3,8 +3,7 @@ which nRF QSPI read/program modes the part executes as the nRF sends them.
 
 Used to name the detected part in `info`, and as the flash description when nothing was
 detected (e.g. `--dry-run` before connecting). The chip's own SFDP, when read, always wins.
-SFDP bytes: QSPI_FACTS.md section 5.6 (Zephyr DK DTS `sfdp-bfp`; qemu `m25p80_sfdp.c`
-`sfdp_is25wp256`; Linux mtd patch mail for mt25qu256a).
+SFDP bytes: `qspi_gdb.sfdp_dumps` (shared with the virtual board's part models; sources there).
 
 Modes: the nRF sends fixed opcodes (QSPI_FACTS.md §1 IFCONFIG0): reads FASTREAD 0Bh, READ2O 3Bh
 (1-1-2), READ2IO BBh (1-2-2), READ4O 6Bh (1-1-4), READ4IO EBh (1-4-4); programs PP 02h, PP2O A2h
@@ -18,38 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from qspi_gdb.sfdp import Sfdp, parse_sfdp, sfdp_from_bfpt
-
-MX25R6435F_BFPT = bytes.fromhex(
-    "e520f1ff ffffff03 44eb086b 083b04bb eeffffff ffff00ff ffff00ff 0c200f52"
-    "10d800ff 2372f500 82ed04cc 44836844 30b030b0 f7c4d55c 00be29ff f0d0ffff"
-)
-
-
-def _is25wp256_sfdp() -> bytes:
-    image = bytearray(b"\xff" * 0x8C)
-    for offset, text in (
-        (0x00, "53464450060101ff 00060110300000ff"),
-        (0x10, "9d05010380000002"),
-        (0x30, "e520f9ffffffff0f 44eb086b083b80bb"),
-        (0x40, "feffffffffff00ff ffff44eb0c200f52"),
-        (0x50, "10d800ff234ac900 82d811cecccd6846"),
-        (0x60, "7a757a75f7aed55c 4a422cfff030faa9"),
-        (0x80, "501950169ff9c0648fefffff"),
-    ):
-        data = bytes.fromhex(text)
-        image[offset : offset + len(data)] = data
-    return bytes(image)
-
-
-IS25WP256_SFDP = _is25wp256_sfdp()
-
-MT25QU256A_SFDP = bytes.fromhex(
-    "53464450060101ff00060110300000ff84000102800000ffffffffffffff"
-    "ffffffffffffffffffffffffffffffffffffe520fbffffffff0f29eb276b"
-    "273b27bbffffffffffff27bbffff29eb0c2010d80f520000244a99008b8e"
-    "03d4ac0127387a757a75fbbdd55c4a0f82ff81bd3d36ffffffffffffffff"
-    "ffffffffffffffffffe7ffff21dcffff"
-)
+from qspi_gdb.sfdp_dumps import IS25WP256_SFDP, MT25QU256A_SFDP, MX25R6435F_BFPT  # also used as parts.X
 
 
 ALL_READ_MODES = frozenset({"FASTREAD", "READ2O", "READ2IO", "READ4O", "READ4IO"})

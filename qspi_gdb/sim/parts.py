@@ -1,7 +1,9 @@
 """Datasheet facts for the modelled serial-NOR parts: IDs, SFDP images, command sets, timings.
 
-Sources (see /work/shared/QSPI_FACTS.md §4, §5.6): SFDP images byte-exact from the facts sheet
-(IS25WP256 as in qemu's m25p80_sfdp.c, MT25QU256A from the Linux mtd patch mail); the
+Sources (see /work/shared/QSPI_FACTS.md §4, §5.6): SFDP bytes from `qspi_gdb.sfdp_dumps` (the
+one copy of the dumps, shared with the host's part table; only the bytes are shared, this module
+decodes them with its own JESD216 helpers so a controller decoder bug is not mirrored here):
+IS25WP256 as in qemu's m25p80_sfdp.c, MT25QU256A from the Linux mtd patch mail; the
 MX25R6435F basic flash parameter table as embedded in Zephyr's DK devicetree, wrapped in an
 SFDP header + one parameter header per JESD216B (the real chip has more tables, which we do
 not have). Typical/max busy times and read dummy cycles are *decoded from the SFDP image* so
@@ -14,6 +16,8 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+
+from qspi_gdb import sfdp_dumps as dumps
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -214,20 +218,12 @@ def bfp_enter_4b(bfp: bytes) -> int:
 # SFDP images.
 
 
-def _hex(text: str) -> bytes:
-    return bytes.fromhex("".join(text.split()))
-
-
 def _pad(image: bytes, length: int = 256) -> bytes:
     return image + b"\xff" * (length - len(image))
 
 
-# Basic flash parameter table of MX25R6435F (16 DWORDs, JESD216B), as in Zephyr's nRF52840 DK DTS.
-MX25R6435F_BFP = _hex(
-    """e5 20 f1 ff  ff ff ff 03  44 eb 08 6b  08 3b 04 bb  ee ff ff ff  ff ff 00 ff  ff ff 00 ff
-       0c 20 0f 52  10 d8 00 ff  23 72 f5 00  82 ed 04 cc  44 83 68 44  30 b0 30 b0  f7 c4 d5 5c
-       00 be 29 ff  f0 d0 ff ff"""
-)
+# SFDP images: the raw bytes come from `qspi_gdb.sfdp_dumps` (shared with the host's part table);
+# only the padding to the 256-byte SFDP space the modelled chip answers from is done here.
 
 # SFDP header (signature, rev 1.6, NPH=0 -> one header, legacy protocol) + BFPT parameter header
 # (ID 0xFF00 rev 1.6, 16 DWORDs at 0x30), 0xFF up to the table, the table, 0xFF to 256 bytes.
@@ -236,31 +232,12 @@ MX25R6435F_SFDP = _pad(
     b"SFDP" + bytes([0x06, 0x01, 0x00, 0xFF])
     + bytes([0x00, 0x06, 0x01, 0x10, 0x30, 0x00, 0x00, 0xFF])
     + b"\xff" * (0x30 - 16)
-    + MX25R6435F_BFP
+    + dumps.MX25R6435F_BFPT
 )
 
-IS25WP256_SFDP = _pad(
-    _hex(
-        """53 46 44 50 06 01 01 ff  00 06 01 10 30 00 00 ff
-           9d 05 01 03 80 00 00 02""")
-    + b"\xff" * (0x30 - 0x18)
-    + _hex(
-        """e5 20 f9 ff ff ff ff 0f  44 eb 08 6b 08 3b 80 bb
-           fe ff ff ff ff ff 00 ff  ff ff 44 eb 0c 20 0f 52
-           10 d8 00 ff 23 4a c9 00  82 d8 11 ce cc cd 68 46
-           7a 75 7a 75 f7 ae d5 5c  4a 42 2c ff f0 30 fa a9""")
-    + b"\xff" * 0x10
-    + _hex("50 19 50 16 9f f9 c0 64 8f ef ff ff")
-)
+IS25WP256_SFDP = _pad(dumps.IS25WP256_SFDP)
 
-MT25QU256A_SFDP = _pad(
-    _hex(
-        """53464450060101ff00060110300000ff84000102800000ffffffffffffff
-           ffffffffffffffffffffffffffffffffffffe520fbffffffff0f29eb276b
-           273b27bbffffffffffff27bbffff29eb0c2010d80f520000244a99008b8e
-           03d4ac0127387a757a75fbbdd55c4a0f82ff81bd3d36ffffffffffffffff
-           ffffffffffffffffffe7ffff21dcffff""")
-)
+MT25QU256A_SFDP = _pad(dumps.MT25QU256A_SFDP)
 
 
 # ---------------------------------------------------------------------------------------------
