@@ -28,6 +28,21 @@ QUAD_ENABLE = {
 }
 PROBE_SIZE = 1 << 24  # what 24-bit addresses reach; enough for SFDP and JEDEC ID
 
+# A register that tells the current address mode, per JEDEC manufacturer (first RDID byte):
+# (read opcode, bit that is 1 in 4-byte mode). The loader reads it at INIT to learn the mode the
+# chip was in, and DEINIT puts that mode back (an application expecting either mode still
+# boots). SFDP has no such field, so this comes from the datasheets:
+#   Micron MT25Q: READ FLAG STATUS REGISTER 70h, bit 0 "Addressing" (0 = 3-byte, 1 = 4-byte).
+#   ISSI IS25WP256/IS25LP256: READ BANK ADDRESS REGISTER 16h, bit 7 EXTADD (1 = 4-byte).
+#   Macronix MX25L/MX25U 256 Mbit+: READ CONFIGURATION REGISTER 15h, bit 5 4BYTE.
+#   Winbond W25Q256: READ STATUS REGISTER-3 15h, bit 0 ADS.
+MODE_QUERY = {
+    0x20: (0x70, 0),
+    0x9D: (0x16, 7),
+    0xC2: (0x15, 5),
+    0xEF: (0x15, 0),
+}
+
 
 def _us(seconds: float | None) -> int:
     return 0 if seconds is None else max(1, round(seconds * 1e6))
@@ -49,6 +64,14 @@ def _exit_4b_opcode(cfg: FlashConfig) -> int:
         except ValueError:
             pass
     return 0
+
+
+def _mode_query(cfg: FlashConfig) -> tuple[int, int]:
+    """(opcode, bit) reading the chip's current address mode, or (NO_QUERY, 0) when the chip has
+    no 4-byte mode we switch (then the loader assumes 3-byte mode before INIT)."""
+    if cfg.four_byte_entry in (None, "always-4byte") or not cfg.jedec_id:
+        return mb.NO_QUERY, 0
+    return MODE_QUERY.get(cfg.jedec_id[0], (mb.NO_QUERY, 0))
 
 
 def probe_config(cfg: FlashConfig) -> mb.LoaderConfig:
@@ -75,6 +98,7 @@ def loader_config(cfg: FlashConfig) -> mb.LoaderConfig:
     if cfg.size is None or cfg.address_mode is None:
         raise ValueError("loader_config() needs a FlashConfig completed by apply_chip()")
     erase = {e.size: e.time for e in cfg.erase}
+    query_op, query_bit = _mode_query(cfg)
     quad = cfg.quad
     qe = QUAD_ENABLE.get(cfg.quad_enable or "", None)
     flags = (0 if cfg.custom_io2_level else mb.CFG_IO2_LOW) | \
@@ -99,7 +123,8 @@ def loader_config(cfg: FlashConfig) -> mb.LoaderConfig:
         qe_method=mb.QE_NONE if qe is None else qe,
         expected_jedec=int.from_bytes(cfg.expected_jedec_id, "big") if cfg.expected_jedec_id
         else 0,
-        mode_query_op=mb.NO_QUERY,
+        mode_query_op=query_op,
+        mode_query_bit=query_bit,
         wip_bit=cfg.wip_index,
         flags=flags,
         t_page_typ_us=_us(cfg.page_program.typ_s if cfg.page_program else None),
