@@ -297,8 +297,12 @@ def _four_byte_erase_program(with_32k: bool) -> dict[int, Command]:
     return cmds
 
 
+def _bfp(sfdp: bytes) -> bytes:
+    return sfdp_tables(sfdp)[0xFF00]
+
+
 def _timings(sfdp: bytes, wrsr_typ: float, wrsr_max: float) -> Timings:
-    t = bfp_timings(sfdp_tables(sfdp)[0xFF00])
+    t = bfp_timings(_bfp(sfdp))
     return Timings(
         page_program_typ=t["page_program_typ"],
         page_program_max=t["page_program_max"],
@@ -312,10 +316,6 @@ def _timings(sfdp: bytes, wrsr_typ: float, wrsr_max: float) -> Timings:
         wrsr_max=wrsr_max,
         dpd_exit=t["dpd_exit"],
     )
-
-
-def _bfp(sfdp: bytes) -> bytes:
-    return sfdp_tables(sfdp)[0xFF00]
 
 
 def _mx25r6435f() -> Part:
