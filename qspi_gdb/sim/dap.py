@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from qspi_gdb.log import get_logger
 from qspi_gdb.sim.bus import Bus, BusFault
+from qspi_gdb.sim.scs import ROM_TABLE
 
 log = get_logger("qspi_gdb.sim.dap")
 
@@ -73,8 +74,6 @@ CSW_SPIDEN = 1 << 23
 
 # One SWD transaction: 8 request + turnaround + 3 ACK + 32 data + parity + turnaround.
 CYCLES_PER_DAP_TRANSACTION = 46
-
-ROM_TABLE_BASE = 0xE00FF000
 
 DP_IDCODES = {"nrf52840": 0x2BA01477, "nrf5340": 0x6BA02477}
 
@@ -388,7 +387,7 @@ def build_dap(
 ) -> JtagDp:
     """The chip's real AP layout: nRF52840 AHB-AP 0 + CTRL-AP 1; nRF5340 application AHB-AP 0,
     network AHB-AP 1, CTRL-APs 2 (application) and 3 (network)."""
-    rom = ROM_TABLE_BASE | 0b11  # BASE: entry present, ADIv5 format
+    rom = ROM_TABLE | 0b11  # BASE: entry present, ADIv5 format; the SCS model serves the table
     if chip == "nrf52840":
         app = MemAp(bus, idr=0x24770011, base=rom, tar_wrap=4096, on_access=on_access)
         aps: list[AccessPort] = [app, Nrf52CtrlAp(system_reset)]
