@@ -338,10 +338,7 @@ class SystemControlSpace:
             return self._itm_read(addr)
         if ROM_TABLE <= addr < ROM_TABLE + 0x1000:
             return self._rom_read(addr)
-        ids = self._component_id(addr)
-        if ids is not None:
-            return ids
-        raise self._unmodelled(addr, False)
+        return self._component_id_or_fault(addr)
 
     def _write_word(self, addr: int, value: int) -> None:
         core = self.board.core
@@ -569,10 +566,7 @@ class SystemControlSpace:
             return 0
         if addr == 0xE0002FBC and self.profile.v8m:
             return _DEVARCH_V8M[0xE0002000]
-        ids = self._component_id(addr)
-        if ids is not None:
-            return ids
-        raise self._unmodelled(addr, False)
+        return self._component_id_or_fault(addr)
 
     def _fpb_write(self, addr: int, value: int) -> None:
         if addr == FP_CTRL:
@@ -637,10 +631,7 @@ class SystemControlSpace:
             return _DEVARCH_V8M[0xE0001000]
         if 0xE0001008 <= addr <= 0xE0001018 or DWT_COMP0 <= addr < DWT_COMP0 + 0x40:
             return self.dwt_regs.get(addr, 0)
-        ids = self._component_id(addr)
-        if ids is not None:
-            return ids
-        raise self._unmodelled(addr, False)
+        return self._component_id_or_fault(addr)
 
     def _dwt_write(self, addr: int, value: int) -> None:
         if addr == DWT_CTRL:
@@ -688,6 +679,13 @@ class SystemControlSpace:
             return ids
         if offset < 0xF00:
             return 0  # the rest of the entry array: end markers
+        raise self._unmodelled(addr, False)
+
+    def _component_id_or_fault(self, addr: int) -> int:
+        """A CoreSight ID/management register read, or the fault of an unmodelled register."""
+        ids = self._component_id(addr)
+        if ids is not None:
+            return ids
         raise self._unmodelled(addr, False)
 
     def _component_id(self, addr: int) -> int | None:
