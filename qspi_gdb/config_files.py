@@ -77,20 +77,22 @@ def _int(source: str, key: str, value: Any, lo: int | None = None, hi: int | Non
     return value
 
 
-def parse_address_mode(source: str, value: Any) -> int:
+def _named(source: str, key: str, value: Any, table: Mapping[str, int], expected: str) -> int:
+    """The number a symbolic setting names (case and surrounding blanks ignored)."""
     text = str(value).strip().upper()
-    table = {"MODE24BIT": 24, "BIT24": 24, "24": 24, "MODE32BIT": 32, "BIT32": 32, "32": 32}
     if text not in table:
-        raise _err(source, f"address_mode {value!r} is not MODE24BIT or MODE32BIT")
+        raise _err(source, f"{key} {value!r} is not {expected}")
     return table[text]
+
+
+def parse_address_mode(source: str, value: Any) -> int:
+    table = {"MODE24BIT": 24, "BIT24": 24, "24": 24, "MODE32BIT": 32, "BIT32": 32, "32": 32}
+    return _named(source, "address_mode", value, table, "MODE24BIT or MODE32BIT")
 
 
 def parse_pp_size(source: str, value: Any) -> int:
-    text = str(value).strip().upper()
     table = {"PPSIZE256": 256, "PAGE256": 256, "256": 256, "PPSIZE512": 512, "PAGE512": 512, "512": 512}
-    if text not in table:
-        raise _err(source, f"pp_size {value!r} is not PPSIZE256 or PPSIZE512")
-    return table[text]
+    return _named(source, "pp_size", value, table, "PPSIZE256 or PPSIZE512")
 
 
 def parse_frequency(source: str, value: Any) -> int:
@@ -122,11 +124,7 @@ def parse_jedec_id(value: str | bytes, source: str = "--jedec-id") -> bytes:
 
 
 def parse_spi_mode(source: str, value: Any) -> int:
-    text = str(value).strip().upper()
-    table = {"MODE0": 0, "0": 0, "MODE3": 3, "3": 3}
-    if text not in table:
-        raise _err(source, f"spi_mode {value!r} is not MODE0 or MODE3")
-    return table[text]
+    return _named(source, "spi_mode", value, {"MODE0": 0, "0": 0, "MODE3": 3, "3": 3}, "MODE0 or MODE3")
 
 
 def parse_custom_instruction(source: str, text: str) -> CustomInstruction:
