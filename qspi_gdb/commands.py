@@ -128,6 +128,15 @@ def _terminate_as_interrupt():
             signal.signal(sig, old)
 
 
+def _record_failure(args, result: Result, started: float, message: str, exit_code: int) -> None:
+    """Mark the result failed; with --json print it now (the caller re-raises the error)."""
+    result.ok = False
+    result.error = {"message": message, "exit_code": exit_code}
+    result.seconds = round(time.monotonic() - started, 3)
+    if args.json:
+        print_result(result, as_json=True)
+
+
 def _run(args, command: str, body) -> int:
     """Run body(args, progress, result) and render the result; errors are re-raised typed."""
     started = time.monotonic()
@@ -137,18 +146,10 @@ def _run(args, command: str, body) -> int:
         with _terminate_as_interrupt():
             body(args, progress, result)
     except KeyboardInterrupt:
-        result.ok = False
-        result.error = {"message": "interrupted", "exit_code": 130}
-        result.seconds = round(time.monotonic() - started, 3)
-        if args.json:
-            print_result(result, as_json=True)
+        _record_failure(args, result, started, "interrupted", 130)
         raise
     except QspiGdbError as exc:
-        result.ok = False
-        result.error = {"message": str(exc), "exit_code": exc.exit_code}
-        result.seconds = round(time.monotonic() - started, 3)
-        if args.json:
-            print_result(result, as_json=True)
+        _record_failure(args, result, started, str(exc), exc.exit_code)
         raise
     result.seconds = round(time.monotonic() - started, 3)
     result.phase_seconds = progress.phase_seconds
