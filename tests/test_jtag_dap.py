@@ -8,6 +8,7 @@ import threading
 
 import pytest
 
+from bitbang_client import read_idcode
 from fake_board import FakeBoard
 from qspi_gdb.sim import dap as D
 from qspi_gdb.sim import scs as S
@@ -345,19 +346,7 @@ def test_rom_table_lists_scs_dwt_fpb_itm(board):
 def _idcode_over_socket(family_addr, family) -> int:
     with socket.socket(family, socket.SOCK_STREAM) as sock:
         sock.connect(family_addr)
-        # Five TMS=1 clocks, then Idle -> Select-DR -> Capture-DR -> Shift-DR, 32 samples.
-        chars = "26" * 5 + "04" + "26" + "04" + "04"
-        for i in range(32):
-            tms = 1 if i == 31 else 0
-            chars += f"{tms << 1}R{4 | tms << 1}"
-        chars += "Q"
-        sock.sendall(chars.encode())
-        reply = b""
-        while len(reply) < 32:
-            chunk = sock.recv(64)
-            assert chunk
-            reply += chunk
-    return sum((reply[i] - 48) << i for i in range(32))
+        return read_idcode(sock)
 
 
 @pytest.mark.parametrize("kind", ["tcp", "unix"])

@@ -13,6 +13,7 @@ import sys
 
 import pytest
 
+from bitbang_client import read_idcode
 from qspi_gdb.cli import main
 
 
@@ -30,15 +31,7 @@ def _first_line(proc: subprocess.Popen) -> str:
 
 def _idcode(port: int) -> int:
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        chars = "26" * 5 + "04" + "26" + "04" + "04"
-        chars += "".join(f"{(i == 31) << 1}R{4 | (i == 31) << 1}" for i in range(32)) + "Q"
-        sock.sendall(chars.encode())
-        reply = b""
-        while len(reply) < 32:
-            chunk = sock.recv(64)
-            assert chunk
-            reply += chunk
-    return sum((reply[i] - 48) << i for i in range(32))
+        return read_idcode(sock)
 
 
 def _stop(proc: subprocess.Popen, sig: int) -> tuple[int, str]:
