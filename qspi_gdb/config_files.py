@@ -24,6 +24,8 @@ READ_OPCODES = ("FASTREAD", "READ2O", "READ2IO", "READ4O", "READ4IO")
 WRITE_OPCODES = ("PP", "PP2O", "PP4O", "PP4IO")
 PIN_NAMES = ("sck", "csn", "io0", "io1", "io2", "io3")
 NOT_CONNECTED = 0xFFFFFFFF  # nrfutil: pin not used
+SCK_DELAY_MAX = 255  # IFCONFIG1.SCKDELAY is 8 bits
+RX_DELAY_MAX = 7  # IFTIMING.RXDELAY is 3 bits
 
 
 @dataclass(frozen=True)
@@ -217,9 +219,9 @@ def parse_nrfutil_json(text: str, source: str = "nrfutil JSON") -> ConfigLayer:
     if "pp_size" in doc:
         values["pp_size"] = parse_pp_size(source, doc["pp_size"])
     if "sck_delay" in doc:
-        values["sck_delay"] = _int(source, "sck_delay", doc["sck_delay"], 0, 255)
+        values["sck_delay"] = _int(source, "sck_delay", doc["sck_delay"], 0, SCK_DELAY_MAX)
     if "rx_delay" in doc:
-        values["rx_delay"] = _int(source, "rx_delay", doc["rx_delay"], 0, 7)
+        values["rx_delay"] = _int(source, "rx_delay", doc["rx_delay"], 0, RX_DELAY_MAX)
     if "page_size" in doc:
         values["sector_size"] = _int(source, "page_size", doc["page_size"], 1)
     board = doc.get("board")
@@ -414,9 +416,9 @@ def _nrfjprog_layer(source: str, flat: dict, pins: dict, instructions: list) -> 
     if "spi_mode" in flat:
         values["spi_mode"] = parse_spi_mode(source, flat["spi_mode"])
     if "sck_delay" in flat:
-        values["sck_delay"] = _int(source, "SckDelay", flat["sck_delay"], 0, 255)
+        values["sck_delay"] = _int(source, "SckDelay", flat["sck_delay"], 0, SCK_DELAY_MAX)
     if "rx_delay" in flat:
-        values["rx_delay"] = _int(source, "RxDelay", flat["rx_delay"], 0, 7)
+        values["rx_delay"] = _int(source, "RxDelay", flat["rx_delay"], 0, RX_DELAY_MAX)
     if "wip_index" in flat:
         values["wip_index"] = _int(source, "WIPIndex", flat["wip_index"], 0, 7)
     if "page_program_size" in flat:
@@ -485,9 +487,9 @@ def cli_layer(
     if pp_size is not None:
         v["pp_size"] = parse_pp_size(s, pp_size)
     if sck_delay is not None:
-        v["sck_delay"] = _int(s, "--sck-delay", sck_delay, 0, 255)
+        v["sck_delay"] = _int(s, "--sck-delay", sck_delay, 0, SCK_DELAY_MAX)
     if rx_delay is not None:
-        v["rx_delay"] = _int(s, "--rx-delay", rx_delay, 0, 7)
+        v["rx_delay"] = _int(s, "--rx-delay", rx_delay, 0, RX_DELAY_MAX)
     if spi_mode is not None:
         v["spi_mode"] = parse_spi_mode(s, spi_mode)
     if jedec_id is not None:
