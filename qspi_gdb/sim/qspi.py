@@ -172,11 +172,7 @@ class NrfQspi:
     def reset(self) -> None:
         """MCU reset: registers to reset values, running work dropped; the flash is untouched
         (CS# rises if a long frame held it low)."""
-        if self._task_event is not None:
-            self._task_event.cancel()
-        self._task = self._task_event = None
-        if self.flash.selected:
-            self.flash.end()
+        self._drop_running_work()
         self._regs = dict(_RESET)
         self._regs[IFTIMING] = self.variant.iftiming_reset
         if self.variant.has_5340_regs:
@@ -187,6 +183,14 @@ class NrfQspi:
         self._lf_hold = False
         self._sreg = 0
         self._dpm = False
+
+    def _drop_running_work(self) -> None:
+        """Cancel the running task; CS# rises if its frame held it low."""
+        if self._task_event is not None:
+            self._task_event.cancel()
+        self._task = self._task_event = None
+        if self.flash.selected:
+            self.flash.end()
 
     def _reg(self, off: int) -> int:
         return self._regs.get(off, 0)
@@ -406,11 +410,7 @@ class NrfQspi:
         yield from self._wait_wip()
 
     def _deactivate(self) -> None:
-        if self._task_event is not None:
-            self._task_event.cancel()
-        self._task = self._task_event = None
-        if self.flash.selected:
-            self.flash.end()
+        self._drop_running_work()
         self._long_frame = False
         self._activated = False
         if self.variant.ready_on_deactivate:
