@@ -441,6 +441,20 @@ def test_part_table_program_modes_match_the_modelled_parts():
             assert (host.ex4b_opcode or 0xE9) in sim.commands, sim.name
 
 
+def test_part_table_and_modelled_parts_decode_to_the_same_chip():
+    """Both tables take their SFDP bytes from qspi_gdb.sfdp_dumps; the host decoder must read the
+    same BFPT, 4-byte table and size from the image the virtual chip answers RDSFDP with."""
+    from qspi_gdb.parts import by_jedec
+    from qspi_gdb.sim.parts import PARTS as SIM_PARTS
+
+    for sim in SIM_PARTS.values():
+        host = by_jedec(sim.jedec_id)
+        answered = parse_sfdp(sim.sfdp)
+        assert answered.bfpt == host.sfdp.bfpt, sim.name
+        assert answered.four_byte_table == host.sfdp.four_byte_table, sim.name
+        assert host.size == sim.size == answered.size, sim.name
+
+
 def test_sector_size_must_be_an_nrf_erase():
     with pytest.raises(UsageError, match="erase page size 32768"):
         build_config("nrf52840dk", [cli_layer(sector_size=32768)])
