@@ -260,22 +260,19 @@ class CpuBus:
         self._bus.write_in(region, addr, size, value)
 
 
-class RegisterAdapter:
-    """Offsets -> a model with read_reg(off)/write_reg(off, value) on 32-bit registers."""
+class RegisterAdapter(Peripheral):
+    """Offsets -> a model with read_reg(off)/write_reg(off, value) on 32-bit registers that is
+    not itself a Peripheral (the QSPI model); bus access rules are Peripheral's."""
 
     def __init__(self, name: str, model) -> None:
         self.name = name
         self.model = model
 
-    def read(self, offset: int, size: int) -> int:
-        value = self.model.read_reg(offset & ~3)
-        shift = 8 * (offset & 3)
-        return (value >> shift) & ((1 << (8 * size)) - 1)
+    def read_reg(self, offset: int) -> int:
+        return self.model.read_reg(offset)
 
-    def write(self, offset: int, size: int, value: int) -> None:
-        if size != 4 or offset & 3:
-            raise BusFault(offset, True, f"{self.name}: registers take 32-bit writes only")
-        self.model.write_reg(offset, value & 0xFFFFFFFF)
+    def write_reg(self, offset: int, value: int) -> None:
+        self.model.write_reg(offset, value)
 
 
 class XipWindow:
