@@ -6,13 +6,14 @@ import time
 import zlib
 
 import pytest
-import structlog
 
 from armgcc import build
 from qspi_gdb.errors import TargetError
 from qspi_gdb.sim.board import BOARDS, Board, InProcessLink
 from qspi_gdb.sim.bus import BusFault
 from qspi_gdb.sim.core import DFSR_VCATCH
+
+pytestmark = pytest.mark.usefixtures("logging_to_a_live_stream")
 
 CHIP_BOARDS = ["sim-nrf52840dk", "sim-nrf5340dk"]
 
@@ -21,13 +22,6 @@ CHIP = {
     "sim-nrf52840dk": ("cortex-m4f", 0x10000100, 0x40000000, 0x40008000, 8, 0x50000700),
     "sim-nrf5340dk": ("cortex-m33", 0x00FF020C, 0x50005000, 0x5000F000, 15, 0x50842700),
 }
-
-
-@pytest.fixture(autouse=True)
-def _logging_to_a_live_stream():
-    """An earlier test may have pointed structlog at its own, now closed, captured stream
-    (cli.main configures logging); log with structlog's defaults (stdout at call time)."""
-    structlog.reset_defaults()
 
 
 @pytest.fixture

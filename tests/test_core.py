@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-import structlog
 
 from qspi_gdb.sim.bus import BusFault
 from qspi_gdb.sim.clock import Clock
@@ -15,6 +14,8 @@ from qspi_gdb.sim.core import (
     CortexM,
 )
 from qspi_gdb.sim.nvic import Nvic
+
+pytestmark = pytest.mark.usefixtures("logging_to_a_live_stream")
 
 RAM = 0x20000000
 MMIO = 0x40000000
@@ -32,13 +33,6 @@ SVC = bytes.fromhex("00df")
 LDR_R0_R1 = bytes.fromhex("0868")
 STR_R0_R1 = bytes.fromhex("0860")
 B_SELF = bytes.fromhex("fee7")
-
-
-@pytest.fixture(autouse=True)
-def _logging_to_a_live_stream():
-    """An earlier test may have pointed structlog at its own, now closed, captured stream
-    (cli.main configures logging); log with structlog's defaults (stdout at call time)."""
-    structlog.reset_defaults()
 
 
 class Harness:
