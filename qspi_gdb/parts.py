@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from qspi_gdb.sfdp import Sfdp, parse_sfdp, sfdp_from_bfpt
-from qspi_gdb.sfdp_dumps import IS25WP256_SFDP, MT25QU256A_SFDP, MX25R6435F_BFPT  # also used as parts.X
+from qspi_gdb.sfdp_dumps import IS25WP256_SFDP, MT25QU256A_SFDP, MX25R6435F_BFPT
 
 
 ALL_READ_MODES = frozenset({"FASTREAD", "READ2O", "READ2IO", "READ4O", "READ4IO"})

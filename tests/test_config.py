@@ -19,8 +19,8 @@ from qspi_gdb.config import (
     parse_nrfutil_json,
 )
 from qspi_gdb.errors import TargetError, UsageError
-from qspi_gdb.parts import IS25WP256_SFDP, MT25QU256A_SFDP, MX25R6435F_BFPT
 from qspi_gdb.sfdp import parse_sfdp, sfdp_from_bfpt
+from qspi_gdb.sfdp_dumps import IS25WP256_SFDP, MT25QU256A_SFDP, MX25R6435F_BFPT
 
 # The issue's nrfutil ext-mem JSON, verbatim.
 SEED_JSON = """{"firmware_config": {"peripheral": "QSPI"},
