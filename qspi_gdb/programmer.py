@@ -14,7 +14,7 @@ import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Mapping, Sequence
 
 from qspi_gdb import config as flashcfg
 from qspi_gdb import log, resources
@@ -190,10 +190,17 @@ class Programmer:
         checks = image_checks(image, 4096 if cfg.erase_spec(4096) else 65536)
         use_crcs = not force and not chip_erase
         read_total = (sum(c.range.length for c in checks) if use_crcs else 0)
+        pre_read: dict[Range, int] = {}  # on-target CRCs read before anything was written
+
+        def sector_crcs(ranges: Sequence[Range]) -> list[int]:
+            values = self.crcs(ranges, reading)
+            pre_read.update(zip(ranges, values))
+            return values
+
         with _phase(self.progress, READING, read_total) as reading:
             the_plan = make_plan(
                 image, cfg, force=force, chip_erase=chip_erase,
-                sector_crcs=(lambda rs: self.crcs(rs, reading)) if use_crcs else None)
+                sector_crcs=sector_crcs if use_crcs else None)
             reading.total += the_plan.fill_bytes
             preserved: list[list[bytes]] = []
             for op in the_plan.operations:
@@ -237,14 +244,23 @@ class Programmer:
             pages_programmed=sum(r.length // page for c in contents for r in c.program),
             verified=[], mismatched=[])
         if verify:
-            self._verify_ranges(image, the_plan.verify, contents, outcome)
+            self._verify_ranges(image, the_plan.verify, contents, outcome,
+                                proven=_proven_unchanged(the_plan, pre_read))
         return outcome
 
     def _verify_ranges(self, image: Image, ranges: Sequence[Range],
-                       contents: Sequence[SectorContent], outcome: FlashOutcome) -> None:
+                       contents: Sequence[SectorContent], outcome: FlashOutcome,
+                       proven: Callable[[Range], bool] = lambda r: False) -> None:
+        """CRC32 of each range on target vs the expected bytes. A range `proven` holds the image
+        already (its pre-read CRCs matched and nothing was written there since) is not read
+        again: those on-target CRCs are its verification."""
+        again = [r for r in ranges if not proven(r)]
         with _phase(self.progress, VERIFYING, sum(r.length for r in ranges)) as verifying:
-            actual = self.crcs(list(ranges), verifying)
-        for r, got in zip(ranges, actual):
+            verifying.add(sum(r.length for r in ranges) - sum(r.length for r in again))
+            read = dict(zip(again, self.crcs(again, verifying))) if again else {}
+        for r in ranges:
+            want = zlib.crc32(expected_bytes(image, contents, r))
+            got = read.get(r, want)
             want = zlib.crc32(expected_bytes(image, contents, r))
             entry = {"offset": r.offset, "length": r.length}
             if got == want:
@@ -342,6 +358,24 @@ class Programmer:
         if self.config is None:
             raise RuntimeError("Programmer.connect() first")
         return self.config
+
+
+def _proven_unchanged(the_plan: Plan, pre_read: Mapping[Range, int]) -> Callable[[Range], bool]:
+    """A verify range is proven when it overlaps no unit the plan writes and every image check
+    inside it had a pre-read CRC equal to the image's (so the target holds exactly the image
+    there: the skip-unchanged read already was the CRC32 verification on target)."""
+    written = [op.range for op in the_plan.operations]
+    if the_plan.chip_erase:
+        return lambda r: False
+
+    def proven(r: Range) -> bool:
+        if any(w.offset < r.end and r.offset < w.end for w in written):
+            return False
+        inside = [c for c in the_plan.checks if r.offset <= c.range.offset and c.range.end <= r.end]
+        return bool(inside) and sum(c.range.length for c in inside) == r.length and all(
+            c.range in pre_read and pre_read[c.range] & 0xFFFFFFFF == c.crc32 for c in inside)
+
+    return proven
 
 
 class _EraseTracker:

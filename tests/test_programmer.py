@@ -117,3 +117,27 @@ def test_expected_bytes_prefers_rewritten_units_over_image():
     assert expected_bytes(image, [], Range(0x1000, 16)) == b"\x01" * 16
     assert zlib.crc32(expected_bytes(image, [unit], Range(0x1000, 4096))) == \
         zlib.crc32(b"\x02" * 4096)
+
+
+def test_unchanged_reflash_counts_the_pre_read_as_verification(rig, monkeypatch):
+    data = random.Random(4).randbytes(3 * 4096 + 100)
+    base = 0x60000
+    rig.programmer.flash(rig.image((base, data)))
+    reads = []
+    real = rig.programmer.crcs
+    monkeypatch.setattr(rig.programmer, "crcs",
+                        lambda ranges, phase=None: reads.append(list(ranges)) or real(ranges, phase))
+    again = rig.programmer.flash(rig.image((base, data)))
+    assert again.plan.operations == () and not again.mismatched
+    assert len(reads) == 1  # the skip-unchanged read only: no second pass over the flash
+    assert [(v["offset"], v["length"]) for v in again.verified] == [(base, len(data))]
+    assert again.verified[0]["crc32"] == f"0x{zlib.crc32(data):08X}"
+
+    # one changed sector: the written unit is read back, and only the merged range holding it
+    changed = bytearray(data)
+    changed[4096 + 7] ^= 0xFF
+    reads.clear()
+    third = rig.programmer.flash(rig.image((base, bytes(changed))))
+    assert third.plan.sectors_written == 1 and not third.mismatched
+    assert len(reads) == 2 and sum(r.length for r in reads[1]) == len(data)
+    assert rig.flash_bytes(base, len(data)) == bytes(changed)
