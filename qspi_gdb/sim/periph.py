@@ -432,12 +432,9 @@ class NrfClock(Peripheral):
             self.events[offset] = value & 1
             self._update_irq()
             return
-        if offset == 0x300 and nrf53:
-            self.inten = value & self._inten_mask()
-        elif offset == 0x304:
-            self.inten |= value & self._inten_mask()
-        elif offset == 0x308:
-            self.inten &= ~value
+        inten = _written_inten(offset, value, self.inten, self._inten_mask(), nrf53)
+        if inten is not None:
+            self.inten = inten
         elif offset == 0x400:
             self.reset_reason &= ~value  # write 1 to clear
         elif offset == 0x518:
@@ -474,6 +471,18 @@ class NrfClock(Peripheral):
 
     def _inten_mask(self) -> int:
         return sum(1 << bit for bit in self._event_map().values())
+
+
+def _written_inten(offset: int, value: int, inten: int, mask: int, has_inten: bool) -> int | None:
+    """INTEN after a write to INTEN (0x300; the nRF52840 has only the next two), INTENSET (0x304)
+    or INTENCLR (0x308); None if offset is none of them. mask: the bits that have an event."""
+    if offset == 0x300 and has_inten:
+        return value & mask
+    if offset == 0x304:
+        return inten | (value & mask)
+    if offset == 0x308:
+        return inten & ~value
+    return None
 
 
 def _store_dppi(periph, offset: int, value: int) -> None:
@@ -713,20 +722,17 @@ class Timer(Peripheral):
         if offset < 0x080:
             self._task(offset, value)
             return
+        inten_mask = ((1 << self.cc_count) - 1) << 16  # COMPARE[n] is INTEN bit 16 + n
+        inten = _written_inten(offset, value, self.inten, inten_mask, self.chip == "nrf5340")
+        if inten is not None:
+            self.inten = inten
+            self._update_irq()
+            return
         if 0x140 <= offset < 0x140 + 4 * self.cc_count:
             self.events[n] = value & 1
             self._update_irq()
         elif offset == 0x200:
             self.shorts = value & (((1 << self.cc_count) - 1) * 0x101)
-        elif offset == 0x300 and self.chip == "nrf5340":
-            self.inten = value & (((1 << self.cc_count) - 1) << 16)
-            self._update_irq()
-        elif offset == 0x304:
-            self.inten |= value & (((1 << self.cc_count) - 1) << 16)
-            self._update_irq()
-        elif offset == 0x308:
-            self.inten &= ~value
-            self._update_irq()
         elif offset == 0x504:
             self._rebase()
             self.mode = value & 3
