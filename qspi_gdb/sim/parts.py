@@ -134,6 +134,9 @@ class Part:
 
 # ---------------------------------------------------------------------------------------------
 # SFDP decoding (JESD216B basic flash parameter table), used to derive timings and dummy cycles.
+# Deliberately NOT shared with qspi_gdb.sfdp (the controller's decoder), although both read the
+# same DWORD fields: the model is the oracle the controller is tested against, so a decoding bug
+# must not be able to sit in both. Only the dump bytes are shared (qspi_gdb.sfdp_dumps).
 
 
 def sfdp_tables(image: bytes) -> dict[int, bytes]:
