@@ -345,6 +345,7 @@ def test_rom_table_lists_scs_dwt_fpb_itm(board):
 
 def _idcode_over_socket(family_addr, family) -> int:
     with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.settimeout(10)  # a board that stops answering fails here, not at pytest's limit
         sock.connect(family_addr)
         return read_idcode(sock)
 
