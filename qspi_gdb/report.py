@@ -7,7 +7,10 @@ The `--json` object (schema "qspi-gdb/result/1", documented in README "The --jso
 
 from __future__ import annotations
 
+import io
 import json
+import os
+import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -87,13 +90,35 @@ def _plural(n: int, word: str) -> str:
     return f"{n:,} {word}{'' if n == 1 else 's'}"
 
 
+SECTOR = 4096  # NOR "sector": the 4 KiB erase unit
+BLOCK = 65536  # NOR "block": the 64 KiB erase unit
+
+
+def erase_units_text(result: Result) -> str:
+    """The erase units behind bytes_erased, named by size when they are not all 4 KiB sectors.
+
+    The plan erases 4 KiB sectors and 64 KiB blocks, and `sectors_erased` counts both, so
+    "504 KiB (21 sectors)" would read as 21 equal sectors; the two counts follow from the unit
+    count and the byte total.
+    """
+    units, total = result.sectors_erased, result.bytes_erased
+    blocks, rest = divmod(total - units * SECTOR, BLOCK - SECTOR)
+    sectors = units - blocks
+    if rest or blocks < 0 or sectors < 0:  # not 4 KiB/64 KiB units: say only how many
+        return _plural(units, "erase unit")
+    if not blocks:
+        return _plural(sectors, "sector")
+    text = f"{_plural(blocks, 'block')} of 64 KiB"
+    return f"{text} + {_plural(sectors, 'sector')} of 4 KiB" if sectors else text
+
+
 def summary_line(result: Result) -> str:
     """The one line a user reads: what was erased, programmed, identical; verified; time."""
     took = f"Finished in {result.seconds:.2f}s"
     if result.command in ("flash", "erase"):
         verb = "Would erase" if result.dry_run else "Erased"
         erased = "the whole chip" if result.chip_erased else \
-            f"{human_size(result.bytes_erased)} ({_plural(result.sectors_erased, 'sector')})"
+            f"{human_size(result.bytes_erased)} ({erase_units_text(result)})"
         parts = [f"{verb} {erased}"]
         if result.command == "flash":
             image_bytes = (result.image or {}).get("bytes") or 0
@@ -145,14 +170,21 @@ def print_result(result: Result, *, as_json: bool, stdout: IO[str] | None = None
 
 class ProgressView:
     """Consumes progress events: a bar with bytes and rate on a TTY, throttled JSON-line log
-    records (`event: "progress"`) otherwise. Also records each phase's duration."""
+    records (`event: "progress"`) otherwise. Also records each phase's duration.
+
+    On a TTY the running phases share one line redrawn with \\r, never wider than the terminal
+    (a wrapped line cannot be redrawn and would scroll a new line per update). Phases that run
+    together (erase and program are pipelined) share that line; each phase that finishes leaves
+    its own completed line behind, so the screen ends with one line per phase.
+    """
 
     def __init__(self, stream: IO[str] | None = None, *, tty: bool | None = None,
-                 min_interval_s: float = 0.5, width: int = 30):
+                 min_interval_s: float = 0.5, width: int = 30, columns: int | None = None):
         self.stream = stream or sys.stderr
         self.tty = self.stream.isatty() if tty is None else tty
         self.min_interval_s = min_interval_s
         self.width = width
+        self.columns = columns or _terminal_columns(self.stream)
         self.phase_seconds: dict[str, float] = {}
         self._started: dict[str, float] = {}
         self._last_emit = 0.0
@@ -165,57 +197,93 @@ class ProgressView:
         if isinstance(event, PhaseStarted):
             self._started[event.phase] = now
             self._active[event.phase] = (0, event.total_bytes)
-            self._emit(event.phase, 0, event.total_bytes, now, force=True)
+            self._emit(event.phase, now, force=True)
         elif isinstance(event, PhaseProgress):
             self._active[event.phase] = (event.done_bytes, event.total_bytes)
-            self._emit(event.phase, event.done_bytes, event.total_bytes, now)
+            self._emit(event.phase, now)
         elif isinstance(event, PhaseFinished):
             self.phase_seconds[event.phase] = round(
                 self.phase_seconds.get(event.phase, 0.0) + event.seconds, 3)
             self._active[event.phase] = (event.total_bytes, event.total_bytes)
-            self._emit(event.phase, event.total_bytes, event.total_bytes, now, force=True,
-                       finished=True)
-            self._active.pop(event.phase, None)
+            self._emit(event.phase, now, force=True, finished=True)
         elif isinstance(event, PhaseFailed):
             self._active.pop(event.phase, None)
-            self._close_line()
+            self.close()
             _log.warning("phase failed", phase=event.phase, message=event.message)
 
-    def _emit(self, phase: str, done: int, total: int, now: float, *, force: bool = False,
-              finished: bool = False) -> None:
-        if not force and now - self._last_emit < (0.1 if self.tty else self.min_interval_s):
-            return
-        self._last_emit = now
-        elapsed = max(now - self._started.get(phase, now), 1e-6)
-        rate = done / elapsed / 1000
-        if not self.tty:
-            _log.info("progress", phase=phase, done=done, total=total,
-                      rate_kBps=round(rate, 1), finished=finished)
-            return
-        if len(self._active) > 1:
-            # Phases that run together (erase and program are pipelined): one line for all.
-            parts = []
-            for name, (d, t) in self._active.items():
-                width = self.width // len(self._active)
-                filled = int(width * (d / t if t else 1.0))
-                parts.append(f"{name} [{'#' * filled}{'-' * (width - filled)}]")
-            text = f"\r{'  '.join(parts)} {human_size(done):>10} {rate:8.1f} kB/s"
-        else:
-            fraction = done / total if total else 1.0
-            filled = int(self.width * fraction)
-            bar = "#" * filled + "-" * (self.width - filled)
-            text = (f"\r{phase:<14} [{bar}] {human_size(done):>10} / {human_size(total):<10} "
-                    f"{rate:8.1f} kB/s")
-        self.stream.write(text.ljust(self._last_len))  # blank out a longer previous line
-        self._last_len = len(text)
-        self._line_open = True
-        if finished and len(self._active) <= 1:
-            self._close_line()
-        self.stream.flush()
+    @property
+    def running(self) -> tuple[str, ...]:
+        """Phases started and not yet finished or failed."""
+        return tuple(self._active)
 
-    def _close_line(self) -> None:
+    def close(self) -> None:
+        """End an open bar line (before an error or the summary is printed)."""
         if self._line_open:
             self.stream.write("\n")
             self.stream.flush()
             self._line_open = False
             self._last_len = 0
+
+    def _rate(self, phase: str, now: float) -> float:
+        elapsed = max(now - self._started.get(phase, now), 1e-6)
+        return self._active[phase][0] / elapsed / 1000
+
+    def _emit(self, phase: str, now: float, *, force: bool = False,
+              finished: bool = False) -> None:
+        if not force and now - self._last_emit < (0.1 if self.tty else self.min_interval_s):
+            return
+        self._last_emit = now
+        done, total = self._active[phase]
+        if not self.tty:
+            _log.info("progress", phase=phase, done=done, total=total,
+                      rate_kBps=round(self._rate(phase, now), 1), finished=finished)
+            if finished:
+                self._active.pop(phase, None)
+            return
+        if finished:
+            # The finished phase gets its own completed line; the others are redrawn below it.
+            self._draw(self._single_line(phase, now))
+            self.close()
+            self._active.pop(phase, None)
+            if self._active:
+                self._draw(self._line(now))
+        else:
+            self._draw(self._line(now))
+        self.stream.flush()
+
+    def _line(self, now: float) -> str:
+        if len(self._active) == 1:
+            return self._single_line(next(iter(self._active)), now)
+        # Phases that run together: a short bar and the bytes done for each, then the rate of
+        # the phase started last (programming, which paces the pipeline).
+        fixed = sum(len(name) + 13 for name in self._active) + 2 * (len(self._active) - 1) + 14
+        width = max(5, min(self.width // 2, (self.columns - 1 - fixed) // len(self._active)))
+        parts = []
+        for name, (d, t) in self._active.items():
+            parts.append(f"{name} {_bar(d, t, width)} {human_size(d):>9}")
+        last = list(self._active)[-1]
+        return f"{'  '.join(parts)} {self._rate(last, now):8.1f} kB/s"
+
+    def _single_line(self, phase: str, now: float) -> str:
+        done, total = self._active[phase]
+        width = max(10, min(self.width, self.columns - 1 - 52))
+        return (f"{phase:<13} {_bar(done, total, width)} {human_size(done):>9} / "
+                f"{human_size(total):<9} {self._rate(phase, now):8.1f} kB/s")
+
+    def _draw(self, text: str) -> None:
+        text = text[: self.columns - 1]
+        self.stream.write("\r" + text.ljust(self._last_len))  # blank out a longer previous line
+        self._last_len = len(text)
+        self._line_open = True
+
+
+def _bar(done: int, total: int, width: int) -> str:
+    filled = int(width * (min(done / total, 1.0) if total else 1.0))
+    return f"[{'#' * filled}{'-' * (width - filled)}]"
+
+
+def _terminal_columns(stream: IO[str]) -> int:
+    try:
+        return os.get_terminal_size(stream.fileno()).columns
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        return shutil.get_terminal_size().columns

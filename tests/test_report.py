@@ -94,3 +94,53 @@ def test_verify_summary_keeps_units_and_names():
     result = Result(command="verify", ok=True, verify="verified", seconds=1.0,
                     verified_ranges=[{"offset": 0, "length": 4096, "crc32": "0x0"}])
     assert summary_line(result) == "Verified 4 KiB in 1 range (CRC32 on target). Finished in 1.00s"
+
+
+def test_summary_names_mixed_erase_units_by_size():
+    """21 erase units of 504 KiB are 7 blocks of 64 KiB + 14 sectors of 4 KiB, not 21 sectors."""
+    line = summary_line(_flash_result(sectors_erased=21, bytes_erased=504 * 1024))
+    assert line.startswith("Erased 504 KiB (7 blocks of 64 KiB + 14 sectors of 4 KiB), programmed ")
+    assert summary_line(_flash_result(sectors_erased=1, bytes_erased=65536)).startswith(
+        "Erased 64 KiB (1 block of 64 KiB), ")
+
+
+def _screen(text: str) -> list[str]:
+    """What a terminal shows: each \\r returns to the line start, later text overwrites."""
+    lines = []
+    for raw in text.split("\n"):
+        line = ""
+        for piece in raw.split("\r"):
+            line = piece + line[len(piece):]
+        lines.append(line.rstrip())
+    return lines
+
+
+def test_pipelined_phases_each_leave_a_line_that_fits_the_terminal():
+    from qspi_gdb.progress import ERASING
+    from qspi_gdb.report import ProgressView
+
+    stream = _Tty()
+    view = ProgressView(stream, columns=80)
+    view(PhaseStarted(ERASING, 516096))
+    view(PhaseStarted(PROGRAMMING, 512768))
+    view(PhaseProgress(PROGRAMMING, 65536, 512768))
+    view(PhaseFinished(ERASING, 516096, 2.0))
+    view(PhaseProgress(PROGRAMMING, 500000, 512768))
+    view(PhaseFinished(PROGRAMMING, 512768, 2.1))
+    lines = _screen(stream.getvalue())
+    assert lines[0].startswith("Erasing ") and "504 KiB / 504 KiB" in lines[0]
+    assert lines[1].startswith("Programming ") and "500.8 KiB / 500.8 KiB" in lines[1]
+    assert lines[2:] == [""]
+    assert all(len(piece) < 80 for raw in stream.getvalue().split("\n")
+               for piece in raw.split("\r"))
+
+
+def test_progress_close_ends_an_open_bar_line():
+    from qspi_gdb.report import ProgressView
+
+    stream = _Tty()
+    view = ProgressView(stream, columns=80)
+    view(PhaseStarted(PROGRAMMING, 8192))
+    view.close()
+    view.close()
+    assert stream.getvalue().endswith("kB/s\n") and stream.getvalue().count("\n") == 1
