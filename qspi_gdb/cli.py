@@ -43,8 +43,8 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         return int(args.func(args) or 0)
-    except KeyboardInterrupt:
-        print("qspi-gdb: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        print(f"qspi-gdb: {str(exc) or 'interrupted'}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except QspiGdbError as exc:
         print(f"qspi-gdb: error: {exc}", file=sys.stderr)

@@ -14,7 +14,8 @@ import time
 from contextlib import contextmanager
 
 from qspi_gdb import log
-from qspi_gdb.errors import EXIT_OK, EXIT_VERIFY, QspiGdbError, UsageError
+from qspi_gdb.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_VERIFY, QspiGdbError, UsageError
+from qspi_gdb.progress import ERASING, PROGRAMMING
 from qspi_gdb.report import ProgressView, Result, print_result
 
 _log = log.get_logger(__name__)
@@ -106,6 +107,10 @@ def register(subparsers) -> None:
 # -- running a command ------------------------------------------------------------------------
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C, SIGTERM or SIGHUP, with the one line that tells the user what state remains."""
+
+
 class _Terminated(KeyboardInterrupt):
     """SIGTERM/SIGHUP: unwind like Ctrl-C so every started process is stopped."""
 
@@ -113,7 +118,7 @@ class _Terminated(KeyboardInterrupt):
 @contextmanager
 def _terminate_as_interrupt():
     def handler(signum, _frame):
-        raise _Terminated(f"signal {signum}")
+        raise _Terminated(f"by {signal.Signals(signum).name}")
 
     previous = {}
     for sig in (signal.SIGTERM, signal.SIGHUP):
@@ -145,18 +150,35 @@ def _run(args, command: str, body) -> int:
     try:
         with _terminate_as_interrupt():
             body(args, progress, result)
-    except KeyboardInterrupt:
-        _record_failure(args, result, started, "interrupted", 130)
-        raise
+    except KeyboardInterrupt as exc:
+        progress.close()  # the message goes on its own line, not after the bar
+        message = _interrupted_message(command, exc, progress)
+        _record_failure(args, result, started, message, EXIT_INTERRUPTED)
+        raise Interrupted(message) from exc
     except QspiGdbError as exc:
+        progress.close()
         _record_failure(args, result, started, str(exc), exc.exit_code)
         raise
+    progress.close()
     result.seconds = round(time.monotonic() - started, 3)
     result.phase_seconds = progress.phase_seconds
     print_result(result, as_json=args.json)
     if result.verify == "mismatch":
         return EXIT_VERIFY
     return EXIT_OK
+
+
+def _interrupted_message(command: str, exc: KeyboardInterrupt, progress: ProgressView) -> str:
+    """'interrupted' plus what it means for the flash: after erasing or programming began, the
+    range may hold neither the old contents nor the image."""
+    how = f"interrupted {exc}" if isinstance(exc, _Terminated) else "interrupted"
+    touched = [p for p in (ERASING, PROGRAMMING)
+               if p in progress.running or p in progress.phase_seconds]
+    if command in ("flash", "erase") and touched:
+        during = " and ".join(p.lower() for p in touched if p in progress.running)
+        return (f"{how}{' while ' + during if during else ''}: the flash range may be partly "
+                f"{'erased' if command == 'erase' else 'written'}; run the command again")
+    return f"{how}; nothing was written" if command in ("flash", "erase") else how
 
 
 def _run_flash(args) -> int:

@@ -71,3 +71,39 @@ def test_sim_image_needs_a_virtual_board(seed_bin, capsys):
     code = main(["flash", f"{seed_bin}@0x10000000", "--board", "nrf5340dk", "--sim-image",
                  "x.bin"])
     assert code == 2 and "--sim-image needs a virtual board" in capsys.readouterr().err
+
+
+def _interrupting_body(*phases):
+    def body(_args, progress, _result):
+        from qspi_gdb.progress import PhaseStarted
+
+        for phase in phases:
+            progress(PhaseStarted(phase, 4096))
+        raise KeyboardInterrupt
+    return body
+
+
+def test_interrupt_while_writing_says_the_range_may_be_partly_written(monkeypatch, seed_bin,
+                                                                       capsys):
+    from qspi_gdb import programmer
+    from qspi_gdb.progress import ERASING, PROGRAMMING
+
+    monkeypatch.setattr(programmer, "run_flash", _interrupting_body(ERASING, PROGRAMMING))
+    code = main(["flash", f"{seed_bin}@0x11E98000", "--board", "sim-nrf5340-32mb", "--json"])
+    captured = capsys.readouterr()
+    result = json.loads(captured.out)
+    assert code == 130 and result["ok"] is False and result["error"]["exit_code"] == 130
+    line = "qspi-gdb: interrupted while erasing and programming: the flash range may be " \
+           "partly written; run the command again"
+    assert captured.err.strip().splitlines()[-1] == line
+    assert result["error"]["message"] == line.removeprefix("qspi-gdb: ")
+
+
+def test_interrupt_before_writing_says_nothing_was_written(monkeypatch, seed_bin, capsys):
+    from qspi_gdb import programmer
+    from qspi_gdb.progress import READING
+
+    monkeypatch.setattr(programmer, "run_flash", _interrupting_body(READING))
+    code = main(["flash", f"{seed_bin}@0x11E98000", "--board", "sim-nrf5340-32mb"])
+    assert code == 130
+    assert capsys.readouterr().err.strip().endswith("qspi-gdb: interrupted; nothing was written")
