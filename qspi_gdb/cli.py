@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import sys
 
 from qspi_gdb import __version__, log
@@ -20,8 +21,24 @@ COMMAND_MODULES = (
 )
 
 
+class ArgumentError(Exception):
+    """A command line argparse refused; rendered by main() as one line with exit code 2."""
+
+    def __init__(self, prog: str, message: str):
+        super().__init__(f"{prog}: error: {message} (see '{prog} --help')")
+        self.message = message
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a refused command line is one error line (no usage block) and exit 2,
+    like every other usage error; subcommand parsers inherit this class."""
+
+    def error(self, message: str):
+        raise ArgumentError(self.prog, message)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="qspi-gdb",
         description="Program the external QSPI NOR flash of nRF52840 / nRF5340 boards "
         "through OpenOCD + GDB (or a virtual board).",
@@ -31,12 +48,21 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
+    parser.commands = frozenset(sub.choices)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        args = parser.parse_args(argv)
+    except ArgumentError as exc:
+        if "--json" in argv:  # the result object is promised on every failure
+            command = next((a for a in argv if a in parser.commands), "")
+            print(json.dumps(_usage_failure(command, exc.message)), flush=True)
+        print(exc, file=sys.stderr)
+        raise SystemExit(EXIT_USAGE) from None  # as argparse itself exits
     log.configure(args.verbose)
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
@@ -49,3 +75,11 @@ def main(argv: list[str] | None = None) -> int:
     except QspiGdbError as exc:
         print(f"qspi-gdb: error: {exc}", file=sys.stderr)
         return exc.exit_code
+
+
+def _usage_failure(command: str, message: str) -> dict:
+    from qspi_gdb.report import Result
+
+    result = Result(command=command)
+    result.error = {"message": message, "exit_code": EXIT_USAGE}
+    return result.to_json()

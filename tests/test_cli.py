@@ -1,6 +1,8 @@
 import subprocess
 import sys
 
+import pytest
+
 from qspi_gdb import __version__
 from qspi_gdb.cli import main
 
@@ -22,3 +24,23 @@ def test_console_script_runs_as_module():
 
 def test_no_command_is_usage_error():
     assert main([]) == 2
+
+
+def test_refused_command_line_is_one_error_line_with_exit_2(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["read", "0x10000000", "64", "--board", "sim-nrf5340dk"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err == ("qspi-gdb read: error: the following arguments are required: --output/-o "
+                   "(see 'qspi-gdb read --help')\n")
+
+
+def test_refused_command_line_with_json_still_prints_the_result_object(capsys):
+    import json
+
+    with pytest.raises(SystemExit) as exc:
+        main(["erase", "--bogus", "--json"])
+    assert exc.value.code == 2
+    result = json.loads(capsys.readouterr().out)
+    assert result["command"] == "erase" and result["ok"] is False
+    assert result["error"] == {"message": "unrecognized arguments: --bogus", "exit_code": 2}
