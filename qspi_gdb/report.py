@@ -205,6 +205,7 @@ class ProgressView:
             self.phase_seconds[event.phase] = round(
                 self.phase_seconds.get(event.phase, 0.0) + event.seconds, 3)
             self._active[event.phase] = (event.total_bytes, event.total_bytes)
+            self._started[event.phase] = now - event.seconds  # the programmer's own timing
             self._emit(event.phase, now, force=True, finished=True)
         elif isinstance(event, PhaseFailed):
             self._active.pop(event.phase, None)
@@ -227,6 +228,14 @@ class ProgressView:
     def _rate(self, phase: str, now: float) -> float:
         elapsed = max(now - self._started.get(phase, now), 1e-6)
         return self._active[phase][0] / elapsed / 1000
+
+    def _rate_text(self, phase: str, now: float) -> str:
+        """13 columns: kB/s, MB/s from 10 MB/s up, blank while too short to mean anything (a
+        phase that found nothing to do finishes in microseconds)."""
+        if now - self._started.get(phase, now) < _MIN_RATE_S:
+            return " " * 13
+        rate = self._rate(phase, now)
+        return f"{rate:8.1f} kB/s" if rate < 10_000 else f"{rate / 1000:8.1f} MB/s"
 
     def _emit(self, phase: str, now: float, *, force: bool = False,
               finished: bool = False) -> None:
@@ -262,19 +271,22 @@ class ProgressView:
         for name, (d, t) in self._active.items():
             parts.append(f"{name} {_bar(d, t, width)} {human_size(d):>9}")
         last = list(self._active)[-1]
-        return f"{'  '.join(parts)} {self._rate(last, now):8.1f} kB/s"
+        return f"{'  '.join(parts)} {self._rate_text(last, now)}"
 
     def _single_line(self, phase: str, now: float) -> str:
         done, total = self._active[phase]
         width = max(10, min(self.width, self.columns - 1 - 52))
         return (f"{phase:<13} {_bar(done, total, width)} {human_size(done):>9} / "
-                f"{human_size(total):<9} {self._rate(phase, now):8.1f} kB/s")
+                f"{human_size(total):<9} {self._rate_text(phase, now)}")
 
     def _draw(self, text: str) -> None:
         text = text[: self.columns - 1]
         self.stream.write("\r" + text.ljust(self._last_len))  # blank out a longer previous line
         self._last_len = len(text)
         self._line_open = True
+
+
+_MIN_RATE_S = 0.05  # below this a rate is noise (0.0 or millions of kB/s)
 
 
 def _bar(done: int, total: int, width: int) -> str:

@@ -143,4 +143,20 @@ def test_progress_close_ends_an_open_bar_line():
     view(PhaseStarted(PROGRAMMING, 8192))
     view.close()
     view.close()
-    assert stream.getvalue().endswith("kB/s\n") and stream.getvalue().count("\n") == 1
+    assert stream.getvalue().endswith("\n") and stream.getvalue().count("\n") == 1
+
+
+def test_a_phase_with_nothing_to_do_shows_no_absurd_rate():
+    """An unchanged re-flash verifies from CRCs already read: finished in ~0 s, no rate."""
+    from qspi_gdb.progress import VERIFYING
+    from qspi_gdb.report import ProgressView
+
+    stream = _Tty()
+    view = ProgressView(stream, columns=80)
+    view(PhaseStarted(VERIFYING, 512583))
+    view(PhaseFinished(VERIFYING, 512583, 0.0))
+    line = _screen(stream.getvalue())[0]
+    assert "500.6 KiB / 500.6 KiB" in line and "/s" not in line
+    view(PhaseStarted(VERIFYING, 4 << 20))
+    view(PhaseFinished(VERIFYING, 4 << 20, 0.2))
+    assert _screen(stream.getvalue())[1].endswith("21.0 MB/s")
