@@ -44,7 +44,9 @@ def configure(verbose: int = 0, *, json_lines: bool | None = None, stream=None) 
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            # JSON lines are for machines (ISO UTC); a person at a terminal needs the time only.
+            structlog.processors.TimeStamper(fmt="iso", utc=True) if json_lines
+            else structlog.processors.TimeStamper(fmt="%H:%M:%S", utc=False),
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
