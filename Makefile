@@ -46,9 +46,17 @@ demo: deps venv
 bench: deps venv
 	$(BIN)/python -m qspi_gdb.bench
 
+# FILE, ADDR, BOARD and CONFIG reach the shell as environment variables (make exports what is
+# given on its command line), never pasted into the command text: a name with a quote, a space
+# or a $ stays one argument. ARGS is split into words on purpose. make itself exits 2 on any
+# failure; the tool's own exit code (README "Exit codes") is in make's "Error N" line.
 flash-ext: deps venv
-	@if [ -z "$(FILE)" ]; then echo "usage: make flash-ext FILE=image.bin [ADDR=0x...] BOARD=name [CONFIG=file]" >&2; exit 2; fi
-	$(BIN)/qspi-gdb flash "$(FILE)" $(if $(ADDR),--addr "$(ADDR)") $(if $(BOARD),--board "$(BOARD)") $(if $(CONFIG),--config "$(CONFIG)") $(ARGS)
+	@if [ -z "$$FILE" ]; then \
+		echo "usage: make flash-ext FILE=image.bin|.hex|.elf [ADDR=0x11E98000] BOARD=nrf5340dk [CONFIG=ext_mem.json] [ARGS='--no-verify ...']" >&2; \
+		exit 2; \
+	fi
+	@set -x; $(BIN)/qspi-gdb flash "$$FILE" $${ADDR:+--addr "$$ADDR"} $${BOARD:+--board "$$BOARD"} \
+		$${CONFIG:+--config "$$CONFIG"} $$ARGS
 
 # Rebuild the prebuilt loader ELFs into qspi_gdb/loaders/ (needs arm-none-eabi-gcc).
 loader: deps
