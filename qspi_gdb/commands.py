@@ -12,6 +12,7 @@ import signal
 import sys
 import time
 from contextlib import contextmanager
+from pathlib import Path
 
 from qspi_gdb import log
 from qspi_gdb.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_VERIFY, QspiGdbError, UsageError
@@ -148,6 +149,7 @@ def _run(args, command: str, body) -> int:
     result = Result(command=command, board=getattr(args, "board", None))
     progress = ProgressView(sys.stderr)
     try:
+        _check_sim_image(args)
         with _terminate_as_interrupt():
             body(args, progress, result)
     except KeyboardInterrupt as exc:
@@ -166,6 +168,19 @@ def _run(args, command: str, body) -> int:
     if result.verify == "mismatch":
         return EXIT_VERIFY
     return EXIT_OK
+
+
+def _check_sim_image(args) -> None:
+    """--sim-image must be a file the virtual board can create: refused here as bad input,
+    not found out when the board process dies trying to write it."""
+    path = getattr(args, "sim_image", None)
+    if not path:
+        return
+    where = Path(path)
+    if where.is_dir():
+        raise UsageError(f"--sim-image {path}: is a directory (name a file)")
+    if not where.absolute().parent.is_dir():
+        raise UsageError(f"--sim-image {path}: no such directory {where.absolute().parent}")
 
 
 def _interrupted_message(command: str, exc: KeyboardInterrupt, progress: ProgressView) -> str:

@@ -107,3 +107,13 @@ def test_interrupt_before_writing_says_nothing_was_written(monkeypatch, seed_bin
     code = main(["flash", f"{seed_bin}@0x11E98000", "--board", "sim-nrf5340-32mb"])
     assert code == 130
     assert capsys.readouterr().err.strip().endswith("qspi-gdb: interrupted; nothing was written")
+
+
+def test_sim_image_in_a_missing_directory_is_bad_input(seed_bin, tmp_path, capsys):
+    code = main(["flash", f"{seed_bin}@0x11E98000", "--board", "sim-nrf5340-32mb",
+                 "--sim-image", str(tmp_path / "nodir" / "x.img")])
+    err = capsys.readouterr().err
+    assert code == 2 and err == (f"qspi-gdb: error: --sim-image {tmp_path}/nodir/x.img: no such "
+                                 f"directory {tmp_path}/nodir\n")
+    assert main(["info", "--board", "sim-nrf5340-32mb", "--sim-image", str(tmp_path)]) == 2
+    assert "is a directory" in capsys.readouterr().err
