@@ -40,11 +40,15 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="qspi-gdb",
-        description="Program the external QSPI NOR flash of nRF52840 / nRF5340 boards "
+        description="Program the external QSPI NOR flash of nRF52840 / nRF5340 boards\n"
         "through OpenOCD + GDB (or a virtual board).",
+        epilog="exit codes: 0 success, 2 usage or bad input (nothing written),\n"
+        "  3 connection or target failure, 4 verify mismatch, 130 interrupted.\n"
+        "'qspi-gdb COMMAND --help' shows a command's options.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"qspi-gdb {__version__}")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="debug log output")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)

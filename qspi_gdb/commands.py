@@ -39,7 +39,8 @@ def _add_target_options(parser: argparse.ArgumentParser) -> None:
                       help="use a GDB server someone else runs (J-Link GDB server, pyOCD, "
                       "OpenOCD); only standard GDB remote operations are used")
     conn.add_argument("--interface", "-i", metavar="PROBE",
-                      help="OpenOCD interface for a real board: jlink, cmsis-dap, stlink, ...")
+                      help="OpenOCD interface for a real board: jlink (default), cmsis-dap, "
+                      "stlink, stlink-dap, ftdi")
     conn.add_argument("--openocd-config", metavar="FILE", action="append",
                       help="OpenOCD config file(s) to use instead of --interface + the board's "
                       "target config")
@@ -53,7 +54,8 @@ def _add_target_options(parser: argparse.ArgumentParser) -> None:
 
 def _add_image_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("image", metavar="IMAGE[@ADDR]",
-                        help=".bin (needs an address), .hex or .elf")
+                        help=".bin with its address (zephyr.bin@0x11E98000, or --addr), or "
+                        ".hex / .elf (their addresses are XIP addresses)")
     parser.add_argument("--addr", "-a", metavar="ADDR",
                         help=".bin address: XIP address (e.g. 0x11E98000) or flash offset")
     parser.add_argument("--raw-offsets", action="store_true",
@@ -65,8 +67,17 @@ def _add_image_options(parser: argparse.ArgumentParser) -> None:
 
 def register(subparsers) -> None:
     """Add the controller subcommands."""
-    flash = subparsers.add_parser("flash", help="write an image into the external flash",
-                                  description="Write an image; verify it with CRC32 on target.")
+    flash = subparsers.add_parser(
+        "flash", help="write an image into the external flash",
+        description="Write an image into the external flash and verify it with CRC32 on the\n"
+        "target. Bytes outside the image in a partly covered sector are kept;\n"
+        "sectors that already hold the image are skipped.",
+        epilog="examples:\n"
+        "  qspi-gdb flash zephyr.recovery.bin@0x11E98000 --board nrf5340dk -c ext_mem.json\n"
+        "  qspi-gdb flash merged.hex --only-qspi --board nrf52840dk --interface cmsis-dap\n"
+        "  qspi-gdb flash app.bin --addr 0x11E98000 --board sim-nrf5340-32mb "
+        "--sim-image flash.img",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_image_options(flash)
     flash.add_argument("--no-verify", action="store_true",
                        help="skip the CRC32 verify (the report then says 'not verified')")
@@ -79,28 +90,42 @@ def register(subparsers) -> None:
     _add_target_options(flash)
     flash.set_defaults(func=_run_flash)
 
-    verify = subparsers.add_parser("verify", help="compare the flash with an image (CRC32 on "
-                                   "target)")
+    verify = subparsers.add_parser(
+        "verify", help="compare the flash with an image (CRC32 on target)",
+        description="Compare the flash with an image by CRC32 computed on the target; exit 4 "
+        "when they differ. Writes nothing.")
     _add_image_options(verify)
     _add_target_options(verify)
     verify.set_defaults(func=_run_verify)
 
-    read = subparsers.add_parser("read", help="read flash contents into a file")
+    read = subparsers.add_parser("read", help="read flash contents into a file",
+                                 description="Read LEN bytes of the flash at ADDR into FILE.")
     read.add_argument("address", metavar="ADDR", help="XIP address or flash offset")
-    read.add_argument("length", metavar="LEN", help="bytes (0x.., decimal, K/M suffixes)")
-    read.add_argument("--output", "-o", metavar="FILE", required=True)
+    read.add_argument("length", metavar="LEN", help="bytes: 0x.., decimal, K/M suffixes")
+    read.add_argument("--output", "-o", metavar="FILE", required=True,
+                      help="file to write (replaced)")
     _add_target_options(read)
     read.set_defaults(func=_run_read)
 
-    erase = subparsers.add_parser("erase", help="erase a range (whole sectors) or the chip")
-    erase.add_argument("address", metavar="ADDR", nargs="?", help="XIP address or flash offset")
-    erase.add_argument("length", metavar="LEN", nargs="?", help="bytes")
-    erase.add_argument("--all", action="store_true", help="erase the whole chip")
+    erase = subparsers.add_parser(
+        "erase", help="erase a range (whole sectors) or the chip",
+        description="Erase ADDR..ADDR+LEN (whole 4 KiB sectors) or, with --all, the whole "
+        "chip; then check on the target that it reads 0xFF.")
+    erase.add_argument("address", metavar="ADDR", nargs="?",
+                       help="XIP address or flash offset, a multiple of 4 KiB")
+    erase.add_argument("length", metavar="LEN", nargs="?",
+                       help="bytes, a multiple of 4 KiB: 0x.., decimal, K/M suffixes")
+    erase.add_argument("--all", action="store_true",
+                       help="erase the whole chip (minutes on a 32 MiB part)")
     erase.add_argument("--dry-run", action="store_true", help="print what would be erased")
     _add_target_options(erase)
     erase.set_defaults(func=_run_erase)
 
-    info = subparsers.add_parser("info", help="detect the flash: JEDEC ID, part, size, SFDP")
+    info = subparsers.add_parser(
+        "info", help="detect the flash: JEDEC ID, part, size, SFDP",
+        description="Detect the flash (JEDEC ID, part, size, SFDP: address modes, 4-byte "
+        "entry, quad enable, erase types, page size) and show the configuration that would be "
+        "used, each value with where it came from.")
     _add_target_options(info)
     info.set_defaults(func=_run_info)
 
