@@ -35,6 +35,8 @@ _DEFAULT_TYP_S = {"page": 0.001, "4k": 0.05, "64k": 0.5, "chip": 60.0}
 _CALL_SLACK_S = 2.0
 _FIRST_CHUNKS = (4096, 8192, 16384)  # ramp-up: the flash starts working sooner
 _FILL_PIECE = 8192  # granularity of filling ahead while the flash works
+_WAIT_SEEN_S = 200e-6  # a call that spent longer in the loader waited for the flash
+_BUSY_SHRINK = 0.7  # busy estimate factor after a call that found the flash idle
 
 
 # -- errors --------------------------------------------------------------------------------
@@ -153,6 +155,7 @@ class _Op:
     cmd: mb.Command
     data: bytes = b""  # program ops: the bytes for the buffer
     busy_typ_s: float = 0.0  # flash busy time it starts (typical)
+    kind: str = ""  # timing key: "page", "4k", "64k", "chip"
     buf: int | None = None
     filled: int = 0  # bytes of data already in the buffer
 
@@ -183,6 +186,9 @@ class LoaderClient:
         self._timing = _Timing()
         self._pending_s = 0.0  # max time of flash work left running by the last call
         self._speed = _LinkSpeed()  # measured link speed, kept across write() calls
+        # measured flash busy time / datasheet typical, per timing key: SFDP typical times
+        # can be far off (a full page often programs much faster than the page time)
+        self._busy_scale: dict[str, float] = {}
         self.greeting: Greeting | None = None
         self.header: mb.MailboxHeader | None = None
         self.free_mask = 0
@@ -538,7 +544,8 @@ class LoaderClient:
             if isinstance(step, EraseStep):
                 if step.block == 0:
                     ops.append(_Op(mb.Command(mb.OP_ERASE, addr=step.offset, len=step.length,
-                                              arg=mb.ERASE_CHIP), busy_typ_s=t.typ["chip"]))
+                                              arg=mb.ERASE_CHIP), busy_typ_s=t.typ["chip"],
+                                   kind="chip"))
                     continue
                 if step.block not in (4096, 65536):
                     raise ValueError(f"erase block {step.block} (4096 or 65536 only)")
@@ -550,7 +557,7 @@ class LoaderClient:
                 while pos < end:
                     n = min(group, end - pos)
                     ops.append(_Op(mb.Command(mb.OP_ERASE, addr=pos, len=n, arg=unit),
-                                   busy_typ_s=t.typ[key]))
+                                   busy_typ_s=t.typ[key], kind=key))
                     pos += n
             else:
                 start = step.offset & ~3
@@ -565,7 +572,7 @@ class LoaderClient:
                     chunk = data[pos - start:stop - start]
                     pages = (stop - pos + t.page - 1) // t.page
                     ops.append(_Op(mb.Command(mb.OP_PROGRAM, addr=pos, len=len(chunk)), chunk,
-                                   busy_typ_s=pages * t.typ["page"]))
+                                   busy_typ_s=pages * t.typ["page"], kind="page"))
                     pos = stop
         return ops
 
@@ -598,18 +605,22 @@ class LoaderClient:
             op.filled += n
             speed.moved += n
 
+        started: tuple[_Op, int, bool] | None = None  # last op, loader time, budget-bound
+
         for i, op in enumerate(ops):
             if op.cmd.op == mb.OP_PROGRAM and op.filled < len(op.data):
                 fill(op, len(op.data))
             self._call([op.cmd])
             speed.observe(self.header)
+            self._learn_busy(started)
             if op.buf is not None:
                 assigned &= ~(1 << op.buf)
             if progress is not None and op.cmd.op == mb.OP_PROGRAM:
                 progress(op.cmd.len)
             # While this op keeps the flash busy, copy upcoming data; a piece is worth copying
             # when at least half of its transfer overlaps the flash work.
-            spare = op.busy_typ_s - speed.overhead
+            spare = op.busy_typ_s * self._busy_scale.get(op.kind, 1.0) - speed.overhead
+            budget_bound = False
             for nxt in ops[i + 1:]:
                 if nxt.cmd.op != mb.OP_PROGRAM or nxt.filled == len(nxt.data):
                     continue
@@ -629,12 +640,34 @@ class LoaderClient:
                         continue
                     cost = piece / speed.rate
                     if spare < cost / 2:
+                        budget_bound = True
                         break
                     fill(nxt, piece)
                     spare -= cost
                 if nxt.filled < len(nxt.data):
                     break
+            started = (op, self.header.time_us, budget_bound) if self.header else None
         self._call([mb.Command(mb.OP_WAIT_IDLE)])
+
+    def _learn_busy(self, started: tuple[_Op, int, bool] | None) -> None:
+        """After the call that followed op: if the loader had to wait for op's flash work, the
+        loader's timer says how long that work took; if not and the host stopped filling only
+        because op's estimated time was used up, the estimate may be too long: shorten it
+        (the flash may have idled), until a wait shows the real time again."""
+        hdr = self.header
+        if started is None or hdr is None:
+            return
+        op, start_us, budget_bound = started
+        if op.busy_typ_s <= 0 or not op.kind:
+            return
+        waited = ((hdr.time_us - hdr.entry_us) & 0xFFFFFFFF) / 1e6
+        scale = self._busy_scale.get(op.kind, 1.0)
+        if waited > _WAIT_SEEN_S:
+            took = ((hdr.time_us - start_us) & 0xFFFFFFFF) / 1e6
+            scale = took / op.busy_typ_s
+        elif budget_bound:
+            scale *= _BUSY_SHRINK
+        self._busy_scale[op.kind] = min(max(scale, 0.02), 4.0)
 
 
 class _LinkSpeed:
