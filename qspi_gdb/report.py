@@ -117,8 +117,11 @@ def summary_line(result: Result) -> str:
     took = f"Finished in {result.seconds:.2f}s"
     if result.command in ("flash", "erase"):
         verb = "Would erase" if result.dry_run else "Erased"
-        erased = "the whole chip" if result.chip_erased else \
-            f"{human_size(result.bytes_erased)} ({erase_units_text(result)})"
+        if result.chip_erased:
+            erased = "the whole chip" + \
+                (f" ({human_size(result.bytes_erased)})" if result.bytes_erased else "")
+        else:
+            erased = f"{human_size(result.bytes_erased)} ({erase_units_text(result)})"
         parts = [f"{verb} {erased}"]
         if result.command == "flash":
             image_bytes = (result.image or {}).get("bytes") or 0
@@ -145,12 +148,24 @@ def _verify_text(result: Result) -> str:
     if result.verify == "verified":
         total = sum(r["length"] for r in result.verified_ranges)
         return (f"verified {human_size(total)} in "
-                f"{_plural(len(result.verified_ranges), 'range')} (CRC32 on target)")
+                f"{_plural(_runs(result.verified_ranges), 'range')} (CRC32 on target)")
     if result.verify == "mismatch":
         first = result.mismatched_ranges[0] if result.mismatched_ranges else None
         where = f", first at offset 0x{first['offset']:08X}" if first else ""
-        return f"verify FAILED: {_plural(len(result.mismatched_ranges), 'range')} differ{where}"
+        n = len(result.mismatched_ranges)
+        return f"verify FAILED: {_plural(n, 'range')} {'differs' if n == 1 else 'differ'}{where}"
     return result.verify
+
+
+def _runs(ranges: list[dict]) -> int:
+    """Contiguous runs in the ranges: CRCs are checked per sector, but a 500 KiB image written
+    in one piece is one range to the user."""
+    runs, end = 0, None
+    for r in sorted(ranges, key=lambda r: r["offset"]):
+        if r["offset"] != end:
+            runs += 1
+        end = r["offset"] + r["length"]
+    return runs
 
 
 def print_result(result: Result, *, as_json: bool, stdout: IO[str] | None = None,

@@ -160,3 +160,17 @@ def test_a_phase_with_nothing_to_do_shows_no_absurd_rate():
     view(PhaseStarted(VERIFYING, 4 << 20))
     view(PhaseFinished(VERIFYING, 4 << 20, 0.2))
     assert _screen(stream.getvalue())[1].endswith("21.0 MB/s")
+
+
+def test_verified_ranges_are_counted_as_contiguous_runs():
+    sectors = [{"offset": 0x1000 * i, "length": 0x1000, "crc32": "0x0"} for i in (0, 1, 2, 5)]
+    result = Result(command="verify", ok=True, verify="verified", seconds=1.0,
+                    verified_ranges=sectors)
+    assert summary_line(result) == "Verified 16 KiB in 2 ranges (CRC32 on target). Finished in 1.00s"
+
+
+def test_chip_erase_summary_says_how_much():
+    result = Result(command="erase", ok=True, chip_erased=True, bytes_erased=32 << 20,
+                    verify="verified", seconds=6.0,
+                    verified_ranges=[{"offset": 0, "length": 32 << 20, "crc32": "0x0"}])
+    assert summary_line(result).startswith("Erased the whole chip (32 MiB); verified 32 MiB in 1 range")
