@@ -60,3 +60,31 @@ def test_interleave_puts_each_erase_before_its_first_program():
 def test_interleave_keeps_an_order_that_programs_before_erasing():
     ops = [_program(0x0, 0x100), _erase(0x0, 0x10000), _program(0x0, 0x100)]
     assert _interleave(ops) == ops
+
+
+def _header(entry_us: int, time_us: int) -> mb.MailboxHeader:
+    return mb.MailboxHeader(mb.MAGIC, 1, 0, 5340, 1, 16, 0, 0, 1, 1, 0, 0, 1, 0, 0, 0,
+                            time_us, entry_us, mb.CANARY)
+
+
+def test_busy_estimate_learns_from_the_loader_timer():
+    from qspi_gdb.loader_client import LoaderClient
+
+    client = LoaderClient(None, chip="nrf5340")
+    op = _program(0, 32768)
+    op.busy_typ_s, op.kind = 0.115, "page"  # SFDP page time x 128 pages
+    # the next call found the flash idle after the host filled for the whole estimate: shorter
+    client.header = _header(entry_us=1_124_000, time_us=1_124_020)
+    client._learn_busy((op, 1_000_000, True))
+    assert abs(client._busy_scale["page"] - 0.7) < 1e-9
+    # idle but the host stopped for another reason (no free buffer): no conclusion
+    client._learn_busy((op, 1_000_000, False))
+    assert abs(client._busy_scale["page"] - 0.7) < 1e-9
+    # the loader waited: the flash work took from its start to this call's halt (47 ms)
+    client.header = _header(entry_us=2_020_000, time_us=2_047_000)
+    client._learn_busy((op, 2_000_000, True))
+    assert abs(client._busy_scale["page"] - 0.047 / 0.115) < 1e-9
+    # the timer wraps
+    client.header = _header(entry_us=10_000, time_us=30_000)
+    client._learn_busy((op, 0xFFFFFFFF - 16_999, True))
+    assert abs(client._busy_scale["page"] - 0.047 / 0.115) < 1e-9
