@@ -81,7 +81,13 @@ def main(argv: list[str] | None = None) -> int:
     same = "matches the image" if data == image[:64] else "DIFFERS from the image"
     print(f"Read back 64 bytes at 0x{XIP_ADDRESS:08X} ({same}):")
     print(hexdump(data, XIP_ADDRESS))
-    return 0 if data == image[:64] else 4
+    if data != image[:64]:
+        return 4
+    # Where to go from here: the flash file persists, so the next command sees the same chip.
+    print(f"The virtual board's flash is kept in {flash_file}; next, try:\n"
+          f"  .venv/bin/qspi-gdb verify {image_path}@0x{XIP_ADDRESS:08X} {' '.join(common)}\n"
+          f"  .venv/bin/qspi-gdb info {' '.join(common)}")
+    return 0
 
 
 if __name__ == "__main__":
