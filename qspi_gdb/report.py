@@ -266,26 +266,29 @@ class ProgressView:
             return
         if finished:
             # The finished phase gets its own completed line; the others are redrawn below it.
-            self._draw(self._single_line(phase, now))
-            self.close()
+            if total:  # a phase with nothing to do (0 bytes) leaves no line
+                self._draw(self._single_line(phase, now))
+                self.close()
             self._active.pop(phase, None)
-            if self._active:
-                self._draw(self._line(now))
-        else:
+        if self._visible():
             self._draw(self._line(now))
         self.stream.flush()
 
+    def _visible(self) -> dict[str, tuple[int, int]]:
+        return {name: v for name, v in self._active.items() if v[1]}
+
     def _line(self, now: float) -> str:
-        if len(self._active) == 1:
-            return self._single_line(next(iter(self._active)), now)
+        active = self._visible()
+        if len(active) == 1:
+            return self._single_line(next(iter(active)), now)
         # Phases that run together: a short bar and the bytes done for each, then the rate of
         # the phase started last (programming, which paces the pipeline).
-        fixed = sum(len(name) + 13 for name in self._active) + 2 * (len(self._active) - 1) + 14
-        width = max(5, min(self.width // 2, (self.columns - 1 - fixed) // len(self._active)))
+        fixed = sum(len(name) + 13 for name in active) + 2 * (len(active) - 1) + 14
+        width = max(5, min(self.width // 2, (self.columns - 1 - fixed) // len(active)))
         parts = []
-        for name, (d, t) in self._active.items():
+        for name, (d, t) in active.items():
             parts.append(f"{name} {_bar(d, t, width)} {human_size(d):>9}")
-        last = list(self._active)[-1]
+        last = list(active)[-1]
         return f"{'  '.join(parts)} {self._rate_text(last, now)}"
 
     def _single_line(self, phase: str, now: float) -> str:

@@ -174,3 +174,18 @@ def test_chip_erase_summary_says_how_much():
                     verify="verified", seconds=6.0,
                     verified_ranges=[{"offset": 0, "length": 32 << 20, "crc32": "0x0"}])
     assert summary_line(result).startswith("Erased the whole chip (32 MiB); verified 32 MiB in 1 range")
+
+
+def test_a_phase_of_zero_bytes_draws_nothing():
+    """A chip-erase flash reads nothing back first: no 'Reading flash 0 B / 0 B' line."""
+    from qspi_gdb.progress import READING
+    from qspi_gdb.report import ProgressView
+
+    stream = _Tty()
+    view = ProgressView(stream, columns=80)
+    view(PhaseStarted(READING, 0))
+    view(PhaseFinished(READING, 0, 0.0))
+    assert stream.getvalue() == "" and view.phase_seconds == {READING: 0.0}
+    view(PhaseStarted(PROGRAMMING, 4096))
+    view(PhaseFinished(PROGRAMMING, 4096, 0.1))
+    assert _screen(stream.getvalue())[0].startswith("Programming ")
