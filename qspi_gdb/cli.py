@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 
 from qspi_gdb import __version__, log
@@ -74,11 +75,19 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt as exc:
-        print(f"qspi-gdb: {str(exc) or 'interrupted'}", file=sys.stderr)
+        print(f"qspi-gdb: {_red(str(exc) or 'interrupted')}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except QspiGdbError as exc:
-        print(f"qspi-gdb: error: {exc}", file=sys.stderr)
+        print(f"qspi-gdb: {_red('error:')} {exc}", file=sys.stderr)
         return exc.exit_code
+
+
+def _red(text: str) -> str:
+    """Bold red on a terminal (as the log's console renderer colours), plain otherwise or
+    when NO_COLOR is set."""
+    if sys.stderr.isatty() and not os.environ.get("NO_COLOR"):
+        return f"\033[1;31m{text}\033[0m"
+    return text
 
 
 def _usage_failure(command: str, message: str) -> dict:
