@@ -117,3 +117,16 @@ def test_sim_image_in_a_missing_directory_is_bad_input(seed_bin, tmp_path, capsy
                                  f"directory {tmp_path}/nodir\n")
     assert main(["info", "--board", "sim-nrf5340-32mb", "--sim-image", str(tmp_path)]) == 2
     assert "is a directory" in capsys.readouterr().err
+
+
+def test_sim_flash_file_problems_are_one_line_usage_errors(tmp_path, capsys):
+    wrong_size = tmp_path / "wrong.img"
+    wrong_size.write_bytes(b"\xff" * 4096)
+    cases = [(tmp_path / "nodir" / "x.img", "No such file or directory"),
+             (tmp_path, "is a directory"),
+             (wrong_size, "is 4096 bytes but part 'mx25r6435f' is 8388608 bytes")]
+    for path, reason in cases:
+        assert main(["sim", "--board", "sim-nrf5340dk", "--sim-image", str(path)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"qspi-gdb: error: --sim-image {path}: ")
+        assert reason in err and err.count("\n") == 1

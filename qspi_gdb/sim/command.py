@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 
@@ -55,7 +56,16 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--port {args.port}: not a TCP port")
     if args.adapter_khz <= 0 or args.round_trip_latency_us < 0:
         raise UsageError("--adapter-khz must be > 0 and --round-trip-latency-us >= 0")
-    board = Board(args.board, sim_image=args.sim_image)
+    if args.sim_image and os.path.isdir(args.sim_image):
+        raise UsageError(f"--sim-image {args.sim_image}: is a directory (name a file)")
+    try:
+        board = Board(args.board, sim_image=args.sim_image)
+    except (OSError, ValueError) as exc:
+        if not args.sim_image:
+            raise
+        # The flash file cannot be created, or holds another chip's size: bad input, one line.
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise UsageError(f"--sim-image {args.sim_image}: {reason}") from exc
     try:
         wire = DebugWire(
             board,
@@ -73,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
                                   "sim_image": args.sim_image}), flush=True)
             else:
                 print(endpoint, flush=True)
-            log.info("virtual_board_serving", board=args.board, endpoint=server.endpoint)
+            log.info("virtual board serving", board=args.board, endpoint=server.endpoint)
             previous = {sig: signal.signal(sig, lambda *_: server.stop())
                         for sig in (signal.SIGINT, signal.SIGTERM)}
             try:
@@ -89,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"board": args.board, "stats": stats}, default=str), flush=True)
     else:
-        log.info("virtual_board_stopped", board=args.board, **{
+        log.info("virtual board stopped", board=args.board, **{
             k: v for k, v in stats.items() if isinstance(v, (int, float))})
     sys.stdout.flush()
     return 0
