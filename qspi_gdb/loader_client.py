@@ -189,6 +189,7 @@ class LoaderClient:
         # measured flash busy time / datasheet typical, per timing key: SFDP typical times
         # can be far off (a full page often programs much faster than the page time)
         self._busy_scale: dict[str, float] = {}
+        self._busy_measured: set[str] = set()
         self.greeting: Greeting | None = None
         self.header: mb.MailboxHeader | None = None
         self.free_mask = 0
@@ -621,6 +622,12 @@ class LoaderClient:
             # when at least half of its transfer overlaps the flash work.
             spare = op.busy_typ_s * self._busy_scale.get(op.kind, 1.0) - speed.overhead
             budget_bound = False
+            # When moving the remaining data takes longer than the remaining flash work, the
+            # link is the bottleneck: any overlap is worth a piece (an idle flash costs
+            # nothing then, a host waiting in the loader does).
+            link_bound = bool(speed.rate) and sum(
+                len(o.data) - o.filled for o in ops[i + 1:]) / speed.rate > sum(
+                o.busy_typ_s * self._busy_scale.get(o.kind, 1.0) for o in ops[i + 1:])
             for nxt in ops[i + 1:]:
                 if nxt.cmd.op != mb.OP_PROGRAM or nxt.filled == len(nxt.data):
                     continue
@@ -639,7 +646,7 @@ class LoaderClient:
                         spare -= ((self.header.time_us - before) & 0xFFFFFFFF) / 1e6
                         continue
                     cost = piece / speed.rate
-                    if spare < cost / 2:
+                    if spare <= 0 or (spare < cost / 2 and not link_bound):
                         budget_bound = True
                         break
                     fill(nxt, piece)
@@ -665,7 +672,14 @@ class LoaderClient:
         if waited > _WAIT_SEEN_S:
             took = ((hdr.time_us - start_us) & 0xFFFFFFFF) / 1e6
             scale = took / op.busy_typ_s
-        elif budget_bound:
+            self._busy_measured.add(op.kind)
+        elif budget_bound and op.kind == "page" and op.kind not in self._busy_measured:
+            # Only program times are shortened, and only until a wait has measured them: the
+            # SFDP page time is for a worst-case page (JESD216's byte times make full pages
+            # much faster on some parts), whereas erase times are what they say. Once known,
+            # an idle flash at the next call means the host overshot by a fill piece, not that
+            # the estimate is long (shortening then would block the host in the loader while
+            # it could transfer).
             scale *= _BUSY_SHRINK
         self._busy_scale[op.kind] = min(max(scale, 0.02), 4.0)
 

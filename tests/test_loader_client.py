@@ -88,3 +88,7 @@ def test_busy_estimate_learns_from_the_loader_timer():
     client.header = _header(entry_us=10_000, time_us=30_000)
     client._learn_busy((op, 0xFFFFFFFF - 16_999, True))
     assert abs(client._busy_scale["page"] - 0.047 / 0.115) < 1e-9
+    # once measured, an idle flash at the next call (the host overshot a fill piece) keeps it
+    client.header = _header(entry_us=3_060_000, time_us=3_060_020)
+    client._learn_busy((op, 3_000_000, True))
+    assert abs(client._busy_scale["page"] - 0.047 / 0.115) < 1e-9
