@@ -80,6 +80,13 @@ def main(argv: list[str] | None = None) -> int:
     except QspiGdbError as exc:
         print(f"qspi-gdb: {_red('error:')} {exc}", file=sys.stderr)
         return exc.exit_code
+    except Exception as exc:
+        if args.verbose:
+            raise
+        from qspi_gdb.commands import EXIT_INTERNAL, internal_error_text
+
+        print(f"qspi-gdb: {_red('error:')} {internal_error_text(exc)}", file=sys.stderr)
+        return EXIT_INTERNAL
 
 
 def _red(text: str) -> str:

@@ -8,6 +8,7 @@ typed (qspi_gdb.errors) and rendered once by qspi_gdb.cli with their exit code.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import time
@@ -18,6 +19,8 @@ from qspi_gdb import log
 from qspi_gdb.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_VERIFY, QspiGdbError, UsageError
 from qspi_gdb.progress import ERASING, PROGRAMMING
 from qspi_gdb.report import ProgressView, Result, print_result
+
+EXIT_INTERNAL = 1  # an unexpected exception: a bug (README "Exit codes")
 
 _log = log.get_logger(__name__)
 
@@ -175,6 +178,7 @@ def _run(args, command: str, body) -> int:
     progress = ProgressView(sys.stderr)
     try:
         _check_sim_image(args)
+        _check_read_output(args)
         with _terminate_as_interrupt():
             body(args, progress, result)
     except KeyboardInterrupt as exc:
@@ -186,6 +190,10 @@ def _run(args, command: str, body) -> int:
         progress.close()
         _record_failure(args, result, started, str(exc), exc.exit_code)
         raise
+    except Exception as exc:  # a bug: still end the bar line and keep the --json promise
+        progress.close()
+        _record_failure(args, result, started, internal_error_text(exc), EXIT_INTERNAL)
+        raise
     progress.close()
     result.seconds = round(time.monotonic() - started, 3)
     result.phase_seconds = progress.phase_seconds
@@ -193,6 +201,22 @@ def _run(args, command: str, body) -> int:
     if result.verify == "mismatch":
         return EXIT_VERIFY
     return EXIT_OK
+
+
+def internal_error_text(exc: BaseException) -> str:
+    return f"internal error {type(exc).__name__}: {exc} (a bug; -v shows the traceback)"
+
+
+def _check_read_output(args) -> None:
+    """read -o FILE: refused before connecting when FILE cannot be written."""
+    output = getattr(args, "output", None)
+    if output is None:
+        return
+    if Path(output).is_dir():
+        raise UsageError(f"--output {output}: is a directory (name a file)")
+    parent = Path(output).absolute().parent
+    if parent.is_dir() and not os.access(parent, os.W_OK):
+        raise UsageError(f"--output {output}: directory {parent} is not writable")
 
 
 def _check_sim_image(args) -> None:

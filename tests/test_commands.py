@@ -130,3 +130,28 @@ def test_sim_flash_file_problems_are_one_line_usage_errors(tmp_path, capsys):
         err = capsys.readouterr().err
         assert err.startswith(f"qspi-gdb: error: --sim-image {path}: ")
         assert reason in err and err.count("\n") == 1
+
+
+def test_read_into_a_directory_is_refused_before_connecting(tmp_path, capsys):
+    code = main(["read", "0x10000000", "16", "-o", str(tmp_path), "--board", "sim-nrf5340dk"])
+    assert code == 2
+    assert capsys.readouterr().err == f"qspi-gdb: error: --output {tmp_path}: is a directory " \
+                                      "(name a file)\n"
+
+
+def test_an_unexpected_exception_is_one_line_exit_1_and_json_still_printed(monkeypatch, seed_bin,
+                                                                           capsys):
+    from qspi_gdb import programmer
+
+    def broken(_args, _progress, _result):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(programmer, "run_flash", broken)
+    code = main(["flash", f"{seed_bin}@0x11E98000", "--board", "sim-nrf5340-32mb", "--json"])
+    captured = capsys.readouterr()
+    assert code == 1
+    message = "internal error RuntimeError: boom (a bug; -v shows the traceback)"
+    assert captured.err == f"qspi-gdb: error: {message}\n"
+    assert json.loads(captured.out)["error"] == {"message": message, "exit_code": 1}
+    with pytest.raises(RuntimeError):  # -v: the traceback, for the bug report
+        main(["-v", "flash", f"{seed_bin}@0x11E98000", "--board", "sim-nrf5340-32mb"])
