@@ -26,7 +26,8 @@ class ArgumentError(Exception):
     """A command line argparse refused; rendered by main() as one line with exit code 2."""
 
     def __init__(self, prog: str, message: str):
-        super().__init__(f"{prog}: error: {message} (see '{prog} --help')")
+        super().__init__(message)
+        self.prog = prog
         self.message = message
 
 
@@ -63,10 +64,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = parser.parse_args(argv)
     except ArgumentError as exc:
+        command = next((a for a in argv if a in parser.commands), "")
         if "--json" in argv:  # the result object is promised on every failure
-            command = next((a for a in argv if a in parser.commands), "")
             print(json.dumps(_usage_failure(command, exc.message)), flush=True)
-        print(exc, file=sys.stderr)
+        # Unknown options are found by the top-level parser; the help to read is the command's.
+        prog = f"{exc.prog} {command}" if exc.prog == parser.prog and command else exc.prog
+        print(f"{exc.prog}: {_red('error:')} {exc.message} (see '{prog} --help')",
+              file=sys.stderr)
         raise SystemExit(EXIT_USAGE) from None  # as argparse itself exits
     log.configure(args.verbose)
     if not getattr(args, "func", None):

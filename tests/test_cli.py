@@ -44,3 +44,10 @@ def test_refused_command_line_with_json_still_prints_the_result_object(capsys):
     result = json.loads(capsys.readouterr().out)
     assert result["command"] == "erase" and result["ok"] is False
     assert result["error"] == {"message": "unrecognized arguments: --bogus", "exit_code": 2}
+
+
+def test_an_unknown_option_points_at_the_commands_help(capsys):
+    with pytest.raises(SystemExit):
+        main(["verify", "x.bin@0x10000000", "--board", "sim-nrf5340dk", "--dry-run"])
+    assert capsys.readouterr().err == ("qspi-gdb: error: unrecognized arguments: --dry-run "
+                                       "(see 'qspi-gdb verify --help')\n")
