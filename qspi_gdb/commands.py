@@ -179,6 +179,7 @@ def _run(args, command: str, body) -> int:
     try:
         _check_sim_image(args)
         _check_read_output(args)
+        _check_loader(args)
         with _terminate_as_interrupt():
             body(args, progress, result)
     except KeyboardInterrupt as exc:
@@ -217,6 +218,17 @@ def _check_read_output(args) -> None:
     parent = Path(output).absolute().parent
     if parent.is_dir() and not os.access(parent, os.W_OK):
         raise UsageError(f"--output {output}: directory {parent} is not writable")
+
+
+def _check_loader(args) -> None:
+    """--loader must be an ELF file: refused before anything starts (GDB would reject it only
+    after OpenOCD and the board are up, as a target failure)."""
+    loader = getattr(args, "loader", None)
+    if not loader or not Path(loader).is_file():
+        return  # a missing file is refused by the programmer with the same exit code
+    with open(loader, "rb") as f:
+        if f.read(4) != b"\x7fELF":
+            raise UsageError(f"--loader {loader}: not an ELF file")
 
 
 def _check_sim_image(args) -> None:

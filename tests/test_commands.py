@@ -155,3 +155,10 @@ def test_an_unexpected_exception_is_one_line_exit_1_and_json_still_printed(monke
     assert json.loads(captured.out)["error"] == {"message": message, "exit_code": 1}
     with pytest.raises(RuntimeError):  # -v: the traceback, for the bug report
         main(["-v", "flash", f"{seed_bin}@0x11E98000", "--board", "sim-nrf5340-32mb"])
+
+
+def test_a_loader_that_is_no_elf_is_refused_before_connecting(tmp_path, capsys):
+    bogus = tmp_path / "loader.elf"
+    bogus.write_text("not an elf\n")
+    assert main(["info", "--board", "sim-nrf5340dk", "--loader", str(bogus)]) == 2
+    assert capsys.readouterr().err == f"qspi-gdb: error: --loader {bogus}: not an ELF file\n"
