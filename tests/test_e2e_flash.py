@@ -104,7 +104,7 @@ def test_seed_scenario_bin_at_0x11E98000_via_the_demo(seed):
     assert len(image) == SEED_BYTES
     assert_only(flash_bytes(flash_file), SEED_OFFSET, image)
     summary = [line for line in output.splitlines() if line.startswith("Erased ")]
-    assert summary and summary[0].startswith("Erased 504 KiB (21 sectors), programmed ")
+    assert summary and summary[0].startswith("Erased 504 KiB (7 blocks of 64 KiB + 14 sectors of 4 KiB), programmed ")
     assert "verified 504 KiB in 1 range (CRC32 on target)" in summary[0]
     assert "Read back 64 bytes at 0x11E98000 (matches the image)" in output
     assert "11E98000  71 73 70 69" in output  # the hexdump excerpt
