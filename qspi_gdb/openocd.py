@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from qspi_gdb import log
-from qspi_gdb.errors import TargetError, UsageError
+from qspi_gdb.errors import EXIT_USAGE, TargetError, UsageError
 from qspi_gdb.procgroup import kill_group
 from qspi_gdb.resources import openocd_cfg_dir
 
@@ -182,6 +183,10 @@ class OpenOcd:
         self.close()
 
 
+# How our CLI (the board is `qspi-gdb sim`) reports an error; argparse names the subcommand.
+_CLI_ERROR_LINE = re.compile(r"^qspi-gdb(?: \w+)?: error: (.+)$")
+
+
 class SimServer:
     """A virtual board (`python -m qspi_gdb sim`) serving remote_bitbang on a UNIX socket."""
 
@@ -257,12 +262,23 @@ class SimServer:
         deadline = time.monotonic() + self.ready_timeout_s
         while not self._stdout_objects():
             if self._proc.poll() is not None:
+                if self._proc.returncode == EXIT_USAGE:  # it refused its input (e.g. --sim-image)
+                    raise UsageError(self.error_message() or self.output_tail())
                 raise TargetError(f"virtual board {self.board} stopped (status "
                                   f"{self._proc.returncode}): {self.output_tail()}")
             if time.monotonic() > deadline:
                 raise TargetError(f"virtual board {self.board} did not open its socket within "
                                   f"{self.ready_timeout_s:.0f} s: {self.output_tail()}")
             time.sleep(0.05)
+
+    def error_message(self) -> str:
+        """The board's last "qspi-gdb: error: ..." line without that prefix ("" if none)."""
+        if not self._log_path or not self._log_path.exists():
+            return ""
+        messages = [match.group(1).strip() for line in
+                    self._log_path.read_text(errors="replace").splitlines()
+                    if (match := _CLI_ERROR_LINE.match(line.strip()))]
+        return messages[-1] if messages else ""
 
     def output_tail(self, max_lines: int = 4) -> str:
         if not self._log_path or not self._log_path.exists():

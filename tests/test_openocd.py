@@ -78,7 +78,7 @@ def test_free_port_is_usable():
 
 def test_sim_that_cannot_start_is_reported():
     sim = SimServer("no-such-board", ready_timeout_s=20)
-    with pytest.raises(TargetError, match="virtual board no-such-board stopped"):
+    with pytest.raises(UsageError, match="^unknown virtual board 'no-such-board'"):
         sim.start()
     assert sim.pid is None
 
@@ -101,3 +101,15 @@ def test_failure_right_after_ready_still_stops_openocd(monkeypatch):
         with pytest.raises(Boom):
             server.start()
         assert server.pid is None and server._proc is None
+
+
+def test_sim_refusing_its_input_is_a_usage_error_with_its_own_message(tmp_path):
+    image = tmp_path / "small.img"
+    image.write_bytes(b"\xff" * 1000)
+    sim = SimServer("sim-nrf5340-32mb", image=image, ready_timeout_s=20)
+    with pytest.raises(UsageError) as info:
+        sim.start()
+    message = str(info.value)
+    assert message.startswith(f"--sim-image {image}: ") and "1000 bytes" in message
+    assert "error:" not in message and "\n" not in message
+    assert sim.pid is None
