@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 
 from qspi_gdb import log
-from qspi_gdb.errors import TargetError
-from qspi_gdb.gdbmi import GdbError, GdbMi, GdbTimeout, mi_quote
+from qspi_gdb.errors import TargetError, UsageError
+from qspi_gdb.gdbmi import GdbError, GdbExited, GdbMi, GdbTimeout, mi_quote
 
 _log = log.get_logger(__name__)
 
@@ -32,6 +32,11 @@ CHUNK = 64 * 1024  # bytes per MI memory command (GDB splits it into remote pack
 # Conservative wire speed for deadlines of memory commands (the virtual board's test wire moves
 # ~80 kB/s, real probes 100 kB/s .. several MB/s).
 _MIN_WIRE_BYTES_PER_S = 8 * 1024
+
+
+class ConnectError(TargetError):
+    """The GDB server could not be reached, did not answer, or its core could not be halted:
+    the failures where the server's own log (e.g. OpenOCD's errors) helps."""
 
 
 class GdbLink:
@@ -65,18 +70,30 @@ class GdbLink:
         self.gdb.command("-gdb-set tcp auto-retry off")
         self.gdb.command("-gdb-set remotetimeout 10")
         if elf is not None:
-            self.gdb.command(f"-file-exec-and-symbols {mi_quote(str(elf))}")
+            try:
+                self.gdb.command(f"-file-exec-and-symbols {mi_quote(str(elf))}")
+            except GdbTimeout:
+                raise
+            except GdbError as exc:
+                # A file GDB cannot read is bad input, unrelated to the target.
+                message = _without_prefix(exc.gdb_message, f'"{elf}": ')
+                raise UsageError(f"{elf}: GDB cannot load it: {message}") from exc
         else:
             self.gdb.command("-gdb-set architecture arm")
         try:
             self.gdb.command(f"-target-select extended-remote {address}", timeout_s=timeout_s)
         except GdbError as exc:
-            raise TargetError(f"cannot connect to the GDB server at {address}: "
-                              f"{exc.gdb_message}") from exc
+            if isinstance(exc, GdbExited):
+                raise
+            raise ConnectError(f"cannot connect to the GDB server at {address}: "
+                               f"{exc.gdb_message}") from exc
         self.halted = True
         # A server may leave the core running on attach; make sure it is halted.
-        if self._core_running():
-            self.halt()
+        try:
+            if self._core_running():
+                self.halt()
+        except TargetError as exc:
+            raise ConnectError(f"connected to {address} but cannot halt the core: {exc}") from exc
         _log.debug("gdb connected", address=address)
 
     def disconnect(self) -> None:
@@ -247,3 +264,9 @@ def _join_blocks(blocks: list[dict], start: int, size: int) -> bytes:
         raise TargetError(f"reading {size} bytes at {start:#010x}: only {len(data)} bytes "
                           f"readable")
     return bytes(data)
+
+
+def _without_prefix(message: str, prefix: str) -> str:
+    """GDB starts some errors with what our message already names: the address
+    ("127.0.0.1:1: Connection refused.") or the file ('"/x.elf": not in executable format')."""
+    return message[len(prefix):] if message.startswith(prefix) else message

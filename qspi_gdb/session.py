@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from typing import Iterator, Sequence
 
 from qspi_gdb import log
-from qspi_gdb.errors import TargetError, UsageError
-from qspi_gdb.gdb_link import GdbLink
+from qspi_gdb.errors import UsageError
+from qspi_gdb.gdb_link import ConnectError, GdbLink
 from qspi_gdb.gdbmi import GdbMi
 from qspi_gdb.openocd import OpenOcd, SimServer, interface_config
 
@@ -108,9 +108,11 @@ def open_session(options: TargetOptions, *, elf: str | os.PathLike | None = None
         link = GdbLink(gdb, monitor=monitor, **(SIM_WAIT if options.virtual else REAL_WAIT))
         try:
             link.connect(address, elf=elf)
-        except TargetError as exc:
-            if openocd is not None:
-                raise TargetError(f"{exc} (OpenOCD: {openocd.error_summary()})") from exc
+        except ConnectError as exc:
+            # OpenOCD's log explains connection/target failures (and only those).
+            details = openocd.error_summary(fallback=False) if openocd is not None else ""
+            if details:
+                raise ConnectError(f"{exc} (OpenOCD: {details})") from exc
             raise
         yield Session(link=link, openocd=openocd, sim=sim, address=address)
         link.disconnect()  # only after success: on errors the processes are simply ended

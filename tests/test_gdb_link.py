@@ -10,7 +10,7 @@ import textwrap
 import pytest
 
 from qspi_gdb import log
-from qspi_gdb.errors import TargetError
+from qspi_gdb.errors import TargetError, UsageError
 from qspi_gdb.gdb_link import DHCSR, DHCSR_S_HALT, GdbLink
 from qspi_gdb.gdbmi import GdbMi
 from qspi_gdb.openocd import OpenOcd, SimServer
@@ -108,3 +108,15 @@ def test_reset_halts_at_the_reset_vector(board, programs, monitor):
         assert link.read_register("pc") == vector & ~1
     finally:
         gdb.close()
+
+
+# -- connection failures (no board needed) ------------------------------------------------------
+
+def test_elf_gdb_cannot_read_is_a_usage_error_naming_it_once(tmp_path):
+    elf = tmp_path / "bad.elf"
+    elf.write_bytes(b"\x7fELF garbage")
+    with GdbMi(default_timeout_s=30) as gdb:
+        with pytest.raises(UsageError) as info:
+            GdbLink(gdb, monitor=False).connect("127.0.0.1:1", elf=elf)
+    message = str(info.value)
+    assert message.count(str(elf)) == 1 and "not in executable format" in message

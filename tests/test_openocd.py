@@ -7,9 +7,12 @@ import shutil
 
 import pytest
 
+from qspi_gdb import session
 from qspi_gdb.errors import TargetError, UsageError
-from qspi_gdb.openocd import OpenOcd, SimServer, free_tcp_port, interface_config
-from qspi_gdb.session import TargetOptions, check_gdb_server, openocd_script
+from qspi_gdb.gdb_link import ConnectError
+from qspi_gdb.openocd import (OpenOcd, SimServer, free_tcp_port, interface_config,
+                              summarize_log)
+from qspi_gdb.session import TargetOptions, check_gdb_server, open_session, openocd_script
 
 
 def test_argv_binds_locally_and_disables_telnet_tcl_and_memory_map():
@@ -101,6 +104,82 @@ def test_failure_right_after_ready_still_stops_openocd(monkeypatch):
         with pytest.raises(Boom):
             server.start()
         assert server.pid is None and server._proc is None
+
+
+# What OpenOCD 0.12 logs for a healthy session with a blank nRF5340 (the virtual board), up to
+# GDB's connection: our readiness probe is rejected, the blank chip's lockup is cleared.
+HEALTHY_BLANK_LOG = """\
+Info : [nrf5340.cpuapp] target has 8 breakpoints, 4 watchpoints
+Info : starting gdb server for nrf5340.cpuapp on 41183
+Info : Listening on port 41183 for gdb connections
+Info : accepting 'gdb' connection on tcp/41183
+Error: attempted 'gdb' connection rejected
+Error: [nrf5340.cpuapp] clearing lockup after double fault
+Polling target nrf5340.cpuapp failed, trying to reexamine
+Info : [nrf5340.cpuapp] Cortex-M33 r0p4 processor detected
+"""
+
+
+def test_log_summary_drops_what_a_healthy_blank_target_logs():
+    assert summarize_log(HEALTHY_BLANK_LOG, fallback=False) == ""
+    assert summarize_log(HEALTHY_BLANK_LOG).endswith("Cortex-M33 r0p4 processor detected")
+    failing = HEALTHY_BLANK_LOG + ("Info : accepting 'gdb' connection on tcp/41183\n"
+                                   "Error: attempted 'gdb' connection rejected\n"
+                                   "Error: Failed to read memory at 0xe000edf0\n")
+    assert summarize_log(failing, fallback=False) == (
+        "Error: attempted 'gdb' connection rejected | Error: Failed to read memory at 0xe000edf0")
+    assert summarize_log("", fallback=False) == "" and summarize_log("") == "no output"
+
+
+class _FakeOpenOcd:
+    log = HEALTHY_BLANK_LOG + "Error: Failed to read memory at 0xe000edf0\n"
+
+    def __init__(self, script):
+        self.gdb_address = "127.0.0.1:3333"
+
+    def start(self):
+        return self
+
+    def close(self):
+        pass
+
+    def error_summary(self, max_lines=4, *, fallback=True):
+        return summarize_log(self.log, max_lines, fallback=fallback)
+
+
+class _FakeGdbMi:
+    def __init__(self, **_kw):
+        pass
+
+    start = close = lambda self: self
+
+
+def _session_error(monkeypatch, raised: Exception) -> Exception:
+    class Link:
+        def __init__(self, *_a, **_kw):
+            pass
+
+        def connect(self, *_a, **_kw):
+            raise raised
+
+    monkeypatch.setattr(session, "OpenOcd", _FakeOpenOcd)
+    monkeypatch.setattr(session, "GdbMi", _FakeGdbMi)
+    monkeypatch.setattr(session, "GdbLink", Link)
+    options = TargetOptions(board="nrf5340dk", chip="nrf5340", virtual=False)
+    with pytest.raises(type(raised)) as info:
+        with open_session(options):
+            pass
+    return info.value
+
+
+def test_openocd_errors_are_added_only_to_connection_failures(monkeypatch):
+    connect = _session_error(monkeypatch, ConnectError("cannot connect to the GDB server"))
+    assert str(connect) == ("cannot connect to the GDB server (OpenOCD: "
+                            "Error: Failed to read memory at 0xe000edf0)")
+    bad_elf = _session_error(monkeypatch, UsageError("x.elf: GDB cannot load it: not ELF"))
+    assert str(bad_elf) == "x.elf: GDB cannot load it: not ELF"
+    other = _session_error(monkeypatch, TargetError("gdb-multiarch exited"))
+    assert str(other) == "gdb-multiarch exited"
 
 
 def test_sim_refusing_its_input_is_a_usage_error_with_its_own_message(tmp_path):
