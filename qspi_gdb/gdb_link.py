@@ -80,13 +80,18 @@ class GdbLink:
                 raise UsageError(f"{elf}: GDB cannot load it: {message}") from exc
         else:
             self.gdb.command("-gdb-set architecture arm")
+        # A server that accepts but never answers keeps GDB silent until the deadline.
+        _log.info(f"connecting to {address}")
         try:
             self.gdb.command(f"-target-select extended-remote {address}", timeout_s=timeout_s)
+        except GdbTimeout as exc:
+            raise ConnectError(f"the GDB server at {address} did not answer within "
+                               f"{timeout_s:.0f} s") from exc
         except GdbError as exc:
             if isinstance(exc, GdbExited):
                 raise
             raise ConnectError(f"cannot connect to the GDB server at {address}: "
-                               f"{exc.gdb_message}") from exc
+                               f"{_without_prefix(exc.gdb_message, f'{address}: ')}") from exc
         self.halted = True
         # A server may leave the core running on attach; make sure it is halted.
         try:

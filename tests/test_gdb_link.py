@@ -4,6 +4,7 @@ memory round trip, registers, resume/stop on bkpt, a wait that times out, both r
 from __future__ import annotations
 
 import shutil
+import socket
 import subprocess
 import textwrap
 
@@ -11,7 +12,7 @@ import pytest
 
 from qspi_gdb import log
 from qspi_gdb.errors import TargetError, UsageError
-from qspi_gdb.gdb_link import DHCSR, DHCSR_S_HALT, GdbLink
+from qspi_gdb.gdb_link import DHCSR, DHCSR_S_HALT, ConnectError, GdbLink
 from qspi_gdb.gdbmi import GdbMi
 from qspi_gdb.openocd import OpenOcd, SimServer
 
@@ -111,6 +112,30 @@ def test_reset_halts_at_the_reset_vector(board, programs, monitor):
 
 
 # -- connection failures (no board needed) ------------------------------------------------------
+
+def test_refused_connection_names_the_address_once():
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{sock.getsockname()[1]}"
+    with GdbMi(default_timeout_s=30) as gdb:
+        with pytest.raises(ConnectError) as info:
+            GdbLink(gdb, monitor=False).connect(address)
+    message = str(info.value)
+    assert message.count(address) == 1 and "refused" in message and "\n" not in message
+
+
+def test_silent_server_is_logged_before_the_wait_and_times_out(capsys):
+    log.configure(0, json_lines=True)
+    with socket.socket() as server:  # accepts (kernel backlog) but never answers
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        address = f"127.0.0.1:{server.getsockname()[1]}"
+        with GdbMi(default_timeout_s=30) as gdb:
+            with pytest.raises(ConnectError, match=f"the GDB server at {address} did not "
+                                                   f"answer within 1 s"):
+                GdbLink(gdb, monitor=False).connect(address, timeout_s=1)
+    assert f'"connecting to {address}"' in capsys.readouterr().err
+
 
 def test_elf_gdb_cannot_read_is_a_usage_error_naming_it_once(tmp_path):
     elf = tmp_path / "bad.elf"
