@@ -32,6 +32,7 @@ from pathlib import Path
 
 from qspi_gdb import config as flashcfg
 from qspi_gdb import log
+from qspi_gdb.errors import QspiGdbError
 from qspi_gdb.image import image_from_segments
 from qspi_gdb.programmer import Programmer
 from qspi_gdb.session import TargetOptions, open_session
@@ -167,8 +168,12 @@ def main(argv: list[str] | None = None) -> int:
         workdir = Path(tmp)
         for board, offset, sck_hz in boards:
             for case, size in sizes:
-                rows.append(run_case(case, board, offset, size, workdir,
-                                     sck_hz=forced_sck or sck_hz))
+                try:
+                    rows.append(run_case(case, board, offset, size, workdir,
+                                         sck_hz=forced_sck or sck_hz))
+                except QspiGdbError as exc:  # one failed case still leaves the others' rows
+                    print(f"{case} on {board}: failed: {exc}", flush=True)
+                    continue
                 _print_row(rows[-1], header=len(rows) == 1)
         if boards and ("512KiB", 512 << 10) in sizes:
             board, offset, sck_hz = boards[0]
