@@ -15,6 +15,9 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from elftools.common.exceptions import ELFError
+from elftools.elf.elffile import ELFFile
+
 from qspi_gdb import log
 from qspi_gdb.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_VERIFY, QspiGdbError, UsageError
 from qspi_gdb.progress import ERASING, PROGRAMMING
@@ -229,6 +232,13 @@ def _check_loader(args) -> None:
     with open(loader, "rb") as f:
         if f.read(4) != b"\x7fELF":
             raise UsageError(f"--loader {loader}: not an ELF file")
+        f.seek(0)
+        try:
+            machine = ELFFile(f).header["e_machine"]
+        except ELFError as exc:
+            raise UsageError(f"--loader {loader}: unreadable ELF file ({exc})") from None
+    if machine != "EM_ARM":
+        raise UsageError(f"--loader {loader}: an ELF for {machine}, not for an Arm Cortex-M core")
 
 
 def _check_sim_image(args) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -162,3 +163,11 @@ def test_a_loader_that_is_no_elf_is_refused_before_connecting(tmp_path, capsys):
     bogus.write_text("not an elf\n")
     assert main(["info", "--board", "sim-nrf5340dk", "--loader", str(bogus)]) == 2
     assert capsys.readouterr().err == f"qspi-gdb: error: --loader {bogus}: not an ELF file\n"
+
+
+def test_a_loader_for_another_architecture_is_refused_before_connecting(capsys):
+    host_elf = Path(sys.executable).resolve()  # an ELF for the host CPU, not for Cortex-M
+    assert main(["info", "--board", "sim-nrf5340dk", "--loader", str(host_elf)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"qspi-gdb: error: --loader {host_elf}: an ELF for EM_")
+    assert err.endswith("not for an Arm Cortex-M core\n") and err.count("\n") == 1
