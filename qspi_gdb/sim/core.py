@@ -193,7 +193,9 @@ class CortexM:
         self._stop_reason: str | None = None
         self._deferred: list[Callable[[], None]] = []
         self._step_from: int | None = None
-        self._dirty: tuple[int, int] | None = None
+        # code ranges written since the last run, kept apart: RAM and its nRF52840 code alias
+        # (0x00800000) are 512 MB apart, and one merged span would be scanned on every resume
+        self._dirty: list[tuple[int, int]] = []
         self._banked_ns = self._fresh_ns_bank()
         self._sleep_logged = False
 
@@ -228,9 +230,14 @@ class CortexM:
     def invalidate_code(self, addr: int, length: int) -> None:
         """Host code wrote [addr, addr+length): drop stale translations before running."""
         lo, hi = addr, addr + length
-        if self._dirty:
-            lo, hi = min(lo, self._dirty[0]), max(hi, self._dirty[1])
-        self._dirty = (lo, hi)
+        kept = []
+        for d_lo, d_hi in self._dirty:
+            if d_lo <= hi and lo <= d_hi:  # overlapping or touching: one range
+                lo, hi = min(lo, d_lo), max(hi, d_hi)
+            else:
+                kept.append((d_lo, d_hi))
+        kept.append((lo, hi))
+        self._dirty = kept
 
     # -- run control -------------------------------------------------------------------
     @property
@@ -652,10 +659,10 @@ class CortexM:
             self._take_fault("EPSR.T is 0: INVSTATE UsageFault", self.pc)
             return 0
         if self._dirty:
-            lo, hi = self._dirty
-            self._dirty = None
-            uc.ctl_remove_cache(lo, hi)
-            self._hook_hints(lo, hi)
+            dirty, self._dirty = self._dirty, []
+            for lo, hi in dirty:
+                uc.ctl_remove_cache(lo, hi)
+                self._hook_hints(lo, hi)
         start = self.pc
         if start == 0xFFFFFFFE:
             self._lock_up("instruction fetch at 0xFFFFFFFE: erased reset vector (blank chip)",
