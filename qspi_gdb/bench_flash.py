@@ -89,7 +89,7 @@ def flash_work(outcome, part: str, buffered_bytes: int) -> tuple[float, float, f
             pos = r.offset
             while pos < r.offset + r.length:
                 n = min(page - pos % page, r.offset + r.length - pos)
-                program += timings.program_time(n)
+                program += timings.program_time(n, page)
                 pos += n
     erase = erase_limit_s(timings, blocks)
     # A chip erase lets the host overlap only what the RAM buffers hold before programming.

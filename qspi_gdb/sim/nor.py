@@ -598,7 +598,7 @@ class NorFlash:
                 return self._protection_fault(dec, 0x10)
             self.stats["programs"] += 1
             addr = dec.addr
-            self._start_busy(t.program_time(min(len(data), self.part.page_size)),
+            self._start_busy(t.program_time(len(data), self.part.page_size),
                              lambda: self._program(addr, data))
         elif kind is Kind.ERASE:
             base = dec.addr & ~(cmd.size - 1)

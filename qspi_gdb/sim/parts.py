@@ -87,8 +87,13 @@ class Timings:
     wrsr_max: float  # UNVERIFIED
     dpd_exit: float  # SFDP DW14 exit-deep-power-down delay
 
-    def program_time(self, nbytes: int) -> float:
-        """JESD216 program-time model: first byte + more bytes, never above the page time."""
+    def program_time(self, nbytes: int, page_size: int) -> float:
+        """JESD216 program times: a whole page takes the page program time (DW11); a partial
+        page the byte times (first byte + more bytes), never more than a whole page. (The byte
+        times add up to less than the page time on some parts; a full page still takes what
+        the chip's own SFDP says it takes.)"""
+        if nbytes >= page_size:
+            return self.page_program_typ
         return min(self.page_program_typ, self.byte_first_typ + self.byte_more_typ * (nbytes - 1))
 
 
