@@ -187,7 +187,9 @@ static uint32_t cmd_erase(struct ql_cmd *c)
     return st;
 }
 
-static uint32_t cmd_program(struct ql_cmd *c)
+/* Program and read move data by EasyDMA between a buffer and the flash: word-aligned, a
+ * multiple of 4 bytes, inside the chip and inside the named buffer. */
+static uint32_t check_dma_transfer(struct ql_cmd *c)
 {
     if (c->len == 0u) {
         return QL_ST_BAD_ARG;
@@ -199,6 +201,12 @@ static uint32_t cmd_program(struct ql_cmd *c)
     if (st == QL_ST_OK) {
         st = check_buf(c, c->len, 4u);
     }
+    return st;
+}
+
+static uint32_t cmd_program(struct ql_cmd *c)
+{
+    uint32_t st = check_dma_transfer(c);
     if (st == QL_ST_OK) {
         st = qspi_write_start(c->addr, buf_addr(c->buf) + c->buf_off, c->len, 1u << c->buf);
     }
@@ -207,16 +215,7 @@ static uint32_t cmd_program(struct ql_cmd *c)
 
 static uint32_t cmd_read(struct ql_cmd *c)
 {
-    if (c->len == 0u) {
-        return QL_ST_BAD_ARG;
-    }
-    if ((c->addr & 3u) != 0u || (c->len & 3u) != 0u) {
-        return QL_ST_ALIGN;
-    }
-    uint32_t st = check_range(c->addr, c->len);
-    if (st == QL_ST_OK) {
-        st = check_buf(c, c->len, 4u);
-    }
+    uint32_t st = check_dma_transfer(c);
     if (st == QL_ST_OK) {
         st = qspi_settle();
     }
