@@ -18,7 +18,7 @@ from typing import Callable, Iterator, Mapping, Sequence
 
 from qspi_gdb import config as flashcfg
 from qspi_gdb import log, resources
-from qspi_gdb.errors import UsageError, VerifyError
+from qspi_gdb.errors import TargetError, UsageError, VerifyError
 from qspi_gdb.image import Image, load_image, parse_int, to_flash_offset
 from qspi_gdb.plan import Plan, Range, SectorContent, image_checks, plan as make_plan
 from qspi_gdb.progress import (
@@ -104,6 +104,9 @@ class Programmer:
         self.client = LoaderClient(link, loader_elf or resources.loader_elf(chip), chip=chip)
         self.config: flashcfg.FlashConfig | None = None
         self.sfdp = None
+        # True once an erase or program went to the loader: from then on a failure may have
+        # left the range partly written, whatever kind of error it is
+        self.flash_touched = False
 
     # -- connect: greeting, probe, detect, configure --------------------------------------------
 
@@ -233,6 +236,7 @@ class Programmer:
                 programming.add(n)
                 tracker.advance(programming.done)
 
+            self.flash_touched = True
             self.client.write(steps, progress=on_program)
             erasing.done = erasing.total
             erasing.finish()
@@ -312,6 +316,7 @@ class Programmer:
         from qspi_gdb.loader_client import EraseStep
 
         cfg = self._config()
+        self.flash_touched = True
         if offset is None:
             with _phase(self.progress, ERASING, cfg.size) as erasing:
                 self.client.erase_chip(cfg.size)
@@ -506,11 +511,29 @@ def _programmer(args, cfg: flashcfg.FlashConfig, progress: ProgressSink,
         result.warnings = [str(w) for w in detected.warnings]
         try:
             yield programmer
+        except UsageError as exc:
+            _close_quietly(programmer)
+            if not programmer.flash_touched:
+                raise
+            # a refusal after erasing/programming began is no longer "nothing written"
+            raise TargetError(f"{exc}; the flash range may be partly written") from exc
+        except Exception:
+            _close_quietly(programmer)  # restore the chip's address mode on errors too
+            raise
         finally:
             result.stops = programmer.client.stats.calls
         programmer.close()
         if getattr(args, "reset", False):
             session.link.reset(halt=False)
+
+
+def _close_quietly(programmer: Programmer) -> None:
+    """Deinit after a failure: leave the chip in the address mode it had (an application that
+    expects 3-byte mode must still boot); a failure here must not hide the original error."""
+    try:
+        programmer.close()
+    except Exception as exc:  # noqa: BLE001 - logged, the original error is what matters
+        _log.warning("could not restore the flash's address mode after the error", error=str(exc))
 
 
 def run_flash(args, progress: ProgressSink, result: Result) -> None:
@@ -618,6 +641,7 @@ def run_erase(args, progress: ProgressSink, result: Result) -> None:
                              "usual flash part")
         result.dry_run = True
         if args.all:
+            _refuse_unverifiable_chip_erase(assumed)
             result.chip_erased, result.bytes_erased = True, assumed.size
         else:
             steps = erase_steps(assumed, offset, length)
@@ -628,6 +652,8 @@ def run_erase(args, progress: ProgressSink, result: Result) -> None:
     with _programmer(args, cfg, progress, result) as programmer:
         if offset is not None:
             erase_steps(programmer.config, offset, length)  # refuse before erasing anything
+        else:
+            _refuse_unverifiable_chip_erase(programmer.config)
         units, erased, chip = programmer.erase(offset, length)
         result.sectors_erased, result.bytes_erased, result.chip_erased = units, erased, chip
         good, bad = programmer.verify_erased(0 if chip else offset, erased)
@@ -638,6 +664,14 @@ def run_erase(args, progress: ProgressSink, result: Result) -> None:
                           f"flash offset 0x{bad[0]['offset']:08X}")
     result.verify = "verified"
     result.ok = True
+
+
+def _refuse_unverifiable_chip_erase(cfg: flashcfg.FlashConfig) -> None:
+    """In 24-bit mode the part of a chip above 16 MiB cannot be read back, so a chip erase
+    could not be verified: refuse it before erasing anything."""
+    if cfg.size > flashcfg.MIB16 and cfg.address_mode != 32:
+        raise UsageError(f"erase --all: the {cfg.size >> 20} MiB chip cannot be verified above "
+                         f"16 MiB in 24-bit address mode; use MODE32BIT")
 
 
 def run_info(args, progress: ProgressSink, result: Result) -> None:
