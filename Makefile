@@ -41,10 +41,10 @@ test: deps venv
 	$(BIN)/python -m pytest -q
 
 demo: deps venv
-	$(BIN)/python -m qspi_gdb.demo
+	$(BIN)/python -m qspi_gdb.cli.demo
 
 bench: deps venv
-	$(BIN)/python -m qspi_gdb.bench
+	$(BIN)/python tests/bench/run_all.py
 
 # FILE, ADDR, BOARD and CONFIG reach the shell as environment variables (make exports what is
 # given on its command line), never pasted into the command text: a name with a quote, a space
@@ -58,7 +58,7 @@ flash-ext: deps venv
 	@set -x; $(BIN)/qspi-gdb flash "$$FILE" $${ADDR:+--addr "$$ADDR"} $${BOARD:+--board "$$BOARD"} \
 		$${CONFIG:+--config "$$CONFIG"} $$ARGS
 
-# Rebuild the prebuilt loader ELFs into qspi_gdb/loaders/ (needs arm-none-eabi-gcc).
+# Rebuild the prebuilt loader ELFs into qspi_gdb/loader/elf/ (needs arm-none-eabi-gcc).
 loader: deps
 	$(MAKE) -C loader_fw
 

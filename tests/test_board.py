@@ -428,7 +428,7 @@ def test_fault_vectors_through_vtor_to_the_programs_handler(board, tmp_path):
 def _loader_call(link, board, syms, commands):
     import struct
 
-    from qspi_gdb import mailbox as mb
+    from qspi_gdb.loader import mailbox as mb
 
     box = syms["qspi_mailbox"]
     link.write_memory(box + mb.OFF_CMD, b"".join(c.pack() for c in commands))
@@ -448,8 +448,8 @@ def test_prebuilt_loader_programs_the_flash_in_process(board):
     """The shipped RAM loader on the board through InProcessLink: the sim fits the loader."""
     from elftools.elf.elffile import ELFFile
 
-    from qspi_gdb import mailbox as mb
-    from qspi_gdb.resources import loader_elf
+    from qspi_gdb.loader import mailbox as mb
+    from qspi_gdb.loader import loader_elf
 
     elf = loader_elf(board.chip)
     with open(elf, "rb") as f:

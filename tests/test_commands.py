@@ -76,7 +76,7 @@ def test_sim_image_needs_a_virtual_board(seed_bin, capsys):
 
 def _interrupting_body(*phases):
     def body(_args, progress, _result):
-        from qspi_gdb.progress import PhaseStarted
+        from qspi_gdb.flash.progress import PhaseStarted
 
         for phase in phases:
             progress(PhaseStarted(phase, 4096))
@@ -86,8 +86,8 @@ def _interrupting_body(*phases):
 
 def test_interrupt_while_writing_says_the_range_may_be_partly_written(monkeypatch, seed_bin,
                                                                        capsys):
-    from qspi_gdb import programmer
-    from qspi_gdb.progress import ERASING, PROGRAMMING
+    from qspi_gdb.flash import programmer
+    from qspi_gdb.flash.progress import ERASING, PROGRAMMING
 
     monkeypatch.setattr(programmer, "run_flash", _interrupting_body(ERASING, PROGRAMMING))
     code = main(["flash", f"{seed_bin}@0x11E98000", "--board", "sim-nrf5340-32mb", "--json"])
@@ -101,8 +101,8 @@ def test_interrupt_while_writing_says_the_range_may_be_partly_written(monkeypatc
 
 
 def test_interrupt_before_writing_says_nothing_was_written(monkeypatch, seed_bin, capsys):
-    from qspi_gdb import programmer
-    from qspi_gdb.progress import READING
+    from qspi_gdb.flash import programmer
+    from qspi_gdb.flash.progress import READING
 
     monkeypatch.setattr(programmer, "run_flash", _interrupting_body(READING))
     code = main(["flash", f"{seed_bin}@0x11E98000", "--board", "sim-nrf5340-32mb"])
@@ -142,7 +142,7 @@ def test_read_into_a_directory_is_refused_before_connecting(tmp_path, capsys):
 
 def test_an_unexpected_exception_is_one_line_exit_1_and_json_still_printed(monkeypatch, seed_bin,
                                                                            capsys):
-    from qspi_gdb import programmer
+    from qspi_gdb.flash import programmer
 
     def broken(_args, _progress, _result):
         raise RuntimeError("boom")

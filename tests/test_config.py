@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from qspi_gdb.config import (
+from qspi_gdb.inputs.flash_config import (
     BOARDS,
     ConfigWarning,
     CustomInstruction,
@@ -19,8 +19,8 @@ from qspi_gdb.config import (
     parse_nrfutil_json,
 )
 from qspi_gdb.errors import TargetError, UsageError
-from qspi_gdb.sfdp import parse_sfdp, sfdp_from_bfpt
-from qspi_gdb.sfdp_dumps import IS25WP256_SFDP, MT25QU256A_SFDP, MX25R6435F_BFPT
+from qspi_gdb.inputs.sfdp import parse_sfdp, sfdp_from_bfpt
+from qspi_gdb.inputs.sfdp_dumps import IS25WP256_SFDP, MT25QU256A_SFDP, MX25R6435F_BFPT
 
 # The issue's nrfutil ext-mem JSON, verbatim.
 SEED_JSON = """{"firmware_config": {"peripheral": "QSPI"},
@@ -422,7 +422,7 @@ def test_unknown_part_keeps_the_configured_modes():
 
 def test_part_table_program_modes_match_the_modelled_parts():
     """Host table and virtual-board models must agree on which nRF program opcodes work."""
-    from qspi_gdb.parts import by_jedec
+    from qspi_gdb.inputs.parts import by_jedec
     from qspi_gdb.sim.parts import PARTS as SIM_PARTS
 
     nrf_writes = {"PP": (0x02, 1, 1), "PP2O": (0xA2, 1, 2), "PP4O": (0x32, 1, 4), "PP4IO": (0x38, 4, 4)}
@@ -442,9 +442,9 @@ def test_part_table_program_modes_match_the_modelled_parts():
 
 
 def test_part_table_and_modelled_parts_decode_to_the_same_chip():
-    """Both tables take their SFDP bytes from qspi_gdb.sfdp_dumps; the host decoder must read the
+    """Both tables take their SFDP bytes from qspi_gdb.inputs.sfdp_dumps; the host decoder must read the
     same BFPT, 4-byte table and size from the image the virtual chip answers RDSFDP with."""
-    from qspi_gdb.parts import by_jedec
+    from qspi_gdb.inputs.parts import by_jedec
     from qspi_gdb.sim.parts import PARTS as SIM_PARTS
 
     for sim in SIM_PARTS.values():

@@ -23,9 +23,10 @@ from pathlib import Path
 import pytest
 from intelhex import IntelHex
 
-from qspi_gdb import demo, log
+from qspi_gdb import log
+from qspi_gdb.cli import demo
 from qspi_gdb.cli import main
-from qspi_gdb.openocd import OpenOcd, SimServer
+from qspi_gdb.transport.openocd import OpenOcd, SimServer
 
 pytestmark = [
     pytest.mark.integration,
@@ -88,7 +89,7 @@ def work(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def seed(work):
-    """The seed scenario, flashed once by `python -m qspi_gdb.demo` (what `make demo` runs):
+    """The seed scenario, flashed once by `python -m qspi_gdb.cli.demo` (what `make demo` runs):
     (image path, image bytes, flash file, (exit code, demo output))."""
     workdir = work / "demo"
     out = io.StringIO()
@@ -274,7 +275,7 @@ def test_no_verify_says_not_verified(work, capsys):
     flash_file = work / "flash-noverify.bin"
     image = work / "small.bin"
     image.write_bytes(b"hello qspi" * 100)
-    loader = REPO / "qspi_gdb" / "loaders" / "qspi_loader_nrf5340.elf"  # as if built elsewhere
+    loader = REPO / "qspi_gdb" / "loader" / "elf" / "qspi_loader_nrf5340.elf"  # as if built elsewhere
     code = main(["flash", f"{image}@0x10000000", "--no-verify", "--loader", str(loader),
                  *common(flash_file, "sim-nrf5340dk", None)])
     out = capsys.readouterr().out

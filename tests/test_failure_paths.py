@@ -8,8 +8,8 @@ import json
 
 import pytest
 
-from qspi_gdb import programmer as programmer_mod
-from qspi_gdb import session as session_mod
+from qspi_gdb.flash import programmer as programmer_mod
+from qspi_gdb.transport import session as session_mod
 from qspi_gdb.cli import main
 from qspi_gdb.errors import UsageError
 from qspi_gdb.sim.board import Board, InProcessLink

@@ -12,9 +12,9 @@ import pytest
 
 from qspi_gdb import log
 from qspi_gdb.errors import TargetError, UsageError
-from qspi_gdb.gdb_link import DHCSR, DHCSR_S_HALT, ConnectError, GdbLink
-from qspi_gdb.gdbmi import GdbMi
-from qspi_gdb.openocd import OpenOcd, SimServer
+from qspi_gdb.transport.gdb_link import DHCSR, DHCSR_S_HALT, ConnectError, GdbLink
+from qspi_gdb.transport.gdbmi import GdbMi
+from qspi_gdb.transport.openocd import OpenOcd, SimServer
 
 pytestmark = [
     pytest.mark.integration,

@@ -6,7 +6,7 @@ import pytest
 from intelhex import IntelHex
 
 from qspi_gdb.errors import UsageError
-from qspi_gdb.image import load_image, parse_int, split_spec, to_flash_offset
+from qspi_gdb.inputs.image import load_image, parse_int, split_spec, to_flash_offset
 
 NRF5340 = 0x10000000
 NRF52840 = 0x12000000

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from qspi_gdb import resources
+from qspi_gdb.loader import loader_elf
 
 REPO = Path(__file__).resolve().parents[1]
 CHIPS = ("nrf52840", "nrf5340")
@@ -25,12 +25,12 @@ def test_rebuild_in_other_folder_is_byte_identical(tmp_path):
     clone = tmp_path / "elsewhere" / "a-clone-of-qspi-gdb"
     shutil.copytree(REPO / "loader_fw", clone / "loader_fw",
                     ignore=shutil.ignore_patterns("build", "*.o", "*.elf"))
-    (clone / "qspi_gdb" / "loaders").mkdir(parents=True)
+    (clone / "qspi_gdb" / "loader" / "elf").mkdir(parents=True)
     subprocess.run(["make", "-s", "-C", str(clone / "loader_fw")], check=True,
                    capture_output=True, timeout=300)
     for chip in CHIPS:
-        built = (clone / "qspi_gdb" / "loaders" / f"qspi_loader_{chip}.elf").read_bytes()
-        committed = resources.loader_elf(chip).read_bytes()
+        built = (clone / "qspi_gdb" / "loader" / "elf" / f"qspi_loader_{chip}.elf").read_bytes()
+        committed = loader_elf(chip).read_bytes()
         assert built == committed, (
             f"qspi_loader_{chip}.elf differs from a fresh build: run `make -C loader_fw` "
             "and commit the ELFs"
@@ -40,5 +40,5 @@ def test_rebuild_in_other_folder_is_byte_identical(tmp_path):
 
 def test_elfs_hold_no_absolute_paths():
     for chip in CHIPS:
-        data = resources.loader_elf(chip).read_bytes()
+        data = loader_elf(chip).read_bytes()
         assert str(REPO).encode() not in data

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from qspi_gdb import mailbox as mb
+from qspi_gdb.loader import mailbox as mb
 from qspi_gdb.errors import EXIT_TARGET, EXIT_USAGE
-from qspi_gdb.loader_client import (
+from qspi_gdb.loader.client import (
     FlashError,
     JedecMismatch,
     LoaderProtocolError,
@@ -68,7 +68,7 @@ def _header(entry_us: int, time_us: int) -> mb.MailboxHeader:
 
 
 def test_busy_estimate_learns_from_the_loader_timer():
-    from qspi_gdb.loader_client import LoaderClient
+    from qspi_gdb.loader.client import LoaderClient
 
     client = LoaderClient(None, chip="nrf5340")
     op = _program(0, 32768)

@@ -16,9 +16,9 @@ from dataclasses import replace
 
 import pytest
 
-from qspi_gdb import mailbox as mb
+from qspi_gdb.loader import mailbox as mb
 from qspi_gdb.errors import UsageError
-from qspi_gdb.loader_client import (
+from qspi_gdb.loader.client import (
     EraseStep,
     FlashError,
     JedecMismatch,

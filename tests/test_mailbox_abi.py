@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from elftools.elf.elffile import ELFFile
 
-from qspi_gdb import mailbox, resources
+from qspi_gdb.loader import loader_elf, mailbox
 
 HEADER = Path(__file__).resolve().parents[1] / "loader_fw" / "include" / "qspi_mailbox.h"
 
@@ -107,7 +107,7 @@ def test_config_pack_size():
 @pytest.mark.parametrize("chip", ["nrf52840", "nrf5340"])
 def test_committed_elf_matches_abi(chip):
     """The mailbox symbol in the committed ELF has the size the Python mirror expects."""
-    with open(resources.loader_elf(chip), "rb") as f:
+    with open(loader_elf(chip), "rb") as f:
         elf = ELFFile(f)
         symtab = elf.get_section_by_name(".symtab")
         (sym,) = symtab.get_symbol_by_name("qspi_mailbox")

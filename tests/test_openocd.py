@@ -7,12 +7,12 @@ import shutil
 
 import pytest
 
-from qspi_gdb import session
+from qspi_gdb.transport import session
 from qspi_gdb.errors import TargetError, UsageError
-from qspi_gdb.gdb_link import ConnectError
-from qspi_gdb.openocd import (OpenOcd, SimServer, free_tcp_port, interface_config,
+from qspi_gdb.transport.gdb_link import ConnectError
+from qspi_gdb.transport.openocd import (OpenOcd, SimServer, free_tcp_port, interface_config,
                               summarize_log)
-from qspi_gdb.session import TargetOptions, check_gdb_server, open_session, openocd_script
+from qspi_gdb.transport.session import TargetOptions, check_gdb_server, open_session, openocd_script
 
 
 def test_argv_binds_locally_and_disables_telnet_tcl_and_memory_map():
@@ -90,7 +90,7 @@ def test_sim_that_cannot_start_is_reported():
 @pytest.mark.skipif(not shutil.which("openocd"), reason="openocd not installed")
 def test_failure_right_after_ready_still_stops_openocd(monkeypatch):
     """Anything raised once OpenOCD runs (here: the log call) must not leave it behind."""
-    import qspi_gdb.openocd as module
+    import qspi_gdb.transport.openocd as module
 
     class Boom(Exception):
         pass

@@ -9,12 +9,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from qspi_gdb.config import EraseSpec, Timing, apply_chip, build_config, cli_layer
+from qspi_gdb.inputs.flash_config import EraseSpec, Timing, apply_chip, build_config, cli_layer
 from qspi_gdb.errors import UsageError
-from qspi_gdb.image import Image, Segment, image_from_segments
-from qspi_gdb.plan import Range, build_sector, erase_plan, image_checks, plan, resolve_range
-from qspi_gdb.sfdp import parse_sfdp, sfdp_from_bfpt
-from qspi_gdb.sfdp_dumps import IS25WP256_SFDP, MX25R6435F_BFPT
+from qspi_gdb.inputs.image import Image, Segment, image_from_segments
+from qspi_gdb.flash.plan import Range, build_sector, erase_plan, image_checks, plan, resolve_range
+from qspi_gdb.inputs.sfdp import parse_sfdp, sfdp_from_bfpt
+from qspi_gdb.inputs.sfdp_dumps import IS25WP256_SFDP, MX25R6435F_BFPT
 
 MIB = 1 << 20
 IS25 = apply_chip(

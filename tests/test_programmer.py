@@ -11,12 +11,12 @@ import zlib
 
 import pytest
 
-from qspi_gdb import config as flashcfg
+from qspi_gdb.inputs import flash_config as flashcfg
 from qspi_gdb.errors import UsageError
-from qspi_gdb.image import image_from_segments
-from qspi_gdb.plan import Range
-from qspi_gdb.programmer import Programmer, erase_steps, expected_bytes
-from qspi_gdb.progress import PhaseFinished, PhaseStarted
+from qspi_gdb.inputs.image import image_from_segments
+from qspi_gdb.flash.plan import Range
+from qspi_gdb.flash.programmer import Programmer, erase_steps, expected_bytes
+from qspi_gdb.flash.progress import PhaseFinished, PhaseStarted
 
 board_mod = pytest.importorskip("qspi_gdb.sim.board")
 
@@ -109,7 +109,7 @@ def test_erase_steps_use_blocks_only_for_whole_aligned_blocks(rig):
 
 
 def test_expected_bytes_prefers_rewritten_units_over_image():
-    from qspi_gdb.plan import SectorContent
+    from qspi_gdb.flash.plan import SectorContent
 
     image = image_from_segments([(0x1000, b"\x01" * 16)])
     unit = SectorContent(offset=0x1000, data=b"\x02" * 4096, program=(), crc32=0)

@@ -6,8 +6,8 @@ import io
 import json
 
 from qspi_gdb import log
-from qspi_gdb.progress import PhaseFinished, PhaseProgress, PhaseStarted, PROGRAMMING
-from qspi_gdb.report import Result, print_result, summary_line
+from qspi_gdb.flash.progress import PhaseFinished, PhaseProgress, PhaseStarted, PROGRAMMING
+from qspi_gdb.cli.output import Result, print_result, summary_line
 
 
 def _flash_result(**changes) -> Result:
@@ -63,7 +63,7 @@ class _Tty(io.StringIO):
 
 def test_progress_bar_on_tty_shows_bytes_and_rate():
     stream = _Tty()
-    from qspi_gdb.report import ProgressView
+    from qspi_gdb.cli.output import ProgressView
 
     view = ProgressView(stream)
     view(PhaseStarted(PROGRAMMING, 8192))
@@ -78,7 +78,7 @@ def test_progress_as_json_lines_when_not_a_tty():
     stream = io.StringIO()
     log.configure(0, json_lines=True, stream=stream)
     try:
-        from qspi_gdb.report import ProgressView
+        from qspi_gdb.cli.output import ProgressView
 
         view = ProgressView(io.StringIO(), tty=False)
         view(PhaseStarted(PROGRAMMING, 100))
@@ -116,8 +116,8 @@ def _screen(text: str) -> list[str]:
 
 
 def test_pipelined_phases_each_leave_a_line_that_fits_the_terminal():
-    from qspi_gdb.progress import ERASING
-    from qspi_gdb.report import ProgressView
+    from qspi_gdb.flash.progress import ERASING
+    from qspi_gdb.cli.output import ProgressView
 
     stream = _Tty()
     view = ProgressView(stream, columns=80)
@@ -136,7 +136,7 @@ def test_pipelined_phases_each_leave_a_line_that_fits_the_terminal():
 
 
 def test_progress_close_ends_an_open_bar_line():
-    from qspi_gdb.report import ProgressView
+    from qspi_gdb.cli.output import ProgressView
 
     stream = _Tty()
     view = ProgressView(stream, columns=80)
@@ -148,8 +148,8 @@ def test_progress_close_ends_an_open_bar_line():
 
 def test_a_phase_with_nothing_to_do_shows_no_absurd_rate():
     """An unchanged re-flash verifies from CRCs already read: finished in ~0 s, no rate."""
-    from qspi_gdb.progress import VERIFYING
-    from qspi_gdb.report import ProgressView
+    from qspi_gdb.flash.progress import VERIFYING
+    from qspi_gdb.cli.output import ProgressView
 
     stream = _Tty()
     view = ProgressView(stream, columns=80)
@@ -178,8 +178,8 @@ def test_chip_erase_summary_says_how_much():
 
 def test_a_phase_of_zero_bytes_draws_nothing():
     """A chip-erase flash reads nothing back first: no 'Reading flash 0 B / 0 B' line."""
-    from qspi_gdb.progress import READING
-    from qspi_gdb.report import ProgressView
+    from qspi_gdb.flash.progress import READING
+    from qspi_gdb.cli.output import ProgressView
 
     stream = _Tty()
     view = ProgressView(stream, columns=80)

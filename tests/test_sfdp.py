@@ -3,7 +3,7 @@
 import pytest
 
 from qspi_gdb.errors import TargetError
-from qspi_gdb.sfdp import (
+from qspi_gdb.inputs.sfdp import (
     SfdpError,
     density_bytes,
     parse_bfpt,
@@ -11,7 +11,7 @@ from qspi_gdb.sfdp import (
     required_length,
     sfdp_from_bfpt,
 )
-from qspi_gdb.sfdp_dumps import IS25WP256_SFDP, MT25QU256A_SFDP, MX25R6435F_BFPT
+from qspi_gdb.inputs.sfdp_dumps import IS25WP256_SFDP, MT25QU256A_SFDP, MX25R6435F_BFPT
 
 
 def erase_table(sfdp):

@@ -667,7 +667,7 @@ _REGISTERS = {**{f"r{i}": i for i in range(13)}, "sp": 13, "lr": 14, "pc": 15, "
 
 
 class InProcessLink:
-    """qspi_gdb.target.TargetLink over a Board in this process (no OpenOCD, no GDB).
+    """qspi_gdb.loader.target.TargetLink over a Board in this process (no OpenOCD, no GDB).
 
     wait_halt's timeout counts modelled seconds of the board's clock.
     """

@@ -1,6 +1,6 @@
 """Datasheet facts for the modelled serial-NOR parts: IDs, SFDP images, command sets, timings.
 
-Sources (see /work/shared/QSPI_FACTS.md §4, §5.6): SFDP bytes from `qspi_gdb.sfdp_dumps` (the
+Sources (see /work/shared/QSPI_FACTS.md §4, §5.6): SFDP bytes from `qspi_gdb.inputs.sfdp_dumps` (the
 one copy of the dumps, shared with the host's part table; only the bytes are shared, this module
 decodes them with its own JESD216 helpers so a controller decoder bug is not mirrored here):
 IS25WP256 as in qemu's m25p80_sfdp.c, MT25QU256A from the Linux mtd patch mail; the
@@ -17,7 +17,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
-from qspi_gdb import sfdp_dumps as dumps
+from qspi_gdb.inputs import sfdp_dumps as dumps
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -139,9 +139,9 @@ class Part:
 
 # ---------------------------------------------------------------------------------------------
 # SFDP decoding (JESD216B basic flash parameter table), used to derive timings and dummy cycles.
-# Deliberately NOT shared with qspi_gdb.sfdp (the controller's decoder), although both read the
+# Deliberately NOT shared with qspi_gdb.inputs.sfdp (the controller's decoder), although both read the
 # same DWORD fields: the model is the oracle the controller is tested against, so a decoding bug
-# must not be able to sit in both. Only the dump bytes are shared (qspi_gdb.sfdp_dumps).
+# must not be able to sit in both. Only the dump bytes are shared (qspi_gdb.inputs.sfdp_dumps).
 
 
 def sfdp_tables(image: bytes) -> dict[int, bytes]:
@@ -230,7 +230,7 @@ def _pad(image: bytes, length: int = 256) -> bytes:
     return image + b"\xff" * (length - len(image))
 
 
-# SFDP images: the raw bytes come from `qspi_gdb.sfdp_dumps` (shared with the host's part table);
+# SFDP images: the raw bytes come from `qspi_gdb.inputs.sfdp_dumps` (shared with the host's part table);
 # only the padding to the 256-byte SFDP space the modelled chip answers from is done here.
 
 # SFDP header (signature, rev 1.6, NPH=0 -> one header, legacy protocol) + BFPT parameter header

@@ -20,9 +20,9 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Sequence
 
-from qspi_gdb.config import MIB16, FlashConfig
+from qspi_gdb.inputs.flash_config import MIB16, FlashConfig
 from qspi_gdb.errors import UsageError
-from qspi_gdb.image import Image, image_from_segments, parse_int, to_flash_offset
+from qspi_gdb.inputs.image import Image, image_from_segments, parse_int, to_flash_offset
 
 BLOCK = 65536
 ERASED = 0xFF

@@ -16,12 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Mapping, Sequence
 
-from qspi_gdb import config as flashcfg
-from qspi_gdb import log, resources
+from qspi_gdb.inputs import flash_config as flashcfg
+from qspi_gdb import log
+from qspi_gdb.loader import loader_elf as packaged_loader
 from qspi_gdb.errors import TargetError, UsageError, VerifyError
-from qspi_gdb.image import Image, load_image, parse_int, to_flash_offset
-from qspi_gdb.plan import Plan, Range, SectorContent, image_checks, plan as make_plan
-from qspi_gdb.progress import (
+from qspi_gdb.inputs.image import Image, load_image, parse_int, to_flash_offset
+from qspi_gdb.flash.plan import Plan, Range, SectorContent, image_checks, plan as make_plan
+from qspi_gdb.flash.progress import (
     ERASING,
     PROGRAMMING,
     READING,
@@ -32,7 +33,7 @@ from qspi_gdb.progress import (
     ProgressSink,
     ignore,
 )
-from qspi_gdb.report import Result
+from qspi_gdb.cli.output import Result
 
 _log = log.get_logger(__name__)
 
@@ -97,11 +98,11 @@ class Programmer:
 
     def __init__(self, link, *, chip: str, loader_elf: str | os.PathLike | None = None,
                  progress: ProgressSink = ignore):
-        from qspi_gdb.loader_client import LoaderClient
+        from qspi_gdb.loader.client import LoaderClient
 
         self.link = link
         self.progress = progress
-        self.client = LoaderClient(link, loader_elf or resources.loader_elf(chip), chip=chip)
+        self.client = LoaderClient(link, loader_elf or packaged_loader(chip), chip=chip)
         self.config: flashcfg.FlashConfig | None = None
         self.sfdp = None
         # True once an erase or program went to the loader: from then on a failure may have
@@ -114,8 +115,8 @@ class Programmer:
         """Load the loader, read JEDEC ID + SFDP with a probing configuration, fold the chip
         into the configuration (the chip wins; contradictions are errors) and initialise the
         loader with the result."""
-        from qspi_gdb.loader_config import loader_config, probe_config
-        from qspi_gdb.sfdp import SfdpError, parse_sfdp, required_length
+        from qspi_gdb.loader.config import loader_config, probe_config
+        from qspi_gdb.inputs.sfdp import SfdpError, parse_sfdp, required_length
 
         self.client.start()
         probe = self.client.init(probe_config(preset))
@@ -151,7 +152,7 @@ class Programmer:
     def crcs(self, ranges: Sequence[Range], phase: _Phase | None = None) -> list[int]:
         """On-target CRC32 of each range: runs of whole sectors with CRC_LIST, the rest with
         CRC32 commands queued several per call."""
-        from qspi_gdb import mailbox as mb
+        from qspi_gdb.loader import mailbox as mb
 
         sector = self.config.sector_size if self.config else 4096
         out: dict[int, int] = {}
@@ -187,7 +188,7 @@ class Programmer:
 
     def flash(self, image: Image, *, verify: bool = True, force: bool = False,
               chip_erase: bool = False) -> FlashOutcome:
-        from qspi_gdb.loader_client import EraseStep, ProgramStep
+        from qspi_gdb.loader.client import EraseStep, ProgramStep
 
         cfg = self._config()
         checks = image_checks(image, 4096 if cfg.erase_spec(4096) else 65536)
@@ -279,7 +280,7 @@ class Programmer:
         """Compare the flash with the image, sector by sector (CRC32 on target)."""
         cfg = self._config()
         flashcfg_checks = image_checks(image, 4096 if cfg.erase_spec(4096) else 65536)
-        from qspi_gdb.plan import _check_image  # same refusals as flash (past the end, 24-bit)
+        from qspi_gdb.flash.plan import _check_image  # same refusals as flash (past the end, 24-bit)
 
         _check_image(image, cfg)
         ranges = [c.range for c in flashcfg_checks]
@@ -313,7 +314,7 @@ class Programmer:
     def erase(self, offset: int | None, length: int | None) -> tuple[int, int, bool]:
         """Erase [offset, offset+length) (sector aligned) or, with offset None, the chip.
         Returns (units erased, bytes erased, chip erased)."""
-        from qspi_gdb.loader_client import EraseStep
+        from qspi_gdb.loader.client import EraseStep
 
         cfg = self._config()
         self.flash_touched = True
@@ -408,7 +409,7 @@ class _EraseTracker:
 def erase_steps(cfg: flashcfg.FlashConfig, offset: int, length: int) -> list:
     """Sector-aligned range -> 4 KiB head, 64 KiB middle (when the chip has it and it is
     faster), 4 KiB tail."""
-    from qspi_gdb.loader_client import EraseStep
+    from qspi_gdb.loader.client import EraseStep
 
     small = 4096 if cfg.erase_spec(4096) else 65536
     if length <= 0 or offset % small or length % small:
@@ -442,7 +443,7 @@ def _check_24bit(cfg: flashcfg.FlashConfig, end: int) -> None:
                          f"MODE24BIT ({cfg.sources.get('address_mode', 'config')}): use MODE32BIT")
 
 
-# -- CLI adapters (qspi_gdb.commands) -------------------------------------------------------------
+# -- CLI adapters (qspi_gdb.cli.commands) -------------------------------------------------------------
 
 
 def preset_config(args) -> flashcfg.FlashConfig:
@@ -474,13 +475,13 @@ def _precheck(image: Image, cfg: flashcfg.FlashConfig) -> None:
     explicit_size = not cfg.sources.get("size", "preset ").startswith("preset ")
     assumed = _assumed(cfg)
     if explicit_size and assumed is not None:
-        from qspi_gdb.plan import _check_image
+        from qspi_gdb.flash.plan import _check_image
 
         _check_image(image, assumed)
 
 
 def _target_options(args, cfg: flashcfg.FlashConfig):
-    from qspi_gdb.session import TargetOptions
+    from qspi_gdb.transport.session import TargetOptions
 
     return TargetOptions(board=cfg.board, chip=cfg.chip, virtual=cfg.virtual,
                          gdb_server=args.gdb_server, interface=args.interface,
@@ -496,12 +497,12 @@ def _loader_path(args) -> str | None:
 @contextmanager
 def _programmer(args, cfg: flashcfg.FlashConfig, progress: ProgressSink,
                 result: Result) -> Iterator[Programmer]:
-    from qspi_gdb.session import open_session
+    from qspi_gdb.transport.session import open_session
 
     loader = _loader_path(args)
     result.board = cfg.board
     with open_session(_target_options(args, cfg),
-                      elf=loader or resources.loader_elf(cfg.chip)) as session:
+                      elf=loader or packaged_loader(cfg.chip)) as session:
         programmer = Programmer(session.link, chip=cfg.chip, loader_elf=loader,
                                 progress=progress)
         detected = programmer.connect(cfg)

@@ -19,9 +19,9 @@ from typing import Iterator, Sequence
 
 from qspi_gdb import log
 from qspi_gdb.errors import UsageError
-from qspi_gdb.gdb_link import ConnectError, GdbLink
-from qspi_gdb.gdbmi import GdbMi
-from qspi_gdb.openocd import OpenOcd, SimServer, interface_config
+from qspi_gdb.transport.gdb_link import ConnectError, GdbLink
+from qspi_gdb.transport.gdbmi import GdbMi
+from qspi_gdb.transport.openocd import OpenOcd, SimServer, interface_config
 
 _log = log.get_logger(__name__)
 

@@ -1,7 +1,7 @@
 """Controller subcommands: flash, verify, read, erase, info.
 
 Thin adapters: parse options, build the inputs (image, flash config), open a target session
-(qspi_gdb.session) and call the programmer; render the result (qspi_gdb.report). Errors are
+(qspi_gdb.transport.session) and call the programmer; render the result (qspi_gdb.cli.output). Errors are
 typed (qspi_gdb.errors) and rendered once by qspi_gdb.cli with their exit code.
 """
 
@@ -20,8 +20,8 @@ from elftools.elf.elffile import ELFFile
 
 from qspi_gdb import log
 from qspi_gdb.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_VERIFY, QspiGdbError, UsageError
-from qspi_gdb.progress import ERASING, PROGRAMMING
-from qspi_gdb.report import ProgressView, Result, print_result
+from qspi_gdb.flash.progress import ERASING, PROGRAMMING
+from qspi_gdb.cli.output import ProgressView, Result, print_result
 
 EXIT_INTERNAL = 1  # an unexpected exception: a bug (README "Exit codes")
 
@@ -268,19 +268,19 @@ def _interrupted_message(command: str, exc: KeyboardInterrupt, progress: Progres
 
 
 def _run_flash(args) -> int:
-    from qspi_gdb import programmer
+    from qspi_gdb.flash import programmer
 
     return _run(args, "flash", programmer.run_flash)
 
 
 def _run_verify(args) -> int:
-    from qspi_gdb import programmer
+    from qspi_gdb.flash import programmer
 
     return _run(args, "verify", programmer.run_verify)
 
 
 def _run_read(args) -> int:
-    from qspi_gdb import programmer
+    from qspi_gdb.flash import programmer
 
     return _run(args, "read", programmer.run_read)
 
@@ -290,12 +290,12 @@ def _run_erase(args) -> int:
         raise UsageError("erase takes ADDR LEN or --all")
     if args.address is not None and args.length is None:
         raise UsageError("erase ADDR needs a length")
-    from qspi_gdb import programmer
+    from qspi_gdb.flash import programmer
 
     return _run(args, "erase", programmer.run_erase)
 
 
 def _run_info(args) -> int:
-    from qspi_gdb import programmer
+    from qspi_gdb.flash import programmer
 
     return _run(args, "info", programmer.run_info)

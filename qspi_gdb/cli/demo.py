@@ -1,4 +1,4 @@
-"""`python -m qspi_gdb.demo` (`make demo`): the case that started the project, on a virtual board.
+"""`python -m qspi_gdb.cli.demo` (`make demo`): the case that started the project, on a virtual board.
 
 Creates an example 512,583-byte image, flashes it at XIP address 0x11E98000 (flash offset
 0x1E98000) of the 32 MiB virtual nRF5340 board configured by the nrfutil ext-mem JSON from
@@ -45,7 +45,7 @@ def hexdump(data: bytes, base: int) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m qspi_gdb.demo", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m qspi_gdb.cli.demo", description=__doc__)
     parser.add_argument("--workdir", default="build/demo", help="where the image and the "
                         "virtual board's flash file go (default: build/demo)")
     parser.add_argument("--fresh", action="store_true", default=True,

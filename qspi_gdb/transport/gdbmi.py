@@ -22,7 +22,7 @@ from pygdbmi.gdbmiparser import parse_response
 
 from qspi_gdb import log
 from qspi_gdb.errors import TargetError
-from qspi_gdb.procgroup import kill_group
+from qspi_gdb.transport.procgroup import kill_group
 
 _log = log.get_logger(__name__)
 

@@ -2,7 +2,7 @@
 the real OpenOCD, for both chips. Prints wall-clock throughput (a test-bed figure: real probes
 do not pay remote_bitbang's round trip per scan) and the board's modelled time; asserts nothing.
 
-    python -m qspi_gdb.bench_wire
+    python tests/bench/bench_wire.py
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import tempfile
 from pathlib import Path
 
 from qspi_gdb import log
-from qspi_gdb.openocd import OpenOcd, SimServer
-from qspi_gdb.procgroup import kill_group
+from qspi_gdb.transport.openocd import OpenOcd, SimServer
+from qspi_gdb.transport.procgroup import kill_group
 
 BOARDS = (("sim-nrf52840dk", "nrf52840"), ("sim-nrf5340dk", "nrf5340"))
 SIZE = 64 * 1024

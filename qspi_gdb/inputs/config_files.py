@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from qspi_gdb.errors import UsageError
-from qspi_gdb.image import parse_int
+from qspi_gdb.inputs.image import parse_int
 from qspi_gdb.log import get_logger
 
 log = get_logger(__name__)

@@ -17,8 +17,8 @@ from qspi_gdb.errors import EXIT_INTERRUPTED, EXIT_USAGE, QspiGdbError
 
 # Modules that add subcommands, in help order.
 COMMAND_MODULES = (
-    "qspi_gdb.commands",  # flash, verify, read, erase, info
-    "qspi_gdb.sim.command",  # sim
+    "qspi_gdb.cli.commands",  # flash, verify, read, erase, info
+    "qspi_gdb.sim.cli",  # sim
 )
 
 
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         if args.verbose:
             raise
-        from qspi_gdb.commands import EXIT_INTERNAL, internal_error_text
+        from qspi_gdb.cli.commands import EXIT_INTERNAL, internal_error_text
 
         print(f"qspi-gdb: {_red('error:')} {internal_error_text(exc)}", file=sys.stderr)
         return EXIT_INTERNAL
@@ -102,7 +102,7 @@ def _red(text: str) -> str:
 
 
 def _usage_failure(command: str, message: str) -> dict:
-    from qspi_gdb.report import Result
+    from qspi_gdb.cli.output import Result
 
     result = Result(command=command)
     result.error = {"message": message, "exit_code": EXIT_USAGE}

@@ -1,6 +1,6 @@
-"""Host side of the loader protocol: knows the mailbox (qspi_gdb.mailbox), nothing about GDB.
+"""Host side of the loader protocol: knows the mailbox (qspi_gdb.loader.mailbox), nothing about GDB.
 
-It talks to any qspi_gdb.target.TargetLink: loads the loader ELF, finds the mailbox by symbol
+It talks to any qspi_gdb.loader.target.TargetLink: loads the loader ELF, finds the mailbox by symbol
 (pyelftools), checks the greeting (magic, ABI version, build id, stack canary) before the first
 command, queues commands, streams data through the loader's RAM buffers and turns status codes
 into typed errors.
@@ -21,9 +21,9 @@ from pathlib import Path
 from elftools.elf.elffile import ELFFile
 
 from . import mailbox as mb
-from .errors import TargetError, UsageError
-from .log import get_logger
-from .resources import loader_elf
+from qspi_gdb.errors import TargetError, UsageError
+from qspi_gdb.log import get_logger
+from qspi_gdb.loader import loader_elf
 from .target import TargetLink
 
 log = get_logger(__name__)

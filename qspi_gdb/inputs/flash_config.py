@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Mapping
 
-from qspi_gdb.config_files import (
+from qspi_gdb.inputs.config_files import (
     NOT_CONNECTED,
     PIN_NAMES,
     READ_OPCODES,
@@ -35,8 +35,8 @@ from qspi_gdb.config_files import (
 )
 from qspi_gdb.errors import TargetError, UsageError
 from qspi_gdb.log import get_logger
-from qspi_gdb.parts import Part, by_jedec, by_name
-from qspi_gdb.sfdp import Sfdp
+from qspi_gdb.inputs.parts import Part, by_jedec, by_name
+from qspi_gdb.inputs.sfdp import Sfdp
 
 log = get_logger(__name__)
 

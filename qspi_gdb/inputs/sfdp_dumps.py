@@ -1,8 +1,8 @@
 """Raw SFDP bytes of real serial-NOR parts: facts only, no decoding.
 
-One source for the bytes both the host's known-part table (`qspi_gdb.parts`) and the virtual
+One source for the bytes both the host's known-part table (`qspi_gdb.inputs.parts`) and the virtual
 board's part models (`qspi_gdb.sim.parts`) use. Each side decodes them with its own code (the
-controller with `qspi_gdb.sfdp`, the sim with its own JESD216 helpers), so a decoder bug shows up
+controller with `qspi_gdb.inputs.sfdp`, the sim with its own JESD216 helpers), so a decoder bug shows up
 as a disagreement instead of being shared. Keep this module free of logic and imports.
 
 Sources: QSPI_FACTS.md section 5.6 (Zephyr DK DTS `sfdp-bfp`; qemu `m25p80_sfdp.c`

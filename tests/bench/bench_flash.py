@@ -1,4 +1,4 @@
-"""Flash benchmark on the virtual boards (`python -m qspi_gdb.bench_flash`; prints, asserts nothing).
+"""Flash benchmark on the virtual boards (`python tests/bench/bench_flash.py`; prints, asserts nothing).
 
 For 512 KiB and 8 MiB images on each 32 MiB part (IS25WP256 on sim-nrf5340-32mb, MT25QU256A on
 sim-nrf52840-32mb) and the DK part (MX25R6435F on sim-nrf5340dk), through the real OpenOCD and
@@ -30,12 +30,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from qspi_gdb import config as flashcfg
+from qspi_gdb.inputs import flash_config as flashcfg
 from qspi_gdb import log
 from qspi_gdb.errors import QspiGdbError
-from qspi_gdb.image import image_from_segments
-from qspi_gdb.programmer import Programmer
-from qspi_gdb.session import TargetOptions, open_session
+from qspi_gdb.inputs.image import image_from_segments
+from qspi_gdb.flash.programmer import Programmer
+from qspi_gdb.transport.session import TargetOptions, open_session
 from qspi_gdb.sim.parts import get_part
 
 ADAPTER_HZ = 4_000_000  # the virtual board's default modelled SWD clock
@@ -145,7 +145,7 @@ def run_case(case: str, board: str, offset: int, size: int, workdir: Path,
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m qspi_gdb.bench_flash",
+    parser = argparse.ArgumentParser(prog="python tests/bench/bench_flash.py",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="512 KiB cases only")
     parser.add_argument("--output", default="bench.jsonl", help="JSON lines file")

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from typing import IO, Any
 
 from qspi_gdb import log
-from qspi_gdb.progress import (
+from qspi_gdb.flash.progress import (
     PhaseFailed,
     PhaseFinished,
     PhaseProgress,
@@ -26,7 +26,7 @@ from qspi_gdb.progress import (
 )
 
 SCHEMA = "qspi-gdb/result/1"
-_log = log.get_logger("qspi_gdb.progress")
+_log = log.get_logger("qspi_gdb.flash.progress")
 
 
 @dataclass
@@ -40,7 +40,7 @@ class Result:
     jedec_id: str | None = None  # e.g. "9D7019"
     flash_size: int | None = None
     address_mode: str | None = None  # "24-bit" | "32-bit"
-    image: dict | None = None  # qspi_gdb.image.Image.to_json()
+    image: dict | None = None  # qspi_gdb.inputs.image.Image.to_json()
     dry_run: bool = False
     sectors_erased: int = 0
     bytes_erased: int = 0

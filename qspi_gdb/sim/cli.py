@@ -17,7 +17,7 @@ import sys
 from qspi_gdb.errors import UsageError
 from qspi_gdb.log import get_logger
 
-log = get_logger("qspi_gdb.sim.command")
+log = get_logger("qspi_gdb.sim.cli")
 
 
 def register(subparsers) -> None:

@@ -3,7 +3,7 @@ which nRF QSPI read/program modes the part executes as the nRF sends them.
 
 Used to name the detected part in `info`, and as the flash description when nothing was
 detected (e.g. `--dry-run` before connecting). The chip's own SFDP, when read, always wins.
-SFDP bytes: `qspi_gdb.sfdp_dumps` (shared with the virtual board's part models; sources there).
+SFDP bytes: `qspi_gdb.inputs.sfdp_dumps` (shared with the virtual board's part models; sources there).
 
 Modes: the nRF sends fixed opcodes (QSPI_FACTS.md §1 IFCONFIG0): reads FASTREAD 0Bh, READ2O 3Bh
 (1-1-2), READ2IO BBh (1-2-2), READ4O 6Bh (1-1-4), READ4IO EBh (1-4-4); programs PP 02h, PP2O A2h
@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from qspi_gdb.sfdp import Sfdp, parse_sfdp, sfdp_from_bfpt
-from qspi_gdb.sfdp_dumps import IS25WP256_SFDP, MT25QU256A_SFDP, MX25R6435F_BFPT
+from qspi_gdb.inputs.sfdp import Sfdp, parse_sfdp, sfdp_from_bfpt
+from qspi_gdb.inputs.sfdp_dumps import IS25WP256_SFDP, MT25QU256A_SFDP, MX25R6435F_BFPT
 
 
 ALL_READ_MODES = frozenset({"FASTREAD", "READ2O", "READ2IO", "READ4O", "READ4IO"})

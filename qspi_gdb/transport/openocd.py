@@ -22,12 +22,20 @@ from typing import Iterable, Sequence
 
 from qspi_gdb import log
 from qspi_gdb.errors import EXIT_USAGE, TargetError, UsageError
-from qspi_gdb.procgroup import kill_group
-from qspi_gdb.resources import openocd_cfg_dir
+from qspi_gdb.transport.procgroup import kill_group
 
 _log = log.get_logger(__name__)
 
 OPENOCD_PROGRAM = "openocd"
+_PACKAGE = Path(__file__).resolve().parents[1]
+
+
+def openocd_cfg_dir() -> Path:
+    """The project's OpenOCD configs: inside an installed wheel `qspi_gdb/openocd_cfg`, in a
+    checkout or an editable install the repository's top-level `openocd_cfg/`."""
+    installed = _PACKAGE / "openocd_cfg"
+    return installed if installed.is_dir() else _PACKAGE.parent / "openocd_cfg"
+
 # Interfaces a user may name with --interface: our openocd_cfg/interface/<name>.cfg when we ship
 # one, otherwise Debian's interface/<name>.cfg (all SWD probes; nRF chips have no JTAG).
 KNOWN_INTERFACES = ("jlink", "cmsis-dap", "stlink", "stlink-dap", "ftdi", "sim")

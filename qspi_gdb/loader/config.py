@@ -1,4 +1,4 @@
-"""FlashConfig (qspi_gdb.config) -> the loader's INIT configuration block (qspi_gdb.mailbox).
+"""FlashConfig (qspi_gdb.inputs.flash_config) -> the loader's INIT configuration block (qspi_gdb.loader.mailbox).
 
 Two configurations are sent: a probing one (single-line reads, 24-bit addresses, quad enable
 untouched) that is enough to read the JEDEC ID and SFDP of any serial NOR, and the working one
@@ -7,8 +7,8 @@ built from the configuration completed with the detected chip (config.apply_chip
 
 from __future__ import annotations
 
-from qspi_gdb import mailbox as mb
-from qspi_gdb.config import FlashConfig
+from qspi_gdb.loader import mailbox as mb
+from qspi_gdb.inputs.flash_config import FlashConfig
 
 ENTER_4B = {
     None: mb.FOURB_NONE,

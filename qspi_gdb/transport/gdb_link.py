@@ -15,7 +15,7 @@ from pathlib import Path
 
 from qspi_gdb import log
 from qspi_gdb.errors import TargetError, UsageError
-from qspi_gdb.gdbmi import GdbError, GdbExited, GdbMi, GdbTimeout, mi_quote
+from qspi_gdb.transport.gdbmi import GdbError, GdbExited, GdbMi, GdbTimeout, mi_quote
 
 _log = log.get_logger(__name__)
 
@@ -40,7 +40,7 @@ class ConnectError(TargetError):
 
 
 class GdbLink:
-    """A TargetLink (qspi_gdb.target) over a GdbMi session.
+    """A TargetLink (qspi_gdb.loader.target) over a GdbMi session.
 
     wait_scale / wait_floor_s turn a target-time timeout of wait_halt() into a wall-time deadline
     (the virtual board's modelled time and the host's wall time differ; OpenOCD polls a running

@@ -1,1 +1,0 @@
-"""Prebuilt RAM loader ELFs (written by `make -C loader_fw`)."""
