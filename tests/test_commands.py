@@ -125,7 +125,7 @@ def test_sim_flash_file_problems_are_one_line_usage_errors(tmp_path, capsys):
     wrong_size.write_bytes(b"\xff" * 4096)
     cases = [(tmp_path / "nodir" / "x.img", "No such file or directory"),
              (tmp_path, "is a directory"),
-             (wrong_size, "is 4096 bytes but part 'mx25r6435f' is 8388608 bytes")]
+             (wrong_size, "is 4096 bytes but part 'MX25R6435F' is 8388608 bytes")]
     for path, reason in cases:
         assert main(["sim", "--board", "sim-nrf5340dk", "--sim-image", str(path)]) == 2
         err = capsys.readouterr().err

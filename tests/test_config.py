@@ -4,23 +4,25 @@ import json
 
 import pytest
 
-from qspi_gdb.inputs.flash_config import (
-    BOARDS,
-    ConfigWarning,
-    CustomInstruction,
-    Pins,
-    apply_chip,
-    build_config,
-    cli_layer,
+from qspi_gdb.errors import TargetError, UsageError
+from qspi_gdb.inputs.boards import BOARDS, Pins
+from qspi_gdb.inputs.config_files import (
     load_config_file,
-    parse_jedec_id,
     parse_nrfjprog_ini,
     parse_nrfjprog_toml,
     parse_nrfutil_json,
 )
-from qspi_gdb.errors import TargetError, UsageError
-from qspi_gdb.inputs.sfdp import parse_sfdp, sfdp_from_bfpt
-from qspi_gdb.inputs.sfdp_dumps import IS25WP256_SFDP, MT25QU256A_SFDP, MX25R6435F_BFPT
+from qspi_gdb.inputs.config_values import CustomInstruction, cli_layer, parse_jedec_id
+from qspi_gdb.inputs.detect import apply_chip
+from qspi_gdb.inputs.flash_config import ConfigWarning, build_config
+from qspi_gdb.inputs.sfdp_decode import parse_sfdp
+from qspi_gdb.inputs.parts import (
+    IS25WP256_SFDP,
+    MT25QU256A_SFDP,
+    MX25R6435F_BFPT,
+    MX25R6435F_SFDP,
+    wrap_bfpt,
+)
 
 # The issue's nrfutil ext-mem JSON, verbatim.
 SEED_JSON = """{"firmware_config": {"peripheral": "QSPI"},
@@ -109,7 +111,7 @@ QSPI_TOML = """
 
 IS25 = parse_sfdp(IS25WP256_SFDP)
 MT25 = parse_sfdp(MT25QU256A_SFDP)
-MX25R = parse_sfdp(sfdp_from_bfpt(MX25R6435F_BFPT))
+MX25R = parse_sfdp(MX25R6435F_SFDP)
 ID_IS25 = bytes.fromhex("9D7019")
 ID_MT25 = bytes.fromhex("20BB19")
 ID_MX25R = bytes.fromhex("C22817")
@@ -311,7 +313,7 @@ def test_pp_size_larger_than_chip_page():
 def test_always_4_byte_chip():
     bfpt = bytearray(MX25R6435F_BFPT)
     bfpt[63] = 0x40  # DW16 enter-4-byte: always 4-byte
-    sfdp = parse_sfdp(sfdp_from_bfpt(bytes(bfpt)))
+    sfdp = parse_sfdp(wrap_bfpt(bytes(bfpt)))
     assert apply_chip(build_config("nrf52840dk"), jedec_id=ID_MX25R, sfdp=sfdp).address_mode == 32
     with pytest.raises(UsageError, match="always uses 4-byte addresses"):
         apply_chip(build_config("nrf52840dk", [cli_layer(address_mode=24)]), jedec_id=ID_MX25R, sfdp=sfdp)
@@ -321,7 +323,7 @@ def _without_fast_reads(*dw1_bits):
     dw1 = int.from_bytes(MX25R6435F_BFPT[:4], "little")
     for bit in dw1_bits:
         dw1 &= ~(1 << bit)
-    return parse_sfdp(sfdp_from_bfpt(dw1.to_bytes(4, "little") + MX25R6435F_BFPT[4:]))
+    return parse_sfdp(wrap_bfpt(dw1.to_bytes(4, "little") + MX25R6435F_BFPT[4:]))
 
 
 def test_readoc_the_chip_does_not_announce_falls_back_with_a_warning():
@@ -442,7 +444,7 @@ def test_part_table_program_modes_match_the_modelled_parts():
 
 
 def test_part_table_and_modelled_parts_decode_to_the_same_chip():
-    """Both tables take their SFDP bytes from qspi_gdb.inputs.sfdp_dumps; the host decoder must read the
+    """The model's SFDP is the part table's image; the host decoder must read the
     same BFPT, 4-byte table and size from the image the virtual chip answers RDSFDP with."""
     from qspi_gdb.inputs.parts import by_jedec
     from qspi_gdb.sim.parts import PARTS as SIM_PARTS
@@ -450,8 +452,8 @@ def test_part_table_and_modelled_parts_decode_to_the_same_chip():
     for sim in SIM_PARTS.values():
         host = by_jedec(sim.jedec_id)
         answered = parse_sfdp(sim.sfdp)
-        assert answered.bfpt == host.sfdp.bfpt, sim.name
-        assert answered.four_byte_table == host.sfdp.four_byte_table, sim.name
+        assert answered.bfpt == parse_sfdp(host.sfdp_bytes).bfpt, sim.name
+        assert answered.four_byte_table == parse_sfdp(host.sfdp_bytes).four_byte_table, sim.name
         assert host.size == sim.size == answered.size, sim.name
 
 

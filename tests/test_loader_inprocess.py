@@ -75,20 +75,19 @@ def part_config(chip: str, part_name: str, **over) -> mb.LoaderConfig:
     return replace(cfg, **over)
 
 
-def _board(chip: str, part: str, monkeypatch) -> Board:
+def _board(chip: str, part: str) -> Board:
     name = PRESET[(chip, part)]
     if name is None:
         base = board_mod.BOARDS["sim-nrf52840dk" if chip == "nrf52840" else "sim-nrf5340dk"]
-        name = f"test-{chip}-{part}"
-        monkeypatch.setitem(board_mod.BOARDS, name, replace(base, name=name, flash_part=part))
+        return Board(replace(base, name=f"test-{chip}-{part}", part=part))
     return Board(name)
 
 
 class Rig:
-    def __init__(self, chip: str, part: str, monkeypatch) -> None:
+    def __init__(self, chip: str, part: str) -> None:
         self.chip, self.part_name = chip, part
         self.part = get_part(part)
-        self.board = _board(chip, part, monkeypatch)
+        self.board = _board(chip, part)
         self.link = InProcessLink(self.board)
         self.client = LoaderClient(self.link, chip=chip)
         self.greeting = self.client.start()
@@ -111,11 +110,11 @@ class Rig:
 
 
 @pytest.fixture
-def rig_factory(monkeypatch):
+def rig_factory():
     rigs = []
 
     def make(chip: str, part: str) -> Rig:
-        rig = Rig(chip, part, monkeypatch)
+        rig = Rig(chip, part)
         rigs.append(rig)
         return rig
 
@@ -321,13 +320,12 @@ INVALID = [
 @pytest.fixture(scope="module", params=["nrf52840", "nrf5340"])
 def programmed_rig(request):
     """One 8 MiB board per chip with some data, shared by the invalid-argument cases."""
-    with pytest.MonkeyPatch.context() as mp:
-        rig = Rig(request.param, "mx25r6435f", mp)
-        rig.init()
-        rig.client.erase([EraseStep(0, 0x10000, 65536)])
-        rig.client.program(0x1000, random.Random(3).randbytes(0x3000))
-        yield rig
-        rig.close()
+    rig = Rig(request.param, "mx25r6435f")
+    rig.init()
+    rig.client.erase([EraseStep(0, 0x10000, 65536)])
+    rig.client.program(0x1000, random.Random(3).randbytes(0x3000))
+    yield rig
+    rig.close()
 
 
 @pytest.mark.parametrize("cmd,status", INVALID,

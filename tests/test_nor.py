@@ -489,7 +489,7 @@ def test_unknown_part_names_both():
 def test_backing_wrong_size_names_file_and_part(tmp_path):
     p = tmp_path / "img.bin"
     p.write_bytes(b"\xff" * 100)
-    with pytest.raises(ValueError, match=r"img\.bin.*100.*is25wp256"):
+    with pytest.raises(ValueError, match=r"img\.bin.*100.*IS25WP256"):
         NorFlash.from_part("is25wp256", p)
 
 

@@ -9,12 +9,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from qspi_gdb.inputs.flash_config import EraseSpec, Timing, apply_chip, build_config, cli_layer
+from qspi_gdb.inputs.config_values import cli_layer
+from qspi_gdb.inputs.detect import apply_chip
+from qspi_gdb.inputs.flash_config import EraseSpec, Timing, build_config
 from qspi_gdb.errors import UsageError
 from qspi_gdb.inputs.image import Image, Segment, image_from_segments
 from qspi_gdb.flash.plan import Range, build_sector, erase_plan, image_checks, plan, resolve_range
-from qspi_gdb.inputs.sfdp import parse_sfdp, sfdp_from_bfpt
-from qspi_gdb.inputs.sfdp_dumps import IS25WP256_SFDP, MX25R6435F_BFPT
+from qspi_gdb.inputs.sfdp_decode import parse_sfdp
+from qspi_gdb.inputs.parts import IS25WP256_SFDP, MX25R6435F_SFDP
 
 MIB = 1 << 20
 IS25 = apply_chip(
@@ -23,7 +25,7 @@ IS25 = apply_chip(
 MX25R = apply_chip(
     build_config("sim-nrf52840dk"),
     jedec_id=bytes.fromhex("C22817"),
-    sfdp=parse_sfdp(sfdp_from_bfpt(MX25R6435F_BFPT)),
+    sfdp=parse_sfdp(MX25R6435F_SFDP),
 )
 SMALL = replace(MX25R, size=MIB)  # 1 MiB chip keeps the fake flash cheap
 

@@ -3,15 +3,15 @@
 import pytest
 
 from qspi_gdb.errors import TargetError
-from qspi_gdb.inputs.sfdp import (
-    SfdpError,
-    density_bytes,
-    parse_bfpt,
-    parse_sfdp,
-    required_length,
-    sfdp_from_bfpt,
+from qspi_gdb.inputs.sfdp import SfdpError
+from qspi_gdb.inputs.sfdp_decode import density_bytes, parse_bfpt, parse_sfdp, required_length
+from qspi_gdb.inputs.parts import (
+    IS25WP256_SFDP,
+    MT25QU256A_SFDP,
+    MX25R6435F_BFPT,
+    MX25R6435F_SFDP,
+    wrap_bfpt,
 )
-from qspi_gdb.inputs.sfdp_dumps import IS25WP256_SFDP, MT25QU256A_SFDP, MX25R6435F_BFPT
 
 
 def erase_table(sfdp):
@@ -19,7 +19,7 @@ def erase_table(sfdp):
 
 
 def test_mx25r6435f_bfpt_decodes_as_the_dk_part():
-    s = parse_sfdp(sfdp_from_bfpt(MX25R6435F_BFPT))
+    s = parse_sfdp(MX25R6435F_SFDP)
     b = s.bfpt
     assert b.dwords[0] == 0xFFF120E5 and b.dwords[15] == 0xFFFFD0F0
     assert s.size == 8 << 20
@@ -100,7 +100,7 @@ def test_mt25qu256a_has_a_4bait_and_needs_wren_before_b7():
     assert (s.bfpt.chip_erase_typ_ms, s.bfpt.chip_erase_max_ms) == (84000.0, 2016000.0)
 
 
-@pytest.mark.parametrize("dump", [IS25WP256_SFDP, MT25QU256A_SFDP, sfdp_from_bfpt(MX25R6435F_BFPT)])
+@pytest.mark.parametrize("dump", [IS25WP256_SFDP, MT25QU256A_SFDP, MX25R6435F_SFDP])
 def test_required_length_covers_every_table(dump):
     assert required_length(dump[:8]) == 8 + 8 * (dump[6] + 1)
     assert required_length(dump[: required_length(dump[:8])]) == len(dump)
@@ -133,7 +133,7 @@ def test_old_9_dword_bfpt_has_no_times():
 def test_4_byte_only_dw1_without_dw16_means_always_4byte():
     bfpt = bytearray(MX25R6435F_BFPT[:36])
     bfpt[2] = (bfpt[2] & ~0x06) | 0x04  # DW1 bits 18:17 = 10b
-    s = parse_sfdp(sfdp_from_bfpt(bytes(bfpt)))
+    s = parse_sfdp(wrap_bfpt(bytes(bfpt)))
     assert s.bfpt.address_bytes == "4" and s.four_byte_entry == "always-4byte"
 
 

@@ -306,7 +306,7 @@ def test_monitor_reset_halt(stack):
 
 
 def test_c_program_drives_the_qspi_peripheral(stack):
-    part = get_part(BOARDS[stack.board].flash_part)
+    part = get_part(BOARDS[stack.board].part)
     page = b"".join(struct.pack("<I", (0x01020304 * (i + 1) ^ 0xA5A5A5A5) & 0xFFFFFFFF)
                     for i in range(64))
     xip = BOARDS[stack.board].xip_base + QSPI_FLASH_OFFSET

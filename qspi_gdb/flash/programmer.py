@@ -17,6 +17,9 @@ from pathlib import Path
 from typing import Callable, Iterator, Mapping, Sequence
 
 from qspi_gdb.inputs import flash_config as flashcfg
+from qspi_gdb.inputs.config_files import load_config_file
+from qspi_gdb.inputs.config_values import cli_layer
+from qspi_gdb.inputs.detect import apply_chip
 from qspi_gdb import log
 from qspi_gdb.loader import loader_elf as packaged_loader
 from qspi_gdb.errors import TargetError, UsageError, VerifyError
@@ -116,7 +119,8 @@ class Programmer:
         into the configuration (the chip wins; contradictions are errors) and initialise the
         loader with the result."""
         from qspi_gdb.loader.config import loader_config, probe_config
-        from qspi_gdb.inputs.sfdp import SfdpError, parse_sfdp, required_length
+        from qspi_gdb.inputs.sfdp import SfdpError
+        from qspi_gdb.inputs.sfdp_decode import parse_sfdp, required_length
 
         self.client.start()
         probe = self.client.init(probe_config(preset))
@@ -133,7 +137,7 @@ class Programmer:
             _log.warning("no usable SFDP; using the part table", jedec_id=jedec.hex().upper(),
                          reason=str(exc))
         self.client.deinit()
-        cfg = flashcfg.apply_chip(preset, jedec_id=jedec, sfdp=sfdp)
+        cfg = apply_chip(preset, jedec_id=jedec, sfdp=sfdp)
         for warning in cfg.warnings:  # e.g. PP4IO on a part whose 38h is 1-1-4 -> PP4O
             _log.warning("configuration adapted to the chip", message=str(warning))
         self.sfdp = sfdp
@@ -450,9 +454,9 @@ def preset_config(args) -> flashcfg.FlashConfig:
     """Board preset + config file + CLI overrides (before the chip is detected)."""
     layers = []
     if getattr(args, "config", None):
-        layers.append(flashcfg.load_config_file(args.config))
+        layers.append(load_config_file(args.config))
     if getattr(args, "jedec_id", None):
-        layers.append(flashcfg.cli_layer(jedec_id=args.jedec_id))
+        layers.append(cli_layer(jedec_id=args.jedec_id))
     return flashcfg.build_config(getattr(args, "board", None), layers)
 
 
@@ -465,7 +469,7 @@ def _assumed(cfg: flashcfg.FlashConfig) -> flashcfg.FlashConfig | None:
     """The configuration with the preset's usual part, or None when that contradicts an
     explicit setting (the chip present decides then)."""
     try:
-        return flashcfg.apply_chip(cfg)
+        return apply_chip(cfg)
     except UsageError:
         return None
 

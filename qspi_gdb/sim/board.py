@@ -1,4 +1,4 @@
-"""Virtual boards: presets, the memory map of each chip, and the Board that wires them up.
+"""Virtual boards: the chip models, the memory map of each chip, and the Board that wires them up.
 
 A Board holds one modelled clock, the application core (unicorn), its RAM and internal-flash
 ROM, the peripherals (CLOCK, GPIO, TIMER0..2, FICR, UICR, NVMC, QSPI), the external NOR chip
@@ -38,6 +38,7 @@ from os import PathLike
 from elftools.elf.elffile import ELFFile
 
 from ..errors import TargetError
+from ..inputs import boards
 from ..log import get_logger
 from .bus import BusFault
 from .clock import Clock
@@ -59,16 +60,14 @@ PPB_ACCESS_CYCLES = 1
 
 
 @dataclass(frozen=True)
-class Preset:
-    name: str
-    chip: str  # "nrf52840" | "nrf5340"
+class ChipModel:
+    """What the virtual board models per nRF chip, beside the board table's chip facts
+    (`qspi_gdb.inputs.boards`: XIP base, pins, the board's flash part)."""
+
     core: str  # "cortex-m4f" | "cortex-m33"
     ram_size: int
-    flash_part: str
     qspi_bases: tuple[int, ...]
-    xip_base: int
     irqs: dict[str, int] = field(default_factory=dict)
-    description: str = ""
 
     @property
     def qspi_base(self) -> int:
@@ -78,26 +77,13 @@ class Preset:
 _IRQS_52840 = {"CLOCK_POWER": 0, "TIMER0": 8, "TIMER1": 9, "TIMER2": 10, "QSPI": 41}
 _IRQS_5340 = {"CLOCK_POWER": 5, "TIMER0": 15, "TIMER1": 16, "TIMER2": 17, "QSPI": 43}
 
-BOARDS: dict[str, Preset] = {
-    "sim-nrf52840dk": Preset(
-        "sim-nrf52840dk", "nrf52840", "cortex-m4f", 256 * KIB, "mx25r6435f",
-        (0x40029000,), 0x12000000, _IRQS_52840, "nRF52840 DK: Cortex-M4F, MX25R6435F 8 MiB",
-    ),
-    "sim-nrf5340dk": Preset(
-        "sim-nrf5340dk", "nrf5340", "cortex-m33", 512 * KIB, "mx25r6435f",
-        (0x5002B000, 0x4002B000), 0x10000000, _IRQS_5340,
-        "nRF5340 DK application core: Cortex-M33, MX25R6435F 8 MiB",
-    ),
-    "sim-nrf5340-32mb": Preset(
-        "sim-nrf5340-32mb", "nrf5340", "cortex-m33", 512 * KIB, "is25wp256",
-        (0x5002B000, 0x4002B000), 0x10000000, _IRQS_5340,
-        "nRF5340 application core with an IS25WP256 32 MiB",
-    ),
-    "sim-nrf52840-32mb": Preset(
-        "sim-nrf52840-32mb", "nrf52840", "cortex-m4f", 256 * KIB, "mt25qu256a",
-        (0x40029000,), 0x12000000, _IRQS_52840, "nRF52840 with an MT25QU256A 32 MiB",
-    ),
+CHIP_MODELS: dict[str, ChipModel] = {
+    "nrf52840": ChipModel("cortex-m4f", 256 * KIB, (0x40029000,), _IRQS_52840),
+    "nrf5340": ChipModel("cortex-m33", 512 * KIB, (0x5002B000, 0x4002B000), _IRQS_5340),
 }
+
+# The virtual boards: the board table's sim-* rows.
+BOARDS: dict[str, boards.Board] = {name: b for name, b in boards.BOARDS.items() if b.virtual}
 
 RAM_BASE = 0x20000000
 CODE_RAM_ALIAS_52840 = 0x00800000
@@ -371,22 +357,23 @@ class BoardStats(MutableMapping):
 class Board:
     """One virtual board. Not thread-safe: one thread drives it (the wire server or a test)."""
 
-    def __init__(self, name: str, sim_image: str | PathLike | None = None) -> None:
-        if name not in BOARDS:
-            raise ValueError(f"unknown board {name!r} (known: {', '.join(sorted(BOARDS))})")
-        preset = BOARDS[name]
-        self.name = name
-        self.preset = preset
-        self.chip = preset.chip
+    def __init__(self, board: str | boards.Board, sim_image: str | PathLike | None = None) -> None:
+        row = BOARDS.get(board) if isinstance(board, str) else board
+        if row is None or not row.virtual:
+            raise ValueError(f"unknown virtual board {board!r} (known: {', '.join(BOARDS)})")
+        self.name = row.name
+        self.row = row  # the board table's row
+        self.model = model = CHIP_MODELS[row.chip]
+        self.chip = row.chip
         self.sim_image = sim_image
         self.clock = Clock()
         self.stats = BoardStats(self)
         nrf53 = self.chip == "nrf5340"
 
-        self.ram = bytearray(preset.ram_size)
+        self.ram = bytearray(model.ram_size)
         self.internal_flash = bytearray(b"\xff") * INTERNAL_FLASH_SIZE
         self.nvic = Nvic(NUM_IRQS[self.chip], priority_bits=3, has_itns=nrf53)
-        irqs = preset.irqs
+        irqs = model.irqs
         self.clock_periph = NrfClock(self.chip, self.clock, self._irq_line(irqs["CLOCK_POWER"]))
         self.timers = [
             Timer(f"TIMER{i}", self.chip, self.clock, cc_count=6 if nrf53 else 4,
@@ -401,7 +388,7 @@ class Board:
             self.clock_periph, *self.timers, *self.gpio, self.nvmc,
         ]
 
-        self.flash = NorFlash.from_part(preset.flash_part, sim_image)
+        self.flash = NorFlash.from_part(row.part, sim_image)
         self.memory = RamMemory(self)
         # The QSPI model drives the chip's advance() from this clock and advances the clock
         # itself for register accesses and SCK time.
@@ -420,7 +407,7 @@ class Board:
         self.bus = SystemBus(on_write_memory=self._memory_written)
         self.cpu_bus = CpuBus(self.bus, self.clock, lambda: self.core_hz)
         self.core = CortexM(
-            preset.core,
+            model.core,
             clock=self.clock,
             bus=self.cpu_bus,
             nvic=self.nvic,
@@ -483,7 +470,6 @@ class Board:
         self.stats["halts"] += 1
 
     def _build_memory_map(self) -> None:
-        p = self.preset
         nrf53 = self.chip == "nrf5340"
         bus, core = self.bus, self.core
 
@@ -510,12 +496,12 @@ class Board:
         bus.add(Region(uicr_base, 0x1000, "UICR", self.uicr, cpu_cycles=PERIPH_ACCESS_CYCLES))
 
         # XIP: the QSPI model charges its own SCK time
-        bus.add(Region(p.xip_base, XIP_SIZE, "XIP", XipWindow(self.qspi)))
-        core.map_mmio(p.xip_base, XIP_SIZE)
+        bus.add(Region(self.row.xip_base, XIP_SIZE, "XIP", XipWindow(self.qspi)))
+        core.map_mmio(self.row.xip_base, XIP_SIZE)
 
         # Peripherals (0x40000000..0x5FFFFFFF). QSPI charges its own time.
         qspi_dev = RegisterAdapter("QSPI", self.qspi)
-        for base in p.qspi_bases:
+        for base in self.model.qspi_bases:
             bus.add(Region(base, 0x1000, "QSPI", qspi_dev))
         if nrf53:
             ns = 0x10000000

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from qspi_gdb.log import get_logger
-from qspi_gdb.sim.parts import Addr, Command, Kind, Part, get_part
+from qspi_gdb.sim.parts import Addr, Command, Kind, PartModel, get_part
 
 log = get_logger("qspi_gdb.sim.nor")
 
@@ -178,7 +178,7 @@ class _Decoded:
 
 
 class NorFlash:
-    def __init__(self, part: Part, store: mmap.mmap, file=None) -> None:
+    def __init__(self, part: PartModel, store: mmap.mmap, file=None) -> None:
         self.part = part
         self.size = part.size
         self.jedec_id = part.jedec_id

@@ -1,23 +1,21 @@
-"""Datasheet facts for the modelled serial-NOR parts: IDs, SFDP images, command sets, timings.
+"""The modelled serial-NOR parts: for each row of the product's part table
+(`qspi_gdb.inputs.parts`: JEDEC ID, size, SFDP image) the model-only data the NOR model needs
+beside it (command set, registers, busy times, protection bits).
 
-Sources (see /work/shared/QSPI_FACTS.md §4, §5.6): SFDP bytes from `qspi_gdb.inputs.sfdp_dumps` (the
-one copy of the dumps, shared with the host's part table; only the bytes are shared, this module
-decodes them with its own JESD216 helpers so a controller decoder bug is not mirrored here):
-IS25WP256 as in qemu's m25p80_sfdp.c, MT25QU256A from the Linux mtd patch mail; the
-MX25R6435F basic flash parameter table as embedded in Zephyr's DK devicetree, wrapped in an
-SFDP header + one parameter header per JESD216B (the real chip has more tables, which we do
-not have). Typical/max busy times and read dummy cycles are *decoded from the SFDP image* so
-the model and what a host reads by RDSFDP can never disagree.
-
-Values marked UNVERIFIED are not in any source we could read; they are documented in README.
+Typical/max busy times and read dummy cycles are *decoded from the part's SFDP image* with this
+module's own JESD216 helpers, so the model and what a host reads by RDSFDP can never disagree,
+and a bug of the product's decoder (`qspi_gdb.inputs.sfdp`) cannot hide on both sides.
+Sources: /work/shared/QSPI_FACTS.md sections 4 and 5.6. Values marked UNVERIFIED are not in any
+source we could read; they are documented in README.
 """
 
 from __future__ import annotations
 
 import enum
+import functools
 from dataclasses import dataclass, field
 
-from qspi_gdb.inputs import sfdp_dumps as dumps
+from qspi_gdb.inputs import parts as table
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -98,12 +96,9 @@ class Timings:
 
 
 @dataclass(frozen=True)
-class Part:
-    name: str
-    jedec_id: bytes
-    size: int
+class PartModel:
+    row: table.Part  # the product's part table row: name, JEDEC ID, size, SFDP image
     page_size: int
-    sfdp: bytes
     commands: dict[int, Command]
     timings: Timings
     qe_mask: int | None  # SR1 bit that enables quad I/O; None = part has no QE bit
@@ -116,6 +111,23 @@ class Part:
     bp_bits: tuple[int, ...] = (2, 3, 4, 5)  # SR1 positions of BP0, BP1, ... (LSB first)
     tb_bit: int | None = None  # SR1 top/bottom bit (None: protection always from the top)
     notes: tuple[str, ...] = field(default=())
+
+    @property
+    def name(self) -> str:
+        return self.row.name
+
+    @property
+    def jedec_id(self) -> bytes:
+        return self.row.jedec_id
+
+    @property
+    def size(self) -> int:
+        return self.row.size
+
+    @functools.cached_property
+    def sfdp(self) -> bytes:
+        """The SFDP space the chip answers RDSFDP from: the part's image, 0xFF to 256 bytes."""
+        return _pad(self.row.sfdp_bytes)
 
     def protected_range(self, sr: int) -> tuple[int, int] | None:
         """[start, end) the block-protect bits guard: 2^(N-1) 64 KiB blocks for BP value N,
@@ -230,24 +242,6 @@ def _pad(image: bytes, length: int = 256) -> bytes:
     return image + b"\xff" * (length - len(image))
 
 
-# SFDP images: the raw bytes come from `qspi_gdb.inputs.sfdp_dumps` (shared with the host's part table);
-# only the padding to the 256-byte SFDP space the modelled chip answers from is done here.
-
-# SFDP header (signature, rev 1.6, NPH=0 -> one header, legacy protocol) + BFPT parameter header
-# (ID 0xFF00 rev 1.6, 16 DWORDs at 0x30), 0xFF up to the table, the table, 0xFF to 256 bytes.
-# Built per JESD216B: the facts sheet has no complete dump of this part.
-MX25R6435F_SFDP = _pad(
-    b"SFDP" + bytes([0x06, 0x01, 0x00, 0xFF])
-    + bytes([0x00, 0x06, 0x01, 0x10, 0x30, 0x00, 0x00, 0xFF])
-    + b"\xff" * (0x30 - 16)
-    + dumps.MX25R6435F_BFPT
-)
-
-IS25WP256_SFDP = _pad(dumps.IS25WP256_SFDP)
-
-MT25QU256A_SFDP = _pad(dumps.MT25QU256A_SFDP)
-
-
 # ---------------------------------------------------------------------------------------------
 # Command tables.
 
@@ -326,8 +320,9 @@ def _timings(sfdp: bytes, wrsr_typ: float, wrsr_max: float) -> Timings:
     )
 
 
-def _mx25r6435f() -> Part:
-    sfdp = MX25R6435F_SFDP
+def _mx25r6435f() -> PartModel:
+    row = table.by_name("MX25R6435F")
+    sfdp = _pad(row.sfdp_bytes)
     cmds = _basic(wrsr_bytes=3)  # SR, CR1, CR2
     cmds |= _reads(bfp_read_dummy(_bfp(sfdp)), four_byte=False)
     cmds |= _cmd(
@@ -335,12 +330,9 @@ def _mx25r6435f() -> Part:
         Command(0x15, Kind.RDCR),
         Command(0xAB, Kind.RDP, dummy=24),  # RES: 3 dummy bytes, then the signature
     )
-    return Part(
-        name="mx25r6435f",
-        jedec_id=bytes([0xC2, 0x28, 0x17]),
-        size=8 * MiB,
+    return PartModel(
+        row=row,
         page_size=256,
-        sfdp=sfdp,
         commands=cmds,
         timings=_timings(sfdp, wrsr_typ=0.010, wrsr_max=0.030),
         qe_mask=0x40,
@@ -351,8 +343,9 @@ def _mx25r6435f() -> Part:
     )
 
 
-def _is25wp256() -> Part:
-    sfdp = IS25WP256_SFDP
+def _is25wp256() -> PartModel:
+    row = table.by_name("IS25WP256")
+    sfdp = _pad(row.sfdp_bytes)
     cmds = _basic(wrsr_bytes=1)
     cmds |= _reads(bfp_read_dummy(_bfp(sfdp)), four_byte=True)
     cmds |= _four_byte_erase_program(with_32k=True)
@@ -368,12 +361,9 @@ def _is25wp256() -> Part:
         Command(0x17, Kind.WRBR, max_data=1),
         Command(0xAB, Kind.RDP),
     )
-    return Part(
-        name="is25wp256",
-        jedec_id=bytes([0x9D, 0x70, 0x19]),
-        size=32 * MiB,
+    return PartModel(
+        row=row,
         page_size=256,
-        sfdp=sfdp,
         commands=cmds,
         timings=_timings(sfdp, wrsr_typ=0.002, wrsr_max=0.015),
         qe_mask=0x40,
@@ -385,8 +375,9 @@ def _is25wp256() -> Part:
     )
 
 
-def _mt25qu256a() -> Part:
-    sfdp = MT25QU256A_SFDP
+def _mt25qu256a() -> PartModel:
+    row = table.by_name("MT25QU256A")
+    sfdp = _pad(row.sfdp_bytes)
     cmds = _basic(wrsr_bytes=1)
     cmds |= _reads(bfp_read_dummy(_bfp(sfdp)), four_byte=True)
     # 4BAIT: erase types 1 (4K, 21h) and 2 (64K, DCh) only, so no 4-byte 32K erase.
@@ -407,12 +398,9 @@ def _mt25qu256a() -> Part:
         Command(0xB1, Kind.WRNVCR, max_data=2),
         Command(0xAB, Kind.RDP),
     )
-    return Part(
-        name="mt25qu256a",
-        jedec_id=bytes([0x20, 0xBB, 0x19]),
-        size=32 * MiB,
+    return PartModel(
+        row=row,
         page_size=256,
-        sfdp=sfdp,
         commands=cmds,
         timings=_timings(sfdp, wrsr_typ=0.0013, wrsr_max=0.008),
         qe_mask=None,  # QER=0: quad commands always available; SR bit6 is BP3
@@ -426,10 +414,10 @@ def _mt25qu256a() -> Part:
     )
 
 
-PARTS: dict[str, Part] = {p.name: p for p in (_mx25r6435f(), _is25wp256(), _mt25qu256a())}
+PARTS: dict[str, PartModel] = {p.name.lower(): p for p in (_mx25r6435f(), _is25wp256(), _mt25qu256a())}
 
 
-def get_part(name: str) -> Part:
+def get_part(name: str) -> PartModel:
     try:
         return PARTS[name.lower()]
     except KeyError:

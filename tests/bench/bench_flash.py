@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 
 from qspi_gdb.inputs import flash_config as flashcfg
+from qspi_gdb.inputs.config_values import cli_layer
 from qspi_gdb import log
 from qspi_gdb.errors import QspiGdbError
 from qspi_gdb.inputs.image import image_from_segments
@@ -109,7 +110,7 @@ def _timer_us(programmer: Programmer) -> int:
 def run_case(case: str, board: str, offset: int, size: int, workdir: Path,
              *, reflash_of: Path | None = None, sck_hz: int | None = None) -> dict:
     flash_file = reflash_of or workdir / f"{board}-{case}.flash"
-    layers = [flashcfg.cli_layer(sck_frequency=sck_hz)] if sck_hz else []
+    layers = [cli_layer(sck_frequency=sck_hz)] if sck_hz else []
     preset = flashcfg.build_config(board, layers)
     data = random.Random(f"{board}-{size}").randbytes(size)
     image = image_from_segments([(offset, data)], xip_base=preset.xip_base, path=case)
