@@ -41,7 +41,7 @@ test: deps venv
 	$(BIN)/python -m pytest -q
 
 demo: deps venv
-	$(BIN)/python -m qspi_gdb.cli.demo
+	$(BIN)/qspi-gdb demo
 
 bench: deps venv
 	$(BIN)/python tests/bench/run_all.py

@@ -1,3 +1,9 @@
-"""qspi-gdb: program the external QSPI NOR flash of nRF52840 / nRF5340 boards through a debug probe."""
+"""qspi-gdb: program the external QSPI NOR flash of nRF52840 / nRF5340 boards through a debug probe.
+
+Layers (README "Architecture"): `inputs` (image, boards, parts, configs, SFDP) -> `flash` (rules,
+plan, programmer, jobs) -> `loader` (mailbox ABI, loader client) -> `transport` (OpenOCD, GDB/MI);
+`connect` joins a board with the transport; `cli` is the command line; `sim` is the virtual board,
+a separate program. `errors` and `log` are leaves every layer may use.
+"""
 
 __version__ = "0.1.0"

@@ -1,6 +1,7 @@
 """Typed errors and the exit codes they map to (README "Exit codes")."""
 
 EXIT_OK = 0
+EXIT_INTERNAL = 1  # an unexpected exception: a bug
 EXIT_USAGE = 2  # usage or bad input; nothing was written
 EXIT_TARGET = 3  # connection or target failure
 EXIT_VERIFY = 4  # verify mismatch

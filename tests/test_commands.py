@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from qspi_gdb.cli import main
+from qspi_gdb.sim.cli import main as sim_main
 
 CONFIG_JSON = Path(__file__).resolve().parent.parent / "examples" / "nrf5340_32mb_ext_mem.json"
 
@@ -74,22 +75,22 @@ def test_sim_image_needs_a_virtual_board(seed_bin, capsys):
     assert code == 2 and "--sim-image needs a virtual board" in capsys.readouterr().err
 
 
-def _interrupting_body(*phases):
-    def body(_args, progress, _result):
+def _interrupting_job(*phases):
+    def job(_target, _image, _options, _open_target, progress, _result):
         from qspi_gdb.flash.progress import PhaseStarted
 
         for phase in phases:
             progress(PhaseStarted(phase, 4096))
         raise KeyboardInterrupt
-    return body
+    return job
 
 
 def test_interrupt_while_writing_says_the_range_may_be_partly_written(monkeypatch, seed_bin,
                                                                        capsys):
-    from qspi_gdb.flash import programmer
+    from qspi_gdb.flash import jobs
     from qspi_gdb.flash.progress import ERASING, PROGRAMMING
 
-    monkeypatch.setattr(programmer, "run_flash", _interrupting_body(ERASING, PROGRAMMING))
+    monkeypatch.setattr(jobs, "flash", _interrupting_job(ERASING, PROGRAMMING))
     code = main(["flash", f"{seed_bin}@0x11E98000", "--board", "sim-nrf5340-32mb", "--json"])
     captured = capsys.readouterr()
     result = json.loads(captured.out)
@@ -101,10 +102,10 @@ def test_interrupt_while_writing_says_the_range_may_be_partly_written(monkeypatc
 
 
 def test_interrupt_before_writing_says_nothing_was_written(monkeypatch, seed_bin, capsys):
-    from qspi_gdb.flash import programmer
+    from qspi_gdb.flash import jobs
     from qspi_gdb.flash.progress import READING
 
-    monkeypatch.setattr(programmer, "run_flash", _interrupting_body(READING))
+    monkeypatch.setattr(jobs, "flash", _interrupting_job(READING))
     code = main(["flash", f"{seed_bin}@0x11E98000", "--board", "sim-nrf5340-32mb"])
     assert code == 130
     assert capsys.readouterr().err.strip().endswith("qspi-gdb: interrupted; nothing was written")
@@ -127,9 +128,9 @@ def test_sim_flash_file_problems_are_one_line_usage_errors(tmp_path, capsys):
              (tmp_path, "is a directory"),
              (wrong_size, "is 4096 bytes but part 'MX25R6435F' is 8388608 bytes")]
     for path, reason in cases:
-        assert main(["sim", "--board", "sim-nrf5340dk", "--sim-image", str(path)]) == 2
+        assert sim_main(["--board", "sim-nrf5340dk", "--sim-image", str(path)]) == 2
         err = capsys.readouterr().err
-        assert err.startswith(f"qspi-gdb: error: --sim-image {path}: ")
+        assert err.startswith(f"qspi-gdb sim: error: --sim-image {path}: ")
         assert reason in err and err.count("\n") == 1
 
 
@@ -142,12 +143,12 @@ def test_read_into_a_directory_is_refused_before_connecting(tmp_path, capsys):
 
 def test_an_unexpected_exception_is_one_line_exit_1_and_json_still_printed(monkeypatch, seed_bin,
                                                                            capsys):
-    from qspi_gdb.flash import programmer
+    from qspi_gdb.flash import jobs
 
-    def broken(_args, _progress, _result):
+    def broken(*_args):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(programmer, "run_flash", broken)
+    monkeypatch.setattr(jobs, "flash", broken)
     code = main(["flash", f"{seed_bin}@0x11E98000", "--board", "sim-nrf5340-32mb", "--json"])
     captured = capsys.readouterr()
     assert code == 1

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
 import random
 import shutil
 import struct
@@ -26,7 +25,8 @@ from intelhex import IntelHex
 from qspi_gdb import log
 from qspi_gdb.cli import demo
 from qspi_gdb.cli import main
-from qspi_gdb.transport.openocd import OpenOcd, SimServer
+from qspi_gdb.transport.openocd import OpenOcd
+from qspi_gdb.transport.virtual_board import VirtualBoardProcess
 
 pytestmark = [
     pytest.mark.integration,
@@ -89,12 +89,12 @@ def work(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def seed(work):
-    """The seed scenario, flashed once by `python -m qspi_gdb.cli.demo` (what `make demo` runs):
+    """The seed scenario, flashed once by `qspi-gdb demo` (what `make demo` runs):
     (image path, image bytes, flash file, (exit code, demo output))."""
     workdir = work / "demo"
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        code = demo.main(["--workdir", str(workdir)])
+        code = demo.run_demo(main, workdir)
     image_path = workdir / "zephyr.recovery.bin"
     return image_path, image_path.read_bytes(), workdir / "flash-32mb.bin", (code, out.getvalue())
 
@@ -257,7 +257,7 @@ def test_gdb_server_someone_else_runs(work, capsys):
     data = random.Random(3).randbytes(10_000)
     image = work / "remote.bin"
     image.write_bytes(data)
-    with SimServer("sim-nrf52840-32mb", image=flash_file) as sim, \
+    with VirtualBoardProcess("sim-nrf52840-32mb", image=flash_file) as sim, \
             OpenOcd([*sim.openocd_script(), ("f", "target/nrf52840.cfg")]) as openocd:
         code, result, _ = run_cli(capsys, "flash", f"{image}@0x12F00000", "--board",
                                   "sim-nrf52840-32mb", "--gdb-server", openocd.gdb_address,

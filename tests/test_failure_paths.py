@@ -25,7 +25,7 @@ def board(monkeypatch):
 
     @contextlib.contextmanager
     def in_process_session(options, *, elf=None):
-        yield session_mod.Session(link=InProcessLink(the_board), openocd=None, sim=None,
+        yield session_mod.Session(link=InProcessLink(the_board), openocd=None, board_process=None,
                                   address="in-process")
 
     monkeypatch.setattr(session_mod, "open_session", in_process_session)

@@ -14,7 +14,8 @@ from qspi_gdb import log
 from qspi_gdb.errors import TargetError, UsageError
 from qspi_gdb.transport.gdb_link import DHCSR, DHCSR_S_HALT, ConnectError, GdbLink
 from qspi_gdb.transport.gdbmi import GdbMi
-from qspi_gdb.transport.openocd import OpenOcd, SimServer
+from qspi_gdb.transport.openocd import OpenOcd
+from qspi_gdb.transport.virtual_board import VirtualBoardProcess
 
 pytestmark = [
     pytest.mark.integration,
@@ -50,7 +51,7 @@ def programs(tmp_path_factory):
 @pytest.fixture(scope="module")
 def board():
     log.configure(0)
-    with SimServer("sim-nrf5340dk") as sim, \
+    with VirtualBoardProcess("sim-nrf5340dk") as sim, \
             OpenOcd([*sim.openocd_script(), ("f", "target/nrf5340.cfg")]) as openocd:
         yield openocd.gdb_address
 

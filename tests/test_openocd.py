@@ -10,8 +10,9 @@ import pytest
 from qspi_gdb.transport import session
 from qspi_gdb.errors import TargetError, UsageError
 from qspi_gdb.transport.gdb_link import ConnectError
-from qspi_gdb.transport.openocd import (OpenOcd, SimServer, free_tcp_port, interface_config,
-                              summarize_log)
+from qspi_gdb.transport.openocd import OpenOcd, interface_config, summarize_log
+from qspi_gdb.transport.ports import free_tcp_port
+from qspi_gdb.transport.virtual_board import VirtualBoardProcess
 from qspi_gdb.transport.session import TargetOptions, check_gdb_server, open_session, openocd_script
 
 
@@ -80,7 +81,7 @@ def test_free_port_is_usable():
 
 
 def test_sim_that_cannot_start_is_reported():
-    sim = SimServer("no-such-board", ready_timeout_s=20)
+    sim = VirtualBoardProcess("no-such-board", ready_timeout_s=20)
     with pytest.raises(UsageError, match="^unknown virtual board 'no-such-board'"):
         sim.start()
     assert sim.pid is None
@@ -98,7 +99,7 @@ def test_failure_right_after_ready_still_stops_openocd(monkeypatch):
     def explode(*_a, **_k):
         raise Boom()
 
-    with SimServer("sim-nrf5340dk") as sim:
+    with VirtualBoardProcess("sim-nrf5340dk") as sim:
         server = OpenOcd([*sim.openocd_script(), ("f", "target/nrf5340.cfg")])
         monkeypatch.setattr(module._log, "info", explode)
         with pytest.raises(Boom):
@@ -185,7 +186,7 @@ def test_openocd_errors_are_added_only_to_connection_failures(monkeypatch):
 def test_sim_refusing_its_input_is_a_usage_error_with_its_own_message(tmp_path):
     image = tmp_path / "small.img"
     image.write_bytes(b"\xff" * 1000)
-    sim = SimServer("sim-nrf5340-32mb", image=image, ready_timeout_s=20)
+    sim = VirtualBoardProcess("sim-nrf5340-32mb", image=image, ready_timeout_s=20)
     with pytest.raises(UsageError) as info:
         sim.start()
     message = str(info.value)

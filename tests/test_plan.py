@@ -14,7 +14,9 @@ from qspi_gdb.inputs.detect import apply_chip
 from qspi_gdb.inputs.flash_config import EraseSpec, Timing, build_config
 from qspi_gdb.errors import UsageError
 from qspi_gdb.inputs.image import Image, Segment, image_from_segments
-from qspi_gdb.flash.plan import Range, build_sector, erase_plan, image_checks, plan, resolve_range
+from qspi_gdb.flash.plan import build_sector, erase_plan, image_checks, plan
+from qspi_gdb.flash.plan_text import render_plan
+from qspi_gdb.flash.rules import Range, resolve_range
 from qspi_gdb.inputs.sfdp_decode import parse_sfdp
 from qspi_gdb.inputs.parts import IS25WP256_SFDP, MX25R6435F_SFDP
 
@@ -97,7 +99,7 @@ def test_seed_case_plan():
     assert p.image_pages == p.pages_to_program == -(-512583 // 256)
     assert p.verify == (Range(0x1E98000, 0x1F16000 - 0x1E98000),)
     assert p.sectors_written == 126 and p.sectors_erased == 21 and not p.crc_checked
-    text = p.render()
+    text = render_plan(p)
     assert "XIP address 0x11E98000 (flash offset 0x01E98000)" in text and "MODE32BIT" in text
     doc = json.loads(json.dumps(p.to_json()))
     assert doc["sectors_written"] == 126 and doc["fill_bytes"] == 3513 and len(doc["operations"]) == 21
@@ -120,7 +122,7 @@ def test_all_ff_image_pages_are_not_programmed():
     p = plan(seg_image((0, b"\xff" * 4096)), SMALL)
     (op,) = p.operations
     assert len(op.pages) == 16 and p.build(op).program == () and p.pages_to_program == 0
-    assert "16 all-0xFF page(s) need no programming" in p.render()
+    assert "16 all-0xFF page(s) need no programming" in render_plan(p)
 
 
 def test_auto_uses_64k_only_for_fully_rewritten_blocks_when_faster():
@@ -158,7 +160,7 @@ def test_chip_erase_only_when_asked():
     assert p.chip_erase and p.bytes_erased == MIB and p.erase_mode == "chip"
     (op,) = p.operations
     assert op.erase == "none" and op.fills == () and op.offset == 0x1000
-    assert "whole chip" in p.render()
+    assert "whole chip" in render_plan(p)
     assert not plan(img, SMALL).chip_erase
 
 

@@ -14,8 +14,8 @@ import pytest
 from qspi_gdb.inputs import flash_config as flashcfg
 from qspi_gdb.errors import UsageError
 from qspi_gdb.inputs.image import image_from_segments
-from qspi_gdb.flash.plan import Range
-from qspi_gdb.flash.programmer import Programmer, erase_steps, expected_bytes
+from qspi_gdb.flash.programmer import Programmer, expected_bytes
+from qspi_gdb.flash.rules import Range, erase_runs
 from qspi_gdb.flash.progress import PhaseFinished, PhaseStarted
 
 board_mod = pytest.importorskip("qspi_gdb.sim.board")
@@ -92,20 +92,21 @@ def test_read_and_erase(rig):
     data = random.Random(3).randbytes(0x12000)
     rig.programmer.flash(rig.image((0x40000, data)))
     assert rig.programmer.read(0x40000 + 10, 100) == data[10:110]
-    units, erased, chip = rig.programmer.erase(0x40000, 0x11000)
-    assert (units, erased, chip) == (2, 0x11000, False)
+    runs = erase_runs(rig.config, Range(0x40000, 0x11000))
+    assert sum(run.units for run in runs) == 2  # one 64 KiB block and one 4 KiB sector
+    rig.programmer.erase(runs)
     assert rig.flash_bytes(0x40000, 0x11000) == b"\xff" * 0x11000
     assert rig.flash_bytes(0x51000, 0x1000) == data[0x11000:]
-    with pytest.raises(UsageError, match="past the end"):
+    with pytest.raises(UsageError, match="runs past the end"):
         rig.programmer.read((32 << 20) - 4, 8)
 
 
-def test_erase_steps_use_blocks_only_for_whole_aligned_blocks(rig):
-    steps = erase_steps(rig.config, 0xF000, 0x22000)
+def test_erase_runs_use_blocks_only_for_whole_aligned_blocks(rig):
+    steps = erase_runs(rig.config, Range(0xF000, 0x22000))
     assert [(s.offset, s.length, s.block) for s in steps] == [
         (0xF000, 0x1000, 4096), (0x10000, 0x20000, 65536), (0x30000, 0x1000, 4096)]
     with pytest.raises(UsageError, match="whole 4 KiB sectors"):
-        erase_steps(rig.config, 0x100, 0x1000)
+        erase_runs(rig.config, Range(0x100, 0x1000))
 
 
 def test_expected_bytes_prefers_rewritten_units_over_image():

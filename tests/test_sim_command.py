@@ -14,7 +14,7 @@ import sys
 import pytest
 
 from bitbang_client import read_idcode
-from qspi_gdb.cli import main
+from qspi_gdb.sim.cli import main as sim_main
 
 
 def _start(*args: str) -> subprocess.Popen:
@@ -68,11 +68,11 @@ def test_two_boards_on_free_tcp_ports_then_signals_end_them_cleanly():
 
 
 def test_unknown_board_is_a_usage_error(capsys):
-    assert main(["sim", "--board", "sim-nope"]) == 2
+    assert sim_main(["--board", "sim-nope"]) == 2
     assert "unknown virtual board" in capsys.readouterr().err
 
 
 def test_port_and_socket_are_exclusive():
     with pytest.raises(SystemExit) as exc:
-        main(["sim", "--board", "sim-nrf52840dk", "--port", "1", "--socket", "/tmp/x"])
+        sim_main(["--board", "sim-nrf52840dk", "--port", "1", "--socket", "/tmp/x"])
     assert exc.value.code == 2

@@ -1,4 +1,4 @@
-"""`python -m qspi_gdb.cli.demo` (`make demo`): the case that started the project, on a virtual board.
+"""`qspi-gdb demo` (`make demo`): the case that started the project, on a virtual board.
 
 Creates an example 512,583-byte image, flashes it at XIP address 0x11E98000 (flash offset
 0x1E98000) of the 32 MiB virtual nRF5340 board configured by the nrfutil ext-mem JSON from
@@ -8,12 +8,10 @@ summary and reads a few bytes back through the same path.
 
 from __future__ import annotations
 
-import argparse
 import random
-import sys
 from pathlib import Path
 
-from qspi_gdb import cli
+from typing import Callable
 
 IMAGE_BYTES = 512_583
 XIP_ADDRESS = 0x11E98000
@@ -44,17 +42,11 @@ def hexdump(data: bytes, base: int) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m qspi_gdb.cli.demo", description=__doc__)
-    parser.add_argument("--workdir", default="build/demo", help="where the image and the "
-                        "virtual board's flash file go (default: build/demo)")
-    parser.add_argument("--fresh", action="store_true", default=True,
-                        help="start from an erased chip (default)")
-    parser.add_argument("--keep-flash", dest="fresh", action="store_false",
-                        help="keep the flash file of a previous run (shows skip-unchanged)")
-    args = parser.parse_args(argv)
-
-    work = Path(args.workdir)
+def run_demo(qspi_gdb: Callable[[list[str]], int], workdir: str | Path = "build/demo", *,
+             fresh: bool = True) -> int:
+    """Flash the seed case with the command line `qspi_gdb` (its main), read it back, show it;
+    returns the exit code."""
+    work = Path(workdir)
     work.mkdir(parents=True, exist_ok=True)
     image_path = work / "zephyr.recovery.bin"
     image = example_image()
@@ -63,18 +55,18 @@ def main(argv: list[str] | None = None) -> int:
     if not config.is_file():
         config.write_text(CONFIG_TEXT)
     flash_file = work / "flash-32mb.bin"
-    if args.fresh and flash_file.exists():
+    if fresh and flash_file.exists():
         flash_file.unlink()
 
     print(f"Flashing {image_path} ({len(image):,} bytes) at 0x{XIP_ADDRESS:08X} on {BOARD} "
           f"with {config}", flush=True)
     common = ["--board", BOARD, "--config", str(config), "--sim-image", str(flash_file)]
-    code = cli.main(["flash", f"{image_path}@0x{XIP_ADDRESS:08X}", *common])
+    code = qspi_gdb(["flash", f"{image_path}@0x{XIP_ADDRESS:08X}", *common])
     if code:
         return code
 
     readback = work / "readback.bin"
-    code = cli.main(["read", f"0x{XIP_ADDRESS:08X}", "64", "-o", str(readback), *common])
+    code = qspi_gdb(["read", f"0x{XIP_ADDRESS:08X}", "64", "-o", str(readback), *common])
     if code:
         return code
     data = readback.read_bytes()
@@ -88,7 +80,3 @@ def main(argv: list[str] | None = None) -> int:
           f"  .venv/bin/qspi-gdb verify {image_path}@0x{XIP_ADDRESS:08X} {' '.join(common)}\n"
           f"  .venv/bin/qspi-gdb info {' '.join(common)}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

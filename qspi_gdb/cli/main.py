@@ -1,25 +1,26 @@
-"""`qspi-gdb` command line: argument parsing, logging set-up, error rendering, exit codes.
+"""`qspi-gdb` command line: the top-level parser, logging set-up, error rendering, exit codes.
 
-Each group of subcommands lives in its own module with a `register(subparsers)` function; the
-parser it adds sets `func(args) -> int` (the exit code).
+The subcommands' parsers come from `qspi_gdb.cli.commands` (each sets `func(args) -> int`, the
+exit code). `qspi-gdb sim ...` runs the virtual board's own program (`python -m qspi_gdb.sim`)
+as a child: the product never imports the virtual board.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
+import signal
+import subprocess
 import sys
 
 from qspi_gdb import __version__, log
-from qspi_gdb.errors import EXIT_INTERRUPTED, EXIT_USAGE, QspiGdbError
+from qspi_gdb.cli import commands, demo
+from qspi_gdb.cli.run import internal_error_text
+from qspi_gdb.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, QspiGdbError
+from qspi_gdb.flash.result import Result
 
-# Modules that add subcommands, in help order.
-COMMAND_MODULES = (
-    "qspi_gdb.cli.commands",  # flash, verify, read, erase, info
-    "qspi_gdb.sim.cli",  # sim
-)
+TOP_LEVEL_OPTIONS = ("-v", "--verbose", "-vv", "-vvv")
 
 
 class ArgumentError(Exception):
@@ -52,15 +53,53 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"qspi-gdb {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="debug log output")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).register(sub)
+    commands.register(sub)
+    demo_parser = sub.add_parser(
+        "demo", help="flash the seed case onto a virtual board and show it verified",
+        description="Create a 512,583-byte image, flash it at 0x11E98000 of the 32 MiB virtual "
+        "nRF5340 board with the nrfutil JSON from examples/, verify it and read it back.")
+    demo_parser.add_argument("--workdir", default="build/demo", help="where the image and the "
+                             "virtual board's flash file go (default: build/demo)")
+    demo_parser.add_argument("--keep-flash", dest="fresh", action="store_false",
+                             help="keep the flash file of a previous run (shows skip-unchanged)")
+    demo_parser.set_defaults(func=lambda args: demo.run_demo(main, args.workdir, fresh=args.fresh))
     parser.commands = frozenset(sub.choices)
     return parser
 
 
+def _sim_arguments(argv: list[str]) -> list[str] | None:
+    """The virtual board's arguments when the command is `sim` (after top-level options)."""
+    for i, arg in enumerate(argv):
+        if arg == "sim":
+            return argv[i + 1:]
+        if arg not in TOP_LEVEL_OPTIONS:
+            return None
+    return None
+
+
+def run_sim(arguments: list[str]) -> int:
+    """`qspi-gdb sim ...`: the virtual board's program as a child in our process group, so a
+    terminal's Ctrl-C reaches it directly; we wait for it and pass its exit code on."""
+    with subprocess.Popen([sys.executable, "-m", "qspi_gdb.sim", *arguments]) as child:
+        forward = {sig: signal.signal(sig, lambda signum, _frame: child.send_signal(signum))
+                   for sig in (signal.SIGTERM, signal.SIGHUP)}
+        try:
+            while True:
+                try:
+                    return child.wait()
+                except KeyboardInterrupt:
+                    continue  # the child got the same SIGINT and shuts down by itself
+        finally:
+            for sig, previous in forward.items():
+                signal.signal(sig, previous)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
     argv = sys.argv[1:] if argv is None else argv
+    sim_arguments = _sim_arguments(argv)
+    if sim_arguments is not None:
+        return run_sim(sim_arguments)
+    parser = build_parser()
     try:
         args = parser.parse_args(argv)
     except ArgumentError as exc:
@@ -87,8 +126,6 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         if args.verbose:
             raise
-        from qspi_gdb.cli.commands import EXIT_INTERNAL, internal_error_text
-
         print(f"qspi-gdb: {_red('error:')} {internal_error_text(exc)}", file=sys.stderr)
         return EXIT_INTERNAL
 
@@ -102,8 +139,6 @@ def _red(text: str) -> str:
 
 
 def _usage_failure(command: str, message: str) -> dict:
-    from qspi_gdb.cli.output import Result
-
     result = Result(command=command)
     result.error = {"message": message, "exit_code": EXIT_USAGE}
     return result.to_json()

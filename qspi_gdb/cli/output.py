@@ -1,8 +1,6 @@
-"""What a command did, and how it is shown: a progress bar on a TTY (JSON lines otherwise) from
-the programmer's typed events, one summary line, and the `--json` result object.
-
-The `--json` object (schema "qspi-gdb/result/1", documented in README "The --json result") is
-`Result.to_json()`; every count in it comes from the same events and plan the summary line uses.
+"""How a command's work is shown: a progress bar on a TTY (JSON lines otherwise) from the
+programmer's typed events, one summary line, and the `--json` result object
+(`qspi_gdb.flash.result.Result.to_json()`); every count comes from the same events and plan.
 """
 
 from __future__ import annotations
@@ -13,10 +11,10 @@ import os
 import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass, field
-from typing import IO, Any
+from typing import IO
 
 from qspi_gdb import log
+from qspi_gdb.flash.result import Result
 from qspi_gdb.flash.progress import (
     PhaseFailed,
     PhaseFinished,
@@ -25,57 +23,7 @@ from qspi_gdb.flash.progress import (
     ProgressEvent,
 )
 
-SCHEMA = "qspi-gdb/result/1"
-_log = log.get_logger("qspi_gdb.flash.progress")
-
-
-@dataclass
-class Result:
-    """One command's outcome. Offsets are flash offsets; sizes in bytes."""
-
-    command: str  # flash | verify | read | erase | info
-    ok: bool = False
-    board: str | None = None
-    part: str | None = None  # detected part name, when known
-    jedec_id: str | None = None  # e.g. "9D7019"
-    flash_size: int | None = None
-    address_mode: str | None = None  # "24-bit" | "32-bit"
-    image: dict | None = None  # qspi_gdb.inputs.image.Image.to_json()
-    dry_run: bool = False
-    sectors_erased: int = 0
-    bytes_erased: int = 0
-    chip_erased: bool = False
-    sectors_written: int = 0
-    pages_programmed: int = 0
-    bytes_programmed: int = 0
-    sectors_skipped_unchanged: int = 0
-    bytes_skipped_unchanged: int = 0
-    bytes_preserved: int = 0  # read-modify-write: bytes outside the image kept in erased sectors
-    verify: str = "not run"  # "verified" | "not verified" | "mismatch" | "not run"
-    verified_ranges: list[dict] = field(default_factory=list)  # {offset, length, crc32}
-    mismatched_ranges: list[dict] = field(default_factory=list)  # {offset, length, expected, actual}
-    bytes_read: int = 0
-    output_file: str | None = None
-    seconds: float = 0.0
-    phase_seconds: dict[str, float] = field(default_factory=dict)
-    stops: int = 0  # resume/stop cycles of the loader
-    info: dict | None = None  # `info`: detected chip, SFDP summary
-    plan: dict | None = None  # --dry-run: the plan
-    error: dict | None = None  # {message, exit_code}
-    warnings: list[str] = field(default_factory=list)  # configured values the chip overrode
-
-    @property
-    def verified(self) -> bool:
-        return self.verify == "verified"
-
-    def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["schema"] = SCHEMA
-        data["verified"] = self.verified
-        image_bytes = (self.image or {}).get("bytes") or 0
-        data["stops_per_mib"] = round(self.stops / (image_bytes / (1 << 20)), 2) \
-            if image_bytes else None
-        return data
+_log = log.get_logger(__name__)
 
 
 def human_size(n: int) -> str:
@@ -201,6 +149,7 @@ class ProgressView:
         self.width = width
         self.columns = columns or _terminal_columns(self.stream)
         self.phase_seconds: dict[str, float] = {}
+        self.failed: list[str] = []  # phases that ended with an error or an interrupt
         self._started: dict[str, float] = {}
         self._last_emit = 0.0
         self._line_open = False
@@ -223,9 +172,11 @@ class ProgressView:
             self._started[event.phase] = now - event.seconds  # the programmer's own timing
             self._emit(event.phase, now, force=True, finished=True)
         elif isinstance(event, PhaseFailed):
+            # the error itself is rendered once, by the command line; here the bar ends
             self._active.pop(event.phase, None)
+            self.failed.append(event.phase)
             self.close()
-            _log.warning("phase failed", phase=event.phase, message=event.message)
+            _log.debug("phase failed", phase=event.phase, message=event.message)
 
     @property
     def running(self) -> tuple[str, ...]:

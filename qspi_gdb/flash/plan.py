@@ -1,8 +1,8 @@
 """The flash plan: a pure function of an Image and a FlashConfig (no processes, no I/O).
 
 `plan()` decides, sector by sector, what the programmer will do:
-  - refuse what the chip or the address mode cannot do (past the chip end, overlaps,
-    data at or above 16 MiB in 24-bit mode, beyond 16 MiB on a chip without 4-byte mode);
+  - refuse what the chip or the address mode cannot do (`qspi_gdb.flash.rules.check_image`:
+    past the chip end, overlaps, 16 MiB and 24-bit mode, chips without 4-byte mode);
   - skip 4 KiB sectors whose on-target CRC32 of the image-covered bytes already matches
     (the rest of such a sector is kept anyway, so the whole sector is unchanged);
   - choose the erase unit (4 KiB or 64 KiB) from datasheet times, chip erase only when asked;
@@ -20,29 +20,12 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Sequence
 
-from qspi_gdb.inputs.flash_config import MIB16, FlashConfig
 from qspi_gdb.errors import UsageError
-from qspi_gdb.inputs.image import Image, image_from_segments, parse_int, to_flash_offset
+from qspi_gdb.flash.rules import BLOCK, Range, check_chip_erase, check_image, erase_unit
+from qspi_gdb.inputs.flash_config import FlashConfig
+from qspi_gdb.inputs.image import Image, image_from_segments
 
-BLOCK = 65536
 ERASED = 0xFF
-ERASE_NAMES = {4096: "4KB", 65536: "64KB"}  # nRF ERASE.LEN names
-
-
-@dataclass(frozen=True, order=True)
-class Range:
-    offset: int
-    length: int
-
-    @property
-    def end(self) -> int:
-        return self.offset + self.length
-
-    def to_json(self) -> dict:
-        return {"offset": self.offset, "length": self.length}
-
-    def __str__(self) -> str:
-        return f"0x{self.offset:08X}..0x{self.end - 1:08X}"
 
 
 # On-target CRC32 (zlib polynomial, as the loader computes it) of the current flash contents
@@ -207,85 +190,6 @@ class Plan:
             out["unchanged"] = [r.to_json() for r in self.unchanged]
         return out
 
-    def render(self, max_lines: int = 40) -> str:
-        """Human text for --dry-run."""
-        img = self.image
-        lines = [
-            f"Plan: {img.describe()}",
-            f"  flash: {self.part or 'unknown part'}, {_size(self.flash_size)}, "
-            f"{'MODE32BIT' if self.address_mode == 32 else 'MODE24BIT'}, erase {self.erase_mode}",
-        ]
-        if self.nothing_to_do:
-            lines.append(f"  nothing to write: all {self.sectors_unchanged} sector(s) already hold the image")
-        if self.chip_erase:
-            lines.append(f"  erase: whole chip ({_size(self.flash_size)})")
-        else:
-            by_size = {}
-            for op in self.operations:
-                by_size[op.erase] = by_size.get(op.erase, 0) + 1
-            desc = ", ".join(f"{n} x {name}" for name, n in sorted(by_size.items())) or "nothing"
-            lines.append(f"  erase: {desc} ({_size(self.bytes_erased)})")
-        blank = self.image_pages - self.pages_to_program
-        lines.append(
-            f"  program: {self.pages_to_program} page(s) of {self.page_size} B with image data"
-            + (f" ({blank} all-0xFF page(s) need no programming)" if blank else "")
-        )
-        if self.fill_bytes:
-            lines.append(
-                f"  keep: {self.fill_bytes} byte(s) outside the image in {len(self.read_back)} range(s) "
-                "are read back and written again"
-            )
-        if self.crc_checked:
-            lines.append(f"  unchanged (CRC32 matched, skipped): {self.sectors_unchanged} sector(s)")
-        else:
-            lines.append("  unchanged sectors: not checked")
-        lines.append("  verify (CRC32 on target): " + (", ".join(map(str, self.verify)) or "nothing"))
-        lines.append(
-            f"  estimated typical time: {self.estimate_typ_s:.2f} s "
-            f"(erase {self.erase_typ_s:.2f} s, program {self.program_typ_s:.2f} s)"
-        )
-        op_lines = _op_lines(self.operations)
-        if op_lines:
-            lines.append("  operations:")
-            if len(op_lines) > max_lines:
-                keep = max_lines // 2
-                op_lines = op_lines[:keep] + [f"... {len(op_lines) - 2 * keep} more ..."] + op_lines[-keep:]
-            lines.extend("    " + line for line in op_lines)
-        return "\n".join(lines)
-
-
-def _size(n: int) -> str:
-    if n >= 1 << 20 and n % (1 << 20) == 0:
-        return f"{n >> 20} MiB"
-    if n >= 1024 and n % 1024 == 0:
-        return f"{n >> 10} KiB"
-    return f"{n} B"
-
-
-def _op_lines(ops: Sequence[SectorOp]) -> list[str]:
-    """One line per op, runs of consecutive fully-covered ops of one kind folded into one."""
-    lines: list[str] = []
-    i = 0
-    while i < len(ops):
-        op = ops[i]
-        j = i
-        if not op.fills:
-            while (
-                j + 1 < len(ops)
-                and not ops[j + 1].fills
-                and ops[j + 1].erase == op.erase
-                and ops[j + 1].offset == ops[j].offset + ops[j].size
-            ):
-                j += 1
-        if j > i:
-            span = Range(op.offset, ops[j].offset + ops[j].size - op.offset)
-            lines.append(f"{span}  {j - i + 1} x erase {op.erase}, all image data")
-        else:
-            fills = f", keep {', '.join(map(str, op.fills))}" if op.fills else ""
-            lines.append(f"{op.range}  erase {op.erase}, image {', '.join(map(str, op.image))}{fills}")
-        i = j + 1
-    return lines
-
 
 # --------------------------------------------------------------------------- helpers
 
@@ -361,44 +265,6 @@ def _query_crcs(source: CrcSource, ranges: Sequence[Range]) -> list[int]:
     return values
 
 
-def _where(image: Image, offset: int) -> str:
-    """'flash offset 0x.. (XIP 0x..)' for messages."""
-    if image.address_kind == "xip":
-        return f"flash offset 0x{offset:08X} (XIP 0x{image.xip_base + offset:08X})"
-    return f"flash offset 0x{offset:08X}"
-
-
-def _check_image(image: Image, cfg: FlashConfig) -> None:
-    ranges = _image_ranges(image)
-    ordered = sorted(ranges)
-    for a, b in zip(ordered, ordered[1:]):
-        if b.offset < a.end:
-            raise UsageError(f"{image.path}: image ranges overlap: {a} and {b}")
-    chip = f"{cfg.part or 'the flash'} ({_size(cfg.size)})"
-    for r in ordered:
-        if r.offset < 0:
-            raise UsageError(f"{image.path}: negative flash offset {r.offset}")
-        if r.end > cfg.size:
-            raise UsageError(
-                f"{image.path}: image {r} ends at {_where(image, r.end - 1)}, past the end of "
-                f"{chip} at 0x{cfg.size - 1:08X}"
-            )
-    top = ordered[-1]
-    if top.end > MIB16:
-        first = max(top.offset, MIB16)
-        if cfg.address_mode != 32:
-            raise UsageError(
-                f"{image.path}: image data at {_where(image, first)} is at or above 16 MiB but "
-                f"the address mode is MODE24BIT ({cfg.sources.get('address_mode', 'config')}); "
-                "24-bit addresses reach only 0x00FFFFFF: use MODE32BIT"
-            )
-        if cfg.four_byte_entry is None:
-            raise UsageError(
-                f"{image.path}: image data at {_where(image, first)} is above 16 MiB but {chip} "
-                "only has 3-byte addressing (no 4-byte entry method in SFDP DW16)"
-            )
-
-
 # --------------------------------------------------------------------------- the plan
 
 
@@ -424,7 +290,7 @@ def plan(
     cfg = config
     if cfg.size is None or cfg.address_mode is None or not cfg.erase:
         raise ValueError("plan() needs a FlashConfig completed by config.apply_chip()")
-    _check_image(image, cfg)
+    check_image(image, cfg)
 
     mode = str(erase_size).lower()
     if mode in ("sector", "4k"):
@@ -438,10 +304,10 @@ def plan(
         raise UsageError(f"{cfg.part or 'the flash'} has no 4 KiB erase the nRF can issue (0x20)")
     if mode == "65536" and e64 is None:
         raise UsageError(f"{cfg.part or 'the flash'} has no 64 KiB erase the nRF can issue (0xD8)")
-    if chip_erase and cfg.chip_erase is None:
-        raise UsageError("chip erase time unknown for this flash")
+    if chip_erase:
+        check_chip_erase(cfg, whole_chip_verified=False)
 
-    sector = 4096 if e4 is not None else BLOCK
+    sector = erase_unit(cfg)
     checks = image_checks(image, sector)
     by_sector: dict[int, list[Check]] = {}
     for c in checks:
@@ -600,33 +466,3 @@ def erase_plan(
         raise UsageError(f"erase length {length} must be positive")
     image = image_from_segments([(offset, b"\xff" * length)], xip_base=config.xip_base, path="erase range")
     return plan(image, config, sector_crcs=sector_crcs, force=force, erase_size=erase_size)
-
-
-def resolve_range(
-    config: FlashConfig, address: int | str, length: int | str, *, raw: bool = False, what: str = "range"
-) -> tuple[Range, str]:
-    """ADDR LEN of `read` / `erase` -> (flash Range, "xip" | "offset"), refused like an image.
-
-    address: XIP address or flash offset (raw=True: always a flash offset). Raises UsageError
-    past the chip end, or at/above 16 MiB in 24-bit mode.
-    """
-    addr = parse_int(address, "address")
-    n = parse_int(length, "length")
-    if n <= 0:
-        raise UsageError(f"{what} length {n} must be positive")
-    offset, kind = to_flash_offset(addr, xip_base=config.xip_base, raw=raw)
-    r = Range(offset, n)
-    xip = f" (XIP 0x{config.xip_base + offset:08X})" if kind == "xip" else ""
-    if config.size is not None and r.end > config.size:
-        raise UsageError(
-            f"{what} {r}{xip} runs past the end of {config.part or 'the flash'} "
-            f"({_size(config.size)}) at 0x{config.size - 1:08X}"
-        )
-    if r.end > MIB16 and config.address_mode != 32:
-        raise UsageError(
-            f"{what} {r}{xip} reaches 16 MiB or more but the address mode is MODE24BIT "
-            f"({config.sources.get('address_mode', 'config')}); use MODE32BIT"
-        )
-    if r.end > MIB16 and config.four_byte_entry is None:
-        raise UsageError(f"{what} {r}{xip} is above 16 MiB but the flash has only 3-byte addressing")
-    return r, kind

@@ -1,4 +1,5 @@
-"""`qspi-gdb sim`: run a virtual board as a remote_bitbang server for OpenOCD.
+"""The virtual board's own command line (`python -m qspi_gdb.sim`, also `qspi-gdb sim`): run a
+virtual board as a remote_bitbang server for OpenOCD.
 
 The first line on stdout (flushed) is the endpoint, `remote_bitbang 127.0.0.1:PORT` or
 `remote_bitbang unix:PATH` (with --json one object: remote_bitbang, board, sim_image). The board
@@ -14,20 +15,29 @@ import os
 import signal
 import sys
 
-from qspi_gdb.errors import UsageError
+from qspi_gdb import log as logging_setup
+from qspi_gdb.errors import EXIT_INTERRUPTED, EXIT_USAGE, QspiGdbError, UsageError
 from qspi_gdb.log import get_logger
 
 log = get_logger("qspi_gdb.sim.cli")
+PROG = "qspi-gdb sim"
 
 
-def register(subparsers) -> None:
-    """Add the `sim` subcommand."""
-    parser = subparsers.add_parser(
-        "sim",
-        help="run a virtual board (remote_bitbang server for OpenOCD)",
+class _Parser(argparse.ArgumentParser):
+    """A refused command line is one error line and exit 2, as in the product's CLI."""
+
+    def error(self, message: str):
+        print(f"{self.prog}: error: {message} (see '{self.prog} --help')", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog=PROG,
         description="Run a virtual nRF board (NOR flash, QSPI, Cortex-M core, debug port) that "
         "OpenOCD reaches through interface/sim.cfg. Prints the endpoint as the first line.",
     )
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="debug log output")
     parser.add_argument("--board", required=True, help="virtual board preset (sim-nrf5340dk, ...)")
     parser.add_argument(
         "--sim-image", "--image", dest="sim_image", metavar="PATH",
@@ -43,7 +53,19 @@ def register(subparsers) -> None:
                         help="modelled debug adapter clock (default 4000 kHz)")
     parser.add_argument("--round-trip-latency-us", type=float, default=0.0,
                         help="modelled latency per wire round trip (default 0)")
-    parser.set_defaults(func=run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    logging_setup.configure(args.verbose)
+    try:
+        return run(args)
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except QspiGdbError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,1 +1,7 @@
-"""TODO"""
+"""The way to a target: OpenOCD (`openocd`), a virtual board's process (`virtual_board`),
+gdb-multiarch over GDB/MI (`gdbmi`), the TargetLink over it (`gdb_link`), process groups
+(`procgroup`), local ports (`ports`) and the session that starts and ends them all (`session`).
+
+May import: `qspi_gdb.errors`, `qspi_gdb.log` and itself. It knows GDB and OpenOCD, nothing about
+flash; it starts a virtual board as a process (`python -m qspi_gdb.sim`) and never imports it.
+"""

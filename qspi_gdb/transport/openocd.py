@@ -1,27 +1,20 @@
-"""Processes behind the GDB port: Debian's OpenOCD with the project's configs, and for virtual
-boards the board itself (`python -m qspi_gdb sim`) as a remote_bitbang server.
-
-Both run in their own process group, are bound to 127.0.0.1 (OpenOCD on free ports we choose;
-the virtual board on a UNIX socket in a private temporary directory) and are always ended by
-`close()` / the context manager, also on errors and Ctrl-C. OpenOCD's stderr is kept in a file so
-error reports can quote it.
+"""OpenOCD behind the GDB port: Debian's OpenOCD with the project's configs, in its own process
+group, bound to 127.0.0.1 on free ports we choose, always ended by `close()` / the context
+manager, also on errors and Ctrl-C. Its stderr is kept in a file so error reports can quote it.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import re
-import socket
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
 
 from qspi_gdb import log
-from qspi_gdb.errors import EXIT_USAGE, TargetError, UsageError
+from qspi_gdb.errors import TargetError, UsageError
+from qspi_gdb.transport.ports import free_tcp_port, port_accepts
 from qspi_gdb.transport.procgroup import kill_group
 
 _log = log.get_logger(__name__)
@@ -53,21 +46,6 @@ _BASE_COMMANDS = (
     # default, which would dominate each stop/resume cycle.
     "poll_period 10",
 )
-
-
-def free_tcp_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago (the kernel picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def port_accepts(host: str, port: int, timeout_s: float = 0.5) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=timeout_s):
-            return True
-    except OSError:
-        return False
 
 
 def interface_config(name: str) -> str:
@@ -209,133 +187,6 @@ class OpenOcd:
             self._own_tmp = None
 
     def __enter__(self) -> OpenOcd:
-        return self.start() if self._proc is None else self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-
-# How our CLI (the board is `qspi-gdb sim`) reports an error; argparse names the subcommand.
-_CLI_ERROR_LINE = re.compile(r"^qspi-gdb(?: \w+)?: error: (.+)$")
-
-
-class SimServer:
-    """A virtual board (`python -m qspi_gdb sim`) serving remote_bitbang on a UNIX socket."""
-
-    def __init__(
-        self,
-        board: str,
-        *,
-        image: str | os.PathLike | None = None,
-        extra_args: Iterable[str] = (),
-        ready_timeout_s: float = 30.0,
-        workdir: str | os.PathLike | None = None,
-    ):
-        self.board = board
-        self.image = image
-        self.extra_args = list(extra_args)
-        self.ready_timeout_s = ready_timeout_s
-        self._workdir = Path(workdir) if workdir else None
-        self._own_tmp: tempfile.TemporaryDirectory | None = None
-        self._proc: subprocess.Popen | None = None
-        self.socket_path: Path | None = None
-        self._log_path: Path | None = None
-        self._out_path: Path | None = None
-        self.stats: dict | None = None  # the board's statistics, after close()
-
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid if self._proc else None
-
-    def argv(self) -> list[str]:
-        assert self.socket_path is not None
-        argv = [sys.executable, "-m", "qspi_gdb", "sim", "--board", self.board,
-                "--socket", str(self.socket_path), "--json"]
-        if self.image is not None:
-            argv += ["--sim-image", str(self.image)]
-        return argv + self.extra_args
-
-    def start(self) -> SimServer:
-        if self._workdir is None:
-            # Short path: UNIX socket paths are limited to ~107 bytes.
-            self._own_tmp = tempfile.TemporaryDirectory(prefix="qspi-sim-")
-            self._workdir = Path(self._own_tmp.name)
-        self.socket_path = self._workdir / "board.sock"
-        self._out_path = self._workdir / "sim.out"
-        self._log_path = self._workdir / "sim.log"
-        argv = self.argv()
-        _log.debug("starting virtual board", argv=argv)
-        with open(self._out_path, "wb") as out, open(self._log_path, "wb") as err:
-            self._proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                          start_new_session=True)
-        try:
-            self._wait_ready()
-            _log.debug("virtual board ready", pid=self._proc.pid, socket=str(self.socket_path))
-        except BaseException:  # anything, even a failing log call: never leave it running
-            self.close()
-            raise
-        return self
-
-    def _stdout_objects(self) -> list[dict]:
-        """The JSON objects the board printed: its endpoint, and at exit its statistics."""
-        if not self._out_path or not self._out_path.exists():
-            return []
-        objects = []
-        for line in self._out_path.read_text(errors="replace").splitlines():
-            try:
-                objects.append(json.loads(line))
-            except ValueError:
-                continue
-        return objects
-
-    def _wait_ready(self) -> None:
-        """Ready = the board printed its endpoint (it listens before printing)."""
-        assert self._proc is not None and self.socket_path is not None
-        deadline = time.monotonic() + self.ready_timeout_s
-        while not self._stdout_objects():
-            if self._proc.poll() is not None:
-                if self._proc.returncode == EXIT_USAGE:  # it refused its input (e.g. --sim-image)
-                    raise UsageError(self.error_message() or self.output_tail())
-                raise TargetError(f"virtual board {self.board} stopped (status "
-                                  f"{self._proc.returncode}): {self.output_tail()}")
-            if time.monotonic() > deadline:
-                raise TargetError(f"virtual board {self.board} did not open its socket within "
-                                  f"{self.ready_timeout_s:.0f} s: {self.output_tail()}")
-            time.sleep(0.05)
-
-    def error_message(self) -> str:
-        """The board's last "qspi-gdb: error: ..." line without that prefix ("" if none)."""
-        if not self._log_path or not self._log_path.exists():
-            return ""
-        messages = [match.group(1).strip() for line in
-                    self._log_path.read_text(errors="replace").splitlines()
-                    if (match := _CLI_ERROR_LINE.match(line.strip()))]
-        return messages[-1] if messages else ""
-
-    def output_tail(self, max_lines: int = 4) -> str:
-        if not self._log_path or not self._log_path.exists():
-            return "no output"
-        lines = [line.strip() for line in self._log_path.read_text(errors="replace").splitlines()
-                 if line.strip()]
-        return " | ".join(lines[-max_lines:]) or "no output"
-
-    def openocd_script(self) -> list[tuple[str, str]]:
-        """The OpenOCD interface steps that reach this board (before a target config)."""
-        return [("c", f"set SIM_SOCKET {{{self.socket_path}}}"), ("f", "interface/sim.cfg")]
-
-    def close(self) -> None:
-        if self._proc is not None:
-            # SIGTERM first: the board flushes its flash file on the way out.
-            kill_group(self._proc, grace_s=10.0)
-            self._proc = None
-            objects = self._stdout_objects()
-            if len(objects) > 1:
-                self.stats = objects[-1]
-        if self._own_tmp is not None:
-            self._own_tmp.cleanup()
-            self._own_tmp = None
-
-    def __enter__(self) -> SimServer:
         return self.start() if self._proc is None else self
 
     def __exit__(self, *exc) -> None:

@@ -1,8 +1,8 @@
-"""Open the way to a target: (virtual board) -> (OpenOCD) -> gdb-multiarch -> GdbLink.
+"""Open the way to a target: (virtual board process) -> (OpenOCD) -> gdb-multiarch -> GdbLink.
 
-Which processes are started depends on the board and the options:
-- `--gdb-server HOST:PORT`: none but GDB; only standard GDB remote operations.
-- a virtual board (`sim-*`): the board (`python -m qspi_gdb sim`) on a private UNIX socket, then
+Which processes are started depends on the options:
+- `gdb_server` HOST:PORT: none but GDB; only standard GDB remote operations.
+- a virtual board: its process (`python -m qspi_gdb.sim`) on a private UNIX socket, then
   OpenOCD with interface/sim.cfg + target/<chip>.cfg.
 - a real board: OpenOCD with board/<board>.cfg (on-board J-Link), or `--interface NAME` +
   target/<chip>.cfg over SWD, or the user's `--openocd-config` files.
@@ -21,34 +21,33 @@ from qspi_gdb import log
 from qspi_gdb.errors import UsageError
 from qspi_gdb.transport.gdb_link import ConnectError, GdbLink
 from qspi_gdb.transport.gdbmi import GdbMi
-from qspi_gdb.transport.openocd import OpenOcd, SimServer, interface_config
+from qspi_gdb.transport.openocd import OpenOcd, interface_config
+from qspi_gdb.transport.virtual_board import VirtualBoardProcess, check_sim_image
 
 _log = log.get_logger(__name__)
-
-# Deadlines for waits on a running loader: the virtual board's wall time can exceed its modelled
-# time many times over (a CPU modelled instruction by instruction), a real board's cannot.
-REAL_WAIT = {"wait_scale": 2.0, "wait_floor_s": 5.0}
-SIM_WAIT = {"wait_scale": 50.0, "wait_floor_s": 60.0}
 
 
 @dataclass(frozen=True)
 class TargetOptions:
-    board: str  # preset name
-    chip: str  # "nrf52840" | "nrf5340"
-    virtual: bool
+    board: str  # board name (for messages, OpenOCD's board/<name>.cfg, the virtual board)
+    chip: str  # "nrf52840" | "nrf5340": OpenOCD's target/<chip>.cfg
+    virtual: bool  # start the board's process (`python -m qspi_gdb.sim --board NAME`)
     gdb_server: str | None = None
     interface: str | None = None
     openocd_config: Sequence[str] | None = None
     sim_image: str | os.PathLike | None = None
     sim_args: Sequence[str] = ()
     adapter_khz: int = 4000
+    # A wait on a running loader: deadline = max(floor, scale * the target-time timeout).
+    wait_scale: float = 2.0
+    wait_floor_s: float = 5.0
 
 
 @dataclass
 class Session:
     link: GdbLink
     openocd: OpenOcd | None
-    sim: SimServer | None
+    board_process: VirtualBoardProcess | None
     address: str
 
 
@@ -59,7 +58,7 @@ def check_gdb_server(text: str) -> str:
     return text
 
 
-def openocd_script(options: TargetOptions, sim: SimServer | None) -> list[tuple[str, str]]:
+def openocd_script(options: TargetOptions, sim: VirtualBoardProcess | None) -> list[tuple[str, str]]:
     """The -f/-c steps for OpenOCD (after our base commands) for these options."""
     if options.openocd_config:
         return [("f", str(path)) for path in options.openocd_config]
@@ -82,7 +81,7 @@ def open_session(options: TargetOptions, *, elf: str | os.PathLike | None = None
     stack = ExitStack()
     try:
         openocd: OpenOcd | None = None
-        sim: SimServer | None = None
+        sim: VirtualBoardProcess | None = None
         if options.gdb_server:
             address = check_gdb_server(options.gdb_server)
             monitor = False
@@ -91,8 +90,10 @@ def open_session(options: TargetOptions, *, elf: str | os.PathLike | None = None
                              "keeps its own flash)")
         else:
             if options.virtual and not options.openocd_config:
-                sim = SimServer(options.board, image=options.sim_image,
-                                extra_args=options.sim_args)
+                if options.sim_image:
+                    check_sim_image(options.sim_image)
+                sim = VirtualBoardProcess(options.board, image=options.sim_image,
+                                          extra_args=options.sim_args)
                 stack.callback(sim.close)
                 sim.start()
             elif options.sim_image:
@@ -105,7 +106,8 @@ def open_session(options: TargetOptions, *, elf: str | os.PathLike | None = None
         gdb = GdbMi(default_timeout_s=30.0)
         stack.callback(gdb.close)
         gdb.start()
-        link = GdbLink(gdb, monitor=monitor, **(SIM_WAIT if options.virtual else REAL_WAIT))
+        link = GdbLink(gdb, monitor=monitor, wait_scale=options.wait_scale,
+                       wait_floor_s=options.wait_floor_s)
         try:
             link.connect(address, elf=elf)
         except ConnectError as exc:
@@ -114,7 +116,7 @@ def open_session(options: TargetOptions, *, elf: str | os.PathLike | None = None
             if details:
                 raise ConnectError(f"{exc} (OpenOCD: {details})") from exc
             raise
-        yield Session(link=link, openocd=openocd, sim=sim, address=address)
+        yield Session(link=link, openocd=openocd, board_process=sim, address=address)
         link.disconnect()  # only after success: on errors the processes are simply ended
     finally:
         # A second Ctrl-C must not cut the teardown short and leave processes behind.
@@ -133,3 +135,10 @@ class _DeferInterrupts:
     def __exit__(self, *exc):
         if self._old is not None:
             signal.signal(signal.SIGINT, self._old)
+
+
+@contextmanager
+def open_link(options: TargetOptions, *, elf: str | os.PathLike | None = None) -> Iterator[GdbLink]:
+    """open_session, yielding only the TargetLink (what the flash jobs need)."""
+    with open_session(options, elf=elf) as session:
+        yield session.link

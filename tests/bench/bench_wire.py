@@ -14,7 +14,8 @@ import tempfile
 from pathlib import Path
 
 from qspi_gdb import log
-from qspi_gdb.transport.openocd import OpenOcd, SimServer
+from qspi_gdb.transport.openocd import OpenOcd
+from qspi_gdb.transport.virtual_board import VirtualBoardProcess
 from qspi_gdb.transport.procgroup import kill_group
 
 BOARDS = (("sim-nrf52840dk", "nrf52840"), ("sim-nrf5340dk", "nrf5340"))
@@ -42,7 +43,7 @@ def _measure(board: str, chip: str, workdir: Path) -> dict[str, float]:
     data = os.urandom(SIZE)
     (workdir / "data.bin").write_bytes(data)
     (workdir / "sim").mkdir()
-    with SimServer(board, workdir=workdir / "sim") as sim, OpenOcd(
+    with VirtualBoardProcess(board, workdir=workdir / "sim") as sim, OpenOcd(
         [*sim.openocd_script(), ("f", f"target/{chip}.cfg")], workdir=workdir
     ) as openocd:
         script = workdir / "bench.gdb"

@@ -1,0 +1,100 @@
+"""The command harness: runs one command's job with a progress view, turns SIGTERM/SIGHUP into
+an orderly interrupt, records failures in the Result (the `--json` object is promised on every
+failure) and prints the result. Errors are re-raised typed for `qspi_gdb.cli.main` to render.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+from contextlib import contextmanager
+from typing import Callable
+
+from qspi_gdb.cli.output import ProgressView, print_result
+from qspi_gdb.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_VERIFY, QspiGdbError
+from qspi_gdb.flash.progress import ERASING, PROGRAMMING
+from qspi_gdb.flash.result import Result
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C, SIGTERM or SIGHUP, with the one line that tells the user what state remains."""
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM/SIGHUP: unwind like Ctrl-C so every started process is stopped."""
+
+
+@contextmanager
+def _terminate_as_interrupt():
+    def handler(signum, _frame):
+        raise _Terminated(f"by {signal.Signals(signum).name}")
+
+    previous = {}
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        try:
+            previous[sig] = signal.signal(sig, handler)
+        except (ValueError, OSError):  # not the main thread
+            pass
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _record_failure(args, result: Result, started: float, message: str, exit_code: int) -> None:
+    """Mark the result failed; with --json print it now (the caller re-raises the error)."""
+    result.ok = False
+    result.error = {"message": message, "exit_code": exit_code}
+    result.seconds = round(time.monotonic() - started, 3)
+    if args.json:
+        print_result(result, as_json=True)
+
+
+def run(args, command: str, body: Callable[[ProgressView, Result], None]) -> int:
+    """Run body(progress, result) and render the result; errors are re-raised typed."""
+    started = time.monotonic()
+    result = Result(command=command, board=getattr(args, "board", None))
+    progress = ProgressView(sys.stderr)
+    try:
+        with _terminate_as_interrupt():
+            body(progress, result)
+    except KeyboardInterrupt as exc:
+        progress.close()  # the message goes on its own line, not after the bar
+        message = _interrupted_message(command, exc, progress)
+        _record_failure(args, result, started, message, EXIT_INTERRUPTED)
+        raise Interrupted(message) from exc
+    except QspiGdbError as exc:
+        progress.close()
+        _record_failure(args, result, started, str(exc), exc.exit_code)
+        raise
+    except Exception as exc:  # a bug: still end the bar line and keep the --json promise
+        progress.close()
+        _record_failure(args, result, started, internal_error_text(exc), EXIT_INTERNAL)
+        raise
+    progress.close()
+    result.seconds = round(time.monotonic() - started, 3)
+    result.phase_seconds = progress.phase_seconds
+    print_result(result, as_json=args.json)
+    if result.verify == "mismatch":
+        return EXIT_VERIFY
+    return EXIT_OK
+
+
+def internal_error_text(exc: BaseException) -> str:
+    return f"internal error {type(exc).__name__}: {exc} (a bug; -v shows the traceback)"
+
+
+def _interrupted_message(command: str, exc: KeyboardInterrupt, progress: ProgressView) -> str:
+    """'interrupted' plus what it means for the flash: after erasing or programming began, the
+    range may hold neither the old contents nor the image."""
+    how = f"interrupted {exc}" if isinstance(exc, _Terminated) else "interrupted"
+    unfinished = (*progress.running, *progress.failed)
+    touched = [p for p in (ERASING, PROGRAMMING)
+               if p in unfinished or p in progress.phase_seconds]
+    if command in ("flash", "erase") and touched:
+        during = " and ".join(p.lower() for p in touched if p in unfinished)
+        return (f"{how}{' while ' + during if during else ''}: the flash range may be partly "
+                f"{'erased' if command == 'erase' else 'written'}; run the command again")
+    return f"{how}; nothing was written" if command in ("flash", "erase") else how

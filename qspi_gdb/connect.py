@@ -1,0 +1,58 @@
+"""How a board is reached: joins a row of the board table with the connection options (a GDB
+server someone runs, an OpenOCD interface or config files, a virtual board's flash file) into
+the transport's options, and returns the `OpenTarget` the flash jobs call.
+
+The one module that knows both the inputs (boards) and the transport; the command line and
+scripts use it, the flash jobs only see the function it returns.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from qspi_gdb.errors import UsageError
+from qspi_gdb.flash.jobs import OpenTarget
+from qspi_gdb.inputs.boards import Board
+from qspi_gdb.loader.target import TargetLink
+from qspi_gdb.transport.session import TargetOptions, open_link
+
+# Deadlines for waits on a running loader, from the target-time timeout the loader client
+# computes: a virtual board's wall time can exceed its modelled time many times over (a CPU
+# modelled instruction by instruction), a real board's cannot.
+REAL_BOARD_WAIT = {"wait_scale": 2.0, "wait_floor_s": 5.0}
+VIRTUAL_BOARD_WAIT = {"wait_scale": 50.0, "wait_floor_s": 60.0}
+
+
+@dataclass(frozen=True)
+class Connection:
+    """How to reach the target (command line: the "connection" options)."""
+
+    gdb_server: str | None = None  # HOST:PORT of a GDB server someone else runs
+    interface: str | None = None  # OpenOCD probe name for a real board (default jlink)
+    openocd_config: Sequence[str | os.PathLike] | None = None  # instead of interface + target
+    sim_image: str | os.PathLike | None = None  # virtual boards: the flash contents file
+
+
+def target_options(board: Board, connection: Connection) -> TargetOptions:
+    return TargetOptions(
+        board=board.name, chip=board.chip, virtual=board.virtual,
+        gdb_server=connection.gdb_server, interface=connection.interface,
+        openocd_config=connection.openocd_config, sim_image=connection.sim_image,
+        **(VIRTUAL_BOARD_WAIT if board.virtual else REAL_BOARD_WAIT),
+    )
+
+
+def opener(connection: Connection) -> OpenTarget:
+    """The OpenTarget for these connection options: starts what the board needs (its virtual
+    board process, OpenOCD, gdb-multiarch) and ends it all with the context."""
+
+    def open_target(board: Board | None, loader: Path) -> AbstractContextManager[TargetLink]:
+        if board is None:
+            raise UsageError("the configuration names no known board")
+        return open_link(target_options(board, connection), elf=loader)
+
+    return open_target

@@ -1,0 +1,304 @@
+"""The commands as library functions: flash, verify, read, erase, info.
+
+Each job takes typed options (`qspi_gdb.flash.options`), a function that opens the target
+(`OpenTarget`: the command line passes one that starts OpenOCD or a virtual board, a script may
+pass any TargetLink) and a progress sink, and fills a `Result` as it goes, so a failure still
+reports what was done. Inputs are checked here, before the target is opened; the flash rules
+themselves live in `qspi_gdb.flash.rules`. Jobs never start a process and never print.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+from typing import Callable, Iterator
+
+from qspi_gdb import log
+from qspi_gdb.errors import TargetError, UsageError, VerifyError
+from qspi_gdb.flash import rules
+from qspi_gdb.flash.options import FlashOptions, ImageSpec, TargetSpec
+from qspi_gdb.flash.plan import Plan, plan as make_plan
+from qspi_gdb.flash.programmer import Programmer
+from qspi_gdb.flash.progress import ProgressSink
+from qspi_gdb.flash.result import Result
+from qspi_gdb.inputs import boards
+from qspi_gdb.inputs.config_files import load_config_file
+from qspi_gdb.inputs.config_values import cli_layer
+from qspi_gdb.inputs.detect import apply_chip
+from qspi_gdb.inputs.flash_config import FlashConfig, build_config
+from qspi_gdb.inputs.image import Image, load_image, parse_int, to_flash_offset
+from qspi_gdb.loader import check_loader_elf, loader_elf
+from qspi_gdb.loader.target import TargetLink
+
+_log = log.get_logger(__name__)
+
+# Opens the target of a board for the loader ELF given (GDB loads its symbols) and yields the
+# TargetLink to it; everything it started ends with the context.
+OpenTarget = Callable[[boards.Board, Path], AbstractContextManager[TargetLink]]
+
+
+# -- inputs ---------------------------------------------------------------------------------
+
+
+def preset_config(target: TargetSpec) -> FlashConfig:
+    """Board preset + config file + command-line overrides (before the chip is detected)."""
+    layers = []
+    if target.config_file:
+        layers.append(load_config_file(target.config_file))
+    if target.jedec_id:
+        layers.append(cli_layer(jedec_id=target.jedec_id))
+    return build_config(target.board, layers)
+
+
+def _image(spec: ImageSpec, cfg: FlashConfig) -> Image:
+    return load_image(spec.path, xip_base=cfg.xip_base, addr=spec.addr,
+                      raw_offsets=spec.raw_offsets, only_qspi=spec.only_qspi)
+
+
+def _assumed(cfg: FlashConfig) -> FlashConfig | None:
+    """The configuration with the preset's usual part, or None when that contradicts an
+    explicit setting (the chip present decides then)."""
+    try:
+        return apply_chip(cfg)
+    except UsageError:
+        return None
+
+
+def _planning_config(cfg: FlashConfig, command: str) -> FlashConfig:
+    assumed = _assumed(cfg)
+    if assumed is None:
+        raise UsageError(f"{command} --dry-run cannot plan: the configuration contradicts the "
+                         "board's usual flash part, so only the chip present can decide; run "
+                         "`qspi-gdb info` first")
+    return assumed
+
+
+def _precheck(image: Image, cfg: FlashConfig) -> None:
+    """Refuse before starting anything what the stated flash cannot take (explicit size)."""
+    explicit_size = not cfg.sources.get("size", "preset ").startswith("preset ")
+    assumed = _assumed(cfg)
+    if explicit_size and assumed is not None:
+        rules.check_image(image, assumed)
+
+
+def _loader_path(target: TargetSpec, cfg: FlashConfig) -> Path:
+    if target.loader is None:
+        return loader_elf(cfg.chip)
+    check_loader_elf(target.loader)
+    return Path(target.loader)
+
+
+def _address(text: str | int, cfg: FlashConfig, what: str = "address") -> int:
+    offset, _kind = to_flash_offset(parse_int(text, what), xip_base=cfg.xip_base)
+    return offset
+
+
+def _check_output(output: str | os.PathLike) -> Path:
+    """read -o FILE: refused before connecting when FILE cannot be written."""
+    path = Path(output)
+    if path.is_dir():
+        raise UsageError(f"--output {output}: is a directory (name a file)")
+    parent = path.absolute().parent
+    if not parent.is_dir():
+        raise UsageError(f"--output {output}: no such directory {parent}")
+    if not os.access(parent, os.W_OK):
+        raise UsageError(f"--output {output}: directory {parent} is not writable")
+    return path
+
+
+# -- the connected programmer ---------------------------------------------------------------
+
+
+@contextmanager
+def _programmer(target: TargetSpec, cfg: FlashConfig, open_target: OpenTarget,
+                progress: ProgressSink, result: Result) -> Iterator[Programmer]:
+    """Open the target, start the loader, detect the chip; on the way out leave the chip in the
+    address mode it had (also after errors) and reset the core when asked."""
+    loader = _loader_path(target, cfg)
+    board = boards.find_board(cfg.board)
+    result.board = cfg.board
+    with open_target(board, loader) as link:
+        programmer = Programmer(link, chip=cfg.chip, loader_elf=loader, progress=progress)
+        detected = programmer.connect(cfg)
+        result.part, result.flash_size = detected.part, detected.size
+        result.jedec_id = detected.jedec_id.hex().upper() if detected.jedec_id else None
+        result.address_mode = f"{detected.address_mode}-bit"
+        result.warnings = [str(w) for w in detected.warnings]
+        try:
+            yield programmer
+        except UsageError as exc:
+            _close_quietly(programmer)
+            if not programmer.flash_touched:
+                raise
+            # a refusal after erasing/programming began is no longer "nothing written"
+            raise TargetError(f"{exc}; the flash range may be partly written") from exc
+        except BaseException:
+            _close_quietly(programmer)  # restore the chip's address mode on errors too
+            raise
+        finally:
+            result.stops = programmer.client.stats.calls
+        programmer.close()
+        if target.reset:
+            link.reset(halt=False)
+
+
+def _close_quietly(programmer: Programmer) -> None:
+    """Deinit after a failure: leave the chip in the address mode it had (an application that
+    expects 3-byte mode must still boot); a failure here must not hide the original error."""
+    try:
+        programmer.close()
+    except Exception as exc:  # noqa: BLE001 - logged, the original error is what matters
+        _log.warning("could not restore the flash's address mode after the error", error=str(exc))
+
+
+def _fill_plan_counts(result: Result, the_plan: Plan) -> None:
+    result.sectors_erased = the_plan.sectors_erased
+    result.bytes_erased = the_plan.bytes_erased
+    result.chip_erased = the_plan.chip_erase
+    result.sectors_written = the_plan.sectors_written
+    result.sectors_skipped_unchanged = the_plan.sectors_unchanged
+    result.bytes_skipped_unchanged = sum(c.range.length for c in the_plan.unchanged_checks)
+    result.bytes_preserved = the_plan.fill_bytes
+    if result.dry_run or not result.pages_programmed:
+        result.pages_programmed = the_plan.image_pages
+        result.bytes_programmed = sum(len(op.pages) * the_plan.page_size
+                                      for op in the_plan.operations)
+
+
+# -- the jobs -------------------------------------------------------------------------------
+
+
+def flash(target: TargetSpec, image_spec: ImageSpec, options: FlashOptions,
+          open_target: OpenTarget, progress: ProgressSink, result: Result) -> Plan:
+    """Write an image and verify it (unless options.verify is False). Returns the plan that was
+    carried out (or, with options.dry_run, the plan that would be)."""
+    cfg = preset_config(target)
+    image = _image(image_spec, cfg)
+    result.image = image.to_json()
+    if options.dry_run:
+        the_plan = make_plan(image, _planning_config(cfg, "flash"), force=options.force,
+                             chip_erase=options.chip_erase)
+        _fill_plan_counts(result, the_plan)
+        result.dry_run = True
+        result.plan = the_plan.to_json()
+        result.ok = True
+        return the_plan
+    _precheck(image, cfg)
+    with _programmer(target, cfg, open_target, progress, result) as programmer:
+        outcome = programmer.flash(image, verify=options.verify, force=options.force,
+                                   chip_erase=options.chip_erase)
+        _fill_plan_counts(result, outcome.plan)
+        result.pages_programmed = outcome.pages_programmed
+        result.bytes_programmed = outcome.bytes_programmed
+        result.verified_ranges = outcome.verified
+        result.mismatched_ranges = outcome.mismatched
+        if not options.verify:
+            result.verify = "not verified"
+        elif outcome.mismatched:
+            result.verify = "mismatch"
+            first = outcome.mismatched[0]
+            raise VerifyError(f"verify failed after writing: {len(outcome.mismatched)} range(s) "
+                              f"differ, first at flash offset 0x{first['offset']:08X} "
+                              f"(CRC32 {first['actual']}, expected {first['expected']})")
+        else:
+            result.verify = "verified"
+    result.ok = True
+    return outcome.plan
+
+
+def verify(target: TargetSpec, image_spec: ImageSpec, open_target: OpenTarget,
+           progress: ProgressSink, result: Result) -> None:
+    """Compare the flash with an image (CRC32 on target); VerifyError when they differ."""
+    cfg = preset_config(target)
+    image = _image(image_spec, cfg)
+    result.image = image.to_json()
+    _precheck(image, cfg)
+    with _programmer(target, cfg, open_target, progress, result) as programmer:
+        good, bad = programmer.verify(image)
+    result.verified_ranges, result.mismatched_ranges = good, bad
+    if bad:
+        result.verify = "mismatch"
+        first = bad[0]
+        raise VerifyError(f"flash differs from {image.path}: {len(bad)} sector(s), first at "
+                          f"flash offset 0x{first['offset']:08X} (CRC32 {first['actual']}, "
+                          f"image {first['expected']})")
+    result.verify = "verified"
+    result.ok = True
+
+
+def read(target: TargetSpec, address: str | int, length: str | int, output: str | os.PathLike,
+         open_target: OpenTarget, progress: ProgressSink, result: Result) -> bytes:
+    """Read LEN bytes at ADDR into the file `output` (replaced); returns the bytes."""
+    path = _check_output(output)
+    cfg = preset_config(target)
+    offset = _address(address, cfg)
+    n = parse_int(length, "length")
+    if n <= 0:
+        raise UsageError(f"length {length} must be positive")
+    with _programmer(target, cfg, open_target, progress, result) as programmer:
+        data = programmer.read(offset, n)
+    path.write_bytes(data)
+    result.bytes_read = len(data)
+    result.output_file = str(path)
+    result.ok = True
+    return data
+
+
+def erase(target: TargetSpec, address: str | int | None, length: str | int | None,
+          open_target: OpenTarget, progress: ProgressSink, result: Result, *,
+          dry_run: bool = False) -> None:
+    """Erase ADDR..ADDR+LEN (whole sectors) or, with address None, the whole chip; then check
+    on the target that the range reads 0xFF."""
+    if (address is None) != (length is None):
+        raise UsageError("erase takes ADDR and LEN, or neither for the whole chip")
+    cfg = preset_config(target)
+    whole = address is None
+    r = None if whole else rules.Range(_address(address, cfg), parse_int(length, "length"))
+    if dry_run:
+        assumed = _planning_config(cfg, "erase")
+        result.dry_run = True
+        if whole:
+            rules.check_chip_erase(assumed, whole_chip_verified=True)
+            result.chip_erased, result.bytes_erased = True, assumed.size
+        else:
+            runs = rules.erase_runs(assumed, r)
+            result.sectors_erased = sum(run.units for run in runs)
+            result.bytes_erased = r.length
+        result.ok = True
+        return
+    with _programmer(target, cfg, open_target, progress, result) as programmer:
+        cfg = programmer.config
+        if whole:
+            rules.check_chip_erase(cfg, whole_chip_verified=True)  # before erasing anything
+            programmer.erase_chip()
+            result.chip_erased, result.bytes_erased = True, cfg.size
+            r = rules.Range(0, cfg.size)
+        else:
+            runs = rules.erase_runs(cfg, r)  # refused before erasing anything
+            programmer.erase(runs)
+            result.sectors_erased = sum(run.units for run in runs)
+            result.bytes_erased = r.length
+        good, bad = programmer.verify_erased(r)
+    result.verified_ranges, result.mismatched_ranges = good, bad
+    if bad:
+        result.verify = "mismatch"
+        raise VerifyError(f"erase did not leave 0xFF: {len(bad)} range(s) differ, first at "
+                          f"flash offset 0x{bad[0]['offset']:08X}")
+    result.verify = "verified"
+    result.ok = True
+
+
+def info(target: TargetSpec, open_target: OpenTarget, progress: ProgressSink,
+         result: Result) -> list[str]:
+    """Detect the flash; returns the human lines (each value with the layer it came from)."""
+    cfg = preset_config(target)
+    with _programmer(target, cfg, open_target, progress, result) as programmer:
+        result.info = programmer.info()
+        lines = programmer.config.describe()
+        if programmer.sfdp is not None:
+            lines += programmer.sfdp.describe()
+        else:
+            lines.append("SFDP: none (part table or configuration used)")
+    result.ok = True
+    return lines

@@ -1,0 +1,59 @@
+"""What a command did, as data: the `Result` every job fills as it goes (so a failure still
+reports what was done) and the command line prints as one summary line or as the `--json`
+object (schema "qspi-gdb/result/1", README "The --json result")."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+SCHEMA = "qspi-gdb/result/1"
+
+
+@dataclass
+class Result:
+    """One command's outcome. Offsets are flash offsets; sizes in bytes."""
+
+    command: str  # flash | verify | read | erase | info
+    ok: bool = False
+    board: str | None = None
+    part: str | None = None  # detected part name, when known
+    jedec_id: str | None = None  # e.g. "9D7019"
+    flash_size: int | None = None
+    address_mode: str | None = None  # "24-bit" | "32-bit"
+    image: dict | None = None  # qspi_gdb.inputs.image.Image.to_json()
+    dry_run: bool = False
+    sectors_erased: int = 0
+    bytes_erased: int = 0
+    chip_erased: bool = False
+    sectors_written: int = 0
+    pages_programmed: int = 0
+    bytes_programmed: int = 0
+    sectors_skipped_unchanged: int = 0
+    bytes_skipped_unchanged: int = 0
+    bytes_preserved: int = 0  # read-modify-write: bytes outside the image kept in erased sectors
+    verify: str = "not run"  # "verified" | "not verified" | "mismatch" | "not run"
+    verified_ranges: list[dict] = field(default_factory=list)  # {offset, length, crc32}
+    mismatched_ranges: list[dict] = field(default_factory=list)  # {offset, length, expected, actual}
+    bytes_read: int = 0
+    output_file: str | None = None
+    seconds: float = 0.0
+    phase_seconds: dict[str, float] = field(default_factory=dict)
+    stops: int = 0  # resume/stop cycles of the loader
+    info: dict | None = None  # `info`: detected chip, SFDP summary
+    plan: dict | None = None  # --dry-run: the plan
+    error: dict | None = None  # {message, exit_code}
+    warnings: list[str] = field(default_factory=list)  # configured values the chip overrode
+
+    @property
+    def verified(self) -> bool:
+        return self.verify == "verified"
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["schema"] = SCHEMA
+        data["verified"] = self.verified
+        image_bytes = (self.image or {}).get("bytes") or 0
+        data["stops_per_mib"] = round(self.stops / (image_bytes / (1 << 20)), 2) \
+            if image_bytes else None
+        return data

@@ -1,0 +1,174 @@
+"""Every rule about where and how the flash may be touched, in one place: image ranges against
+the chip (overlaps, past the end, 24-bit addressing, chips without 4-byte mode), read / erase
+ranges, the erase unit and the erase steps of a range, and when a chip erase can be verified.
+
+Pure functions of a FlashConfig (completed by `inputs.detect.apply_chip`) that return data or
+raise UsageError (nothing written). The plan, the programmer and the jobs call them; nothing
+else words these refusals.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from qspi_gdb.errors import UsageError
+from qspi_gdb.inputs.flash_config import MIB16, FlashConfig
+from qspi_gdb.inputs.image import Image, parse_int, to_flash_offset
+
+BLOCK = 65536  # the 64 KiB erase block (0xD8)
+SECTOR = 4096  # the 4 KiB erase sector (0x20)
+
+
+@dataclass(frozen=True, order=True)
+class Range:
+    offset: int
+    length: int
+
+    @property
+    def end(self) -> int:
+        return self.offset + self.length
+
+    def to_json(self) -> dict:
+        return {"offset": self.offset, "length": self.length}
+
+    def __str__(self) -> str:
+        return f"0x{self.offset:08X}..0x{self.end - 1:08X}"
+
+
+@dataclass(frozen=True)
+class EraseRun:
+    """Erase [offset, offset+length) in units of `block` bytes (4096 or 65536)."""
+
+    offset: int
+    length: int
+    block: int
+
+    @property
+    def units(self) -> int:
+        return self.length // self.block
+
+
+def size_text(n: int) -> str:
+    if n >= 1 << 20 and n % (1 << 20) == 0:
+        return f"{n >> 20} MiB"
+    if n >= 1024 and n % 1024 == 0:
+        return f"{n >> 10} KiB"
+    return f"{n} B"
+
+
+def erase_unit(cfg: FlashConfig) -> int:
+    """The smallest erase the plan uses: 4 KiB, or 64 KiB on a chip without a 4 KiB erase."""
+    return SECTOR if cfg.erase_spec(SECTOR) else BLOCK
+
+
+def _address_mode_source(cfg: FlashConfig) -> str:
+    return cfg.sources.get("address_mode", "config")
+
+
+def _where(image: Image, offset: int) -> str:
+    """'flash offset 0x.. (XIP 0x..)' for messages."""
+    if image.address_kind == "xip":
+        return f"flash offset 0x{offset:08X} (XIP 0x{image.xip_base + offset:08X})"
+    return f"flash offset 0x{offset:08X}"
+
+
+def check_image(image: Image, cfg: FlashConfig) -> None:
+    """Refuse an image the chip cannot take: overlapping ranges, data past the chip end, data at
+    or above 16 MiB in 24-bit mode or on a chip that has no 4-byte addressing."""
+    ordered = sorted(Range(s.offset, len(s.data)) for s in image.segments)
+    for a, b in zip(ordered, ordered[1:]):
+        if b.offset < a.end:
+            raise UsageError(f"{image.path}: image ranges overlap: {a} and {b}")
+    chip = f"{cfg.part or 'the flash'} ({size_text(cfg.size)})"
+    for r in ordered:
+        if r.offset < 0:
+            raise UsageError(f"{image.path}: negative flash offset {r.offset}")
+        if r.end > cfg.size:
+            raise UsageError(
+                f"{image.path}: image {r} ends at {_where(image, r.end - 1)}, past the end of "
+                f"{chip} at 0x{cfg.size - 1:08X}"
+            )
+    top = ordered[-1]
+    if top.end > MIB16:
+        first = max(top.offset, MIB16)
+        if cfg.address_mode != 32:
+            raise UsageError(
+                f"{image.path}: image data at {_where(image, first)} is at or above 16 MiB but "
+                f"the address mode is MODE24BIT ({_address_mode_source(cfg)}); "
+                "24-bit addresses reach only 0x00FFFFFF: use MODE32BIT"
+            )
+        if cfg.four_byte_entry is None:
+            raise UsageError(
+                f"{image.path}: image data at {_where(image, first)} is above 16 MiB but {chip} "
+                "only has 3-byte addressing (no 4-byte entry method in SFDP DW16)"
+            )
+
+
+def check_range(cfg: FlashConfig, r: Range, what: str = "range", xip: str = "") -> None:
+    """Refuse a read/erase range the chip cannot serve: empty, past the end, at or above 16 MiB
+    in 24-bit mode or without 4-byte addressing. xip: ' (XIP 0x...)' for the message."""
+    if r.length <= 0:
+        raise UsageError(f"{what} length {r.length} must be positive")
+    if cfg.size is not None and r.end > cfg.size:
+        raise UsageError(
+            f"{what} {r}{xip} runs past the end of {cfg.part or 'the flash'} "
+            f"({size_text(cfg.size)}) at 0x{cfg.size - 1:08X}"
+        )
+    if r.end > MIB16 and cfg.address_mode != 32:
+        raise UsageError(
+            f"{what} {r}{xip} reaches 16 MiB or more but the address mode is MODE24BIT "
+            f"({_address_mode_source(cfg)}); use MODE32BIT"
+        )
+    if r.end > MIB16 and cfg.four_byte_entry is None:
+        raise UsageError(f"{what} {r}{xip} is above 16 MiB but the flash has only 3-byte addressing")
+
+
+def resolve_range(
+    cfg: FlashConfig, address: int | str, length: int | str, *, raw: bool = False, what: str = "range"
+) -> tuple[Range, str]:
+    """ADDR LEN of `read` / `erase` -> (flash Range, "xip" | "offset"), refused by check_range.
+
+    address: XIP address or flash offset (raw=True: always a flash offset).
+    """
+    addr = parse_int(address, "address")
+    n = parse_int(length, "length")
+    offset, kind = to_flash_offset(addr, xip_base=cfg.xip_base, raw=raw)
+    r = Range(offset, n)
+    check_range(cfg, r, what, f" (XIP 0x{cfg.xip_base + offset:08X})" if kind == "xip" else "")
+    return r, kind
+
+
+def erase_runs(cfg: FlashConfig, r: Range) -> list[EraseRun]:
+    """A range of whole erase units -> 4 KiB head, 64 KiB middle (when the chip has the block
+    erase and it is faster than 16 sector erases), 4 KiB tail."""
+    small = erase_unit(cfg)
+    if r.length <= 0 or r.offset % small or r.length % small:
+        raise UsageError(f"erase range 0x{r.offset:08X}+0x{r.length:X} must be whole "
+                         f"{small // 1024} KiB sectors (offset and length multiples of "
+                         f"0x{small:X})")
+    check_range(cfg, r, "erase")
+    e4, e64 = cfg.erase_spec(SECTOR), cfg.erase_spec(BLOCK)
+    use_big = e64 is not None and (e4 is None or e64.time.typ_s < 16 * e4.time.typ_s)
+    runs = []
+    pos = r.offset
+    while pos < r.end:
+        if use_big and pos % BLOCK == 0 and r.end - pos >= BLOCK:
+            n = (r.end - pos) // BLOCK * BLOCK
+            runs.append(EraseRun(pos, n, BLOCK))
+        else:
+            stop = min(r.end, (pos // BLOCK + 1) * BLOCK) if use_big else r.end
+            runs.append(EraseRun(pos, stop - pos, small))
+            n = stop - pos
+        pos += n
+    return runs
+
+
+def check_chip_erase(cfg: FlashConfig, *, whole_chip_verified: bool) -> None:
+    """A chip erase needs a known erase time (its deadline); when the whole chip is verified
+    afterwards (`erase --all`) it must be readable: in 24-bit mode the part of a chip above
+    16 MiB cannot be read back, so that is refused before anything is erased."""
+    if cfg.chip_erase is None:
+        raise UsageError("chip erase time unknown for this flash")
+    if whole_chip_verified and cfg.size > MIB16 and cfg.address_mode != 32:
+        raise UsageError(f"erase --all: the {cfg.size >> 20} MiB chip cannot be verified above "
+                         f"16 MiB in 24-bit address mode; use MODE32BIT")
