@@ -6,8 +6,8 @@ import time
 import zlib
 
 import pytest
-
 from armgcc import build
+
 from qspi_gdb.errors import TargetError
 from qspi_gdb.sim.board import BOARDS, Board, InProcessLink
 from qspi_gdb.sim.bus import BusFault
@@ -448,8 +448,8 @@ def test_prebuilt_loader_programs_the_flash_in_process(board):
     """The shipped RAM loader on the board through InProcessLink: the sim fits the loader."""
     from elftools.elf.elffile import ELFFile
 
-    from qspi_gdb.loader import mailbox as mb
     from qspi_gdb.loader import loader_elf
+    from qspi_gdb.loader import mailbox as mb
 
     elf = loader_elf(board.chip)
     with open(elf, "rb") as f:

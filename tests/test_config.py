@@ -15,7 +15,6 @@ from qspi_gdb.inputs.config_files import (
 from qspi_gdb.inputs.config_values import CustomInstruction, cli_layer, parse_jedec_id
 from qspi_gdb.inputs.detect import apply_chip
 from qspi_gdb.inputs.flash_config import ConfigWarning, build_config
-from qspi_gdb.inputs.sfdp_decode import parse_sfdp
 from qspi_gdb.inputs.parts import (
     IS25WP256_SFDP,
     MT25QU256A_SFDP,
@@ -23,6 +22,7 @@ from qspi_gdb.inputs.parts import (
     MX25R6435F_SFDP,
     wrap_bfpt,
 )
+from qspi_gdb.inputs.sfdp_decode import parse_sfdp
 
 # The issue's nrfutil ext-mem JSON, verbatim.
 SEED_JSON = """{"firmware_config": {"peripheral": "QSPI"},

@@ -23,8 +23,7 @@ import pytest
 from intelhex import IntelHex
 
 from qspi_gdb import log
-from qspi_gdb.cli import demo
-from qspi_gdb.cli import main
+from qspi_gdb.cli import demo, main
 from qspi_gdb.transport.openocd import OpenOcd
 from qspi_gdb.transport.virtual_board import VirtualBoardProcess
 

@@ -8,11 +8,11 @@ import json
 
 import pytest
 
-from qspi_gdb.flash import programmer as programmer_mod
-from qspi_gdb.transport import session as session_mod
 from qspi_gdb.cli import main
 from qspi_gdb.errors import UsageError
+from qspi_gdb.flash import programmer as programmer_mod
 from qspi_gdb.sim.board import Board, InProcessLink
+from qspi_gdb.transport import session as session_mod
 
 SEED = 0x11E98000
 SEED_OFFSET = 0x1E98000

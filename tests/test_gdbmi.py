@@ -15,7 +15,14 @@ import textwrap
 import pytest
 
 from qspi_gdb.errors import TargetError
-from qspi_gdb.transport.gdbmi import GdbError, GdbExited, GdbMi, GdbTimeout, mi_quote, parse_line
+from qspi_gdb.transport.gdbmi import (
+    GdbError,
+    GdbExited,
+    GdbMi,
+    GdbTimeout,
+    mi_quote,
+    parse_line,
+)
 
 
 def test_parse_result_with_token():

@@ -7,9 +7,9 @@ import socket
 import threading
 
 import pytest
-
 from bitbang_client import read_idcode
 from fake_board import FakeBoard
+
 from qspi_gdb.sim import dap as D
 from qspi_gdb.sim import scs as S
 from qspi_gdb.sim.bus import BusFault

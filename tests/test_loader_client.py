@@ -2,25 +2,25 @@
 
 from __future__ import annotations
 
-from qspi_gdb.loader import mailbox as mb
 from qspi_gdb.errors import EXIT_TARGET, EXIT_USAGE
-from qspi_gdb.loader.client import (
+from qspi_gdb.loader import mailbox as mb
+from qspi_gdb.loader.pipeline import Op, interleave
+from qspi_gdb.loader.status import (
+    STATUS_MESSAGES,
     FlashError,
     JedecMismatch,
     LoaderProtocolError,
     LoaderRefused,
-    _interleave,
-    _Op,
     error_for,
 )
 
 
-def _erase(addr: int, length: int) -> _Op:
-    return _Op(mb.Command(mb.OP_ERASE, addr=addr, len=length, arg=mb.ERASE_64K))
+def _erase(addr: int, length: int) -> Op:
+    return Op(mb.Command(mb.OP_ERASE, addr=addr, len=length, arg=mb.ERASE_64K))
 
 
-def _program(addr: int, length: int) -> _Op:
-    return _Op(mb.Command(mb.OP_PROGRAM, addr=addr, len=length), b"\0" * length)
+def _program(addr: int, length: int) -> Op:
+    return Op(mb.Command(mb.OP_PROGRAM, addr=addr, len=length), b"\0" * length)
 
 
 def test_status_codes_become_typed_errors():
@@ -33,7 +33,7 @@ def test_status_codes_become_typed_errors():
     assert error_for(mb.ST_TIMEOUT, cmd).exit_code == EXIT_TARGET
     assert isinstance(error_for(mb.ST_BUF_BUSY, cmd), LoaderProtocolError)
     assert "unknown loader status 77" in str(error_for(77, cmd))
-    for code in mb.STATUS_MESSAGES:
+    for code in STATUS_MESSAGES:
         if code != mb.ST_OK:
             assert error_for(code).status == code
 
@@ -41,7 +41,7 @@ def test_status_codes_become_typed_errors():
 def test_interleave_puts_each_erase_before_its_first_program():
     ops = [_erase(0x00000, 0x10000), _erase(0x10000, 0x10000), _erase(0x30000, 0x10000),
            _program(0x08000, 0x8000), _program(0x10000, 0x8000), _program(0x18000, 0x8000)]
-    out = _interleave(ops)
+    out = interleave(ops)
     order = [(o.cmd.op, o.cmd.addr) for o in out]
     assert order == [
         (mb.OP_ERASE, 0x00000), (mb.OP_PROGRAM, 0x08000),
@@ -59,7 +59,7 @@ def test_interleave_puts_each_erase_before_its_first_program():
 
 def test_interleave_keeps_an_order_that_programs_before_erasing():
     ops = [_program(0x0, 0x100), _erase(0x0, 0x10000), _program(0x0, 0x100)]
-    assert _interleave(ops) == ops
+    assert interleave(ops) == ops
 
 
 def _header(entry_us: int, time_us: int) -> mb.MailboxHeader:
@@ -75,20 +75,20 @@ def test_busy_estimate_learns_from_the_loader_timer():
     op.busy_typ_s, op.kind = 0.115, "page"  # SFDP page time x 128 pages
     # the next call found the flash idle after the host filled for the whole estimate: shorter
     client.header = _header(entry_us=1_124_000, time_us=1_124_020)
-    client._learn_busy((op, 1_000_000, True))
-    assert abs(client._busy_scale["page"] - 0.7) < 1e-9
+    client.busy.learn((op, 1_000_000, True), client.header)
+    assert abs(client.busy.scale["page"] - 0.7) < 1e-9
     # idle but the host stopped for another reason (no free buffer): no conclusion
-    client._learn_busy((op, 1_000_000, False))
-    assert abs(client._busy_scale["page"] - 0.7) < 1e-9
+    client.busy.learn((op, 1_000_000, False), client.header)
+    assert abs(client.busy.scale["page"] - 0.7) < 1e-9
     # the loader waited: the flash work took from its start to this call's halt (47 ms)
     client.header = _header(entry_us=2_020_000, time_us=2_047_000)
-    client._learn_busy((op, 2_000_000, True))
-    assert abs(client._busy_scale["page"] - 0.047 / 0.115) < 1e-9
+    client.busy.learn((op, 2_000_000, True), client.header)
+    assert abs(client.busy.scale["page"] - 0.047 / 0.115) < 1e-9
     # the timer wraps
     client.header = _header(entry_us=10_000, time_us=30_000)
-    client._learn_busy((op, 0xFFFFFFFF - 16_999, True))
-    assert abs(client._busy_scale["page"] - 0.047 / 0.115) < 1e-9
+    client.busy.learn((op, 0xFFFFFFFF - 16_999, True), client.header)
+    assert abs(client.busy.scale["page"] - 0.047 / 0.115) < 1e-9
     # once measured, an idle flash at the next call (the host overshot a fill piece) keeps it
     client.header = _header(entry_us=3_060_000, time_us=3_060_020)
-    client._learn_busy((op, 3_000_000, True))
-    assert abs(client._busy_scale["page"] - 0.047 / 0.115) < 1e-9
+    client.busy.learn((op, 3_000_000, True), client.header)
+    assert abs(client.busy.scale["page"] - 0.047 / 0.115) < 1e-9

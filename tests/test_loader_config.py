@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import pytest
 
-from qspi_gdb.inputs import flash_config as flashcfg
-from qspi_gdb.loader import mailbox as mb
-from qspi_gdb.inputs.image import image_from_segments
-from qspi_gdb.loader.config import loader_config, probe_config
 from qspi_gdb.flash.programmer import Programmer
+from qspi_gdb.inputs import flash_config as flashcfg
+from qspi_gdb.inputs.image import image_from_segments
+from qspi_gdb.loader import mailbox as mb
+from qspi_gdb.loader.config import loader_config, probe_config
 
 board_mod = pytest.importorskip("qspi_gdb.sim.board")
 

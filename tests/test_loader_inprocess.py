@@ -16,16 +16,16 @@ from dataclasses import replace
 
 import pytest
 
-from qspi_gdb.loader import mailbox as mb
 from qspi_gdb.errors import UsageError
-from qspi_gdb.loader.client import (
-    EraseStep,
+from qspi_gdb.loader import mailbox as mb
+from qspi_gdb.loader.client import LoaderClient
+from qspi_gdb.loader.pipeline import EraseStep, ProgramStep
+from qspi_gdb.loader.status import (
     FlashError,
     JedecMismatch,
-    LoaderClient,
     LoaderProtocolError,
     LoaderRefused,
-    ProgramStep,
+    status_text,
 )
 from qspi_gdb.sim import board as board_mod
 from qspi_gdb.sim.board import Board, InProcessLink
@@ -338,7 +338,7 @@ def test_invalid_argument_answered_and_flash_unchanged(cmd, status, programmed_r
     rig.link.write_memory(rig.greeting.buffers[0].addr, b"\0" * 0x100)
     follow = mb.Command(mb.OP_NOP)
     done = rig.client.run([replace(cmd), follow], check=False)
-    assert done[0].status == status, mb.status_text(done[0].status)
+    assert done[0].status == status, status_text(done[0].status)
     assert done[1].status == mb.ST_SKIPPED  # the queue stops at the first failure
     assert rig.client.header.state == mb.STATE_ERROR
     assert rig.digest() == before
@@ -404,13 +404,13 @@ def test_streaming_equals_one_by_one(chip, part, rig_factory):
     streamed = rig_factory(chip, part)
     streamed.init()
     used: set[int] = set()
-    call = streamed.client._call
+    call = streamed.client.call
 
     def spy(cmds, **kw):
         used.update(c.buf for c in cmds if c.op == mb.OP_PROGRAM)
         return call(cmds, **kw)
 
-    streamed.client._call = spy
+    streamed.client.call = spy
     streamed.client.write(steps)
     assert len(used) >= 2  # several buffers in flight / filled ahead
 
@@ -447,6 +447,7 @@ def test_reinit_in_one_call_and_after_deinit(rig_factory):
 def test_greeting_catches_a_damaged_download(rig_factory):
     rig = rig_factory("nrf5340", "mx25r6435f")
     from elftools.elf.elffile import ELFFile
+
     from qspi_gdb.errors import TargetError
     with open(rig.client.elf_path, "rb") as f:
         (sym,) = ELFFile(f).get_section_by_name(".symtab").get_symbol_by_name(

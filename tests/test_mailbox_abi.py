@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from elftools.elf.elffile import ELFFile
 
-from qspi_gdb.loader import loader_elf, mailbox
+from qspi_gdb.loader import loader_elf, mailbox, status
 
 HEADER = Path(__file__).resolve().parents[1] / "loader_fw" / "include" / "qspi_mailbox.h"
 
@@ -84,9 +84,9 @@ def test_every_status_has_one_message(header):
     consts, _ = header
     codes = {v for k, v in consts.items() if k.startswith("ST_") and k != "ST_COUNT"}
     assert codes == set(range(consts["ST_COUNT"]))
-    assert set(mailbox.STATUS_MESSAGES) == codes
-    assert {s.value for s in mailbox.Status} == codes
-    assert "unknown" in mailbox.status_text(999)
+    assert set(status.STATUS_MESSAGES) == codes
+    assert {s.value for s in status.Status} == codes
+    assert "unknown" in status.status_text(999)
 
 
 def test_every_op_named(header):

@@ -7,13 +7,18 @@ import shutil
 
 import pytest
 
-from qspi_gdb.transport import session
 from qspi_gdb.errors import TargetError, UsageError
+from qspi_gdb.transport import session
 from qspi_gdb.transport.gdb_link import ConnectError
 from qspi_gdb.transport.openocd import OpenOcd, interface_config, summarize_log
 from qspi_gdb.transport.ports import free_tcp_port
+from qspi_gdb.transport.session import (
+    TargetOptions,
+    check_gdb_server,
+    open_session,
+    openocd_script,
+)
 from qspi_gdb.transport.virtual_board import VirtualBoardProcess
-from qspi_gdb.transport.session import TargetOptions, check_gdb_server, open_session, openocd_script
 
 
 def test_argv_binds_locally_and_disables_telnet_tcl_and_memory_map():

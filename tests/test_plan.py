@@ -9,16 +9,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from qspi_gdb.errors import UsageError
+from qspi_gdb.flash.plan import build_sector, erase_plan, image_checks, plan
+from qspi_gdb.flash.plan_text import render_plan
+from qspi_gdb.flash.ranges import Range
+from qspi_gdb.flash.rules import resolve_range
 from qspi_gdb.inputs.config_values import cli_layer
 from qspi_gdb.inputs.detect import apply_chip
 from qspi_gdb.inputs.flash_config import EraseSpec, Timing, build_config
-from qspi_gdb.errors import UsageError
 from qspi_gdb.inputs.image import Image, Segment, image_from_segments
-from qspi_gdb.flash.plan import build_sector, erase_plan, image_checks, plan
-from qspi_gdb.flash.plan_text import render_plan
-from qspi_gdb.flash.rules import Range, resolve_range
-from qspi_gdb.inputs.sfdp_decode import parse_sfdp
 from qspi_gdb.inputs.parts import IS25WP256_SFDP, MX25R6435F_SFDP
+from qspi_gdb.inputs.sfdp_decode import parse_sfdp
 
 MIB = 1 << 20
 IS25 = apply_chip(

@@ -11,12 +11,13 @@ import zlib
 
 import pytest
 
-from qspi_gdb.inputs import flash_config as flashcfg
 from qspi_gdb.errors import UsageError
-from qspi_gdb.inputs.image import image_from_segments
 from qspi_gdb.flash.programmer import Programmer, expected_bytes
-from qspi_gdb.flash.rules import Range, erase_runs
 from qspi_gdb.flash.progress import PhaseFinished, PhaseStarted
+from qspi_gdb.flash.ranges import Range
+from qspi_gdb.flash.rules import erase_runs
+from qspi_gdb.inputs import flash_config as flashcfg
+from qspi_gdb.inputs.image import image_from_segments
 
 board_mod = pytest.importorskip("qspi_gdb.sim.board")
 

@@ -6,8 +6,13 @@ import io
 import json
 
 from qspi_gdb import log
-from qspi_gdb.flash.progress import PhaseFinished, PhaseProgress, PhaseStarted, PROGRAMMING
 from qspi_gdb.cli.output import Result, print_result, summary_line
+from qspi_gdb.flash.progress import (
+    PROGRAMMING,
+    PhaseFinished,
+    PhaseProgress,
+    PhaseStarted,
+)
 
 
 def _flash_result(**changes) -> Result:
@@ -116,8 +121,8 @@ def _screen(text: str) -> list[str]:
 
 
 def test_pipelined_phases_each_leave_a_line_that_fits_the_terminal():
-    from qspi_gdb.flash.progress import ERASING
     from qspi_gdb.cli.output import ProgressView
+    from qspi_gdb.flash.progress import ERASING
 
     stream = _Tty()
     view = ProgressView(stream, columns=80)
@@ -148,8 +153,8 @@ def test_progress_close_ends_an_open_bar_line():
 
 def test_a_phase_with_nothing_to_do_shows_no_absurd_rate():
     """An unchanged re-flash verifies from CRCs already read: finished in ~0 s, no rate."""
-    from qspi_gdb.flash.progress import VERIFYING
     from qspi_gdb.cli.output import ProgressView
+    from qspi_gdb.flash.progress import VERIFYING
 
     stream = _Tty()
     view = ProgressView(stream, columns=80)
@@ -178,8 +183,8 @@ def test_chip_erase_summary_says_how_much():
 
 def test_a_phase_of_zero_bytes_draws_nothing():
     """A chip-erase flash reads nothing back first: no 'Reading flash 0 B / 0 B' line."""
-    from qspi_gdb.flash.progress import READING
     from qspi_gdb.cli.output import ProgressView
+    from qspi_gdb.flash.progress import READING
 
     stream = _Tty()
     view = ProgressView(stream, columns=80)

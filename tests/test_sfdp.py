@@ -3,14 +3,19 @@
 import pytest
 
 from qspi_gdb.errors import TargetError
-from qspi_gdb.inputs.sfdp import SfdpError
-from qspi_gdb.inputs.sfdp_decode import density_bytes, parse_bfpt, parse_sfdp, required_length
 from qspi_gdb.inputs.parts import (
     IS25WP256_SFDP,
     MT25QU256A_SFDP,
     MX25R6435F_BFPT,
     MX25R6435F_SFDP,
     wrap_bfpt,
+)
+from qspi_gdb.inputs.sfdp import SfdpError
+from qspi_gdb.inputs.sfdp_decode import (
+    density_bytes,
+    parse_bfpt,
+    parse_sfdp,
+    required_length,
 )
 
 

@@ -12,8 +12,8 @@ import subprocess
 import sys
 
 import pytest
-
 from bitbang_client import read_idcode
+
 from qspi_gdb.sim.cli import main as sim_main
 
 

@@ -23,9 +23,9 @@ from pathlib import Path
 
 import pytest
 
-from qspi_gdb.transport.openocd import openocd_cfg_dir
 from qspi_gdb.sim.board import BOARDS
 from qspi_gdb.sim.parts import get_part
+from qspi_gdb.transport.openocd import openocd_cfg_dir
 
 pytestmark = pytest.mark.integration
 

@@ -143,6 +143,18 @@
 #define QL_NO_PIN           0xFFFFFFFFu
 #define QL_NO_QUERY         0xFFFFFFFFu
 
+/* Busy times (us) the loader uses where the host's ql_config leaves a t_*_us field at 0:
+ * generous for any serial NOR up to 256 Mbit. The host's deadlines use the same values. */
+#define QL_DEF_PAGE_TYP_US  1000u
+#define QL_DEF_PAGE_MAX_US  10000u
+#define QL_DEF_4K_TYP_US    50000u
+#define QL_DEF_4K_MAX_US    1000000u
+#define QL_DEF_64K_TYP_US   500000u
+#define QL_DEF_64K_MAX_US   4000000u
+#define QL_DEF_CHIP_TYP_US  60000000u
+#define QL_DEF_CHIP_MAX_US  2400000000u /* 40 min (MT25QU256A max is 2016 s); timer wraps at 71 min */
+#define QL_DEF_WRSR_MAX_US  200000u
+
 /* One custom instruction sent during INIT (after the JEDEC check, before quad enable). */
 struct ql_init_instr {
     uint32_t opcode;

@@ -23,16 +23,6 @@
 #define ERRATA_TIMEOUT_US 20000u
 #define ACTIVATE_BASE_TIMEOUT_US 500000u /* nrfx default */
 
-/* Defaults for time-outs the host left at 0: generous for any serial NOR up to 256 Mbit. */
-#define DEF_PAGE_TYP    1000u
-#define DEF_PAGE_MAX    10000u
-#define DEF_4K_TYP      50000u
-#define DEF_4K_MAX      1000000u
-#define DEF_64K_TYP     500000u
-#define DEF_64K_MAX     4000000u
-#define DEF_CHIP_TYP    60000000u
-#define DEF_CHIP_MAX    2400000000u /* 40 min (MT25QU256A max is 2016 s); timer wraps at 71 min */
-#define DEF_WRSR_MAX    200000u
 
 enum wip_kind { WIP_NONE = 0, WIP_PAGE, WIP_4K, WIP_64K, WIP_CHIP, WIP_WRSR };
 
@@ -632,19 +622,19 @@ uint32_t qspi_init(const struct ql_config *c, uint32_t *jedec_id)
     wip_mask = 1u << c->wip_bit;
     lio = ((c->flags & QL_CFG_IO2_LOW) ? 0u : QSPI_CINSTRCONF_LIO2) |
           ((c->flags & QL_CFG_IO3_LOW) ? 0u : QSPI_CINSTRCONF_LIO3);
-    tm.typ[WIP_PAGE] = pick(c->t_page_typ_us, DEF_PAGE_TYP);
-    tm.max[WIP_PAGE] = pick(c->t_page_max_us, DEF_PAGE_MAX);
-    tm.typ[WIP_4K] = pick(c->t_4k_typ_us, DEF_4K_TYP);
-    tm.max[WIP_4K] = pick(c->t_4k_max_us, DEF_4K_MAX);
-    tm.typ[WIP_64K] = pick(c->t_64k_typ_us, DEF_64K_TYP);
-    tm.max[WIP_64K] = pick(c->t_64k_max_us, DEF_64K_MAX);
-    tm.typ[WIP_CHIP] = pick(c->t_chip_typ_us, DEF_CHIP_TYP);
-    tm.max[WIP_CHIP] = pick(c->t_chip_max_us, DEF_CHIP_MAX);
-    tm.typ[WIP_WRSR] = pick(c->t_wrsr_max_us, DEF_WRSR_MAX) / 8u;
-    tm.max[WIP_WRSR] = pick(c->t_wrsr_max_us, DEF_WRSR_MAX);
+    tm.typ[WIP_PAGE] = pick(c->t_page_typ_us, QL_DEF_PAGE_TYP_US);
+    tm.max[WIP_PAGE] = pick(c->t_page_max_us, QL_DEF_PAGE_MAX_US);
+    tm.typ[WIP_4K] = pick(c->t_4k_typ_us, QL_DEF_4K_TYP_US);
+    tm.max[WIP_4K] = pick(c->t_4k_max_us, QL_DEF_4K_MAX_US);
+    tm.typ[WIP_64K] = pick(c->t_64k_typ_us, QL_DEF_64K_TYP_US);
+    tm.max[WIP_64K] = pick(c->t_64k_max_us, QL_DEF_64K_MAX_US);
+    tm.typ[WIP_CHIP] = pick(c->t_chip_typ_us, QL_DEF_CHIP_TYP_US);
+    tm.max[WIP_CHIP] = pick(c->t_chip_max_us, QL_DEF_CHIP_MAX_US);
+    tm.typ[WIP_WRSR] = pick(c->t_wrsr_max_us, QL_DEF_WRSR_MAX_US) / 8u;
+    tm.max[WIP_WRSR] = pick(c->t_wrsr_max_us, QL_DEF_WRSR_MAX_US);
     for (uint32_t k = WIP_PAGE; k <= WIP_WRSR; k++) {
-        if (tm.max[k] > DEF_CHIP_MAX) {
-            tm.max[k] = DEF_CHIP_MAX; /* keep deadlines inside the timer's 32-bit wrap */
+        if (tm.max[k] > QL_DEF_CHIP_MAX_US) {
+            tm.max[k] = QL_DEF_CHIP_MAX_US; /* keep deadlines inside the timer's 32-bit wrap */
         }
     }
 

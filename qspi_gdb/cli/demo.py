@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
-
 from typing import Callable
 
 IMAGE_BYTES = 512_583

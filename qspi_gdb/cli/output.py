@@ -14,7 +14,6 @@ import time
 from typing import IO
 
 from qspi_gdb import log
-from qspi_gdb.flash.result import Result
 from qspi_gdb.flash.progress import (
     PhaseFailed,
     PhaseFinished,
@@ -22,6 +21,7 @@ from qspi_gdb.flash.progress import (
     PhaseStarted,
     ProgressEvent,
 )
+from qspi_gdb.flash.result import Result
 
 _log = log.get_logger(__name__)
 

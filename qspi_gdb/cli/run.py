@@ -12,7 +12,13 @@ from contextlib import contextmanager
 from typing import Callable
 
 from qspi_gdb.cli.output import ProgressView, print_result
-from qspi_gdb.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_VERIFY, QspiGdbError
+from qspi_gdb.errors import (
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_VERIFY,
+    QspiGdbError,
+)
 from qspi_gdb.flash.progress import ERASING, PROGRAMMING
 from qspi_gdb.flash.result import Result
 

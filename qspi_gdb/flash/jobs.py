@@ -18,9 +18,11 @@ from qspi_gdb import log
 from qspi_gdb.errors import TargetError, UsageError, VerifyError
 from qspi_gdb.flash import rules
 from qspi_gdb.flash.options import FlashOptions, ImageSpec, TargetSpec
-from qspi_gdb.flash.plan import Plan, plan as make_plan
+from qspi_gdb.flash.plan import Plan
+from qspi_gdb.flash.plan import plan as make_plan
 from qspi_gdb.flash.programmer import Programmer
 from qspi_gdb.flash.progress import ProgressSink
+from qspi_gdb.flash.ranges import Range
 from qspi_gdb.flash.result import Result
 from qspi_gdb.inputs import boards
 from qspi_gdb.inputs.config_files import load_config_file
@@ -254,7 +256,7 @@ def erase(target: TargetSpec, address: str | int | None, length: str | int | Non
         raise UsageError("erase takes ADDR and LEN, or neither for the whole chip")
     cfg = preset_config(target)
     whole = address is None
-    r = None if whole else rules.Range(_address(address, cfg), parse_int(length, "length"))
+    r = None if whole else Range(_address(address, cfg), parse_int(length, "length"))
     if dry_run:
         assumed = _planning_config(cfg, "erase")
         result.dry_run = True
@@ -273,7 +275,7 @@ def erase(target: TargetSpec, address: str | int | None, length: str | int | Non
             rules.check_chip_erase(cfg, whole_chip_verified=True)  # before erasing anything
             programmer.erase_chip()
             result.chip_erased, result.bytes_erased = True, cfg.size
-            r = rules.Range(0, cfg.size)
+            r = Range(0, cfg.size)
         else:
             runs = rules.erase_runs(cfg, r)  # refused before erasing anything
             programmer.erase(runs)

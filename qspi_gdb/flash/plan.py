@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from typing import Callable, Mapping, Sequence
 
 from qspi_gdb.errors import UsageError
-from qspi_gdb.flash.rules import BLOCK, Range, check_chip_erase, check_image, erase_unit
+from qspi_gdb.flash.ranges import Range, clip, gaps, image_ranges, merge
+from qspi_gdb.flash.rules import BLOCK, check_chip_erase, check_image, erase_unit
 from qspi_gdb.inputs.flash_config import FlashConfig
 from qspi_gdb.inputs.image import Image, image_from_segments
 
@@ -191,44 +192,6 @@ class Plan:
         return out
 
 
-# --------------------------------------------------------------------------- helpers
-
-
-def _image_ranges(image: Image) -> list[Range]:
-    return [Range(s.offset, len(s.data)) for s in image.segments]
-
-
-def _clip(ranges: Sequence[Range], lo: int, hi: int) -> list[Range]:
-    out = []
-    for r in ranges:
-        a, b = max(r.offset, lo), min(r.end, hi)
-        if a < b:
-            out.append(Range(a, b - a))
-    return out
-
-
-def _gaps(covered: Sequence[Range], lo: int, hi: int) -> list[Range]:
-    out, pos = [], lo
-    for r in covered:
-        if r.offset > pos:
-            out.append(Range(pos, r.offset - pos))
-        pos = max(pos, r.end)
-    if pos < hi:
-        out.append(Range(pos, hi - pos))
-    return out
-
-
-def _merge(ranges: Sequence[Range]) -> list[Range]:
-    out: list[Range] = []
-    for r in sorted(ranges):
-        if out and r.offset <= out[-1].end:
-            last = out[-1]
-            out[-1] = Range(last.offset, max(last.end, r.end) - last.offset)
-        else:
-            out.append(r)
-    return out
-
-
 def image_bytes(image: Image, r: Range) -> bytes:
     """Image data of a range lying inside one segment."""
     for s in image.segments:
@@ -243,7 +206,7 @@ def image_checks(image: Image, sector_size: int = 4096) -> tuple[Check, ...]:
     These are the ranges the skip-unchanged test and `verify` compare on the target.
     """
     checks = []
-    for r in _image_ranges(image):
+    for r in image_ranges(image):
         pos = r.offset
         while pos < r.end:
             end = min(r.end, (pos // sector_size + 1) * sector_size)
@@ -323,7 +286,7 @@ def plan(
             same[base] = same.get(base, True) and (crc & 0xFFFFFFFF) == c.crc32
         changed = {s for s, ok in same.items() if not ok}
 
-    ranges = _image_ranges(image)
+    ranges = image_ranges(image)
     units: list[tuple[int, int, str]] = []  # (offset, size, erase name)
     if chip_erase:
         units = [(s, sector, "none") for s in sorted(by_sector)]
@@ -353,8 +316,8 @@ def plan(
     ops = []
     page = cfg.program_page_size
     for offset, size, erase in units:
-        inside = _clip(ranges, offset, offset + size)
-        fills = () if erase == "none" else tuple(_gaps(inside, offset, offset + size))
+        inside = clip(ranges, offset, offset + size)
+        fills = () if erase == "none" else tuple(gaps(inside, offset, offset + size))
         pages = sorted({p for r in inside for p in range(r.offset // page * page, r.end, page)})
         ops.append(
             SectorOp(
@@ -371,7 +334,7 @@ def plan(
     rewritten = {s for offset, size, _ in units for s in range(offset, offset + size, sector)}
     unchanged = tuple(Range(s, sector) for s in sorted(set(by_sector) - rewritten))
 
-    verify = _merge([op.range for op in ops] + [c.range for c in checks])
+    verify = merge([op.range for op in ops] + [c.range for c in checks])
 
     erase_s = 0.0
     if chip_erase:
@@ -383,7 +346,7 @@ def plan(
     to_program = 0
     for op in ops:
         for pg in op.pages:
-            in_page = _clip(op.image, pg.offset, pg.end)
+            in_page = clip(op.image, pg.offset, pg.end)
             if any(image_bytes(image, r) != blank_page[: r.length] for r in in_page):
                 to_program += 1
     page_s = cfg.page_program.typ_s if cfg.page_program else 0.0

@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import Sequence
 
 from qspi_gdb.flash.plan import Plan, SectorOp
-from qspi_gdb.flash.rules import Range, size_text
+from qspi_gdb.flash.ranges import Range
+from qspi_gdb.flash.rules import size_text
 
 
 def render_plan(plan: Plan, max_lines: int = 40) -> str:

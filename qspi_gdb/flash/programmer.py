@@ -17,7 +17,8 @@ from typing import Callable, Iterator, Mapping, Sequence
 
 from qspi_gdb import log
 from qspi_gdb.flash import rules
-from qspi_gdb.flash.plan import Plan, SectorContent, image_checks, plan as make_plan
+from qspi_gdb.flash.plan import Plan, SectorContent, image_checks
+from qspi_gdb.flash.plan import plan as make_plan
 from qspi_gdb.flash.progress import (
     ERASING,
     PROGRAMMING,
@@ -30,7 +31,8 @@ from qspi_gdb.flash.progress import (
     ProgressSink,
     ignore,
 )
-from qspi_gdb.flash.rules import EraseRun, Range
+from qspi_gdb.flash.ranges import Range
+from qspi_gdb.flash.rules import EraseRun
 from qspi_gdb.inputs.detect import apply_chip
 from qspi_gdb.inputs.flash_config import FlashConfig
 from qspi_gdb.inputs.image import Image
@@ -38,8 +40,9 @@ from qspi_gdb.inputs.sfdp import SfdpError
 from qspi_gdb.inputs.sfdp_decode import parse_sfdp, required_length
 from qspi_gdb.loader import loader_elf as packaged_loader
 from qspi_gdb.loader import mailbox as mb
-from qspi_gdb.loader.client import EraseStep, LoaderClient, ProgramStep
+from qspi_gdb.loader.client import LoaderClient
 from qspi_gdb.loader.config import loader_config, probe_config
+from qspi_gdb.loader.pipeline import EraseStep, ProgramStep
 
 _log = log.get_logger(__name__)
 

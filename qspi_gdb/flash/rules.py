@@ -12,27 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from qspi_gdb.errors import UsageError
+from qspi_gdb.flash.ranges import Range, image_ranges
 from qspi_gdb.inputs.flash_config import MIB16, FlashConfig
 from qspi_gdb.inputs.image import Image, parse_int, to_flash_offset
 
 BLOCK = 65536  # the 64 KiB erase block (0xD8)
 SECTOR = 4096  # the 4 KiB erase sector (0x20)
-
-
-@dataclass(frozen=True, order=True)
-class Range:
-    offset: int
-    length: int
-
-    @property
-    def end(self) -> int:
-        return self.offset + self.length
-
-    def to_json(self) -> dict:
-        return {"offset": self.offset, "length": self.length}
-
-    def __str__(self) -> str:
-        return f"0x{self.offset:08X}..0x{self.end - 1:08X}"
 
 
 @dataclass(frozen=True)
@@ -75,7 +60,7 @@ def _where(image: Image, offset: int) -> str:
 def check_image(image: Image, cfg: FlashConfig) -> None:
     """Refuse an image the chip cannot take: overlapping ranges, data past the chip end, data at
     or above 16 MiB in 24-bit mode or on a chip that has no 4-byte addressing."""
-    ordered = sorted(Range(s.offset, len(s.data)) for s in image.segments)
+    ordered = sorted(image_ranges(image))
     for a, b in zip(ordered, ordered[1:]):
         if b.offset < a.end:
             raise UsageError(f"{image.path}: image ranges overlap: {a} and {b}")

@@ -15,12 +15,12 @@ from typing import Any
 from qspi_gdb.errors import UsageError
 from qspi_gdb.inputs.boards import PIN_NAMES
 from qspi_gdb.inputs.config_values import (
-    ConfigLayer,
-    CustomInstruction,
     READ_OPCODES,
     RX_DELAY_MAX,
     SCK_DELAY_MAX,
     WRITE_OPCODES,
+    ConfigLayer,
+    CustomInstruction,
     parse_address_mode,
     parse_custom_instruction,
     parse_enum,

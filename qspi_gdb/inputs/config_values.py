@@ -12,6 +12,7 @@ from typing import Any, Iterable, Mapping
 from qspi_gdb.errors import UsageError
 from qspi_gdb.inputs.boards import PIN_NAMES
 from qspi_gdb.inputs.image import parse_int
+
 READ_OPCODES = ("FASTREAD", "READ2O", "READ2IO", "READ4O", "READ4IO")
 WRITE_OPCODES = ("PP", "PP2O", "PP4O", "PP4IO")
 NOT_CONNECTED = 0xFFFFFFFF  # nrfutil: pin not used

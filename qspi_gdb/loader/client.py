@@ -1,13 +1,11 @@
-"""Host side of the loader protocol: knows the mailbox (qspi_gdb.loader.mailbox), nothing about GDB.
+"""Host side of the loader protocol: knows the mailbox (`qspi_gdb.loader.mailbox`), nothing
+about GDB.
 
-It talks to any qspi_gdb.loader.target.TargetLink: loads the loader ELF, finds the mailbox by symbol
-(pyelftools), checks the greeting (magic, ABI version, build id, stack canary) before the first
-command, queues commands, streams data through the loader's RAM buffers and turns status codes
-into typed errors.
-
-One "call" = write the queued commands, set PC to the loader's entry, resume, wait for the
-`bkpt`. Flash work started by a call keeps running while the core is halted, so `write()`
-fills the next buffers over the debug link while the flash erases / programs the previous one.
+It talks to any `qspi_gdb.loader.target.TargetLink`: loads the loader ELF, finds the mailbox by
+symbol (pyelftools), checks the greeting (magic, ABI version, build id, stack canary) before the
+first command, queues commands and turns status codes into typed errors
+(`qspi_gdb.loader.status`). One "call" = write the queued commands, set PC to the loader's entry,
+resume, wait for the `bkpt`. `write()` streams erase/program work (`qspi_gdb.loader.pipeline`).
 """
 
 from __future__ import annotations
@@ -20,108 +18,31 @@ from pathlib import Path
 
 from elftools.elf.elffile import ELFFile
 
-from . import mailbox as mb
 from qspi_gdb.errors import TargetError, UsageError
-from qspi_gdb.log import get_logger
 from qspi_gdb.loader import loader_elf
-from .target import TargetLink
+from qspi_gdb.loader import mailbox as mb
+from qspi_gdb.loader.pipeline import (
+    BusyEstimates,
+    EraseStep,
+    LinkSpeed,
+    ProgramStep,
+    stream,
+)
+from qspi_gdb.loader.status import error_for
+from qspi_gdb.loader.target import TargetLink
+from qspi_gdb.log import get_logger
 
 log = get_logger(__name__)
 
 XPSR_THUMB = 0x01000000
-# Loader defaults for times the config leaves at 0 (loader_fw/src/qspi.c DEF_*), seconds.
-_DEFAULT_MAX_S = {"page": 0.010, "4k": 1.0, "64k": 4.0, "chip": 2400.0, "wrsr": 0.2}
-_DEFAULT_TYP_S = {"page": 0.001, "4k": 0.05, "64k": 0.5, "chip": 60.0}
+# The loader's own times where the config leaves a t_*_us field at 0 (QL_DEF_* in the header),
+# seconds: the host's deadlines assume what the loader will wait for.
+_DEFAULT_MAX_S = {"page": mb.DEF_PAGE_MAX_US / 1e6, "4k": mb.DEF_4K_MAX_US / 1e6,
+                  "64k": mb.DEF_64K_MAX_US / 1e6, "chip": mb.DEF_CHIP_MAX_US / 1e6,
+                  "wrsr": mb.DEF_WRSR_MAX_US / 1e6}
+_DEFAULT_TYP_S = {"page": mb.DEF_PAGE_TYP_US / 1e6, "4k": mb.DEF_4K_TYP_US / 1e6,
+                  "64k": mb.DEF_64K_TYP_US / 1e6, "chip": mb.DEF_CHIP_TYP_US / 1e6}
 _CALL_SLACK_S = 2.0
-_FIRST_CHUNKS = (4096, 8192, 16384)  # ramp-up: the flash starts working sooner
-_FILL_PIECE = 8192  # granularity of filling ahead while the flash works
-_WAIT_SEEN_S = 200e-6  # a call that spent longer in the loader waited for the flash
-_BUSY_SHRINK = 0.7  # busy estimate factor after a call that found the flash idle
-
-
-# -- errors --------------------------------------------------------------------------------
-
-
-class LoaderStatusError:
-    """Mixin: a loader command answered a non-OK status."""
-
-    status: int
-    command: mb.Command | None
-
-    def _set(self, status: int, command: mb.Command | None) -> None:
-        self.status = status
-        self.command = command
-
-
-def _describe(status: int, cmd: mb.Command | None, extra: str = "") -> str:
-    where = ""
-    if cmd is not None:
-        where = f"{cmd.name}"
-        if cmd.op in (mb.OP_ERASE, mb.OP_PROGRAM, mb.OP_READ, mb.OP_CRC32, mb.OP_CRC_LIST):
-            where += f" 0x{cmd.addr:08X}+0x{cmd.len:X}"
-        where += ": "
-    text = mb.status_text(status)
-    if status == mb.ST_TIMEOUT and cmd is not None:
-        text += f" during {mb.STAGE_NAMES.get(cmd.result0, cmd.result0)}"
-    if status == mb.ST_JEDEC_MISMATCH and cmd is not None:
-        text += f" (read {cmd.result0:06X})"
-    return f"loader: {where}{text}{extra}"
-
-
-class LoaderRefused(LoaderStatusError, UsageError):
-    """The loader refused a request the chip or its address mode cannot do (nothing written):
-    range past the chip end, >= 16 MiB in 24-bit mode, a configuration the chip rejects."""
-
-
-class LoaderProtocolError(LoaderStatusError, TargetError):
-    """The host sent something the loader rejects (alignment, buffers, unknown command...)."""
-
-
-class FlashError(LoaderStatusError, TargetError):
-    """The flash or the QSPI peripheral failed (time-out, stuck busy, no flash, QE, 4-byte)."""
-
-
-class JedecMismatch(LoaderStatusError, UsageError):
-    """The flash present is not the one the configuration expects."""
-
-
-_REFUSED = {mb.ST_RANGE, mb.ST_ADDR_24BIT, mb.ST_CONFIG}
-_FLASH = {mb.ST_TIMEOUT, mb.ST_FLASH_BUSY, mb.ST_NO_FLASH, mb.ST_QE_FAILED, mb.ST_ADDR4_FAILED,
-          mb.ST_CLOCK}
-
-
-def error_for(status: int, cmd: mb.Command | None = None) -> Exception:
-    """The typed error for a non-OK status."""
-    if status == mb.ST_JEDEC_MISMATCH:
-        cls: type = JedecMismatch
-    elif status in _REFUSED:
-        cls = LoaderRefused
-    elif status in _FLASH:
-        cls = FlashError
-    else:
-        cls = LoaderProtocolError
-    err = cls(_describe(status, cmd))
-    err._set(status, cmd)
-    return err
-
-
-# -- plan steps for write() ---------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class EraseStep:
-    """Erase [offset, offset+length) in blocks of `block` bytes (4096 or 65536), or the
-    whole chip with block=0 (offset 0, length = chip size)."""
-
-    offset: int
-    length: int
-    block: int = 4096
-
-
-@dataclass(frozen=True)
-class ProgramStep:
-    offset: int
-    data: bytes
 
 
 @dataclass
@@ -151,16 +72,6 @@ class Stats:
 
 
 @dataclass
-class _Op:
-    cmd: mb.Command
-    data: bytes = b""  # program ops: the bytes for the buffer
-    busy_typ_s: float = 0.0  # flash busy time it starts (typical)
-    kind: str = ""  # timing key: "page", "4k", "64k", "chip"
-    buf: int | None = None
-    filled: int = 0  # bytes of data already in the buffer
-
-
-@dataclass
 class _Timing:
     typ: dict[str, float] = field(default_factory=lambda: dict(_DEFAULT_TYP_S))
     max: dict[str, float] = field(default_factory=lambda: dict(_DEFAULT_MAX_S))
@@ -183,13 +94,11 @@ class LoaderClient:
         self.stats = Stats()
         self._seq = 0
         self._entered = False
-        self._timing = _Timing()
+        self.timing = _Timing()
         self._pending_s = 0.0  # max time of flash work left running by the last call
-        self._speed = _LinkSpeed()  # measured link speed, kept across write() calls
-        # measured flash busy time / datasheet typical, per timing key: SFDP typical times
-        # can be far off (a full page often programs much faster than the page time)
-        self._busy_scale: dict[str, float] = {}
-        self._busy_measured: set[str] = set()
+        # measured link speed and flash busy times, kept across write() calls
+        self.speed = LinkSpeed()
+        self.busy = BusyEstimates()
         self.greeting: Greeting | None = None
         self.header: mb.MailboxHeader | None = None
         self.free_mask = 0
@@ -239,7 +148,7 @@ class LoaderClient:
         if load:
             self.link.load_elf(self.elf_path)
         self._entered = False
-        self._call([], timeout_s=_CALL_SLACK_S, check_seq=False)
+        self.call([], timeout_s=_CALL_SLACK_S, check_seq=False)
         hdr = self.header
         assert hdr is not None
         if hdr.magic != mb.MAGIC:
@@ -281,7 +190,7 @@ class LoaderClient:
             self.link.write_register("sp", self.stack_top)
             self._entered = True
 
-    def _call(self, cmds: Sequence[mb.Command], *, timeout_s: float | None = None,
+    def call(self, cmds: Sequence[mb.Command], *, timeout_s: float | None = None,
               check: bool = True, check_seq: bool = True) -> Sequence[mb.Command]:
         max_cmds = self.greeting.max_cmds if self.greeting else mb.MAX_CMDS
         if len(cmds) > max_cmds:
@@ -354,7 +263,7 @@ class LoaderClient:
 
     # -- time-outs -----------------------------------------------------------------------
     def _est_max_s(self, c: mb.Command) -> float:
-        t = self._timing
+        t = self.timing
         xfer = (c.len * 8) / max(t.sck_hz, 1) * 2
         if c.op == mb.OP_ERASE:
             if c.arg == mb.ERASE_CHIP:
@@ -382,11 +291,11 @@ class LoaderClient:
     # -- commands --------------------------------------------------------------------------
     def run(self, cmds: Sequence[mb.Command], *, check: bool = True) -> Sequence[mb.Command]:
         """One call running `cmds` in order (low level; statuses in each command)."""
-        return self._call(cmds, check=check)
+        return self.call(cmds, check=check)
 
     def init(self, config: mb.LoaderConfig) -> InitResult:
         self.link.write_memory(self.mailbox_addr + mb.OFF_CONFIG, config.pack())
-        t = self._timing
+        t = self.timing
         t.sck_hz = config.sck_hz
         t.page = config.page_bytes
         for key, typ, mx in (("page", config.t_page_typ_us, config.t_page_max_us),
@@ -399,23 +308,23 @@ class LoaderClient:
                 t.max[key] = mx / 1e6
         if config.t_wrsr_max_us:
             t.max["wrsr"] = config.t_wrsr_max_us / 1e6
-        (cmd,) = self._call([mb.Command(mb.OP_INIT)])
+        (cmd,) = self.call([mb.Command(mb.OP_INIT)])
         t.sck_hz = cmd.result1 or t.sck_hz
         assert self.header is not None
         return InitResult(cmd.result0, cmd.result1, bool(self.header.addr4_before))
 
     def deinit(self) -> None:
-        self._call([mb.Command(mb.OP_DEINIT)])
+        self.call([mb.Command(mb.OP_DEINIT)])
 
     def wait_idle(self) -> None:
-        self._call([mb.Command(mb.OP_WAIT_IDLE)])
+        self.call([mb.Command(mb.OP_WAIT_IDLE)])
 
     def read_id(self) -> int:
-        (cmd,) = self._call([mb.Command(mb.OP_READ_ID)])
+        (cmd,) = self.call([mb.Command(mb.OP_READ_ID)])
         return cmd.result0
 
     def rdsr(self) -> int:
-        (cmd,) = self._call([mb.Command(mb.OP_RDSR)])
+        (cmd,) = self.call([mb.Command(mb.OP_RDSR)])
         return cmd.result0
 
     def cinstr(self, opcode: int, tx: bytes = b"", *, length: int | None = None,
@@ -428,35 +337,35 @@ class LoaderClient:
         data = tx.ljust(8, b"\0")
         a0, a1 = struct.unpack("<2I", data)
         flags = (mb.CF_WREN if wren else 0) | (mb.CF_WIPWAIT if wipwait else 0)
-        (cmd,) = self._call([mb.Command(mb.OP_CINSTR, flags, opcode, n, arg=a0, arg2=a1)])
+        (cmd,) = self.call([mb.Command(mb.OP_CINSTR, flags, opcode, n, arg=a0, arg2=a1)])
         return struct.pack("<2I", cmd.result0, cmd.result1)[:n]
 
-    def _free_buffer(self, taken: int = 0) -> int:
+    def free_buffer(self, taken: int = 0) -> int:
         avail = self.free_mask & ~taken
         if not avail:
             # at most one buffer is ever in EasyDMA use: finish it
-            self._call([mb.Command(mb.OP_WAIT_IDLE)])
+            self.call([mb.Command(mb.OP_WAIT_IDLE)])
             avail = self.free_mask & ~taken
             if not avail:
                 raise TargetError("loader reports no free buffer")
         return (avail & -avail).bit_length() - 1
 
-    def _buffers(self) -> list[mb.BufferInfo]:
+    def buffers(self) -> list[mb.BufferInfo]:
         if self.greeting is None:
             raise TargetError("loader not started")
         return self.greeting.buffers
 
     def sfdp(self, addr: int = 0, length: int = 256) -> bytes:
-        b = self._free_buffer()
-        buf = self._buffers()[b]
-        self._call([mb.Command(mb.OP_SFDP, addr=addr, len=length, buf=b)])
+        b = self.free_buffer()
+        buf = self.buffers()[b]
+        self.call([mb.Command(mb.OP_SFDP, addr=addr, len=length, buf=b)])
         return self._read_target(buf.addr, length)
 
     def _read_target(self, addr: int, length: int) -> bytes:
         self.stats.bytes_from_target += length
         return self.link.read_memory(addr, length)
 
-    def _write_target(self, addr: int, data: bytes) -> None:
+    def write_target(self, addr: int, data: bytes) -> None:
         self.stats.bytes_to_target += len(data)
         self.link.write_memory(addr, data)
 
@@ -465,7 +374,7 @@ class LoaderClient:
         start = offset & ~3
         end = (offset + length + 3) & ~3
         out = bytearray()
-        bufs = self._buffers()
+        bufs = self.buffers()
         size = bufs[0].size
         pos = start
         while pos < end:
@@ -481,21 +390,21 @@ class LoaderClient:
                 cmds.append(mb.Command(mb.OP_READ, addr=pos, len=n, buf=b))
                 pos += n
             if not cmds:
-                self._free_buffer()
+                self.free_buffer()
                 continue
-            self._call(cmds)
+            self.call(cmds)
             for c in cmds:
                 out += self._read_target(bufs[c.buf].addr, c.len)
         return bytes(out[offset - start:offset - start + length])
 
     def crc32(self, offset: int, length: int) -> int:
-        (cmd,) = self._call([mb.Command(mb.OP_CRC32, addr=offset, len=length)])
+        (cmd,) = self.call([mb.Command(mb.OP_CRC32, addr=offset, len=length)])
         return cmd.result0
 
     def crc_list(self, offset: int, sector_size: int, count: int) -> list[int]:
         """CRC-32 of `count` consecutive sectors starting at `offset`."""
         out: list[int] = []
-        bufs = self._buffers()
+        bufs = self.buffers()
         per_cmd = bufs[0].size // 4
         done = 0
         while done < count:
@@ -512,13 +421,19 @@ class LoaderClient:
                                        len=n * sector_size, buf=b, arg=sector_size))
                 done += n
             if not cmds:
-                self._free_buffer()
+                self.free_buffer()
                 continue
-            self._call(cmds)
+            self.call(cmds)
             for c in cmds:
                 n = c.len // sector_size
                 out += struct.unpack(f"<{n}I", self._read_target(bufs[c.buf].addr, 4 * n))
         return out
+
+    def write(self, steps: Sequence[EraseStep | ProgramStep],
+              progress: Callable[[int], None] | None = None) -> None:
+        """Run erase/program steps, overlapping the transfer of later data with the flash work
+        of earlier steps (`qspi_gdb.loader.pipeline`); returns when the flash is idle again."""
+        stream(self, steps, progress)
 
     def erase(self, ranges: Iterable[tuple[int, int, int]] | Iterable[EraseStep]) -> None:
         """Erase ranges (offset, length, block) and wait until the flash is done."""
@@ -533,206 +448,3 @@ class LoaderClient:
         """Program already-erased flash; any alignment (0xFF padding leaves bytes as they are)."""
         self.write([ProgramStep(offset, bytes(data))], progress=progress)
 
-    # -- the streaming pipeline --------------------------------------------------------------
-    def _expand(self, steps: Sequence[EraseStep | ProgramStep]) -> list[_Op]:
-        t = self._timing
-        size = self._buffers()[0].size
-        ops: list[_Op] = []
-        # Small first chunks get an idle flash going sooner; after an erase the flash is busy
-        # anyway and full buffers are worth more.
-        ramp = [] if steps and isinstance(steps[0], EraseStep) else list(_FIRST_CHUNKS)
-        for step in steps:
-            if isinstance(step, EraseStep):
-                if step.block == 0:
-                    ops.append(_Op(mb.Command(mb.OP_ERASE, addr=step.offset, len=step.length,
-                                              arg=mb.ERASE_CHIP), busy_typ_s=t.typ["chip"],
-                                   kind="chip"))
-                    continue
-                if step.block not in (4096, 65536):
-                    raise ValueError(f"erase block {step.block} (4096 or 65536 only)")
-                unit = mb.ERASE_4K if step.block == 4096 else mb.ERASE_64K
-                key = "4k" if step.block == 4096 else "64k"
-                # one call per 64 KiB of erase work: data transfer overlaps each of them
-                group = step.block if step.block == 65536 else 16 * step.block
-                pos, end = step.offset, step.offset + step.length
-                while pos < end:
-                    n = min(group, end - pos)
-                    ops.append(_Op(mb.Command(mb.OP_ERASE, addr=pos, len=n, arg=unit),
-                                   busy_typ_s=t.typ[key], kind=key))
-                    pos += n
-            else:
-                start = step.offset & ~3
-                data = b"\xff" * (step.offset - start) + step.data
-                data += b"\xff" * (-len(data) % 4)
-                pos, end = start, start + len(data)
-                while pos < end:
-                    want = min(ramp.pop(0), size) if ramp else size
-                    stop = min(end, pos + want)
-                    if stop < end and (stop // t.page) * t.page > pos:
-                        stop = (stop // t.page) * t.page  # next chunk starts page aligned
-                    chunk = data[pos - start:stop - start]
-                    pages = (stop - pos + t.page - 1) // t.page
-                    ops.append(_Op(mb.Command(mb.OP_PROGRAM, addr=pos, len=len(chunk)), chunk,
-                                   busy_typ_s=pages * t.typ["page"], kind="page"))
-                    pos = stop
-        return ops
-
-    def write(self, steps: Sequence[EraseStep | ProgramStep],
-              progress: Callable[[int], None] | None = None) -> None:
-        """Run erase/program steps, overlapping the transfer of later data with the flash work
-        of earlier steps; returns when the flash is idle again.
-
-        Each call starts one piece of flash work and returns while it runs (the core halts;
-        the flash and EasyDMA carry on). Meanwhile the host copies upcoming data into free
-        buffers, piece by piece, for about as long as the flash stays busy, then issues the
-        next op. The link's speed and the per-call overhead are measured on the loader's timer
-        (entry_us / time_us of consecutive calls), i.e. in the target's time base.
-        """
-        ops = _interleave(self._expand(steps))
-        bufs = self._buffers()
-        assigned = 0  # buffers holding data of ops not yet issued
-        speed = self._speed
-        speed.start(self.header)
-
-        def fill(op: _Op, limit: int) -> None:
-            """Copy up to `limit` more bytes of op's data into its buffer."""
-            nonlocal assigned
-            if op.buf is None:
-                op.buf = self._free_buffer(assigned)
-                op.cmd.buf = op.buf
-                assigned |= 1 << op.buf
-            n = min(limit, len(op.data) - op.filled)
-            self._write_target(bufs[op.buf].addr + op.filled, op.data[op.filled:op.filled + n])
-            op.filled += n
-            speed.moved += n
-
-        started: tuple[_Op, int, bool] | None = None  # last op, loader time, budget-bound
-
-        for i, op in enumerate(ops):
-            if op.cmd.op == mb.OP_PROGRAM and op.filled < len(op.data):
-                fill(op, len(op.data))
-            self._call([op.cmd])
-            speed.observe(self.header)
-            self._learn_busy(started)
-            if op.buf is not None:
-                assigned &= ~(1 << op.buf)
-            if progress is not None and op.cmd.op == mb.OP_PROGRAM:
-                progress(op.cmd.len)
-            # While this op keeps the flash busy, copy upcoming data; a piece is worth copying
-            # when at least half of its transfer overlaps the flash work.
-            spare = op.busy_typ_s * self._busy_scale.get(op.kind, 1.0) - speed.overhead
-            budget_bound = False
-            # When moving the remaining data takes longer than the remaining flash work, the
-            # link is the bottleneck: any overlap is worth a piece (an idle flash costs
-            # nothing then, a host waiting in the loader does).
-            link_bound = bool(speed.rate) and sum(
-                len(o.data) - o.filled for o in ops[i + 1:]) / speed.rate > sum(
-                o.busy_typ_s * self._busy_scale.get(o.kind, 1.0) for o in ops[i + 1:])
-            for nxt in ops[i + 1:]:
-                if nxt.cmd.op != mb.OP_PROGRAM or nxt.filled == len(nxt.data):
-                    continue
-                while nxt.filled < len(nxt.data):
-                    if nxt.buf is None and not self.free_mask & ~assigned:
-                        break
-                    piece = min(_FILL_PIECE, len(nxt.data) - nxt.filled)
-                    if not speed.rate:
-                        if spare < 2 * speed.overhead:
-                            break
-                        # speed unknown: one piece and an empty call measure it
-                        before = self.header.time_us if self.header else 0
-                        fill(nxt, piece)
-                        self._call([])
-                        speed.observe(self.header)
-                        spare -= ((self.header.time_us - before) & 0xFFFFFFFF) / 1e6
-                        continue
-                    cost = piece / speed.rate
-                    if spare <= 0 or (spare < cost / 2 and not link_bound):
-                        budget_bound = True
-                        break
-                    fill(nxt, piece)
-                    spare -= cost
-                if nxt.filled < len(nxt.data):
-                    break
-            started = (op, self.header.time_us, budget_bound) if self.header else None
-        self._call([mb.Command(mb.OP_WAIT_IDLE)])
-
-    def _learn_busy(self, started: tuple[_Op, int, bool] | None) -> None:
-        """After the call that followed op: if the loader had to wait for op's flash work, the
-        loader's timer says how long that work took; if not and the host stopped filling only
-        because op's estimated time was used up, the estimate may be too long: shorten it
-        (the flash may have idled), until a wait shows the real time again."""
-        hdr = self.header
-        if started is None or hdr is None:
-            return
-        op, start_us, budget_bound = started
-        if op.busy_typ_s <= 0 or not op.kind:
-            return
-        waited = ((hdr.time_us - hdr.entry_us) & 0xFFFFFFFF) / 1e6
-        scale = self._busy_scale.get(op.kind, 1.0)
-        if waited > _WAIT_SEEN_S:
-            took = ((hdr.time_us - start_us) & 0xFFFFFFFF) / 1e6
-            scale = took / op.busy_typ_s
-            self._busy_measured.add(op.kind)
-        elif budget_bound and op.kind == "page" and op.kind not in self._busy_measured:
-            # Only program times are shortened, and only until a wait has measured them: the
-            # SFDP page time is for a worst-case page (JESD216's byte times make full pages
-            # much faster on some parts), whereas erase times are what they say. Once known,
-            # an idle flash at the next call means the host overshot by a fill piece, not that
-            # the estimate is long (shortening then would block the host in the loader while
-            # it could transfer).
-            scale *= _BUSY_SHRINK
-        self._busy_scale[op.kind] = min(max(scale, 0.02), 4.0)
-
-
-class _LinkSpeed:
-    """How fast the host moves data into target RAM, and the fixed cost of one call, both in
-    the target's time base (the loader's timer: entry_us of a call - time_us of the last)."""
-
-    def __init__(self) -> None:
-        self.rate = 0.0  # bytes per second (0 = not measured yet)
-        self.overhead = 0.0  # seconds between two calls when nothing is moved
-        self.moved = 0
-        self._last_halt_us = 0
-
-    def start(self, header: mb.MailboxHeader | None) -> None:
-        self._last_halt_us = header.time_us if header else 0
-        self.moved = 0
-
-    def observe(self, header: mb.MailboxHeader | None) -> None:
-        if header is None:
-            return
-        gap = ((header.entry_us - self._last_halt_us) & 0xFFFFFFFF) / 1e6
-        if not self.moved:
-            self.overhead = gap if not self.overhead else min(
-                self.overhead, 0.5 * self.overhead + 0.5 * gap)
-        else:
-            # a transfer that costs no target time (in-process board) counts as very fast
-            sample = self.moved / max(gap - self.overhead, 1e-6)
-            self.rate = sample if not self.rate else 0.5 * self.rate + 0.5 * sample
-        self._last_halt_us = header.time_us
-        self.moved = 0
-
-
-def _interleave(ops: list[_Op]) -> list[_Op]:
-    """When every erase comes before every program (the usual plan), move each erase to just
-    before the first program that reaches it: transfers then overlap the erases all along and
-    the buffers hold the data of the next block only, not of the whole image."""
-    kinds = [op.cmd.op for op in ops]
-    if mb.OP_PROGRAM not in kinds or mb.OP_ERASE not in kinds:
-        return ops
-    last_erase = max(i for i, k in enumerate(kinds) if k == mb.OP_ERASE)
-    first_program = kinds.index(mb.OP_PROGRAM)
-    if last_erase > first_program or any(op.cmd.arg == mb.ERASE_CHIP for op in ops
-                                         if op.cmd.op == mb.OP_ERASE):
-        return ops
-    erases = [op for op in ops if op.cmd.op == mb.OP_ERASE]
-    out: list[_Op] = []
-    for op in ops:
-        if op.cmd.op != mb.OP_PROGRAM:
-            continue
-        end = op.cmd.addr + op.cmd.len
-        due = [e for e in erases if e.cmd.addr < end]
-        out += due
-        erases = [e for e in erases if e.cmd.addr >= end]
-        out.append(op)
-    return out + erases

@@ -7,8 +7,8 @@ built from the configuration completed with the detected chip (config.apply_chip
 
 from __future__ import annotations
 
-from qspi_gdb.loader import mailbox as mb
 from qspi_gdb.inputs.flash_config import FlashConfig
+from qspi_gdb.loader import mailbox as mb
 
 ENTER_4B = {
     None: mb.FOURB_NONE,

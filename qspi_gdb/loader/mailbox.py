@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from enum import IntEnum
 
 MAGIC = 0x4C505351
 ABI_VERSION = 1
@@ -106,58 +105,17 @@ STAGE_ERRATA = 6
 NO_PIN = 0xFFFFFFFF
 NO_QUERY = 0xFFFFFFFF
 
+# Busy times (us) where the configuration leaves a t_*_us field at 0.
+DEF_PAGE_TYP_US = 1000
+DEF_PAGE_MAX_US = 10000
+DEF_4K_TYP_US = 50000
+DEF_4K_MAX_US = 1000000
+DEF_64K_TYP_US = 500000
+DEF_64K_MAX_US = 4000000
+DEF_CHIP_TYP_US = 60000000
+DEF_CHIP_MAX_US = 2400000000
+DEF_WRSR_MAX_US = 200000
 
-class Status(IntEnum):
-    OK = ST_OK
-    SKIPPED = ST_SKIPPED
-    BAD_OP = ST_BAD_OP
-    NOT_INIT = ST_NOT_INIT
-    RANGE = ST_RANGE
-    ALIGN = ST_ALIGN
-    BUF_RANGE = ST_BUF_RANGE
-    BUF_BUSY = ST_BUF_BUSY
-    ADDR_24BIT = ST_ADDR_24BIT
-    BAD_ARG = ST_BAD_ARG
-    CONFIG = ST_CONFIG
-    TIMEOUT = ST_TIMEOUT
-    FLASH_BUSY = ST_FLASH_BUSY
-    NO_FLASH = ST_NO_FLASH
-    JEDEC_MISMATCH = ST_JEDEC_MISMATCH
-    QE_FAILED = ST_QE_FAILED
-    ADDR4_FAILED = ST_ADDR4_FAILED
-    CLOCK = ST_CLOCK
-
-
-# The one table from status codes to messages (unknown codes are shown raw by status_text).
-STATUS_MESSAGES: dict[int, str] = {
-    ST_OK: "ok",
-    ST_SKIPPED: "not run: an earlier command in the same call failed",
-    ST_BAD_OP: "unknown loader command",
-    ST_NOT_INIT: "the QSPI interface is not initialised (INIT first)",
-    ST_RANGE: "flash range outside the chip",
-    ST_ALIGN: "address, length or buffer offset not aligned as the command requires",
-    ST_BUF_RANGE: "bad buffer index or range beyond the buffer",
-    ST_BUF_BUSY: "buffer still in use by EasyDMA",
-    ST_ADDR_24BIT: "access at or above 16 MiB while the interface is in 24-bit address mode",
-    ST_BAD_ARG: "invalid command argument",
-    ST_CONFIG: "invalid flash configuration for this chip",
-    ST_TIMEOUT: "the QSPI peripheral did not signal READY in time",
-    ST_FLASH_BUSY: "the flash stayed busy longer than the part's maximum time",
-    ST_NO_FLASH: "no flash answers (JEDEC ID reads 000000 or FFFFFF)",
-    ST_JEDEC_MISMATCH: "the flash's JEDEC ID differs from the expected one",
-    ST_QE_FAILED: "the flash's quad-enable bit did not stick",
-    ST_ADDR4_FAILED: "the flash did not enter or leave 4-byte address mode",
-    ST_CLOCK: "the high-frequency crystal oscillator did not start",
-}
-
-STAGE_NAMES = {
-    STAGE_ACTIVATE: "activate",
-    STAGE_CINSTR: "custom instruction",
-    STAGE_ERASE: "erase",
-    STAGE_WRITE: "write",
-    STAGE_READ: "read",
-    STAGE_ERRATA: "errata workaround",
-}
 
 OP_NAMES = {
     OP_NOP: "NOP",
@@ -174,11 +132,6 @@ OP_NAMES = {
     OP_WAIT_IDLE: "WAIT_IDLE",
     OP_RDSR: "RDSR",
 }
-
-
-def status_text(code: int) -> str:
-    msg = STATUS_MESSAGES.get(code)
-    return f"{msg} (status {code})" if msg else f"unknown loader status {code}"
 
 
 # -- struct layouts --------------------------------------------------------------------------

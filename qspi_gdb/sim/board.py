@@ -45,7 +45,16 @@ from .clock import Clock
 from .core import XPSR_T, CortexM
 from .nor import NorFlash
 from .nvic import Nvic
-from .periph import GpioPort, Nvmc, NrfClock, Peripheral, Timer, ficr_nrf52840, ficr_nrf5340, uicr
+from .periph import (
+    GpioPort,
+    NrfClock,
+    Nvmc,
+    Peripheral,
+    Timer,
+    ficr_nrf5340,
+    ficr_nrf52840,
+    uicr,
+)
 
 log = get_logger(__name__)
 

@@ -69,7 +69,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from qspi_gdb.sim.board import BOARDS, Board  # the CPU side: unicorn is imported here
+    from qspi_gdb.sim.board import (  # the CPU side: unicorn is imported here
+        BOARDS,
+        Board,
+    )
     from qspi_gdb.sim.wire import DebugWire, RemoteBitbangServer
 
     if args.board not in BOARDS:

@@ -51,11 +51,11 @@ from unicorn import (
     UC_HOOK_CODE,
     UC_HOOK_INSN_INVALID,
     UC_HOOK_INTR,
+    UC_HOOK_MEM_FETCH_PROT,
     UC_HOOK_MEM_FETCH_UNMAPPED,
     UC_HOOK_MEM_READ_UNMAPPED,
     UC_HOOK_MEM_WRITE_PROT,
     UC_HOOK_MEM_WRITE_UNMAPPED,
-    UC_HOOK_MEM_FETCH_PROT,
     UC_MODE_THUMB,
     UC_PROT_EXEC,
     UC_PROT_READ,
@@ -65,10 +65,10 @@ from unicorn import (
 )
 from unicorn import arm_const as A
 
+from ..log import get_logger
 from .bus import Bus, BusFault
 from .clock import Clock
 from .nvic import Nvic
-from ..log import get_logger
 
 log = get_logger(__name__)
 

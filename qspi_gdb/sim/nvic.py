@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .bus import BusFault
 from ..log import get_logger
+from .bus import BusFault
 
 log = get_logger(__name__)
 

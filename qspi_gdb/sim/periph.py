@@ -16,9 +16,9 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+from ..log import get_logger
 from .bus import BusFault
 from .clock import Clock, Event
-from ..log import get_logger
 
 log = get_logger(__name__)
 

@@ -30,14 +30,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from qspi_gdb.inputs import flash_config as flashcfg
-from qspi_gdb.inputs.config_values import cli_layer
 from qspi_gdb import log
 from qspi_gdb.errors import QspiGdbError
-from qspi_gdb.inputs.image import image_from_segments
 from qspi_gdb.flash.programmer import Programmer
-from qspi_gdb.transport.session import TargetOptions, open_session
+from qspi_gdb.inputs import flash_config as flashcfg
+from qspi_gdb.inputs.config_values import cli_layer
+from qspi_gdb.inputs.image import image_from_segments
 from qspi_gdb.sim.parts import get_part
+from qspi_gdb.transport.session import TargetOptions, open_session
 
 ADAPTER_HZ = 4_000_000  # the virtual board's default modelled SWD clock
 CYCLES_PER_WORD = 46  # one 32-bit DAP transaction on SWD (DESIGN §4)

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from qspi_gdb import log
 from qspi_gdb.transport.openocd import OpenOcd
-from qspi_gdb.transport.virtual_board import VirtualBoardProcess
 from qspi_gdb.transport.procgroup import kill_group
+from qspi_gdb.transport.virtual_board import VirtualBoardProcess
 
 BOARDS = (("sim-nrf52840dk", "nrf52840"), ("sim-nrf5340dk", "nrf5340"))
 SIZE = 64 * 1024
