@@ -108,6 +108,7 @@ def test_seed_scenario_bin_at_0x11E98000_via_the_demo(seed):
     assert "verified 504 KiB in 1 range (CRC32 on target)" in summary[0]
     assert "Read back 64 bytes at 0x11E98000 (matches the image)" in output
     assert "11E98000  71 73 70 69" in output  # the hexdump excerpt
+    assert f"with {CONFIG_JSON}" in output  # the seed's nrfutil JSON from examples/, verbatim
 
 
 def test_second_identical_flash_writes_nothing_and_says_so(seed, capsys):

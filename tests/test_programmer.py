@@ -143,3 +143,20 @@ def test_unchanged_reflash_counts_the_pre_read_as_verification(rig, monkeypatch)
     assert third.plan.sectors_written == 1 and not third.mismatched
     assert len(reads) == 2 and sum(r.length for r in reads[1]) == len(data)
     assert rig.flash_bytes(base, len(data)) == bytes(changed)
+
+
+def test_a_phase_that_fails_emits_phase_failed_and_not_finished(rig, monkeypatch):
+    from qspi_gdb.errors import TargetError
+    from qspi_gdb.flash.progress import PROGRAMMING, PhaseFailed
+
+    def broken_write(*_args, **_kwargs):
+        raise TargetError("the probe went away")
+
+    monkeypatch.setattr(rig.programmer.client, "write", broken_write)
+    rig.events.clear()
+    with pytest.raises(TargetError):
+        rig.programmer.flash(rig.image((0x200000, b"\x5a" * 4096)), force=True)
+    failed = [e for e in rig.events if isinstance(e, PhaseFailed)]
+    assert [e.phase for e in failed] == ["Erasing", PROGRAMMING]
+    assert failed[0].message == "the probe went away"
+    assert not [e for e in rig.events if isinstance(e, PhaseFinished) and e.phase == PROGRAMMING]

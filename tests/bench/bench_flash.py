@@ -31,21 +31,24 @@ import time
 from pathlib import Path
 
 from qspi_gdb import log
+from qspi_gdb.connect import Connection, target_options
 from qspi_gdb.errors import QspiGdbError
 from qspi_gdb.flash.programmer import Programmer
 from qspi_gdb.inputs import flash_config as flashcfg
+from qspi_gdb.inputs.boards import find_board
 from qspi_gdb.inputs.config_values import cli_layer
 from qspi_gdb.inputs.image import image_from_segments
 from qspi_gdb.sim.parts import get_part
-from qspi_gdb.transport.session import TargetOptions, open_session
+from qspi_gdb.transport.session import open_session
 
 ADAPTER_HZ = 4_000_000  # the virtual board's default modelled SWD clock
 CYCLES_PER_WORD = 46  # one 32-bit DAP transaction on SWD (DESIGN §4)
-# (board, image offset, QSPI SCK the bench asks for; None = the preset's). The 32 MiB boards
+# Cases: (board of inputs.boards, image offset, QSPI SCK the bench asks for; None = the
+# preset's). The 32 MiB boards
 # run at 32 MHz: the nRF52840's fastest SCK (32 MHz / 1), on the nRF5340 192 MHz / 6, and both
 # 1.8 V parts (IS25WP256, MT25QU256A) read quad I/O far above that. The DK part stays at its
 # preset (8 MHz, the DK's setting).
-BOARDS = (
+CASES = (
     ("sim-nrf5340-32mb", 16 << 20, 32_000_000),  # IS25WP256: image above 16 MiB (4-byte mode)
     ("sim-nrf52840-32mb", 16 << 20, 32_000_000),  # MT25QU256A
     ("sim-nrf5340dk", 0, None),  # MX25R6435F, the DKs' 8 MiB part
@@ -114,7 +117,7 @@ def run_case(case: str, board: str, offset: int, size: int, workdir: Path,
     preset = flashcfg.build_config(board, layers)
     data = random.Random(f"{board}-{size}").randbytes(size)
     image = image_from_segments([(offset, data)], xip_base=preset.xip_base, path=case)
-    options = TargetOptions(board=board, chip=preset.chip, virtual=True, sim_image=flash_file)
+    options = target_options(find_board(board), Connection(sim_image=flash_file))
     with open_session(options) as session:
         programmer = Programmer(session.link, chip=preset.chip)
         cfg = programmer.connect(preset)
@@ -151,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="512 KiB cases only")
     parser.add_argument("--output", default="bench.jsonl", help="JSON lines file")
     parser.add_argument("--sck-mhz", type=float, default=None,
-                        help="QSPI SCK for every case (default: per board, see BOARDS); the CRC "
+                        help="QSPI SCK for every case (default: per board, see CASES); the CRC "
                         "passes (skip-unchanged check, verify) read the image over QSPI at it")
     parser.add_argument("--board", action="append", default=None,
                         help="only these boards (repeatable)")
@@ -162,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     sizes = SIZES[:1] if args.quick else SIZES
     if args.size:
         sizes = tuple(s for s in SIZES if s[0] in args.size)
-    boards = [b for b in BOARDS if not args.board or b[0] in args.board]
+    boards = [b for b in CASES if not args.board or b[0] in args.board]
     forced_sck = int(args.sck_mhz * 1e6) if args.sck_mhz else None
     rows = []
     with tempfile.TemporaryDirectory(prefix="qspi-bench-") as tmp:

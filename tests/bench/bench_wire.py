@@ -14,11 +14,12 @@ import tempfile
 from pathlib import Path
 
 from qspi_gdb import log
+from qspi_gdb.inputs.boards import find_board
 from qspi_gdb.transport.openocd import OpenOcd
 from qspi_gdb.transport.procgroup import kill_group
 from qspi_gdb.transport.virtual_board import VirtualBoardProcess
 
-BOARDS = (("sim-nrf52840dk", "nrf52840"), ("sim-nrf5340dk", "nrf5340"))
+BOARDS = ("sim-nrf52840dk", "sim-nrf5340dk")  # one virtual board per chip (inputs.boards)
 SIZE = 64 * 1024
 RAM_ADDR = 0x20004000  # above OpenOCD's work area
 
@@ -72,7 +73,8 @@ def main() -> int:
     log.configure(0)
     print(f"virtual board debug wire: GDB restore/dump of {SIZE // 1024} KiB through OpenOCD "
           "(remote_bitbang over a UNIX socket; wall clock of this machine)")
-    for board, chip in BOARDS:
+    for board in BOARDS:
+        chip = find_board(board).chip
         sys.stdout.flush()
         with tempfile.TemporaryDirectory(prefix="qspi-bench-") as tmp:
             try:
