@@ -10,7 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from qspi_gdb.errors import UsageError
-from qspi_gdb.flash.plan import build_sector, erase_plan, image_checks, plan
+from qspi_gdb.flash.checks import image_checks
+from qspi_gdb.flash.plan import build_sector, erase_plan, plan
 from qspi_gdb.flash.plan_text import render_plan
 from qspi_gdb.flash.ranges import Range
 from qspi_gdb.flash.rules import resolve_range
@@ -46,12 +47,14 @@ class FakeFlash:
         return [zlib.crc32(self.mem[r.offset : r.end]) for r in ranges]
 
     def run(self, p):
+        # every kept byte is read back before anything is erased (as the programmer does)
+        preserved = [[bytes(self.mem[r.offset : r.end]) for r in op.fills] for op in p.operations]
         if p.chip_erase:
             self.mem[:] = b"\xff" * len(self.mem)
-        for op in p.operations:
-            preserved = [bytes(self.mem[r.offset : r.end]) for r in op.fills]
+            self.erased.append(Range(0, len(self.mem)))
+        for op, kept in zip(p.operations, preserved):
             self.read.extend(op.fills)
-            content = p.build(op, preserved)
+            content = p.build(op, kept)
             if op.erase != "none":
                 self.mem[op.offset : op.offset + op.size] = b"\xff" * op.size
                 self.erased.append(op.range)
@@ -163,6 +166,48 @@ def test_chip_erase_only_when_asked():
     assert op.erase == "none" and op.fills == () and op.offset == 0x1000
     assert "whole chip" in render_plan(p)
     assert not plan(img, SMALL).chip_erase
+
+
+# A 1 MiB chip whose chip erase (2 s) beats 16 block erases (16 x 0.48 s) but not 4 of them.
+CHEAP_CHIP = replace(SMALL, chip_erase=Timing(2.0, 10.0))
+
+
+def test_chip_erase_chosen_by_weight_when_every_sector_is_rewritten():
+    data = random.Random(5).randbytes(MIB - 100)
+    flash = FakeFlash(random.Random(6).randbytes(MIB))
+    before = bytes(flash.mem)
+    p = plan(seg_image((40, data)), CHEAP_CHIP, chip_erase=None, sector_crcs=flash.crcs)
+    assert p.chip_erase and p.chip_erase_chosen and p.erase_mode == "chip"
+    assert p.erase_typ_s == 2.0 and p.sectors_erased == 0 and p.bytes_erased == MIB
+    # read-modify-write still keeps the 40 + 60 bytes around the image
+    assert [r for op in p.operations for r in op.fills] == [Range(0, 40), Range(MIB - 60, 60)]
+    flash.run(p)
+    assert bytes(flash.mem) == overlay(before, seg_image((40, data)))
+    assert "whole chip" in render_plan(p)
+    # the same image with a chip erase forbidden, or slower than the blocks: sector plan
+    assert not plan(seg_image((40, data)), CHEAP_CHIP, chip_erase=False).chip_erase
+    assert not plan(seg_image((40, data)), SMALL, chip_erase=None).chip_erase
+
+
+def test_chip_erase_not_chosen_when_a_sector_would_be_lost():
+    data = random.Random(7).randbytes(MIB)
+    flash = FakeFlash(bytearray(data))
+    flash.mem[5000] ^= 1  # one sector differs: the others are skipped as unchanged
+    p = plan(seg_image((0, data)), CHEAP_CHIP, chip_erase=None, sector_crcs=flash.crcs)
+    assert not p.chip_erase and len(p.operations) == 1
+    # half the chip: not covered, never a chip erase (it would destroy the other half)
+    p = plan(seg_image((0, data[: MIB // 2])), CHEAP_CHIP, chip_erase=None)
+    assert not p.chip_erase
+
+
+def test_blank_pages_are_counted_and_not_programmed():
+    data = b"\x00" * 256 + b"\xff" * 1024 + b"\x01" * 256
+    p = plan(seg_image((0, data)), SMALL)
+    assert p.image_pages == 6 and p.pages_to_program == 2 and p.image_pages_blank == 4
+    assert p.to_json()["pages_skipped_blank"] == 4
+    (op,) = p.operations
+    content = p.build(op, [b"\xff" * r.length for r in op.fills])
+    assert content.program == (Range(0, 256), Range(1280, 256))
 
 
 def test_skip_unchanged_sectors_by_crc():
@@ -436,6 +481,23 @@ def test_property_structure(data, erase, use_crc):
     # nothing erased when the flash already holds the image
     if use_crc and bytes(before) == overlay(before, img):
         assert p.nothing_to_do
+
+
+@PROPS
+@given(data=st.data(), use_crc=st.booleans())
+def test_property_auto_chip_erase_keeps_everything_but_the_image(data, use_crc):
+    if data.draw(st.booleans()):  # an image reaching into every sector: a chip erase pays off
+        head, tail = data.draw(st.integers(0, 4095)), data.draw(st.integers(0, 4095))
+        body = bytearray(random.Random(data.draw(st.integers(0, 99))).randbytes(MIB - head - tail))
+        body[: data.draw(st.integers(0, 9000))] = b"\xff" * 9000  # blank pages too
+        img = seg_image((head, bytes(body[: MIB - head - tail])))
+    else:
+        img = data.draw(images())
+    before = data.draw(flash_contents(img))
+    flash = FakeFlash(before)
+    p = plan(img, CHEAP_CHIP, chip_erase=None, sector_crcs=flash.crcs if use_crc else None)
+    flash.run(p)
+    assert bytes(flash.mem) == overlay(before, img)
 
 
 @PROPS

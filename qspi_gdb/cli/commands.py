@@ -80,8 +80,12 @@ def register(subparsers) -> None:
                        help="skip the CRC32 verify (the report then says 'not verified')")
     flash.add_argument("--force", action="store_true",
                        help="rewrite sectors whose contents already match")
-    flash.add_argument("--chip-erase", action="store_true",
-                       help="erase the whole chip first (bytes outside the image are lost)")
+    chip = flash.add_mutually_exclusive_group()
+    chip.add_argument("--chip-erase", action="store_true",
+                      help="erase the whole chip first (bytes outside the image are lost)")
+    chip.add_argument("--no-chip-erase", action="store_true",
+                      help="never erase the whole chip (by default a chip erase is used when "
+                      "every sector is rewritten anyway and the chip's erase time is lower)")
     flash.add_argument("--dry-run", action="store_true",
                        help="print the plan; connect to nothing, write nothing")
     _add_target_options(flash)

@@ -20,7 +20,8 @@ def image_spec(args: argparse.Namespace) -> ImageSpec:
 
 
 def flash_options(args: argparse.Namespace) -> FlashOptions:
-    return FlashOptions(verify=not args.no_verify, force=args.force, chip_erase=args.chip_erase,
+    chip_erase = True if args.chip_erase else False if args.no_chip_erase else None
+    return FlashOptions(verify=not args.no_verify, force=args.force, chip_erase=chip_erase,
                         dry_run=args.dry_run)
 
 

@@ -74,9 +74,11 @@ def summary_line(result: Result) -> str:
         if result.command == "flash":
             image_bytes = (result.image or {}).get("bytes") or 0
             rate = image_bytes / result.seconds / 1000 if result.seconds > 0 else 0.0
+            blank = (f", {_plural(result.pages_skipped_blank, 'blank page')} skipped"
+                     if result.pages_skipped_blank else "")
             parts.append(f"{'would program' if result.dry_run else 'programmed'} "
                          f"{human_size(result.bytes_programmed)} "
-                         f"({_plural(result.pages_programmed, 'page')})")
+                         f"({_plural(result.pages_programmed, 'page')}{blank})")
             identical = (f"identical {human_size(result.bytes_skipped_unchanged)} "
                          f"({_plural(result.sectors_skipped_unchanged, 'sector')})")
             parts.append(identical if result.dry_run else f"{identical} at {rate:.1f} kB/s")

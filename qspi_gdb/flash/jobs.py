@@ -163,9 +163,9 @@ def _fill_plan_counts(result: Result, the_plan: Plan) -> None:
     result.bytes_skipped_unchanged = sum(c.range.length for c in the_plan.unchanged_checks)
     result.bytes_preserved = the_plan.fill_bytes
     if result.dry_run or not result.pages_programmed:
-        result.pages_programmed = the_plan.image_pages
-        result.bytes_programmed = sum(len(op.pages) * the_plan.page_size
-                                      for op in the_plan.operations)
+        result.pages_programmed = the_plan.pages_to_program
+        result.pages_skipped_blank = the_plan.image_pages_blank
+        result.bytes_programmed = the_plan.pages_to_program * the_plan.page_size
 
 
 # -- the jobs -------------------------------------------------------------------------------
@@ -192,6 +192,7 @@ def flash(target: TargetSpec, image_spec: ImageSpec, options: FlashOptions,
                                    chip_erase=options.chip_erase)
         _fill_plan_counts(result, outcome.plan)
         result.pages_programmed = outcome.pages_programmed
+        result.pages_skipped_blank = outcome.pages_skipped_blank
         result.bytes_programmed = outcome.bytes_programmed
         result.verified_ranges = outcome.verified
         result.mismatched_ranges = outcome.mismatched

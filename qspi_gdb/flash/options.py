@@ -32,5 +32,8 @@ class ImageSpec:
 class FlashOptions:
     verify: bool = True  # CRC32 of every written range on the target
     force: bool = False  # rewrite sectors that already hold the image
-    chip_erase: bool = False  # erase the whole chip first (bytes outside the image are lost)
+    # True: erase the whole chip first (bytes outside the image are lost); None: the plan chooses
+    # a chip erase when it rewrites every sector anyway and it is faster (nothing lost); False:
+    # never a chip erase
+    chip_erase: bool | None = None
     dry_run: bool = False  # plan only: connect to nothing, write nothing

@@ -5,7 +5,9 @@
     past the chip end, overlaps, 16 MiB and 24-bit mode, chips without 4-byte mode);
   - skip 4 KiB sectors whose on-target CRC32 of the image-covered bytes already matches
     (the rest of such a sector is kept anyway, so the whole sector is unchanged);
-  - choose the erase unit (4 KiB or 64 KiB) from datasheet times, chip erase only when asked;
+  - choose the erase unit (4 KiB or 64 KiB) from datasheet times, and a chip erase instead when
+    the units it rewrites (image + the bytes read-modify-write keeps) cover the whole chip and
+    the part's typical chip-erase time is lower (or when asked: then nothing is kept);
   - list, per erase unit, the bytes outside the image that must be read back first (fills) so
     that nothing outside the image changes (read-modify-write), and the program pages.
 
@@ -17,42 +19,39 @@ runs worth programming, erases, programs, and checks the unit's CRC32.
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass, field
-from typing import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Sequence
 
 from qspi_gdb.errors import UsageError
+from qspi_gdb.flash.checks import (
+    Check,
+    CrcSource,
+    image_bytes,
+    image_checks,
+    query_crcs,
+)
 from qspi_gdb.flash.ranges import Range, clip, gaps, image_ranges, merge
-from qspi_gdb.flash.rules import BLOCK, check_chip_erase, check_image, erase_unit
+from qspi_gdb.flash.rules import (
+    BLOCK,
+    check_chip_erase,
+    check_image,
+    chip_erase_pays,
+    erase_unit,
+)
 from qspi_gdb.inputs.flash_config import FlashConfig
 from qspi_gdb.inputs.image import Image, image_from_segments
 
 ERASED = 0xFF
 
 
-# On-target CRC32 (zlib polynomial, as the loader computes it) of the current flash contents
-# of each range, one value per range, in order.
-CrcSource = Callable[[Sequence[Range]], Sequence[int]] | Mapping[Range, int]
-
-
-@dataclass(frozen=True)
-class Check:
-    """A range and the CRC32 it must have."""
-
-    range: Range
-    crc32: int
-
-    def to_json(self) -> dict:
-        return {**self.range.to_json(), "crc32": f"0x{self.crc32:08X}"}
-
-
 @dataclass(frozen=True)
 class SectorOp:
     """One erase unit to rewrite. image + fills partition [offset, offset + size) exactly
-    (except erase == "none" after a chip erase, where nothing is read back)."""
+    (except erase == "none" after an asked-for chip erase, where nothing is read back)."""
 
     offset: int
     size: int  # 4096 or 65536 (with chip erase: the sector size)
-    erase: str  # "4KB" | "64KB" | "none" (already erased by the chip erase)
+    erase: str  # "4KB" | "64KB" | "none" (erased by the chip erase)
     image: tuple[Range, ...]  # image bytes in this unit
     fills: tuple[Range, ...]  # bytes to read back before erasing and program again
     pages: tuple[Range, ...]  # program pages that hold image bytes
@@ -103,7 +102,7 @@ class Plan:
     sector_size: int  # skip-check granularity (4 KiB unless the chip has only 64 KiB erase)
     page_size: int  # program page
     erase_mode: str  # "auto" | "4096" | "65536" | "chip"
-    chip_erase: bool
+    chip_erase: bool  # asked for, or chosen because it is cheaper (then chip_erase_chosen)
     operations: tuple[SectorOp, ...]
     unchanged: tuple[Range, ...]  # sectors left alone because their CRC already matched
     crc_checked: bool  # False: --force, chip erase, or no CRCs supplied
@@ -113,6 +112,7 @@ class Plan:
     erase_typ_s: float
     program_typ_s: float
     pages_to_program: int = 0  # image pages holding a byte other than 0xFF (fills may add more)
+    chip_erase_chosen: bool = False  # chip erase chosen by weight (bytes outside the image kept)
 
     # ---- counts for the report
     @property
@@ -144,6 +144,12 @@ class Plan:
         return sum(op.fill_bytes for op in self.operations)
 
     @property
+    def image_pages_blank(self) -> int:
+        """Pages holding image bytes that are all 0xFF: never programmed (an erased page
+        already reads 0xFF). Bytes kept around the image can only add more such pages."""
+        return self.image_pages - self.pages_to_program
+
+    @property
     def read_back(self) -> tuple[Range, ...]:
         """Every range the programmer reads from the target before erasing."""
         return tuple(r for op in self.operations for r in op.fills)
@@ -173,6 +179,7 @@ class Plan:
             "part": self.part,
             "erase_mode": self.erase_mode,
             "chip_erase": self.chip_erase,
+            "chip_erase_chosen": self.chip_erase_chosen,
             "sector_size": self.sector_size,
             "page_size": self.page_size,
             "sectors_erased": self.sectors_erased,
@@ -182,6 +189,7 @@ class Plan:
             "crc_checked": self.crc_checked,
             "image_pages": self.image_pages,
             "pages_to_program": self.pages_to_program,
+            "pages_skipped_blank": self.image_pages_blank,
             "fill_bytes": self.fill_bytes,
             "verify": [r.to_json() for r in self.verify],
             "estimate_typ_s": round(self.estimate_typ_s, 6),
@@ -190,42 +198,6 @@ class Plan:
             out["operations"] = [op.to_json() for op in self.operations]
             out["unchanged"] = [r.to_json() for r in self.unchanged]
         return out
-
-
-def image_bytes(image: Image, r: Range) -> bytes:
-    """Image data of a range lying inside one segment."""
-    for s in image.segments:
-        if s.offset <= r.offset and r.end <= s.end:
-            return s.data[r.offset - s.offset : r.end - s.offset]
-    raise ValueError(f"{r} is not inside one image segment")
-
-
-def image_checks(image: Image, sector_size: int = 4096) -> tuple[Check, ...]:
-    """The image split at sector boundaries, each piece with its CRC32.
-
-    These are the ranges the skip-unchanged test and `verify` compare on the target.
-    """
-    checks = []
-    for r in image_ranges(image):
-        pos = r.offset
-        while pos < r.end:
-            end = min(r.end, (pos // sector_size + 1) * sector_size)
-            piece = Range(pos, end - pos)
-            checks.append(Check(piece, zlib.crc32(image_bytes(image, piece))))
-            pos = end
-    return tuple(checks)
-
-
-def _query_crcs(source: CrcSource, ranges: Sequence[Range]) -> list[int]:
-    if isinstance(source, Mapping):
-        try:
-            return [source[r] for r in ranges]
-        except KeyError as e:
-            raise ValueError(f"sector_crcs has no CRC for {e.args[0]}") from None
-    values = list(source(list(ranges)))
-    if len(values) != len(ranges):
-        raise ValueError(f"sector_crcs returned {len(values)} CRCs for {len(ranges)} ranges")
-    return values
 
 
 # --------------------------------------------------------------------------- the plan
@@ -237,7 +209,7 @@ def plan(
     *,
     sector_crcs: CrcSource | None = None,
     force: bool = False,
-    chip_erase: bool = False,
+    chip_erase: bool | None = False,
     erase_size: str | int = "auto",
 ) -> Plan:
     """Compute what to erase, read back, program and verify. Pure; raises UsageError on refusal.
@@ -247,8 +219,9 @@ def plan(
     returning one CRC per range, or a mapping Range -> CRC. None: nothing is known, every
     touched sector is rewritten. force: rewrite even sectors whose CRC matches.
     erase_size: "auto" (4 KiB unless a whole 64 KiB block is rewritten and 64 KiB erase is
-    faster), 4096 or 65536. chip_erase: erase the whole chip first (bytes outside the image
-    become 0xFF; nothing is read back).
+    faster), 4096 or 65536. chip_erase: True erases the whole chip first (bytes outside the
+    image become 0xFF; nothing is read back); None lets the plan choose a chip erase by weight
+    (`rules.chip_erase_pays`: it keeps every byte outside the image); False never erases the chip.
     """
     cfg = config
     if cfg.size is None or cfg.address_mode is None or not cfg.erase:
@@ -269,6 +242,7 @@ def plan(
         raise UsageError(f"{cfg.part or 'the flash'} has no 64 KiB erase the nRF can issue (0xD8)")
     if chip_erase:
         check_chip_erase(cfg, whole_chip_verified=False)
+    asked_chip = chip_erase is True
 
     sector = erase_unit(cfg)
     checks = image_checks(image, sector)
@@ -276,10 +250,10 @@ def plan(
     for c in checks:
         by_sector.setdefault(c.range.offset // sector * sector, []).append(c)
 
-    crc_checked = sector_crcs is not None and not force and not chip_erase
+    crc_checked = sector_crcs is not None and not force and not asked_chip
     changed = set(by_sector)
     if crc_checked:
-        on_target = _query_crcs(sector_crcs, [c.range for c in checks])
+        on_target = query_crcs(sector_crcs, [c.range for c in checks])
         same = {}
         for c, crc in zip(checks, on_target):
             base = c.range.offset // sector * sector
@@ -288,7 +262,7 @@ def plan(
 
     ranges = image_ranges(image)
     units: list[tuple[int, int, str]] = []  # (offset, size, erase name)
-    if chip_erase:
+    if asked_chip:
         units = [(s, sector, "none") for s in sorted(by_sector)]
     elif sector == BLOCK or mode == "65536":
         for b in sorted({s // BLOCK * BLOCK for s in changed}):
@@ -337,11 +311,16 @@ def plan(
     verify = merge([op.range for op in ops] + [c.range for c in checks])
 
     erase_s = 0.0
-    if chip_erase:
+    if asked_chip:
         erase_s = cfg.chip_erase.typ_s
     else:
         for op in ops:
             erase_s += (e4 if op.size == 4096 else e64).time.typ_s
+    chosen = chip_erase is None and chip_erase_pays(cfg, [op.range for op in ops], erase_s)
+    if chosen:
+        # Same units, same fills (read-modify-write keeps every byte), one chip erase.
+        ops = [replace(op, erase="none") for op in ops]
+        erase_s = cfg.chip_erase.typ_s
     blank_page = bytes([ERASED]) * page
     to_program = 0
     for op in ops:
@@ -360,8 +339,9 @@ def plan(
         part=cfg.part,
         sector_size=sector,
         page_size=page,
-        erase_mode="chip" if chip_erase else mode,
-        chip_erase=chip_erase,
+        erase_mode="chip" if asked_chip or chosen else mode,
+        chip_erase=asked_chip or chosen,
+        chip_erase_chosen=chosen,
         operations=tuple(ops),
         unchanged=unchanged,
         crc_checked=crc_checked,

@@ -17,7 +17,8 @@ from typing import Callable, Iterator, Mapping, Sequence
 
 from qspi_gdb import log
 from qspi_gdb.flash import rules
-from qspi_gdb.flash.plan import Plan, SectorContent, image_checks
+from qspi_gdb.flash.checks import image_checks
+from qspi_gdb.flash.plan import Plan, SectorContent
 from qspi_gdb.flash.plan import plan as make_plan
 from qspi_gdb.flash.progress import (
     ERASING,
@@ -105,6 +106,7 @@ class FlashOutcome:
     contents: list[SectorContent]
     bytes_programmed: int
     pages_programmed: int
+    pages_skipped_blank: int  # pages of rewritten units left all 0xFF: erased, not programmed
     verified: list[dict]  # {offset, length, crc32}
     mismatched: list[dict]  # {offset, length, expected, actual}
 
@@ -196,10 +198,12 @@ class Programmer:
     # -- flash ---------------------------------------------------------------------------------
 
     def flash(self, image: Image, *, verify: bool = True, force: bool = False,
-              chip_erase: bool = False) -> FlashOutcome:
+              chip_erase: bool | None = None) -> FlashOutcome:
+        """chip_erase: True erase the chip first (nothing outside the image kept), None let the
+        plan choose it by weight (everything outside the image kept), False never."""
         cfg = self._config()
         checks = image_checks(image, rules.erase_unit(cfg))
-        use_crcs = not force and not chip_erase
+        use_crcs = not force and chip_erase is not True
         read_total = (sum(c.range.length for c in checks) if use_crcs else 0)
         pre_read: dict[Range, int] = {}  # on-target CRCs read before anything was written
 
@@ -223,7 +227,7 @@ class Programmer:
         contents = [the_plan.build(op, kept) for op, kept in zip(the_plan.operations, preserved)]
 
         steps: list = []
-        if chip_erase:
+        if the_plan.chip_erase:
             steps.append(EraseStep(0, cfg.size, 0))
         op_program: list[int] = []
         for op, content in zip(the_plan.operations, contents):
@@ -256,9 +260,12 @@ class Programmer:
             programming.done = programming.total
             programming.finish()
 
+        pages_programmed = sum(r.length // page for c in contents for r in c.program)
         outcome = FlashOutcome(
             plan=the_plan, contents=contents, bytes_programmed=program_total,
-            pages_programmed=sum(r.length // page for c in contents for r in c.program),
+            pages_programmed=pages_programmed,
+            pages_skipped_blank=sum(op.size // page for op in the_plan.operations)
+            - pages_programmed,
             verified=[], mismatched=[])
         if verify:
             self._verify_ranges(image, the_plan.verify, contents, outcome,

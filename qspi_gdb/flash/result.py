@@ -28,6 +28,7 @@ class Result:
     chip_erased: bool = False
     sectors_written: int = 0
     pages_programmed: int = 0
+    pages_skipped_blank: int = 0  # pages of rewritten sectors that stay all 0xFF: not programmed
     bytes_programmed: int = 0
     sectors_skipped_unchanged: int = 0
     bytes_skipped_unchanged: int = 0
