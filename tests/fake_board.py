@@ -17,6 +17,7 @@ class FakeCore:
         self.dfsr = 0
         self.vector_catch = False
         self.sleeping = False
+        self.lockup = False
         self.regs: dict[int, int] = {}
         self.breakpoints: set[int] = set()
         self.steps = 0
@@ -101,8 +102,10 @@ class FakeBoard:
         if self.core.vector_catch:
             self.core.halt("vcatch")
 
-    def service(self, max_wall_s: float = 0.0) -> None:
+    def service(self, max_wall_s: float = 0.0, until: float | None = None) -> None:
         self.serviced += 1
+        if until is not None:  # a core with nothing to do: time passes (the wire's pacing)
+            self.clock.advance_to(until)
 
     def close(self) -> None:
         pass

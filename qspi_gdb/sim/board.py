@@ -377,6 +377,7 @@ class Board:
         self.sim_image = sim_image
         self.clock = Clock()
         self.stats = BoardStats(self)
+        self.halt_listeners: list = []  # callables(reason) told of every halt (the probe model)
         nrf53 = self.chip == "nrf5340"
 
         self.ram = bytearray(model.ram_size)
@@ -477,6 +478,8 @@ class Board:
 
     def _on_halt(self, reason: str) -> None:
         self.stats["halts"] += 1
+        for listener in self.halt_listeners:
+            listener(reason)
 
     def _build_memory_map(self) -> None:
         nrf53 = self.chip == "nrf5340"
@@ -550,16 +553,22 @@ class Board:
         self.scs.note_reset()  # SCB (VTOR, ...) back to reset values; idempotent per reset
         self.core.reset()
 
-    def service(self, max_wall_s: float = 0.005) -> None:
-        """Let a running core execute for up to max_wall_s of host time."""
-        self._run(time.perf_counter() + max_wall_s, None)
+    def service(self, max_wall_s: float = 0.005, until: float | None = None) -> None:
+        """Let a running core execute for up to max_wall_s of host time. until: a modelled time
+        not to run past (the wire's pacing); a core asleep with nothing due before it sleeps
+        until then."""
+        self._run(time.perf_counter() + max_wall_s, until, sleep_to_until=until is not None)
 
-    def _run(self, wall_deadline: float, until: float | None) -> None:
+    def _run(self, wall_deadline: float, until: float | None, *,
+             sleep_to_until: bool = False) -> None:
         core, clock = self.core, self.clock
         while not core.halted and not core.lockup:
             if core.sleeping:
                 if not core.try_wake():
                     due = clock.next_event_time()
+                    if sleep_to_until and (due is None or due > until):
+                        clock.advance_to(until)  # asleep until the pacing limit
+                        return
                     if due is None:
                         core.log_sleep_forever_once()
                         return

@@ -14,10 +14,12 @@ import json
 import os
 import signal
 import sys
+from dataclasses import replace
 
 from qspi_gdb import log as logging_setup
 from qspi_gdb.errors import EXIT_INTERRUPTED, EXIT_USAGE, QspiGdbError, UsageError
 from qspi_gdb.log import get_logger
+from qspi_gdb.sim.probe import DEFAULT_PROFILE, PROFILES, get_profile
 
 log = get_logger("qspi_gdb.sim.cli")
 PROG = "qspi-gdb sim"
@@ -49,10 +51,15 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--socket", metavar="PATH", help="serve on this UNIX socket instead")
     parser.add_argument("--json", action="store_true", help="print the endpoint and, at exit, "
                         "the board statistics as JSON objects")
-    parser.add_argument("--adapter-khz", type=float, default=4000.0,
-                        help="modelled debug adapter clock (default 4000 kHz)")
-    parser.add_argument("--round-trip-latency-us", type=float, default=0.0,
-                        help="modelled latency per wire round trip (default 0)")
+    parser.add_argument("--probe-profile", default=DEFAULT_PROFILE, choices=list(PROFILES),
+                        help="what the modelled clock charges per DAP transaction, USB batch, "
+                        f"halt detection and GDB packet (default {DEFAULT_PROFILE}): "
+                        + "; ".join(f"{p.name}: {p.description}" for p in PROFILES.values()))
+    parser.add_argument("--adapter-khz", type=float, default=None,
+                        help="modelled SWD clock (default: the profile's, 4000 kHz)")
+    parser.add_argument("--hop-socket", metavar="PATH",
+                        help="network profiles: UNIX socket where a GDB proxy "
+                        "(qspi_gdb.sim.nethop) reports the packets it forwards")
     return parser
 
 
@@ -79,8 +86,13 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"unknown virtual board {args.board!r} (known: {', '.join(BOARDS)})")
     if not 0 <= args.port <= 65535:
         raise UsageError(f"--port {args.port}: not a TCP port")
-    if args.adapter_khz <= 0 or args.round_trip_latency_us < 0:
-        raise UsageError("--adapter-khz must be > 0 and --round-trip-latency-us >= 0")
+    profile = get_profile(args.probe_profile)
+    if args.adapter_khz is not None:
+        if args.adapter_khz <= 0:
+            raise UsageError("--adapter-khz must be > 0")
+        profile = replace(profile, adapter_hz=args.adapter_khz * 1000.0)
+    if args.hop_socket and not profile.network_rtt_s:
+        raise UsageError(f"--hop-socket needs a network profile (remote-*), not {profile.name}")
     if args.sim_image and os.path.isdir(args.sim_image):
         raise UsageError(f"--sim-image {args.sim_image}: is a directory (name a file)")
     try:
@@ -92,20 +104,18 @@ def run(args: argparse.Namespace) -> int:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise UsageError(f"--sim-image {args.sim_image}: {reason}") from exc
     try:
-        wire = DebugWire(
-            board,
-            adapter_hz=args.adapter_khz * 1000.0,
-            round_trip_latency_s=args.round_trip_latency_us * 1e-6,
-        )
+        wire = DebugWire(board, profile=profile)
         try:
-            server = RemoteBitbangServer(wire, port=args.port, socket_path=args.socket)
+            server = RemoteBitbangServer(wire, port=args.port, socket_path=args.socket,
+                                         hop_socket_path=args.hop_socket)
         except OSError as exc:
             raise UsageError(f"cannot listen on {args.socket or args.port}: {exc}") from exc
         try:
             endpoint = f"remote_bitbang {server.endpoint}"
             if args.json:
                 print(json.dumps({"remote_bitbang": server.endpoint, "board": args.board,
-                                  "sim_image": args.sim_image}), flush=True)
+                                  "sim_image": args.sim_image, "probe_profile": profile.name,
+                                  "hop_socket": args.hop_socket}), flush=True)
             else:
                 print(endpoint, flush=True)
             log.info("virtual board serving", board=args.board, endpoint=server.endpoint)

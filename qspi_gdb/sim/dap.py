@@ -72,9 +72,6 @@ CSW_DEVICEEN = 1 << 6
 CSW_TRINPROG = 1 << 7
 CSW_SPIDEN = 1 << 23
 
-# One SWD transaction: 8 request + turnaround + 3 ACK + 32 data + parity + turnaround.
-CYCLES_PER_DAP_TRANSACTION = 46
-
 DP_IDCODES = {"nrf52840": 0x2BA01477, "nrf5340": 0x6BA02477}
 
 
@@ -262,7 +259,8 @@ class Nrf53CtrlAp(Nrf52CtrlAp):
 class JtagDp:
     """The DP behind the TAP's DPACC/APACC/ABORT instructions.
 
-    `on_transaction` is called once per DPACC/APACC transaction (the wire's time accounting);
+    `on_transaction(ap, apsel, rnw, reg)` is called once per DPACC/APACC transaction (the
+    wire's time accounting: `qspi_gdb.sim.probe`);
     `wait_next` > 0 answers that many scans with WAIT (fault injection).
     """
 
@@ -271,7 +269,7 @@ class JtagDp:
         aps: list[AccessPort],
         *,
         dpidr: int,
-        on_transaction: Callable[[], None] | None = None,
+        on_transaction: Callable[[bool, int, bool, int], None] | None = None,
     ) -> None:
         self.aps = aps
         self.dpidr = dpidr
@@ -298,7 +296,7 @@ class JtagDp:
         return (self.read_result << 3) | self.ack
 
     def dpacc(self, addr: int, rnw: bool, data: int) -> None:
-        if self._waiting():
+        if self._waiting(False, addr, rnw):
             return
         if rnw:
             self.read_result = self._dp_read(addr)
@@ -306,7 +304,7 @@ class JtagDp:
             self._dp_write(addr, data)
 
     def apacc(self, addr: int, rnw: bool, data: int) -> None:
-        if self._waiting():
+        if self._waiting(True, addr, rnw):
             return
         apsel = self.select >> 24
         reg = (self.select & 0xF0) | addr
@@ -340,9 +338,9 @@ class JtagDp:
 
     # --- registers ---
 
-    def _waiting(self) -> bool:
+    def _waiting(self, ap: bool, addr: int, rnw: bool) -> bool:
         if self.on_transaction:
-            self.on_transaction()
+            self.on_transaction(ap, self.select >> 24, rnw, addr)
         return self.ack == ACK_WAIT
 
     def _dp_read(self, addr: int) -> int:
@@ -382,7 +380,7 @@ def build_dap(
     bus: Bus,
     system_reset: Callable[[], None],
     *,
-    on_transaction: Callable[[], None] | None = None,
+    on_transaction: Callable[[bool, int, bool, int], None] | None = None,
     on_access: Callable[[int, bool], None] | None = None,
 ) -> JtagDp:
     """The chip's real AP layout: nRF52840 AHB-AP 0 + CTRL-AP 1; nRF5340 application AHB-AP 0,

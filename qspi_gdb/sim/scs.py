@@ -221,6 +221,9 @@ class SystemControlSpace:
         self._reset_seen = True  # S_RESET_ST after power-on
         self._logged: set[tuple[int, bool]] = set()
         self._retired = False
+        # The wire's probe model (qspi_gdb.sim.probe.ProbeClock): told of DHCSR reads and halt
+        # requests, which is how a debugger notices halts.
+        self.debug_observer = None
         self.reset()
 
     # --- properties the CPU side may consult ---
@@ -401,6 +404,8 @@ class SystemControlSpace:
 
     def _dhcsr(self) -> int:
         core = self.board.core
+        if self.debug_observer is not None:
+            self.debug_observer.dhcsr_read(core.halted)
         value = self.dhcsr_ctrl & (C_DEBUGEN | C_STEP | C_MASKINTS | C_SNAPSTALL)
         if core.halted:
             value |= C_HALT | S_HALT | S_REGRDY
@@ -440,6 +445,8 @@ class SystemControlSpace:
         self.dhcsr_ctrl = ctrl & ~C_HALT
         core.maskints = bool(ctrl & C_MASKINTS)
         if ctrl & C_HALT:
+            if self.debug_observer is not None:
+                self.debug_observer.halt_requested()
             if not core.halted:
                 core.halt("halted")
         elif core.halted:

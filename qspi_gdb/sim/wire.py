@@ -7,12 +7,12 @@ Protocol (host -> target, one ASCII char each; only `R` is answered, with '0'/'1
 OpenOCD 0.12 reads the samples back at the end of every scan, so the wire is round-trip bound:
 the decoder is a tight loop that shifts Shift-DR bits inline (the TAP's other edges go through
 `JtagTap.clock`), the replies of one received chunk go out in one send, and after a reply the
-server polls the socket briefly before it blocks. While the core runs, the board gets
-`service()` slices between batches and whenever the wire is idle.
+server polls the socket briefly before it blocks.
 
-Modelled time: each DAP transaction advances the board clock by 46 cycles of the adapter clock
-(an SWD transaction), plus an optional latency per round trip (0 by default: remote_bitbang's
-round trip per scan is an artefact of the test wire that real probes batch away).
+Modelled time: what a real probe pays for each DAP transaction, batch and halt detection
+(`qspi_gdb.sim.probe`, one profile per board process); while the core runs the clock follows
+wall time (`qspi_gdb.sim.pacing`); with a network profile, GDB's packets are charged through the
+hop socket (`qspi_gdb.sim.nethop`).
 """
 
 from __future__ import annotations
@@ -26,13 +26,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 from qspi_gdb.log import get_logger
-from qspi_gdb.sim.dap import CYCLES_PER_DAP_TRANSACTION, JtagDp, build_dap
+from qspi_gdb.sim.dap import JtagDp, build_dap
 from qspi_gdb.sim.jtag import SHIFT_DR, SHIFT_IR, JtagTap
+from qspi_gdb.sim.nethop import NetworkHop
+from qspi_gdb.sim.pacing import Pacer
+from qspi_gdb.sim.probe import DEFAULT_PROFILE, ProbeClock, ProbeProfile, get_profile
 from qspi_gdb.sim.scs import chip_name
 
 log = get_logger("qspi_gdb.sim.wire")
 
-DEFAULT_ADAPTER_HZ = 4_000_000
 _R, _Q = ord("R"), ord("Q")
 _RESET_FIRST, _RESET_LAST = ord("r"), ord("u")
 
@@ -88,23 +90,26 @@ class BitbangDecoder:
 
 
 class DebugWire:
-    """A board's TAP + DAP, with the modelled cost of each transaction on its clock."""
+    """A board's TAP + DAP, with what a real probe pays for each transaction on its clock."""
 
-    def __init__(
-        self,
-        board,
-        *,
-        adapter_hz: float = DEFAULT_ADAPTER_HZ,
-        round_trip_latency_s: float = 0.0,
-    ) -> None:
+    def __init__(self, board, *, profile: ProbeProfile | str = DEFAULT_PROFILE) -> None:
         self.board = board
-        self.adapter_hz = adapter_hz
-        self.round_trip_latency_s = round_trip_latency_s
-        self._transaction_s = CYCLES_PER_DAP_TRANSACTION / adapter_hz
+        self.profile = get_profile(profile) if isinstance(profile, str) else profile
         chip = chip_name(board)
         for key in ("dap_transactions", "bytes_read", "bytes_written"):
             if key not in board.stats:
                 board.stats[key] = 0
+        clock = board.clock
+        self.probe = ProbeClock(self.profile, clock.advance, lambda: clock.now, board.stats)
+        self.hop = (NetworkHop(self.profile.network_rtt_s, self.profile.network_bps,
+                               clock.advance, lambda: clock.now, board.stats)
+                    if self.profile.network_rtt_s else None)
+        scs = getattr(board, "scs", None)
+        if scs is not None:
+            scs.debug_observer = self.probe
+        listeners = getattr(board, "halt_listeners", None)
+        if listeners is not None:
+            listeners.append(self.probe.core_halted)
         self.dp: JtagDp = build_dap(
             chip,
             board.bus,
@@ -115,9 +120,9 @@ class DebugWire:
         self.tap = JtagTap(self.dp.dpidr, self.dp)
         self._srst = False
 
-    def _on_transaction(self) -> None:
+    def _on_transaction(self, ap: bool, apsel: int, rnw: bool, reg: int) -> None:
         self.board.stats["dap_transactions"] += 1
-        self.board.clock.advance(self._transaction_s)
+        self.probe.transaction(ap, apsel, rnw, reg)
 
     def _on_access(self, size: int, write: bool) -> None:
         # Bytes the debugger moved through the MEM-AP (data RAM, peripherals, SCS alike).
@@ -140,16 +145,14 @@ class DebugWire:
     def decoder(self) -> BitbangDecoder:
         return BitbangDecoder(self.tap, self.reset_pins)
 
-    def round_trip(self) -> None:
-        if self.round_trip_latency_s:
-            self.board.clock.advance(self.round_trip_latency_s)
-
 
 class RemoteBitbangServer:
     """Serves one board on 127.0.0.1:port (port 0 = a free port) or on a UNIX socket path.
 
     One connection at a time (OpenOCD opens one); others wait in the backlog. Single-threaded:
-    the board is only ever touched from the thread that runs `serve_forever`.
+    the board is only ever touched from the thread that runs `serve_forever`. With
+    `hop_socket_path` it also listens there for a network proxy's packet reports (the remote
+    profile, `qspi_gdb.sim.nethop`).
     """
 
     def __init__(
@@ -158,11 +161,13 @@ class RemoteBitbangServer:
         *,
         port: int | None = 0,
         socket_path: str | os.PathLike | None = None,
+        hop_socket_path: str | os.PathLike | None = None,
         spin_s: float = 0.0005,
         service_slice_s: float = 0.002,
     ) -> None:
         self.wire = wire
         self.board = wire.board
+        self.pacer = Pacer(self.board, slice_s=service_slice_s)
         self.spin_s = spin_s
         self.service_slice_s = service_slice_s
         self.socket_path = Path(socket_path) if socket_path is not None else None
@@ -175,6 +180,16 @@ class RemoteBitbangServer:
             self._listener.bind(("127.0.0.1", port or 0))
         self._listener.listen(4)
         self._listener.setblocking(False)
+        self.hop_socket_path = Path(hop_socket_path) if hop_socket_path is not None else None
+        self._hop_listener: socket.socket | None = None
+        self._hop_conn: socket.socket | None = None
+        self._hop_buf = bytearray()
+        if self.hop_socket_path is not None:
+            if wire.hop is None:
+                raise ValueError(f"profile {wire.profile.name} has no network hop")
+            self._hop_listener = self._bind_unix(self.hop_socket_path)
+            self._hop_listener.listen(1)
+            self._hop_listener.setblocking(False)
 
     @staticmethod
     def _bind_unix(path: Path) -> socket.socket:
@@ -206,43 +221,71 @@ class RemoteBitbangServer:
 
     def close(self) -> None:
         self._listener.close()
-        if self.socket_path is not None:
+        for sock in (self._hop_conn, self._hop_listener):
+            if sock is not None:
+                sock.close()
+        for path in (self.socket_path, self.hop_socket_path):
+            if path is not None:
+                try:
+                    path.unlink()
+                except FileNotFoundError:
+                    pass
+
+    # --- the network hop's reports ---
+
+    def _hop_sockets(self) -> list[socket.socket]:
+        return [s for s in (self._hop_listener, self._hop_conn) if s is not None]
+
+    def _serve_hop(self) -> None:
+        """Apply every report the proxy sent (it waits for our "ok" before it forwards)."""
+        if self._hop_listener is not None and self._hop_conn is None:
             try:
-                self.socket_path.unlink()
-            except FileNotFoundError:
-                pass
+                self._hop_conn, _ = self._hop_listener.accept()
+                self._hop_conn.setblocking(False)
+            except BlockingIOError:
+                return
+        if self._hop_conn is None:
+            return
+        try:
+            data = self._hop_conn.recv(4096)
+        except BlockingIOError:
+            return
+        except ConnectionError:
+            data = b""
+        if not data:
+            self._hop_conn.close()
+            self._hop_conn = None
+            return
+        self._hop_buf += data
+        while b"\n" in self._hop_buf:
+            line, _, rest = bytes(self._hop_buf).partition(b"\n")
+            self._hop_buf = bytearray(rest)
+            self.wire.hop.handle_line(line.decode())
+            self._send(self._hop_conn, b"ok\n")
 
     # --- the loop ---
 
-    def _core_running(self) -> bool:
-        core = getattr(self.board, "core", None)
-        return core is not None and not core.halted and not getattr(core, "lockup", False)
-
-    def _progress_mark(self) -> tuple:
-        return (self.board.clock.now, getattr(self.board.core, "instructions", None))
-
     def _idle(self, wait_on: list, timeout: float) -> list:
-        """Wait for readability; a running core gets the time instead of a blocking select.
-
-        A core that makes no progress (locked up, or asleep with nothing that could wake it)
-        gets no more slices: then the wait blocks, so an idle board costs no host CPU.
-        """
+        """Wait for readability; meanwhile a running core runs, paced to wall time. A core
+        that cannot run (halted, locked up) gets nothing: the wait then blocks, so an idle
+        board costs no host CPU."""
         deadline = time.monotonic() + timeout
-        while self._core_running() and not self._stop:
-            ready, _, _ = select.select(wait_on, [], [], 0)
-            if ready:
+        wait_on = wait_on + self._hop_sockets()
+        while not self._stop:
+            pause = self.pacer.catch_up()
+            remaining = max(0.0, deadline - time.monotonic())
+            if pause is None:
+                return select.select(wait_on, [], [], remaining)[0]
+            ready = select.select(wait_on, [], [], min(pause, remaining))[0]
+            if ready or time.monotonic() >= deadline:
                 return ready
-            before = self._progress_mark()
-            self.board.service(self.service_slice_s)
-            if self._progress_mark() == before or time.monotonic() >= deadline:
-                break
-        remaining = max(0.0, deadline - time.monotonic())
-        return select.select(wait_on, [], [], remaining)[0]
+        return []
 
     def serve_forever(self, poll_s: float = 0.1) -> None:
         while not self._stop:
             ready = self._idle([self._listener], poll_s)
-            if not ready:
+            self._serve_hop()
+            if self._listener not in ready:
                 continue
             try:
                 conn, _ = self._listener.accept()
@@ -255,53 +298,45 @@ class RemoteBitbangServer:
                 conn.close()
                 log.info("client_disconnected", endpoint=self.endpoint)
 
+    def _recv(self, conn: socket.socket) -> bytes | None:
+        """Data, b"" when the peer closed, None when nothing is there yet."""
+        try:
+            return conn.recv(65536)
+        except BlockingIOError:
+            return None
+        except ConnectionError:
+            return b""
+
     def _serve_connection(self, conn: socket.socket, poll_s: float) -> None:
         if conn.family == socket.AF_INET:
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         conn.setblocking(False)
         decoder = self.wire.decoder()
-        recv = conn.recv
         spin_s = self.spin_s
         while not self._stop:
-            try:
-                data = recv(65536)
-            except BlockingIOError:
-                data = None
-            except ConnectionError:
-                return
+            self._serve_hop()
+            data = self._recv(conn)
             if data is None:
                 # Nothing yet: spin briefly (the host is usually mid-round-trip), then block.
                 spin_until = time.monotonic() + spin_s
-                while time.monotonic() < spin_until:
-                    try:
-                        data = recv(65536)
-                        break
-                    except BlockingIOError:
-                        continue
-                    except ConnectionError:
-                        return
+                while data is None and time.monotonic() < spin_until:
+                    data = self._recv(conn)
                 if data is None:
-                    if not self._idle([conn], poll_s):
-                        continue
-                    try:
-                        data = recv(65536)
-                    except BlockingIOError:
-                        continue
-                    except ConnectionError:
-                        return
+                    self._idle([conn], poll_s)
+                    continue
             if not data:
                 return  # peer closed
+            # A running core first catches up with wall time: a halt request lands when it
+            # would on silicon.
+            self.pacer.catch_up(0.02)
             reply = decoder.feed(data)
             if reply:
-                self.wire.round_trip()
                 try:
                     self._send(conn, reply)
                 except ConnectionError:
                     return
             if decoder.quit:
                 return
-            if self._core_running():
-                self.board.service(self.service_slice_s / 8)
 
     @staticmethod
     def _send(conn: socket.socket, reply: bytes) -> None:
