@@ -425,57 +425,28 @@ def test_fault_vectors_through_vtor_to_the_programs_handler(board, tmp_path):
     assert "0x40002000" in board.core.fault
 
 
-def _loader_call(link, board, syms, commands):
-    import struct
-
-    from qspi_gdb.loader import mailbox as mb
-
-    box = syms["qspi_mailbox"]
-    link.write_memory(box + mb.OFF_CMD, b"".join(c.pack() for c in commands))
-    seq = struct.unpack("<I", link.read_memory(box + mb.OFF_SEQ, 4))[0] + 1
-    link.write_memory(box + mb.OFF_SEQ, struct.pack("<II", seq, len(commands)))
-    link.write_register("pc", syms["qspi_loader_entry"])
-    link.resume()
-    link.wait_halt(60.0)
-    assert board.core.pc == syms["qspi_loader_halt"], board.core.fault
-    for i, c in enumerate(commands):
-        c.unpack_results(link.read_memory(box + mb.OFF_CMD + mb.CMD_SIZE * i, mb.CMD_SIZE))
-    return commands
-
-
 @pytest.mark.parametrize("board", CHIP_BOARDS, indirect=True)
 def test_prebuilt_loader_programs_the_flash_in_process(board):
     """The shipped RAM loader on the board through InProcessLink: the sim fits the loader."""
-    from elftools.elf.elffile import ELFFile
-
-    from qspi_gdb.loader import loader_elf
+    from qspi_gdb.loader import config as lc
     from qspi_gdb.loader import mailbox as mb
+    from qspi_gdb.loader.client import LoaderClient
 
-    elf = loader_elf(board.chip)
-    with open(elf, "rb") as f:
-        symtab = ELFFile(f).get_section_by_name(".symtab")
-        syms = {s.name: s["st_value"] for s in symtab.iter_symbols()}
     link = halted_link(board)
-    link.load_elf(elf)
-    _loader_call(link, board, syms, [mb.Command(mb.OP_NOP)])
-    header = mb.MailboxHeader.unpack(link.read_memory(syms["qspi_mailbox"], mb.OFF_SEQ))
-    assert header.magic == mb.MAGIC
-    buf = mb.unpack_buffers(link.read_memory(syms["qspi_mailbox"] + mb.OFF_BUFFER,
-                                             header.nbuffers * mb.BUFFER_SIZE), 1)[0]
-    config = mb.LoaderConfig(pins=QSPI[board.name][1], flash_size=board.flash.size)
-    link.write_memory(syms["qspi_mailbox"] + mb.OFF_CONFIG, config.pack())
-    init, rdid = _loader_call(link, board, syms,
-                              [mb.Command(mb.OP_INIT), mb.Command(mb.OP_READ_ID)])
-    assert (init.status, rdid.status) == (mb.ST_OK, mb.ST_OK)
-    assert rdid.result0 == int.from_bytes(bytes(board.flash.jedec_id[:3]), "big")
+    client = LoaderClient(link, chip=board.chip)
+    greeting = client.start()
+    assert client.header.magic == mb.MAGIC and client.stats.noticed_halts == 0
+    buf = greeting.buffers[0]
+    init = client.init(lc.LoaderConfig(pins=QSPI[board.name][1], flash_size=board.flash.size))
+    assert init.jedec_id == int.from_bytes(bytes(board.flash.jedec_id[:3]), "big")
+    assert client.read_id() == init.jedec_id
     data = bytes((i * 13 + 1) & 0xFF for i in range(8192))
     link.write_memory(buf.addr, data)
-    erase, program, crc = _loader_call(link, board, syms, [
+    erase, program, crc = client.run([
         mb.Command(mb.OP_ERASE, addr=0x10000, len=0x1000 * 2, arg=mb.ERASE_4K),
         mb.Command(mb.OP_PROGRAM, addr=0x10000, len=len(data), buf=buf.index),
         mb.Command(mb.OP_CRC32, addr=0x10000, len=len(data)),
     ])
-    assert (erase.status, program.status, crc.status) == (mb.ST_OK,) * 3
     assert board.flash.peek(0x10000, len(data)) == data
     assert crc.result0 == zlib.crc32(data)
 

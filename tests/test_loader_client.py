@@ -1,10 +1,11 @@
-"""Pure parts of the loader client: typed errors and the erase/program interleaving."""
+"""Pure parts of the loader client: typed errors, the erase/program schedule, what the host
+expects of the target's time."""
 
 from __future__ import annotations
 
 from qspi_gdb.errors import EXIT_TARGET, EXIT_USAGE
 from qspi_gdb.loader import mailbox as mb
-from qspi_gdb.loader.pipeline import Op, interleave
+from qspi_gdb.loader.pipeline import Op, schedule
 from qspi_gdb.loader.status import (
     STATUS_MESSAGES,
     FlashError,
@@ -13,6 +14,7 @@ from qspi_gdb.loader.status import (
     LoaderRefused,
     error_for,
 )
+from qspi_gdb.loader.timing import FlashTimes, LinkSpeed
 
 
 def _erase(addr: int, length: int) -> Op:
@@ -38,57 +40,59 @@ def test_status_codes_become_typed_errors():
             assert error_for(code).status == code
 
 
-def test_interleave_puts_each_erase_before_its_first_program():
-    ops = [_erase(0x00000, 0x10000), _erase(0x10000, 0x10000), _erase(0x30000, 0x10000),
-           _program(0x08000, 0x8000), _program(0x10000, 0x8000), _program(0x18000, 0x8000)]
-    out = interleave(ops)
-    order = [(o.cmd.op, o.cmd.addr) for o in out]
-    assert order == [
-        (mb.OP_ERASE, 0x00000), (mb.OP_PROGRAM, 0x08000),
-        (mb.OP_ERASE, 0x10000), (mb.OP_PROGRAM, 0x10000), (mb.OP_PROGRAM, 0x18000),
-        (mb.OP_ERASE, 0x30000),  # erased but never programmed: still erased, at the end
+def _order(ops):
+    return [(o.cmd.name[0], o.cmd.addr) for o in ops]
+
+
+def test_schedule_issues_each_erase_one_step_ahead():
+    """The programmer's order (erase block, program block, ...) becomes "erase k+1, program k":
+    the peripheral runs each pair back to back while the host feeds the next block."""
+    ops = []
+    for blk in range(3):
+        ops += [_erase(blk * 0x10000, 0x10000), _program(blk * 0x10000, 0x10000)]
+    ops.append(_erase(0x30000, 0x10000))  # erased, never programmed
+    assert _order(schedule(ops)) == [
+        ("E", 0x00000), ("E", 0x10000), ("P", 0x00000),
+        ("E", 0x20000), ("P", 0x10000),
+        ("E", 0x30000), ("P", 0x20000),
     ]
-    # every program comes after every erase that overlaps it
+    # every program still comes after every erase that overlaps it
+    out = schedule(ops)
     for i, op in enumerate(out):
-        if op.cmd.op == mb.OP_PROGRAM:
-            lo, hi = op.cmd.addr, op.cmd.addr + op.cmd.len
-            for e in ops[:3]:
-                if e.cmd.addr < hi and lo < e.cmd.addr + e.cmd.len:
+        if op.is_program:
+            for e in (o for o in ops if o.cmd.op == mb.OP_ERASE):
+                if e.cmd.addr < op.cmd.addr + op.cmd.len and op.cmd.addr < e.cmd.addr + e.cmd.len:
                     assert out.index(e) < i
 
 
-def test_interleave_keeps_an_order_that_programs_before_erasing():
+def test_schedule_keeps_an_order_it_cannot_improve_safely():
     ops = [_program(0x0, 0x100), _erase(0x0, 0x10000), _program(0x0, 0x100)]
-    assert interleave(ops) == ops
+    assert schedule(ops) == ops  # an erase after a program of the same range
+    ops = [_erase(0x10000, 0x10000), _erase(0x0, 0x10000), _program(0x0, 0x100)]
+    assert schedule(ops) == ops  # erases not in address order
+    chip = [Op(mb.Command(mb.OP_ERASE, addr=0, len=1 << 20, arg=mb.ERASE_CHIP)),
+            _program(0, 0x100)]
+    assert schedule(chip) == chip
 
 
-def _header(entry_us: int, time_us: int) -> mb.MailboxHeader:
-    return mb.MailboxHeader(mb.MAGIC, 1, 0, 5340, 1, 16, 0, 0, 1, 1, 0, 0, 1, 0, 0, 0,
-                            time_us, entry_us, mb.CANARY)
+def test_link_speed_learns_the_stop_cost_and_the_rate():
+    speed = LinkSpeed()
+    assert speed.stop_s == 0.005 and speed.cost_s(100_000) == 1.0  # guesses
+    speed.observe(0.006, 200)  # a stop that wrote little: its fixed cost
+    speed.observe(0.006 + 65536 / 300e3, 65536)  # 64 KiB at 300 kB/s on top
+    assert abs(speed.stop_s - 0.006) < 1e-9 and abs(speed.rate - 300e3) < 1
+    speed.observe(-1.0, 65536)  # nonsense is ignored
+    assert abs(speed.rate - 300e3) < 1
 
 
-def test_busy_estimate_learns_from_the_loader_timer():
-    from qspi_gdb.loader.client import LoaderClient
-
-    client = LoaderClient(None, chip="nrf5340")
-    op = _program(0, 32768)
-    op.busy_typ_s, op.kind = 0.115, "page"  # SFDP page time x 128 pages
-    # the next call found the flash idle after the host filled for the whole estimate: shorter
-    client.header = _header(entry_us=1_124_000, time_us=1_124_020)
-    client.busy.learn((op, 1_000_000, True), client.header)
-    assert abs(client.busy.scale["page"] - 0.7) < 1e-9
-    # idle but the host stopped for another reason (no free buffer): no conclusion
-    client.busy.learn((op, 1_000_000, False), client.header)
-    assert abs(client.busy.scale["page"] - 0.7) < 1e-9
-    # the loader waited: the flash work took from its start to this call's halt (47 ms)
-    client.header = _header(entry_us=2_020_000, time_us=2_047_000)
-    client.busy.learn((op, 2_000_000, True), client.header)
-    assert abs(client.busy.scale["page"] - 0.047 / 0.115) < 1e-9
-    # the timer wraps
-    client.header = _header(entry_us=10_000, time_us=30_000)
-    client.busy.learn((op, 0xFFFFFFFF - 16_999, True), client.header)
-    assert abs(client.busy.scale["page"] - 0.047 / 0.115) < 1e-9
-    # once measured, an idle flash at the next call (the host overshot a fill piece) keeps it
-    client.header = _header(entry_us=3_060_000, time_us=3_060_020)
-    client.busy.learn((op, 3_000_000, True), client.header)
-    assert abs(client.busy.scale["page"] - 0.047 / 0.115) < 1e-9
+def test_flash_times_from_the_configuration():
+    t = FlashTimes(sck_hz=32_000_000, write_lines=4, read_lines=4)
+    t.typ.update(page=120e-6, **{"64k": 0.16})
+    erase = mb.Command(mb.OP_ERASE, addr=0, len=0x20000, arg=mb.ERASE_64K)
+    assert abs(t.erase_s(erase) - 0.32) < 1e-9
+    program = mb.Command(mb.OP_PROGRAM, addr=0, len=0x10000)
+    page_send = 256 * 8 / 4 / 32e6
+    assert abs(t.typ_s(program) - 256 * (120e-6 + page_send)) < 1e-9
+    crc = mb.Command(mb.OP_CRC_LIST, addr=0, len=0x80000, arg=4096)
+    assert t.typ_s(crc) > 0x80000 / 10e6  # summing on the CPU is the slower half
+    assert t.max_s(program) > t.typ_s(program)

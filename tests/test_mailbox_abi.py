@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from elftools.elf.elffile import ELFFile
 
+from qspi_gdb.loader import config as lc
 from qspi_gdb.loader import loader_elf, mailbox, status
 
 HEADER = Path(__file__).resolve().parents[1] / "loader_fw" / "include" / "qspi_mailbox.h"
@@ -96,8 +97,8 @@ def test_every_op_named(header):
 
 
 def test_config_pack_size():
-    cfg = mailbox.LoaderConfig(pins=(19, 17, 20, 21, 22, 23), flash_size=8 << 20,
-                               init=(mailbox.InitInstruction(0x01, b"\x40\x00\x02", wren=True),))
+    cfg = lc.LoaderConfig(pins=(19, 17, 20, 21, 22, 23), flash_size=8 << 20,
+                          init=(lc.InitInstruction(0x01, b"\x40\x00\x02", wren=True),))
     raw = cfg.pack()
     assert len(raw) == mailbox.CONFIG_SIZE
     init_off = mailbox.offset_of("ql_config", "init")
@@ -112,6 +113,6 @@ def test_committed_elf_matches_abi(chip):
         symtab = elf.get_section_by_name(".symtab")
         (sym,) = symtab.get_symbol_by_name("qspi_mailbox")
         assert sym["st_size"] == mailbox.MAILBOX_SIZE
-        for name in ("qspi_loader_entry", "qspi_loader_halt", "qspi_loader_build_id",
+        for name in ("qspi_loader_entry", "qspi_loader_build_id",
                      "qspi_loader_fault_halt", "ql_stack_mem"):
             assert symtab.get_symbol_by_name(name), name

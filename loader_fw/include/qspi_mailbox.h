@@ -6,20 +6,31 @@
  * (arrays `uint32_t name[N]` and nested `struct ql_x name[N]` allowed, N a number or QL_
  * constant). Every field is a little-endian 32-bit word; no padding anywhere.
  *
- * Protocol (one "call" = one resume of the core):
+ * Protocol (ABI 2): the loader keeps running; the host stops it only by request.
  *   1. Host loads the ELF, writes SP = qspi_loader_stack_top, PC = qspi_loader_entry, resumes.
- *   2. The loader publishes the greeting (magic, ABI version, build id, chip, buffers), runs
- *      the queued commands if mailbox.seq != mailbox.done_seq, sets done_seq = seq and halts
- *      on the `bkpt` at qspi_loader_halt. A halt anywhere else (e.g. qspi_loader_fault) is a
- *      failure of the loader.
- *   3. Host reads the mailbox, writes data into FREE buffers, queues commands (cmd[0..n),
- *      ncmd = n, seq += 1) and goes to 1 (PC = entry again; SP = stack top).
- * Commands run in order; the first failing command stops the queue (the rest read
- * QL_ST_SKIPPED). A command that starts flash work (erase, program) returns as soon as the
- * work is started: the flash keeps erasing / EasyDMA keeps reading the buffer while the core
- * is halted. The next command that needs the flash waits for it first. Buffers whose data
- * EasyDMA may still read are QL_BUF_DMA: the host must not write them until a later call
- * reports them QL_BUF_FREE (free_mask).
+ *      The loader publishes the greeting (magic, ABI version, build id, chip, buffers) and
+ *      from then on runs its service loop until the host halts it (a debugger halt request,
+ *      e.g. GDB -exec-interrupt: acted on at once, unlike a `bkpt` the debugger notices only at
+ *      its next poll). A halt at qspi_loader_fault_halt (its own `bkpt`) means a fault.
+ *   2. The command queue is a ring: the host writes command i into cmd[i % QL_MAX_CMDS] and
+ *      sets seq = i + 1 (all while the core is halted); the loader runs commands in order and
+ *      counts them in done_seq (a command that starts flash work counts as done once started).
+ *      After queuing, if the loader published idle = 1, the host writes kick_value (and a 0
+ *      word after it: one 8-byte write) to kick_addr, which wakes it from its idle WFI.
+ *   3. While it runs the loader refreshes time_us at least every heartbeat_us, notes when it
+ *      first sees a new host_gen (resume_us: when the host let it run again), and when the
+ *      READY of its last flash task came (ready_seq, ready_us). The host plans its stops from
+ *      these and the flash's busy estimates: it halts the loader when it has data to add or
+ *      results to collect, and never waits for a halt the loader makes itself.
+ * The first failing command marks every command queued at that moment QL_ST_SKIPPED (state =
+ * QL_STATE_ERROR); later commands run again. ERASE and PROGRAM start the flash work and count
+ * as done: the flash keeps erasing / EasyDMA keeps reading while the core runs on or is halted.
+ * The nRF QSPI peripheral checks the flash's busy bit itself before each erase, write and read
+ * it sends, so an ERASE followed by a PROGRAM runs back to back without the CPU. Buffers whose
+ * data EasyDMA may still read are QL_BUF_DMA (free_mask): the host must not write them, and a
+ * command naming one is refused (QL_ST_BUF_BUSY). The host also keeps away from buffers named
+ * by queued commands the loader has not started yet.
+ * QL_OP_EXIT leaves: flash idle, VTOR/NVIC/timer restored, then the core sleeps until halted.
  */
 #ifndef QSPI_MAILBOX_H
 #define QSPI_MAILBOX_H
@@ -27,11 +38,12 @@
 #include <stdint.h>
 
 #define QL_MAGIC            0x4C505351u /* "QSPL" in memory order */
-#define QL_ABI_VERSION      1u
-#define QL_MAX_CMDS         16u
+#define QL_ABI_VERSION      2u
+#define QL_MAX_CMDS         32u /* ring slots */
 #define QL_MAX_BUFFERS      16u
 #define QL_MAX_INIT_INSTR   8u
 #define QL_CANARY           0x5AFEC0DEu /* bottom word of the loader stack */
+#define QL_HEARTBEAT_US     1000u /* time_us is at most this old while the loader runs */
 
 /* chip ids (info.chip) */
 #define QL_CHIP_NRF52840    52840u
@@ -40,7 +52,8 @@
 /* mailbox.state */
 #define QL_STATE_IDLE       0u  /* not initialised (no QSPI activity) */
 #define QL_STATE_READY      1u  /* initialised, no error */
-#define QL_STATE_ERROR      2u  /* last queue stopped on an error */
+#define QL_STATE_ERROR      2u  /* a command failed (the commands queued with it were skipped) */
+#define QL_STATE_EXITED     3u  /* QL_OP_EXIT done: the core sleeps until the host halts it */
 
 /* commands (ql_cmd.op) */
 #define QL_OP_NOP           0u  /* does nothing (status OK) */
@@ -53,7 +66,10 @@
 #define QL_OP_SFDP          4u
 /* ERASE: [addr, addr+len) in blocks of arg (QL_ERASE_*); the last block is left running */
 #define QL_OP_ERASE         5u
-/* PROGRAM: len bytes from buffer buf at buf_off to flash addr; left running */
+/* PROGRAM: len bytes from buffer buf at buf_off to flash addr (the data may run on into the
+   following buffers); left running. With QL_CF_LZ4 the buffer holds arg bytes of an LZ4 block
+   that the loader decodes into buffer arg2 (offset 0) first; the decoded data must be exactly
+   len bytes with CRC-32 arg3, or nothing is programmed (QL_ST_CORRUPT). */
 #define QL_OP_PROGRAM       6u
 #define QL_OP_READ          7u  /* read len bytes at flash addr into buffer buf at buf_off */
 /* CRC32: result0 = CRC-32 (IEEE, as zlib) of flash [addr, addr+len), any alignment */
@@ -65,12 +81,14 @@
                                    result0/result1 = data bytes received */
 #define QL_OP_WAIT_IDLE     11u /* wait until the flash is idle and every buffer is free */
 #define QL_OP_RDSR          12u /* result0 = status register 1 */
-#define QL_OP_COUNT         13u
+#define QL_OP_EXIT          13u /* leave (see above) */
+#define QL_OP_COUNT         14u
 
 /* ql_cmd.flags */
 #define QL_CF_WREN          0x1u /* CINSTR: send WREN first */
 #define QL_CF_WIPWAIT       0x2u /* CINSTR: wait for WIP=0 first */
 #define QL_CF_SYNC          0x4u /* ERASE/PROGRAM: wait until the flash finished before returning */
+#define QL_CF_LZ4           0x8u /* PROGRAM: the buffer holds an LZ4 block (see QL_OP_PROGRAM) */
 
 /* erase units (ql_cmd.arg for QL_OP_ERASE; values = QSPI ERASE.LEN) */
 #define QL_ERASE_4K         0u
@@ -97,7 +115,9 @@
 #define QL_ST_QE_FAILED     15u /* quad-enable bit did not stick */
 #define QL_ST_ADDR4_FAILED  16u /* flash did not enter / leave 4-byte address mode */
 #define QL_ST_CLOCK         17u /* HFXO did not start */
-#define QL_ST_COUNT         18u
+/* an LZ4 block is malformed, or decodes to another length or CRC-32: nothing was programmed */
+#define QL_ST_CORRUPT       18u
+#define QL_ST_COUNT         19u
 
 /* buffer states (ql_buffer.state) */
 #define QL_BUF_FREE         0u  /* host may write / read it */
@@ -213,11 +233,14 @@ struct ql_cmd {
     uint32_t len;       /* bytes */
     uint32_t buf;       /* buffer index */
     uint32_t buf_off;   /* byte offset in the buffer */
-    uint32_t arg;       /* ERASE: unit; CRC_LIST: sector size; CINSTR: tx bytes 0..3 */
-    uint32_t arg2;      /* CINSTR: tx bytes 4..7 */
+    uint32_t arg;       /* ERASE: unit; CRC_LIST: sector size; CINSTR: tx bytes 0..3;
+                           PROGRAM+LZ4: compressed bytes */
+    uint32_t arg2;      /* CINSTR: tx bytes 4..7; PROGRAM+LZ4: buffer receiving the data */
+    uint32_t arg3;      /* PROGRAM+LZ4: CRC-32 of the decoded data */
     uint32_t status;    /* out: QL_ST_* */
     uint32_t result0;   /* out */
     uint32_t result1;   /* out */
+    uint32_t done_us;   /* out: loader timer when the command finished (flash work: started) */
     uint32_t reserved;
 };
 
@@ -229,7 +252,7 @@ struct ql_buffer {
 };
 
 struct ql_mailbox {
-    /* greeting, written by the loader on every entry */
+    /* greeting, written by the loader when it is entered */
     uint32_t magic;          /* QL_MAGIC */
     uint32_t abi_version;    /* QL_ABI_VERSION */
     uint32_t build_id;       /* equals the ELF's qspi_loader_build_id */
@@ -238,23 +261,32 @@ struct ql_mailbox {
     uint32_t max_cmds;       /* QL_MAX_CMDS */
     uint32_t stack_base;     /* lowest stack word, holds QL_CANARY */
     uint32_t max_dma;        /* largest EasyDMA transfer (CNT limit) */
-    /* status, written by the loader */
+    uint32_t kick_addr;      /* write kick_value, 0 here to wake an idle loader (NVIC ISPR) */
+    uint32_t kick_value;
+    uint32_t heartbeat_us;   /* QL_HEARTBEAT_US */
+    uint32_t entry_us;       /* loader timer when it was entered */
+    /* status, kept up to date by the loader while it runs */
     uint32_t state;          /* QL_STATE_* */
-    uint32_t done_seq;       /* = seq once the queue of that seq has run */
+    uint32_t done_seq;       /* commands finished (or, flash work, started) */
     uint32_t free_mask;      /* bit i = buffer i is QL_BUF_FREE */
     uint32_t last_status;    /* status of the last command run */
-    uint32_t busy;           /* 1 = flash work still running when the loader halted */
+    uint32_t busy;           /* 1 = flash work (READY or WIP) still outstanding */
+    uint32_t idle;           /* 1 = the loader waits for commands: kick it after queuing */
     uint32_t jedec_id;       /* from INIT */
     uint32_t sck_hz;         /* SCK actually used */
     uint32_t addr4_before;   /* 1 = chip was in 4-byte mode before INIT (restored by DEINIT) */
-    uint32_t time_us;        /* loader timer at halt (microseconds, wraps) */
-    uint32_t entry_us;       /* loader timer at entry of this call (host time between calls =
-                                entry_us - previous time_us) */
-    uint32_t canary;         /* bottom stack word at halt: QL_CANARY unless the stack overflowed */
-    uint32_t reserved0;
-    /* request, written by the host */
-    uint32_t seq;            /* host bumps it to run cmd[0..ncmd) */
-    uint32_t ncmd;
+    uint32_t time_us;        /* loader timer (1 MHz, wraps), refreshed every heartbeat_us */
+    uint32_t host_seen;      /* the host_gen the loader saw last */
+    uint32_t resume_us;      /* loader timer when it first saw host_gen == host_seen */
+    uint32_t ready_seq;      /* the flash task of command ready_seq - 1 signalled READY ... */
+    uint32_t ready_us;       /* ... at this loader time (EasyDMA done with its buffers) */
+    uint32_t done_us;        /* loader timer when command done_seq - 1 finished */
+    uint32_t fail_count;     /* commands that failed so far ... */
+    uint32_t fail_seq;       /* ... the last of them: command fail_seq - 1 (its slot says why) */
+    uint32_t canary;         /* bottom stack word: QL_CANARY unless the stack overflowed */
+    /* request, written by the host while the core is halted */
+    uint32_t host_gen;       /* the host bumps it at each stop it writes the request */
+    uint32_t seq;            /* commands queued in total (ring: cmd[i % QL_MAX_CMDS]) */
     struct ql_cmd cmd[QL_MAX_CMDS];
     struct ql_buffer buffer[QL_MAX_BUFFERS];
     struct ql_config config;

@@ -96,6 +96,7 @@
 #define SCB_VTOR                0xE000ED08u
 #define NVIC_ISER0              0xE000E100u
 #define NVIC_ICER0              0xE000E180u
+#define NVIC_ISPR0              0xE000E200u
 #define NVIC_ICPR0              0xE000E280u
 
 #if defined(QL_TARGET_NRF52840)
@@ -149,7 +150,9 @@
 #ifndef QL_STACK_BYTES
 #define QL_STACK_BYTES          2048u
 #endif
-#define QL_SCRATCH_BYTES        4096u       /* each of the two CRC read-ahead halves */
+/* each of the two CRC read-ahead halves: big enough that the per-chunk work (starting a read,
+ * waiting for it) stays small against summing it */
+#define QL_SCRATCH_BYTES        8192u
 
 #define QSPI(off)  REG32(QSPI_BASE + (off))
 #define TIMER(off) REG32(TIMER_BASE + (off))

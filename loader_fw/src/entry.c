@@ -52,10 +52,7 @@ __attribute__((naked, used)) void qspi_loader_entry(void)
         "    isb\n"
         "    ldr r0, =ql_stack_mem + " QL_STR(QL_STACK_BYTES) "\n"
         "    mov sp, r0\n"
-        "    bl ql_service\n"
-        ".global qspi_loader_halt\n"
-        "qspi_loader_halt:\n"
-        "    bkpt #0x51\n"
-        "    b qspi_loader_entry\n"
+        "    bl ql_main\n" /* runs until the host halts it; never returns */
+        "    b qspi_loader_fault_halt\n"
         "    .ltorg\n");
 }

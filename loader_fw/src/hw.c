@@ -1,6 +1,9 @@
 /* hw.c - timer, sleeping waits, interrupts, clocks and pins. */
 #include "hw.h"
 
+#include "loader.h"
+#include "qspi_mailbox.h"
+
 #define HFXO_START_TIMEOUT_US 100000u
 #define CLOCK_SWITCH_SETTLE_US 7u /* Zephyr nrf_qspi_nor: BASE_CLOCK_SWITCH_DELAY_US */
 
@@ -78,8 +81,17 @@ static int arm_compare(uint32_t start, uint32_t timeout_us)
     return (hw_now_us() - start) < timeout_us;
 }
 
+/* The next wake-up: `timeout_us` after `start`, but no later than one heartbeat from now, so
+ * the published time stays fresh during long waits. */
+static uint32_t wake_in(uint32_t start, uint32_t timeout_us)
+{
+    uint32_t left = timeout_us - (hw_now_us() - start);
+    return left < QL_HEARTBEAT_US ? left : QL_HEARTBEAT_US;
+}
+
 int hw_wait_event(volatile uint32_t *event, uint32_t start, uint32_t timeout_us)
 {
+    ql_tick(); /* also when the event is already there: busy loops (CRC) wait here too */
     for (;;) {
         if (*event) {
             return 1;
@@ -87,13 +99,14 @@ int hw_wait_event(volatile uint32_t *event, uint32_t start, uint32_t timeout_us)
         if ((hw_now_us() - start) >= timeout_us) {
             return *event ? 1 : 0;
         }
-        if (!arm_compare(start, timeout_us)) {
+        if (!arm_compare(hw_now_us(), wake_in(start, timeout_us))) {
             continue;
         }
         if (*event) {
             return 1;
         }
         wfi(); /* PRIMASK = 1: wakes on the pending QSPI / TIMER interrupt without taking it */
+        ql_tick();
     }
 }
 
@@ -101,16 +114,40 @@ void hw_delay_us(uint32_t us)
 {
     uint32_t start = hw_now_us();
     while ((hw_now_us() - start) < us) {
-        if (!arm_compare(start, us)) {
-            break;
+        if (!arm_compare(hw_now_us(), wake_in(start, us))) {
+            continue;
         }
         if (!TIMER(TIMER_EVENTS_COMPARE0)) {
             wfi();
         }
+        ql_tick();
     }
     TIMER(TIMER_EVENTS_COMPARE0) = 0u;
     hw_irq_clear_pending(TIMER_IRQN);
 }
+
+void hw_idle_wait(uint32_t us)
+{
+    /* Unlike arm_compare, leave the TIMER line's pending bit alone: it may be the host's kick,
+     * written while the core was halted between the queue check and this WFI. */
+    TIMER(TIMER_EVENTS_COMPARE0) = 0u;
+    (void)TIMER(TIMER_EVENTS_COMPARE0);
+    TIMER(TIMER_CC0) = hw_now_us() + us;
+    if (!TIMER(TIMER_EVENTS_COMPARE0)) {
+        wfi();
+    }
+    TIMER(TIMER_EVENTS_COMPARE0) = 0u;
+    hw_irq_clear_pending(TIMER_IRQN);
+}
+
+void hw_sleep_forever(void)
+{
+    wfi(); /* no interrupt line is enabled: only a debugger halt ends this */
+}
+
+uint32_t hw_kick_addr(void) { return NVIC_ISPR0 + 4u * (TIMER_IRQN / 32u); }
+
+uint32_t hw_kick_value(void) { return 1u << (TIMER_IRQN % 32u); }
 
 static int hfxo_start(void)
 {

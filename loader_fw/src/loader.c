@@ -1,6 +1,7 @@
 /* loader.c - the mailbox: greeting, command queue, validation, buffers. */
 #include "chip.h"
 #include "crc32.h"
+#include "lz4.h"
 #include "hw.h"
 #include "loader.h"
 #include "qspi.h"
@@ -11,6 +12,9 @@
 /* The mailbox the host finds by this symbol name (never by a fixed address). */
 __attribute__((used, aligned(4))) QL_DATA struct ql_mailbox qspi_mailbox;
 
+QL_DATA static uint32_t skip_before; /* commands queued before this index are skipped */
+QL_DATA static uint32_t running_seq; /* index + 1 of the command being run */
+
 static uint8_t *buf_addr(uint32_t i) { return ql_buffer_mem + i * QL_BUF_SIZE; }
 
 static uint32_t free_mask(void)
@@ -19,7 +23,7 @@ static uint32_t free_mask(void)
     return all & ~qspi_dma_mask();
 }
 
-static void publish(void)
+void ql_publish_buffers(void)
 {
     struct ql_mailbox *mb = &qspi_mailbox;
     uint32_t fm = free_mask();
@@ -27,9 +31,28 @@ static void publish(void)
     for (uint32_t i = 0; i < QL_NBUF; i++) {
         mb->buffer[i].state = (fm & (1u << i)) ? QL_BUF_FREE : QL_BUF_DMA;
     }
+}
+
+void ql_tick(void)
+{
+    struct ql_mailbox *mb = &qspi_mailbox;
+    uint32_t now = hw_now_us();
+    mb->time_us = now;
+    mb->busy = qspi_busy();
+    if (mb->host_gen != mb->host_seen) {
+        mb->host_seen = mb->host_gen;
+        mb->resume_us = now;
+    }
+    qspi_ready_info(&mb->ready_seq, &mb->ready_us);
+}
+
+static void publish(void)
+{
+    struct ql_mailbox *mb = &qspi_mailbox;
+    ql_publish_buffers();
     mb->busy = qspi_busy();
     mb->canary = ql_stack_mem[0];
-    mb->time_us = hw_now_us();
+    ql_tick();
 }
 
 static void greet(void)
@@ -42,6 +65,10 @@ static void greet(void)
     mb->max_cmds = QL_MAX_CMDS;
     mb->stack_base = (uint32_t)(uintptr_t)ql_stack_mem;
     mb->max_dma = QSPI_CNT_MAX;
+    mb->kick_addr = hw_kick_addr();
+    mb->kick_value = hw_kick_value();
+    mb->heartbeat_us = QL_HEARTBEAT_US;
+    mb->entry_us = hw_now_us();
     for (uint32_t i = 0; i < QL_MAX_BUFFERS; i++) {
         mb->buffer[i].addr = i < QL_NBUF ? (uint32_t)(uintptr_t)buf_addr(i) : 0u;
         mb->buffer[i].size = i < QL_NBUF ? QL_BUF_SIZE : 0u;
@@ -72,6 +99,27 @@ static uint32_t check_buf(const struct ql_cmd *c, uint32_t len, uint32_t align)
         return QL_ST_ALIGN;
     }
     if (qspi_dma_mask() & (1u << c->buf)) {
+        return QL_ST_BUF_BUSY;
+    }
+    return QL_ST_OK;
+}
+
+/* A run of data starting in buffer `buf` at `off` that may continue into the following
+ * buffers (EasyDMA reads one contiguous range): within the buffer area and not in EasyDMA use.
+ * *mask receives the buffers it covers. */
+static uint32_t check_span(uint32_t buf, uint32_t off, uint32_t len, uint32_t *mask)
+{
+    if (buf >= QL_NBUF || off >= QL_BUF_SIZE || len == 0u ||
+        len > (QL_NBUF - buf) * QL_BUF_SIZE - off) {
+        return QL_ST_BUF_RANGE;
+    }
+    if ((off & 3u) != 0u) {
+        return QL_ST_ALIGN;
+    }
+    uint32_t last = buf + (off + len - 1u) / QL_BUF_SIZE;
+    uint32_t top = last >= 31u ? 0xFFFFFFFFu : ((1u << (last + 1u)) - 1u);
+    *mask = top & ~((1u << buf) - 1u);
+    if (qspi_dma_mask() & *mask) {
         return QL_ST_BUF_BUSY;
     }
     return QL_ST_OK;
@@ -121,7 +169,7 @@ static uint32_t min3(uint32_t a, uint32_t b, uint32_t c)
 }
 
 /* One CRC per sector over [addr, addr + count * sector), word aligned: a single read-ahead
- * stream over the whole range (chunks end at sector boundaries). */
+ * stream over the whole range in scratch-sized chunks; sectors may end inside a chunk. */
 static uint32_t crc_sectors(uint32_t addr, uint32_t sector, uint32_t count, uint32_t *out)
 {
     uint32_t st = qspi_settle();
@@ -130,11 +178,11 @@ static uint32_t crc_sectors(uint32_t addr, uint32_t sector, uint32_t count, uint
     }
     uint32_t end = addr + sector * count;
     uint32_t a = addr;
-    uint32_t left = sector; /* bytes of the current sector not yet read */
+    uint32_t left = sector; /* bytes of the current sector not yet summed */
     uint32_t crc = 0xFFFFFFFFu;
     uint32_t k = 0;
     uint32_t i = 0;
-    uint32_t chunk = min3(QL_SCRATCH_BYTES, end - a, left);
+    uint32_t chunk = min3(QL_SCRATCH_BYTES, end - a, 0xFFFFFFFFu);
     qspi_read_start(a, ql_scratch_mem[0], chunk);
     while (a < end) {
         st = qspi_wait_dma();
@@ -144,16 +192,21 @@ static uint32_t crc_sectors(uint32_t addr, uint32_t sector, uint32_t count, uint
         const uint8_t *p = ql_scratch_mem[k];
         uint32_t n = chunk;
         a += n;
-        left -= n;
         if (a < end) { /* read the next chunk while this one is summed */
-            chunk = min3(QL_SCRATCH_BYTES, end - a, left ? left : sector);
+            chunk = min3(QL_SCRATCH_BYTES, end - a, 0xFFFFFFFFu);
             qspi_read_start(a, ql_scratch_mem[k ^ 1u], chunk);
         }
-        crc = crc32_update(crc, p, n);
-        if (left == 0u) {
-            out[i++] = ~crc;
-            crc = 0xFFFFFFFFu;
-            left = sector;
+        while (n > 0u) {
+            uint32_t piece = n < left ? n : left;
+            crc = crc32_update(crc, p, piece);
+            p += piece;
+            n -= piece;
+            left -= piece;
+            if (left == 0u) {
+                out[i++] = ~crc;
+                crc = 0xFFFFFFFFu;
+                left = sector;
+            }
         }
         k ^= 1u;
     }
@@ -187,9 +240,20 @@ static uint32_t cmd_erase(struct ql_cmd *c)
     return st;
 }
 
+static uint32_t check_program(struct ql_cmd *c);
+
 /* Program and read move data by EasyDMA between a buffer and the flash: word-aligned, a
  * multiple of 4 bytes, inside the chip and inside the named buffer. */
 static uint32_t check_dma_transfer(struct ql_cmd *c)
+{
+    uint32_t st = check_program(c);
+    if (st == QL_ST_OK) {
+        st = check_buf(c, c->len, 4u);
+    }
+    return st;
+}
+
+static uint32_t check_program(struct ql_cmd *c)
 {
     if (c->len == 0u) {
         return QL_ST_BAD_ARG;
@@ -197,18 +261,47 @@ static uint32_t check_dma_transfer(struct ql_cmd *c)
     if ((c->addr & 3u) != 0u || (c->len & 3u) != 0u) {
         return QL_ST_ALIGN;
     }
-    uint32_t st = check_range(c->addr, c->len);
+    return check_range(c->addr, c->len);
+}
+
+/* PROGRAM from an LZ4 block: decode into buffer arg2 (checked like any EasyDMA source), check
+ * length and CRC-32 of what came out, and only then program it. */
+static uint32_t cmd_program_lz4(struct ql_cmd *c)
+{
+    uint32_t src_mask, dst_mask;
+    uint32_t st = check_program(c);
     if (st == QL_ST_OK) {
-        st = check_buf(c, c->len, 4u);
+        st = check_span(c->buf, c->buf_off, c->arg, &src_mask);
     }
-    return st;
+    if (st == QL_ST_OK) {
+        st = check_span(c->arg2, 0u, c->len, &dst_mask);
+    }
+    if (st == QL_ST_OK && (src_mask & dst_mask) != 0u) {
+        st = QL_ST_BAD_ARG; /* decoding must not overwrite its own input */
+    }
+    if (st != QL_ST_OK) {
+        return st;
+    }
+    uint8_t *dst = buf_addr(c->arg2);
+    uint32_t n = lz4_decode(buf_addr(c->buf) + c->buf_off, c->arg, dst, c->len);
+    if (n != c->len || ~crc32_update(0xFFFFFFFFu, dst, n) != c->arg3) {
+        return QL_ST_CORRUPT;
+    }
+    return qspi_write_start(c->addr, dst, c->len, dst_mask);
 }
 
 static uint32_t cmd_program(struct ql_cmd *c)
 {
-    uint32_t st = check_dma_transfer(c);
+    if (c->flags & QL_CF_LZ4) {
+        return cmd_program_lz4(c);
+    }
+    uint32_t mask;
+    uint32_t st = check_program(c);
     if (st == QL_ST_OK) {
-        st = qspi_write_start(c->addr, buf_addr(c->buf) + c->buf_off, c->len, 1u << c->buf);
+        st = check_span(c->buf, c->buf_off, c->len, &mask);
+    }
+    if (st == QL_ST_OK) {
+        st = qspi_write_start(c->addr, buf_addr(c->buf) + c->buf_off, c->len, mask);
     }
     return st;
 }
@@ -326,66 +419,94 @@ static uint32_t execute(struct ql_cmd *c)
     default:
         return QL_ST_BAD_OP;
     }
+    if (st == QL_ST_OK && !(c->flags & QL_CF_SYNC)) {
+        publish(); /* the buffers of a task left running are taken from now on */
+    }
     if (st == QL_ST_OK && (c->flags & QL_CF_SYNC)) {
         st = qspi_settle();
     }
     return st;
 }
 
-static void run_queue(void)
+/* Leave: flash idle, VTOR, NVIC lines and timer as found; then sleep until halted. */
+static void leave(uint32_t old_vtor)
 {
     struct ql_mailbox *mb = &qspi_mailbox;
-    uint32_t n = mb->ncmd;
-    uint32_t failed = 0u;
-    uint32_t last = QL_ST_OK;
-    if (n > QL_MAX_CMDS) {
-        n = 0u;
-        failed = 1u;
-        last = QL_ST_BAD_ARG;
+    if (qspi_initialised()) {
+        (void)qspi_settle();
     }
-    for (uint32_t i = 0; i < n; i++) {
-        struct ql_cmd *c = &mb->cmd[i];
-        c->result0 = 0u;
-        c->result1 = 0u;
-        if (failed) {
-            c->status = QL_ST_SKIPPED;
-            continue;
-        }
+    publish();
+    hw_irqs_disable();
+    hw_timer_stop();
+    REG32(SCB_VTOR) = old_vtor;
+    mb->state = QL_STATE_EXITED;
+    for (;;) {
+        hw_sleep_forever();
+    }
+}
+
+/* Run the command at done_seq (or skip it: an earlier one failed with it queued). */
+static void run_one(uint32_t old_vtor)
+{
+    struct ql_mailbox *mb = &qspi_mailbox;
+    uint32_t index = mb->done_seq;
+    struct ql_cmd *c = &mb->cmd[index % QL_MAX_CMDS];
+    c->result0 = 0u;
+    c->result1 = 0u;
+    if ((int32_t)(index - skip_before) < 0) {
+        c->status = QL_ST_SKIPPED;
+    } else if (c->op == QL_OP_EXIT) {
+        c->status = QL_ST_OK;
+        c->done_us = hw_now_us();
+        mb->done_seq = index + 1u;
+        leave(old_vtor);
+    } else {
+        running_seq = index + 1u;
+        qspi_set_owner(running_seq);
         c->status = execute(c);
-        last = c->status;
         if (c->status == QL_ST_TIMEOUT) {
             c->result0 = qspi_last_stage();
         }
+        mb->last_status = c->status;
         if (c->status != QL_ST_OK) {
-            failed = 1u;
+            skip_before = mb->seq; /* everything queued with it is skipped */
+            mb->state = QL_STATE_ERROR;
+            mb->fail_seq = index + 1u;
+            mb->fail_count++;
+        } else {
+            mb->state = qspi_initialised() ? QL_STATE_READY : QL_STATE_IDLE;
         }
-        qspi_poll();
     }
-    mb->last_status = last;
-    mb->state = failed ? QL_STATE_ERROR : (qspi_initialised() ? QL_STATE_READY : QL_STATE_IDLE);
+    c->done_us = hw_now_us();
+    mb->done_us = c->done_us;
+    mb->done_seq = index + 1u;
 }
 
-void ql_service(void)
+void ql_main(void)
 {
+    struct ql_mailbox *mb = &qspi_mailbox;
     uint32_t old_vtor = REG32(SCB_VTOR);
     REG32(SCB_VTOR) = (uint32_t)(uintptr_t)ql_vectors;
     ql_stack_mem[0] = QL_CANARY;
     hw_timer_start();
     hw_irqs_enable();
-    qspi_mailbox.entry_us = hw_now_us();
+    skip_before = mb->seq; /* commands left from an earlier run are not run again */
+    mb->done_seq = mb->seq;
+    mb->host_seen = mb->host_gen;
+    mb->state = qspi_initialised() ? QL_STATE_READY : QL_STATE_IDLE;
     greet();
-    qspi_poll();
-    struct ql_mailbox *mb = &qspi_mailbox;
-    if (mb->seq != mb->done_seq) {
-        run_queue();
-        mb->done_seq = mb->seq;
-    } else if (mb->state != QL_STATE_ERROR) {
-        mb->state = qspi_initialised() ? QL_STATE_READY : QL_STATE_IDLE;
+    for (;;) {
+        qspi_poll();
+        publish();
+        if (mb->done_seq != mb->seq) {
+            run_one(old_vtor);
+            continue;
+        }
+        mb->idle = 1u;
+        __asm volatile("dsb" ::: "memory");
+        if (mb->done_seq == mb->seq) {
+            hw_idle_wait(QL_HEARTBEAT_US); /* a kick, flash READY or the heartbeat wakes it */
+        }
+        mb->idle = 0u;
     }
-    publish();
-    if (!qspi_initialised()) {
-        hw_timer_stop(); /* no flash work spans the halt: leave no running timer behind */
-    }
-    hw_irqs_disable();
-    REG32(SCB_VTOR) = old_vtor;
 }

@@ -12,11 +12,19 @@ extern uint8_t ql_scratch_mem[2][QL_SCRATCH_BYTES];
 extern uint8_t ql_buffer_mem[QL_NBUF * QL_BUF_SIZE];
 extern const uint32_t ql_vectors[16];
 
-/* One call from the host: greeting, queued commands, status. Returns to the halt point. */
-void ql_service(void);
+/* The loader: greeting, then the service loop (commands from the ring, status, heartbeat)
+ * until the host halts the core. Never returns. */
+void ql_main(void);
 
-/* Entry point the host jumps to (own stack, interrupts masked); ends on `bkpt` at
- * qspi_loader_halt. */
+/* Called from every wait (at least every QL_HEARTBEAT_US): refresh the published time and
+ * notice a host that let the core run again. */
+void ql_tick(void);
+
+/* Called right before a task that lets EasyDMA read buffers starts: publish them busy first,
+ * so a host that halts the core from then on sees them taken. */
+void ql_publish_buffers(void);
+
+/* Entry point the host jumps to (own stack, interrupts masked). */
 void qspi_loader_entry(void);
 
 #endif /* QL_LOADER_H */

@@ -3,6 +3,7 @@
 
 #include "chip.h"
 #include "hw.h"
+#include "loader.h"
 
 #define SPI_WREN        0x06u
 #define SPI_RDSR        0x05u
@@ -37,9 +38,13 @@ struct pending {
     uint32_t dma_timeout;
     uint32_t dma_stage;
     uint32_t dma_bufs;    /* buffers EasyDMA may access until READY */
+    uint32_t dma_owner;   /* the command (index + 1) that started the task */
     uint32_t wip_next;    /* what the flash does after READY */
     uint32_t wip;         /* flash may be busy (kind) */
     uint32_t wip_start;
+    uint32_t owner;       /* the command running now */
+    uint32_t ready_seq;   /* the last flash task that signalled READY: its command ... */
+    uint32_t ready_us;    /* ... and when */
 };
 
 QL_DATA static struct pending pend;
@@ -68,6 +73,13 @@ uint32_t qspi_flash_size(void) { return flash_size; }
 uint32_t qspi_last_stage(void) { return last_stage; }
 uint32_t qspi_dma_mask(void) { return pend.dma ? pend.dma_bufs : 0u; }
 uint32_t qspi_busy(void) { return (pend.dma || pend.wip) ? 1u : 0u; }
+void qspi_set_owner(uint32_t seq) { pend.owner = seq; }
+
+void qspi_ready_info(uint32_t *seq, uint32_t *us)
+{
+    *seq = pend.ready_seq;
+    *us = pend.ready_us;
+}
 
 static void clear_ready(void)
 {
@@ -86,19 +98,33 @@ static void dma_done(void)
         pend.wip = pend.wip_next;
         pend.wip_start = hw_now_us();
         pend.wip_next = WIP_NONE;
+        pend.ready_seq = pend.dma_owner;
+        pend.ready_us = pend.wip_start;
     }
 }
 
+static uint32_t max_wait(uint32_t kind);
+
+/* Start a task. The peripheral itself waits for the flash's busy bit before it sends an erase,
+ * a page program or a read, so the task may start while earlier flash work still runs: its
+ * READY deadline includes that work's maximum time. */
 static void start_task(uint32_t task, uint32_t timeout_us, uint32_t stage, uint32_t bufs,
                        uint32_t wip_next)
 {
     clear_ready();
+    if (pend.wip != WIP_NONE) {
+        timeout_us += max_wait(pend.wip);
+    }
     pend.dma = 1u;
     pend.dma_start = hw_now_us();
     pend.dma_timeout = timeout_us;
     pend.dma_stage = stage;
     pend.dma_bufs = bufs;
+    pend.dma_owner = pend.owner;
     pend.wip_next = wip_next;
+    if (bufs != 0u) {
+        ql_publish_buffers(); /* a halt from now on sees these buffers taken */
+    }
     QSPI(task) = 1u;
 }
 
@@ -289,7 +315,7 @@ static uint32_t xfer_us(uint32_t nbytes)
 
 uint32_t qspi_erase_start(uint32_t addr, uint32_t unit)
 {
-    uint32_t st = qspi_settle();
+    uint32_t st = qspi_wait_dma(); /* the peripheral waits for the flash itself */
     if (st != QL_ST_OK) {
         return st;
     }
@@ -313,7 +339,7 @@ static void write_chunk(uint32_t addr, const uint8_t *src, uint32_t len, uint32_
 
 uint32_t qspi_write_start(uint32_t addr, const uint8_t *src, uint32_t len, uint32_t buf_mask)
 {
-    uint32_t st = qspi_settle();
+    uint32_t st = qspi_wait_dma(); /* the peripheral waits for the flash itself */
     if (st != QL_ST_OK) {
         return st;
     }
@@ -323,7 +349,7 @@ uint32_t qspi_write_start(uint32_t addr, const uint8_t *src, uint32_t len, uint3
     if (into != 0u && len > page_bytes - into) {
         uint32_t head = page_bytes - into;
         write_chunk(addr, src, head, buf_mask);
-        st = qspi_settle();
+        st = qspi_wait_dma();
         if (st != QL_ST_OK) {
             return st;
         }

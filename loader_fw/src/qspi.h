@@ -3,7 +3,9 @@
  * All functions return a QL_ST_* status. Flash work (erase, program) is started and left
  * running: the "pending" state remembers the outstanding READY event (EasyDMA may still read
  * the buffer) and that the flash may still be busy (WIP). qspi_settle() waits for both, with
- * time-outs from the part's maximum times; every operation that needs the flash settles first.
+ * time-outs from the part's maximum times. Erase and program only wait for READY: the
+ * peripheral checks the flash's busy bit itself before it sends them, so an erase and the
+ * program after it run back to back without the CPU.
  */
 #ifndef QL_QSPI_H
 #define QL_QSPI_H
@@ -26,6 +28,10 @@ uint32_t qspi_settle(void);
 uint32_t qspi_dma_mask(void);
 /* 1 while flash work may still be running. */
 uint32_t qspi_busy(void);
+/* The command (index + 1) on whose behalf tasks are started from now on. */
+void qspi_set_owner(uint32_t seq);
+/* The last erase/program task that signalled READY: its command (index + 1) and the time. */
+void qspi_ready_info(uint32_t *seq, uint32_t *us);
 
 uint32_t qspi_read_jedec(uint32_t *id);
 uint32_t qspi_rdsr(uint32_t *sr);

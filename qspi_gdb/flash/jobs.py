@@ -139,7 +139,8 @@ def _programmer(target: TargetSpec, cfg: FlashConfig, open_target: OpenTarget,
             _close_quietly(programmer)  # restore the chip's address mode on errors too
             raise
         finally:
-            result.stops = programmer.client.stats.calls
+            result.stops = programmer.client.stats.stops
+            result.noticed_halts = programmer.client.stats.noticed_halts
         programmer.close()
         if target.reset:
             link.reset(halt=False)

@@ -40,7 +40,8 @@ class Result:
     output_file: str | None = None
     seconds: float = 0.0
     phase_seconds: dict[str, float] = field(default_factory=dict)
-    stops: int = 0  # resume/stop cycles of the loader
+    stops: int = 0  # times the loader was halted (by the host's request, or noticed halts)
+    noticed_halts: int = 0  # halts the loader made itself (a fault): seen at the debugger's poll
     info: dict | None = None  # `info`: detected chip, SFDP summary
     plan: dict | None = None  # --dry-run: the plan
     error: dict | None = None  # {message, exit_code}

@@ -7,8 +7,95 @@ built from the configuration completed with the detected chip (config.apply_chip
 
 from __future__ import annotations
 
+import struct
+from dataclasses import dataclass
+
 from qspi_gdb.inputs.flash_config import FlashConfig
 from qspi_gdb.loader import mailbox as mb
+
+# -- the block's layout (struct ql_config) -------------------------------------------------
+
+READOC = {"FASTREAD": 0, "READ2O": 1, "READ2IO": 2, "READ4O": 3, "READ4IO": 4}
+WRITEOC = {"PP": 0, "PP2O": 1, "PP4O": 2, "PP4IO": 3}
+
+
+@dataclass(frozen=True)
+class InitInstruction:
+    """A custom instruction the loader sends during INIT (after the JEDEC check)."""
+
+    opcode: int
+    data: bytes = b""
+    wren: bool = False
+    wipwait: bool = False
+
+
+@dataclass(frozen=True)
+class LoaderConfig:
+    """What INIT needs: every nrfutil ext-mem field plus size, 4-byte/QE methods, timings.
+
+    pins: (sck, csn, io0, io1, io2, io3) as GPIO numbers port*32+pin, NO_PIN for unused.
+    Times in microseconds; 0 lets the loader use generous defaults.
+    """
+
+    pins: tuple[int, int, int, int, int, int]
+    flash_size: int
+    sck_hz: int = 8_000_000
+    page_size: int = 4096
+    addr_mode: int = mb.ADDR_24BIT
+    readoc: int = READOC["READ4IO"]
+    writeoc: int = WRITEOC["PP4IO"]
+    pp_size: int = 0
+    sck_delay: int = 0
+    rx_delay: int = 2
+    spi_mode: int = 0
+    enter_4b: int = mb.FOURB_NONE
+    exit_4b_op: int = 0
+    qe_method: int = mb.QE_S1B6
+    expected_jedec: int = 0
+    mode_query_op: int = mb.NO_QUERY
+    mode_query_bit: int = 0
+    wip_bit: int = 0
+    flags: int = 0
+    t_page_typ_us: int = 0
+    t_page_max_us: int = 0
+    t_4k_typ_us: int = 0
+    t_4k_max_us: int = 0
+    t_64k_typ_us: int = 0
+    t_64k_max_us: int = 0
+    t_chip_typ_us: int = 0
+    t_chip_max_us: int = 0
+    t_wrsr_max_us: int = 0
+    init: tuple[InitInstruction, ...] = ()
+
+    @property
+    def page_bytes(self) -> int:
+        return 512 if self.pp_size else 256
+
+    def pack(self) -> bytes:
+        if len(self.init) > mb.MAX_INIT_INSTR:
+            raise ValueError(f"at most {mb.MAX_INIT_INSTR} custom init instructions")
+        words = [
+            *self.pins, self.sck_hz, self.flash_size, self.page_size, self.addr_mode,
+            self.readoc, self.writeoc, self.pp_size, self.sck_delay, self.rx_delay,
+            self.spi_mode, self.enter_4b, self.exit_4b_op, self.qe_method, self.expected_jedec,
+            self.mode_query_op, self.mode_query_bit, self.wip_bit, self.flags,
+            self.t_page_typ_us, self.t_page_max_us, self.t_4k_typ_us, self.t_4k_max_us,
+            self.t_64k_typ_us, self.t_64k_max_us, self.t_chip_typ_us, self.t_chip_max_us,
+            self.t_wrsr_max_us, len(self.init),
+        ]
+        raw = struct.pack(f"<{len(words)}I", *[w & 0xFFFFFFFF for w in words])
+        for ii in self.init:
+            if len(ii.data) > 8:
+                raise ValueError("a custom instruction carries at most 8 data bytes")
+            data = ii.data.ljust(8, b"\0")
+            flags = (mb.II_WREN if ii.wren else 0) | (mb.II_WIPWAIT if ii.wipwait else 0)
+            raw += struct.pack("<3I", ii.opcode, len(ii.data), flags) + data
+        raw = raw.ljust(mb.CONFIG_SIZE, b"\0")
+        assert len(raw) == mb.CONFIG_SIZE
+        return raw
+
+
+# -- a FlashConfig as a block ------------------------------------------------------------------
 
 ENTER_4B = {
     None: mb.FOURB_NONE,
@@ -74,16 +161,16 @@ def _mode_query(cfg: FlashConfig) -> tuple[int, int]:
     return MODE_QUERY.get(cfg.jedec_id[0], (mb.NO_QUERY, 0))
 
 
-def probe_config(cfg: FlashConfig) -> mb.LoaderConfig:
+def probe_config(cfg: FlashConfig) -> LoaderConfig:
     """Enough to read JEDEC ID and SFDP from any chip: FASTREAD/PP, 24-bit, QE untouched."""
-    return mb.LoaderConfig(
+    return LoaderConfig(
         pins=_pins(cfg),
         flash_size=PROBE_SIZE,
         sck_hz=cfg.sck_frequency,
         page_size=4096,
         addr_mode=mb.ADDR_24BIT,
-        readoc=mb.READOC["FASTREAD"],
-        writeoc=mb.WRITEOC["PP"],
+        readoc=READOC["FASTREAD"],
+        writeoc=WRITEOC["PP"],
         sck_delay=cfg.sck_delay,
         rx_delay=2 if cfg.rx_delay is None else cfg.rx_delay,
         spi_mode=cfg.spi_mode,
@@ -93,7 +180,7 @@ def probe_config(cfg: FlashConfig) -> mb.LoaderConfig:
     )
 
 
-def loader_config(cfg: FlashConfig) -> mb.LoaderConfig:
+def loader_config(cfg: FlashConfig) -> LoaderConfig:
     """The working configuration; cfg must be completed by config.apply_chip()."""
     if cfg.size is None or cfg.address_mode is None:
         raise ValueError("loader_config() needs a FlashConfig completed by apply_chip()")
@@ -106,14 +193,14 @@ def loader_config(cfg: FlashConfig) -> mb.LoaderConfig:
     if not quad or cfg.quad_enable is None:
         # Unknown QE method: leave the bit as it is rather than guess a register layout.
         flags |= mb.CFG_SKIP_QE
-    return mb.LoaderConfig(
+    return LoaderConfig(
         pins=_pins(cfg),
         flash_size=cfg.size,
         sck_hz=cfg.sck_frequency,
         page_size=cfg.sector_size,
         addr_mode=mb.ADDR_32BIT if cfg.address_mode == 32 else mb.ADDR_24BIT,
-        readoc=mb.READOC[cfg.readoc],
-        writeoc=mb.WRITEOC[cfg.writeoc],
+        readoc=READOC[cfg.readoc],
+        writeoc=WRITEOC[cfg.writeoc],
         pp_size=1 if cfg.pp_size == 512 else 0,
         sck_delay=cfg.sck_delay,
         rx_delay=2 if cfg.rx_delay is None else cfg.rx_delay,
@@ -135,5 +222,5 @@ def loader_config(cfg: FlashConfig) -> mb.LoaderConfig:
         t_64k_max_us=_us(erase[65536].max_s) if 65536 in erase else 0,
         t_chip_typ_us=_us(cfg.chip_erase.typ_s if cfg.chip_erase else None),
         t_chip_max_us=_us(cfg.chip_erase.max_s if cfg.chip_erase else None),
-        init=tuple(mb.InitInstruction(i.opcode, bytes(i.data)) for i in cfg.init_instructions),
+        init=tuple(InitInstruction(i.opcode, bytes(i.data)) for i in cfg.init_instructions),
     )

@@ -12,11 +12,12 @@ import struct
 from dataclasses import dataclass
 
 MAGIC = 0x4C505351
-ABI_VERSION = 1
-MAX_CMDS = 16
+ABI_VERSION = 2
+MAX_CMDS = 32
 MAX_BUFFERS = 16
 MAX_INIT_INSTR = 8
 CANARY = 0x5AFEC0DE
+HEARTBEAT_US = 1000
 
 CHIP_NRF52840 = 52840
 CHIP_NRF5340 = 5340
@@ -24,6 +25,7 @@ CHIP_NRF5340 = 5340
 STATE_IDLE = 0
 STATE_READY = 1
 STATE_ERROR = 2
+STATE_EXITED = 3
 
 OP_NOP = 0
 OP_INIT = 1
@@ -38,11 +40,13 @@ OP_CRC_LIST = 9
 OP_CINSTR = 10
 OP_WAIT_IDLE = 11
 OP_RDSR = 12
-OP_COUNT = 13
+OP_EXIT = 13
+OP_COUNT = 14
 
 CF_WREN = 0x1
 CF_WIPWAIT = 0x2
 CF_SYNC = 0x4
+CF_LZ4 = 0x8
 
 ERASE_4K = 0
 ERASE_64K = 1
@@ -66,7 +70,8 @@ ST_JEDEC_MISMATCH = 14
 ST_QE_FAILED = 15
 ST_ADDR4_FAILED = 16
 ST_CLOCK = 17
-ST_COUNT = 18
+ST_CORRUPT = 18
+ST_COUNT = 19
 
 BUF_FREE = 0
 BUF_DMA = 1
@@ -131,6 +136,7 @@ OP_NAMES = {
     OP_CINSTR: "CINSTR",
     OP_WAIT_IDLE: "WAIT_IDLE",
     OP_RDSR: "RDSR",
+    OP_EXIT: "EXIT",
 }
 
 
@@ -194,9 +200,11 @@ CMD_FIELDS: tuple[FieldSpec, ...] = (
     ("buf_off", 1),
     ("arg", 1),
     ("arg2", 1),
+    ("arg3", 1),
     ("status", 1),
     ("result0", 1),
     ("result1", 1),
+    ("done_us", 1),
     ("reserved", 1),
 )
 
@@ -216,20 +224,30 @@ MAILBOX_FIELDS: tuple[FieldSpec, ...] = (
     ("max_cmds", 1),
     ("stack_base", 1),
     ("max_dma", 1),
+    ("kick_addr", 1),
+    ("kick_value", 1),
+    ("heartbeat_us", 1),
+    ("entry_us", 1),
     ("state", 1),
     ("done_seq", 1),
     ("free_mask", 1),
     ("last_status", 1),
     ("busy", 1),
+    ("idle", 1),
     ("jedec_id", 1),
     ("sck_hz", 1),
     ("addr4_before", 1),
     ("time_us", 1),
-    ("entry_us", 1),
+    ("host_seen", 1),
+    ("resume_us", 1),
+    ("ready_seq", 1),
+    ("ready_us", 1),
+    ("done_us", 1),
+    ("fail_count", 1),
+    ("fail_seq", 1),
     ("canary", 1),
-    ("reserved0", 1),
+    ("host_gen", 1),
     ("seq", 1),
-    ("ncmd", 1),
     ("cmd", ("ql_cmd", MAX_CMDS)),
     ("buffer", ("ql_buffer", MAX_BUFFERS)),
     ("config", ("ql_config", 1)),
@@ -280,11 +298,14 @@ BUFFER_SIZE = struct_size("ql_buffer")
 CONFIG_SIZE = struct_size("ql_config")
 INIT_INSTR_SIZE = struct_size("ql_init_instr")
 MAILBOX_SIZE = struct_size("ql_mailbox")
+OFF_HOST_GEN = offset_of("ql_mailbox", "host_gen")
 OFF_SEQ = offset_of("ql_mailbox", "seq")
 OFF_CMD = offset_of("ql_mailbox", "cmd")
 OFF_BUFFER = offset_of("ql_mailbox", "buffer")
 OFF_CONFIG = offset_of("ql_mailbox", "config")
-HEADER_WORDS = OFF_SEQ // 4  # the loader-written words before the request
+HEADER_WORDS = OFF_HOST_GEN // 4  # the loader-written words before the request
+HEADER_READ = OFF_CMD  # what the host reads at every stop: the header, host_gen and seq
+REQUEST_SIZE = OFF_BUFFER - OFF_HOST_GEN  # host_gen, seq and the command ring
 
 
 @dataclass
@@ -299,28 +320,43 @@ class Command:
     buf_off: int = 0
     arg: int = 0
     arg2: int = 0
+    arg3: int = 0
     status: int = ST_SKIPPED
     result0: int = 0
     result1: int = 0
+    done_us: int = 0
 
     def pack(self) -> bytes:
         return struct.pack(
-            "<12I", self.op, self.flags, self.addr, self.len, self.buf, self.buf_off,
-            self.arg, self.arg2, 0, 0, 0, 0,
+            "<14I", self.op, self.flags, self.addr, self.len, self.buf, self.buf_off,
+            self.arg, self.arg2, self.arg3, 0, 0, 0, 0, 0,
         )
 
     def unpack_results(self, raw: bytes) -> None:
-        words = struct.unpack("<12I", raw)
-        self.status, self.result0, self.result1 = words[8], words[9], words[10]
+        words = struct.unpack("<14I", raw)
+        self.status, self.result0, self.result1, self.done_us = words[9:13]
 
     @property
     def name(self) -> str:
         return OP_NAMES.get(self.op, f"op {self.op}")
 
+    def buffer_ranges(self) -> list[tuple[int, int, int]]:
+        """(buffer, offset, bytes) of the data buffers the command reads or writes; a range
+        may run on into the following buffers (a PROGRAM's data)."""
+        if self.op == OP_PROGRAM:
+            if self.flags & CF_LZ4:
+                return [(self.buf, self.buf_off, self.arg), (self.arg2, 0, self.len)]
+            return [(self.buf, self.buf_off, self.len)]
+        if self.op in (OP_READ, OP_SFDP):
+            return [(self.buf, self.buf_off, self.len)]
+        if self.op == OP_CRC_LIST:
+            return [(self.buf, self.buf_off, 4 * (self.len // self.arg) if self.arg else 4)]
+        return []
+
 
 @dataclass(frozen=True)
 class MailboxHeader:
-    """The loader-written words at the start of the mailbox."""
+    """The loader-written words at the start of the mailbox (struct ql_mailbox up to host_gen)."""
 
     magic: int
     abi_version: int
@@ -330,22 +366,34 @@ class MailboxHeader:
     max_cmds: int
     stack_base: int
     max_dma: int
+    kick_addr: int
+    kick_value: int
+    heartbeat_us: int
+    entry_us: int
     state: int
     done_seq: int
     free_mask: int
     last_status: int
     busy: int
+    idle: int
     jedec_id: int
     sck_hz: int
     addr4_before: int
     time_us: int
-    entry_us: int
+    host_seen: int
+    resume_us: int
+    ready_seq: int
+    ready_us: int
+    done_us: int
+    fail_count: int
+    fail_seq: int
     canary: int
+    host_gen: int  # the request's first two words, read with the header
+    seq: int
 
     @classmethod
     def unpack(cls, raw: bytes) -> MailboxHeader:
-        words = struct.unpack_from(f"<{HEADER_WORDS}I", raw)
-        return cls(*words[:19])
+        return cls(*struct.unpack_from(f"<{HEADER_WORDS + 2}I", raw))
 
 
 @dataclass(frozen=True)
@@ -361,85 +409,3 @@ def unpack_buffers(raw: bytes, count: int) -> list[BufferInfo]:
         addr, size, _state, _r = struct.unpack_from("<4I", raw, i * BUFFER_SIZE)
         out.append(BufferInfo(i, addr, size))
     return out
-
-
-# -- the flash configuration block (struct ql_config) ----------------------------------------
-
-READOC = {"FASTREAD": 0, "READ2O": 1, "READ2IO": 2, "READ4O": 3, "READ4IO": 4}
-WRITEOC = {"PP": 0, "PP2O": 1, "PP4O": 2, "PP4IO": 3}
-
-
-@dataclass(frozen=True)
-class InitInstruction:
-    """A custom instruction the loader sends during INIT (after the JEDEC check)."""
-
-    opcode: int
-    data: bytes = b""
-    wren: bool = False
-    wipwait: bool = False
-
-
-@dataclass(frozen=True)
-class LoaderConfig:
-    """What INIT needs: every nrfutil ext-mem field plus size, 4-byte/QE methods, timings.
-
-    pins: (sck, csn, io0, io1, io2, io3) as GPIO numbers port*32+pin, NO_PIN for unused.
-    Times in microseconds; 0 lets the loader use generous defaults.
-    """
-
-    pins: tuple[int, int, int, int, int, int]
-    flash_size: int
-    sck_hz: int = 8_000_000
-    page_size: int = 4096
-    addr_mode: int = ADDR_24BIT
-    readoc: int = READOC["READ4IO"]
-    writeoc: int = WRITEOC["PP4IO"]
-    pp_size: int = 0
-    sck_delay: int = 0
-    rx_delay: int = 2
-    spi_mode: int = 0
-    enter_4b: int = FOURB_NONE
-    exit_4b_op: int = 0
-    qe_method: int = QE_S1B6
-    expected_jedec: int = 0
-    mode_query_op: int = NO_QUERY
-    mode_query_bit: int = 0
-    wip_bit: int = 0
-    flags: int = 0
-    t_page_typ_us: int = 0
-    t_page_max_us: int = 0
-    t_4k_typ_us: int = 0
-    t_4k_max_us: int = 0
-    t_64k_typ_us: int = 0
-    t_64k_max_us: int = 0
-    t_chip_typ_us: int = 0
-    t_chip_max_us: int = 0
-    t_wrsr_max_us: int = 0
-    init: tuple[InitInstruction, ...] = ()
-
-    @property
-    def page_bytes(self) -> int:
-        return 512 if self.pp_size else 256
-
-    def pack(self) -> bytes:
-        if len(self.init) > MAX_INIT_INSTR:
-            raise ValueError(f"at most {MAX_INIT_INSTR} custom init instructions")
-        words = [
-            *self.pins, self.sck_hz, self.flash_size, self.page_size, self.addr_mode,
-            self.readoc, self.writeoc, self.pp_size, self.sck_delay, self.rx_delay,
-            self.spi_mode, self.enter_4b, self.exit_4b_op, self.qe_method, self.expected_jedec,
-            self.mode_query_op, self.mode_query_bit, self.wip_bit, self.flags,
-            self.t_page_typ_us, self.t_page_max_us, self.t_4k_typ_us, self.t_4k_max_us,
-            self.t_64k_typ_us, self.t_64k_max_us, self.t_chip_typ_us, self.t_chip_max_us,
-            self.t_wrsr_max_us, len(self.init),
-        ]
-        raw = struct.pack(f"<{len(words)}I", *[w & 0xFFFFFFFF for w in words])
-        for ii in self.init:
-            if len(ii.data) > 8:
-                raise ValueError("a custom instruction carries at most 8 data bytes")
-            data = ii.data.ljust(8, b"\0")
-            flags = (II_WREN if ii.wren else 0) | (II_WIPWAIT if ii.wipwait else 0)
-            raw += struct.pack("<3I", ii.opcode, len(ii.data), flags) + data
-        raw = raw.ljust(CONFIG_SIZE, b"\0")
-        assert len(raw) == CONFIG_SIZE
-        return raw

@@ -1,10 +1,20 @@
-"""Streaming erase and program steps through the loader's RAM buffers.
+"""Streaming erase and program work through the loader's RAM buffers, with a loader that keeps
+running: the host halts it (by request) only to add data and commands, and plans each stop
+from the loader's clock and the flash's busy estimates.
 
-Each call starts one piece of flash work and returns while it runs (the core halts; the flash
-and EasyDMA carry on). Meanwhile the host copies upcoming data into free buffers, piece by
-piece, for about as long as the flash stays busy, then issues the next op. The link's speed, the
-per-call overhead and the flash's real busy times are measured on the loader's timer, in the
-target's time base.
+The work is a list of ops in the order the loader runs them: one ERASE per 64 KiB block (or per
+4 KiB sector, or the chip) and one PROGRAM per block's data, each erase issued one
+step ahead of the program that needs it (`schedule`). The nRF QSPI peripheral checks the flash's
+busy bit itself before it sends an erase or a page, so the loader issues "erase block k+1" and
+then "program block k" back to back and the flash works through both while the core is halted.
+
+At each stop the host knows (`Timeline`) when the flash runs out of the work already issued and
+when the loader will issue each queued op (an op is issued when the task before it signalled
+READY). It then writes data for the next ops while that issued work keeps the flash busy: at
+least the next program (so the loader never starves), more while the transfer ends before the
+flash runs dry. Then it lets the loader run until the ops it queued are issued and stops again:
+right after the last queued one when the flash is the bottleneck, right after the program it
+just fed when the link is (a trailing erase then goes out at the next stop).
 """
 
 from __future__ import annotations
@@ -13,15 +23,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from qspi_gdb.errors import TargetError
 from qspi_gdb.loader import mailbox as mb
+from qspi_gdb.log import get_logger
 
 if TYPE_CHECKING:  # the client drives the pipeline; only its type is needed here
     from qspi_gdb.loader.client import LoaderClient
 
-_FIRST_CHUNKS = (4096, 8192, 16384)  # ramp-up: the flash starts working sooner
-_FILL_PIECE = 8192  # granularity of filling ahead while the flash works
-_WAIT_SEEN_S = 200e-6  # a call that spent longer in the loader waited for the flash
-_BUSY_SHRINK = 0.7  # busy estimate factor after a call that found the flash idle
+log = get_logger(__name__)
+
+BLOCK = 65536
+_MARGIN_S = 0.0003
+_SCALE_LIMITS = (0.3, 3.0)
 
 
 @dataclass(frozen=True)
@@ -43,221 +56,233 @@ class ProgramStep:
 @dataclass
 class Op:
     cmd: mb.Command
-    data: bytes = b""  # program ops: the bytes for the buffer
-    busy_typ_s: float = 0.0  # flash busy time it starts (typical)
-    kind: str = ""  # timing key: "page", "4k", "64k", "chip"
-    buf: int | None = None
-    filled: int = 0  # bytes of data already in the buffer
+    data: bytes = b""  # program ops: the bytes to program
+    index: int | None = None  # ring index once queued
+    payload: int = 0  # bytes written to target RAM for it (compressed or not)
+
+    @property
+    def is_program(self) -> bool:
+        return self.cmd.op == mb.OP_PROGRAM
+
+    @property
+    def is_flash(self) -> bool:
+        return self.cmd.op in (mb.OP_ERASE, mb.OP_PROGRAM)
 
 
-class BusyEstimates:
-    """Measured flash busy time / datasheet typical, per timing key ("page", "4k", "64k",
-    "chip"): SFDP typical times can be far off (a full page often programs much faster than the
-    page time), so the loader's own timer corrects them."""
-
-    def __init__(self) -> None:
-        self.scale: dict[str, float] = {}
-        self.measured: set[str] = set()
-
-    def learn(self, started: tuple[Op, int, bool] | None, hdr: mb.MailboxHeader | None) -> None:
-        """After the call that followed op: if the loader had to wait for op's flash work, the
-        loader's timer says how long that work took; if not and the host stopped filling only
-        because op's estimated time was used up, the estimate may be too long: shorten it
-        (the flash may have idled), until a wait shows the real time again."""
-        if started is None or hdr is None:
-            return
-        op, start_us, budget_bound = started
-        if op.busy_typ_s <= 0 or not op.kind:
-            return
-        waited = ((hdr.time_us - hdr.entry_us) & 0xFFFFFFFF) / 1e6
-        scale = self.scale.get(op.kind, 1.0)
-        if waited > _WAIT_SEEN_S:
-            took = ((hdr.time_us - start_us) & 0xFFFFFFFF) / 1e6
-            scale = took / op.busy_typ_s
-            self.measured.add(op.kind)
-        elif budget_bound and op.kind == "page" and op.kind not in self.measured:
-            # Only program times are shortened, and only until a wait has measured them: the
-            # SFDP page time is for a worst-case page (JESD216's byte times make full pages
-            # much faster on some parts), whereas erase times are what they say. Once known,
-            # an idle flash at the next call means the host overshot by a fill piece, not that
-            # the estimate is long (shortening then would block the host in the loader while
-            # it could transfer).
-            scale *= _BUSY_SHRINK
-        self.scale[op.kind] = min(max(scale, 0.02), 4.0)
+def program_chunk(client: LoaderClient) -> int:
+    """Bytes per PROGRAM: a block, or less when the buffers cannot hold two of them."""
+    bufs = client.buffers()
+    size = bufs[0].size
+    pool = size * len(bufs)
+    chunk = min(BLOCK, max(size, pool // 2 // size * size))
+    return min(chunk, client.greeting.max_dma // size * size if client.greeting else chunk)
 
 
 def expand(client: LoaderClient, steps: Sequence[EraseStep | ProgramStep]) -> list[Op]:
-    t = client.timing
-    size = client.buffers()[0].size
+    chunk = program_chunk(client)
     ops: list[Op] = []
-    # Small first chunks get an idle flash going sooner; after an erase the flash is busy
-    # anyway and full buffers are worth more.
-    ramp = [] if steps and isinstance(steps[0], EraseStep) else list(_FIRST_CHUNKS)
     for step in steps:
         if isinstance(step, EraseStep):
             if step.block == 0:
                 ops.append(Op(mb.Command(mb.OP_ERASE, addr=step.offset, len=step.length,
-                                          arg=mb.ERASE_CHIP), busy_typ_s=t.typ["chip"],
-                               kind="chip"))
+                                          arg=mb.ERASE_CHIP)))
                 continue
             if step.block not in (4096, 65536):
                 raise ValueError(f"erase block {step.block} (4096 or 65536 only)")
             unit = mb.ERASE_4K if step.block == 4096 else mb.ERASE_64K
-            key = "4k" if step.block == 4096 else "64k"
-            # one call per 64 KiB of erase work: data transfer overlaps each of them
-            group = step.block if step.block == 65536 else 16 * step.block
-            pos, end = step.offset, step.offset + step.length
-            while pos < end:
-                n = min(group, end - pos)
-                ops.append(Op(mb.Command(mb.OP_ERASE, addr=pos, len=n, arg=unit),
-                               busy_typ_s=t.typ[key], kind=key))
-                pos += n
+            for pos in range(step.offset, step.offset + step.length, step.block):
+                ops.append(Op(mb.Command(mb.OP_ERASE, addr=pos, len=step.block, arg=unit)))
         else:
             start = step.offset & ~3
             data = b"\xff" * (step.offset - start) + step.data
             data += b"\xff" * (-len(data) % 4)
             pos, end = start, start + len(data)
-            while pos < end:
-                want = min(ramp.pop(0), size) if ramp else size
-                stop = min(end, pos + want)
-                if stop < end and (stop // t.page) * t.page > pos:
-                    stop = (stop // t.page) * t.page  # next chunk starts page aligned
-                chunk = data[pos - start:stop - start]
-                pages = (stop - pos + t.page - 1) // t.page
-                ops.append(Op(mb.Command(mb.OP_PROGRAM, addr=pos, len=len(chunk)), chunk,
-                               busy_typ_s=pages * t.typ["page"], kind="page"))
+            while pos < end:  # chunks end at block boundaries: one program per erase step
+                stop = min(end, pos + chunk, (pos // BLOCK + 1) * BLOCK)
+                ops.append(Op(mb.Command(mb.OP_PROGRAM, addr=pos, len=stop - pos),
+                              data[pos - start:stop - start]))
                 pos = stop
     return ops
 
-def stream(client: LoaderClient, steps: Sequence[EraseStep | ProgramStep],
-           progress: Callable[[int], None] | None = None) -> None:
-    """Run erase/program steps, overlapping the transfer of later data with the flash work
-    of earlier steps; returns when the flash is idle again.
 
-    Each call starts one piece of flash work and returns while it runs (the core halts;
-    the flash and EasyDMA carry on). Meanwhile the host copies upcoming data into free
-    buffers, piece by piece, for about as long as the flash stays busy, then issues the
-    next op. The link's speed and the per-call overhead are measured on the loader's timer
-    (entry_us / time_us of consecutive calls), i.e. in the target's time base.
-    """
-    ops = interleave(expand(client, steps))
-    bufs = client.buffers()
-    assigned = 0  # buffers holding data of ops not yet issued
-    speed = client.speed
-    speed.start(client.header)
-
-    def fill(op: Op, limit: int) -> None:
-        """Copy up to `limit` more bytes of op's data into its buffer."""
-        nonlocal assigned
-        if op.buf is None:
-            op.buf = client.free_buffer(assigned)
-            op.cmd.buf = op.buf
-            assigned |= 1 << op.buf
-        n = min(limit, len(op.data) - op.filled)
-        client.write_target(bufs[op.buf].addr + op.filled, op.data[op.filled:op.filled + n])
-        op.filled += n
-        speed.moved += n
-
-    started: tuple[Op, int, bool] | None = None  # last op, loader time, budget-bound
-
-    for i, op in enumerate(ops):
-        if op.cmd.op == mb.OP_PROGRAM and op.filled < len(op.data):
-            fill(op, len(op.data))
-        client.call([op.cmd])
-        speed.observe(client.header)
-        client.busy.learn(started, client.header)
-        if op.buf is not None:
-            assigned &= ~(1 << op.buf)
-        if progress is not None and op.cmd.op == mb.OP_PROGRAM:
-            progress(op.cmd.len)
-        # While this op keeps the flash busy, copy upcoming data; a piece is worth copying
-        # when at least half of its transfer overlaps the flash work.
-        spare = op.busy_typ_s * client.busy.scale.get(op.kind, 1.0) - speed.overhead
-        budget_bound = False
-        # When moving the remaining data takes longer than the remaining flash work, the
-        # link is the bottleneck: any overlap is worth a piece (an idle flash costs
-        # nothing then, a host waiting in the loader does).
-        link_bound = bool(speed.rate) and sum(
-            len(o.data) - o.filled for o in ops[i + 1:]) / speed.rate > sum(
-            o.busy_typ_s * client.busy.scale.get(o.kind, 1.0) for o in ops[i + 1:])
-        for nxt in ops[i + 1:]:
-            if nxt.cmd.op != mb.OP_PROGRAM or nxt.filled == len(nxt.data):
-                continue
-            while nxt.filled < len(nxt.data):
-                if nxt.buf is None and not client.free_mask & ~assigned:
-                    break
-                piece = min(_FILL_PIECE, len(nxt.data) - nxt.filled)
-                if not speed.rate:
-                    if spare < 2 * speed.overhead:
-                        break
-                    # speed unknown: one piece and an empty call measure it
-                    before = client.header.time_us if client.header else 0
-                    fill(nxt, piece)
-                    client.call([])
-                    speed.observe(client.header)
-                    spare -= ((client.header.time_us - before) & 0xFFFFFFFF) / 1e6
-                    continue
-                cost = piece / speed.rate
-                if spare <= 0 or (spare < cost / 2 and not link_bound):
-                    budget_bound = True
-                    break
-                fill(nxt, piece)
-                spare -= cost
-            if nxt.filled < len(nxt.data):
-                break
-        started = (op, client.header.time_us, budget_bound) if client.header else None
-    client.call([mb.Command(mb.OP_WAIT_IDLE)])
-
-
-class LinkSpeed:
-    """How fast the host moves data into target RAM, and the fixed cost of one call, both in
-    the target's time base (the loader's timer: entry_us of a call - time_us of the last)."""
-
-    def __init__(self) -> None:
-        self.rate = 0.0  # bytes per second (0 = not measured yet)
-        self.overhead = 0.0  # seconds between two calls when nothing is moved
-        self.moved = 0
-        self._last_halt_us = 0
-
-    def start(self, header: mb.MailboxHeader | None) -> None:
-        self._last_halt_us = header.time_us if header else 0
-        self.moved = 0
-
-    def observe(self, header: mb.MailboxHeader | None) -> None:
-        if header is None:
-            return
-        gap = ((header.entry_us - self._last_halt_us) & 0xFFFFFFFF) / 1e6
-        if not self.moved:
-            self.overhead = gap if not self.overhead else min(
-                self.overhead, 0.5 * self.overhead + 0.5 * gap)
-        else:
-            # a transfer that costs no target time (in-process board) counts as very fast
-            sample = self.moved / max(gap - self.overhead, 1e-6)
-            self.rate = sample if not self.rate else 0.5 * self.rate + 0.5 * sample
-        self._last_halt_us = header.time_us
-        self.moved = 0
-
-
-def interleave(ops: list[Op]) -> list[Op]:
-    """When every erase comes before every program (the usual plan), move each erase to just
-    before the first program that reaches it: transfers then overlap the erases all along and
-    the buffers hold the data of the next block only, not of the whole image."""
-    kinds = [op.cmd.op for op in ops]
-    if mb.OP_PROGRAM not in kinds or mb.OP_ERASE not in kinds:
-        return ops
-    last_erase = max(i for i, k in enumerate(kinds) if k == mb.OP_ERASE)
-    first_program = kinds.index(mb.OP_PROGRAM)
-    if last_erase > first_program or any(op.cmd.arg == mb.ERASE_CHIP for op in ops
-                                         if op.cmd.op == mb.OP_ERASE):
-        return ops
+def schedule(ops: list[Op]) -> list[Op]:
+    """Each erase just before the first program that needs it, and the next erase one step
+    earlier still, so the loader issues "erase k+1, program k" pairs the flash runs back to
+    back. Only when that is safe: erases in address order and none of them overlapping an
+    earlier program (an order that programs before erasing, or a chip erase, is kept)."""
     erases = [op for op in ops if op.cmd.op == mb.OP_ERASE]
+    if not erases or not any(op.is_program for op in ops):
+        return ops
+    if any(e.cmd.arg == mb.ERASE_CHIP for e in erases) or \
+            [e.cmd.addr for e in erases] != sorted(e.cmd.addr for e in erases):
+        return ops
+    for i, op in enumerate(ops):
+        if op.cmd.op == mb.OP_ERASE and any(
+                p.is_program and p.cmd.addr < op.cmd.addr + op.cmd.len
+                and op.cmd.addr < p.cmd.addr + p.cmd.len for p in ops[:i]):
+            return ops
     out: list[Op] = []
     for op in ops:
-        if op.cmd.op != mb.OP_PROGRAM:
+        if not op.is_program:
             continue
         end = op.cmd.addr + op.cmd.len
-        due = [e for e in erases if e.cmd.addr < end]
-        out += due
-        erases = [e for e in erases if e.cmd.addr >= end]
+        while erases and erases[0].cmd.addr < end:  # needed by this program
+            out.append(erases.pop(0))
+        if erases:  # one ahead
+            out.append(erases.pop(0))
         out.append(op)
     return out + erases
+
+
+class Timeline:
+    """When the flash runs dry and when the loader issues each queued op, in seconds from the
+    stop (the loader's time_us), from what the loader published and the busy estimates.
+
+    Every flash op is one QSPI task. The loader issues an op when the task before it signalled
+    READY: an erase signals it as soon as it is sent (the flash then erases for its time), a
+    program when its last page is sent. The peripheral sends each task once the flash is idle.
+    So the chain starts at the last READY the loader saw (ready_seq, ready_us); the one op
+    issued after it (if any) was issued at done_us; the queued ones follow."""
+
+    def __init__(self, client: LoaderClient, ops: Sequence[Op]) -> None:
+        hdr = client.header
+        assert hdr is not None
+        times = client.timing
+        now = hdr.time_us
+
+        def since(us: int) -> float:  # loader time relative to now (it may be negative)
+            delta = (us - now) & 0xFFFFFFFF
+            return (delta - (1 << 32) if delta >= 1 << 31 else delta) / 1e6
+
+        last_page = times.program_s(times.page)
+        by_index = {op.index: op for op in ops if op.index is not None}
+        ready = end = 0.0  # when the CPU may issue the next task / the flash is idle
+        first = hdr.ready_seq - 1
+        seen = by_index.get(first)
+        if seen is not None:
+            ready = since(hdr.ready_us)
+            end = ready + (times.erase_s(seen.cmd) if seen.cmd.op == mb.OP_ERASE else last_page)
+        elif hdr.busy:
+            end = last_page
+        if not hdr.busy:
+            end = min(end, 0.0)
+        self.issue: dict[int, float] = {}
+        issued_until = end
+        for index in sorted(i for i in by_index if i > first):
+            op = by_index[index]
+            if index < hdr.done_seq:
+                issued = since(hdr.done_us) if index == hdr.done_seq - 1 else ready
+            else:
+                issued = max(0.0, ready)
+                self.issue[index] = issued
+            if op.cmd.op == mb.OP_ERASE:
+                ready = max(issued, end)  # sent once the flash is idle
+                end = ready + times.erase_s(op.cmd)
+            elif op.is_program:
+                end = max(issued, end) + times.typ_s(op.cmd)
+                ready = end - last_page
+            else:  # WAIT_IDLE: done when the flash is idle
+                ready = end = max(issued, end)
+            if index < hdr.done_seq:
+                issued_until = end
+        self.issued_until = max(0.0, issued_until)  # the work already issued ends
+        self.end = max(0.0, end)  # ... and all of it
+
+
+def stream(client: LoaderClient, steps: Sequence[EraseStep | ProgramStep],
+           progress: Callable[[int], None] | None = None) -> None:
+    """Run erase/program steps, overlapping the transfer of later data with the flash work of
+    earlier steps; returns when the flash is idle again."""
+    ops = schedule(expand(client, steps))
+    ops.append(Op(mb.Command(mb.OP_WAIT_IDLE)))
+    total = len(ops)
+    queued = 0  # ops handed to the loader
+    reported = 0  # program ops whose progress was reported
+    start_us = client.header.time_us if client.header else 0
+    limit = 2.0 + 1.5 * sum(client.timing.max_s(op.cmd) for op in ops)
+    while True:
+        hdr = client.header
+        assert hdr is not None
+        client.check([op.cmd for op in ops[:queued] if op.index < hdr.done_seq
+                      and op.cmd.status != mb.ST_OK])
+        while reported < queued and ops[reported].index < hdr.done_seq:
+            if progress is not None and ops[reported].is_program:
+                progress(ops[reported].cmd.len)
+            reported += 1
+        if queued == total and hdr.done_seq > ops[-1].index:
+            return
+        if ((hdr.time_us - start_us) & 0xFFFFFFFF) / 1e6 > limit:
+            raise TargetError(f"the flash work did not finish within {limit:.1f} s "
+                              f"({client.diagnose()})")
+        before = queued
+        queued = feed(client, ops, queued)
+        wait = next_wait(client, ops, queued)
+        log.debug("pipeline stop", t_us=hdr.time_us, done=hdr.done_seq, ready=hdr.ready_seq,
+                  busy=hdr.busy, queued=[op.cmd.name[0] + hex(op.cmd.addr) for op in
+                                         ops[before:queued]], wait_ms=round(wait * 1e3, 2),
+                  rate=round(client.speed.rate), stop_ms=round(client.speed.stop_s * 1e3, 2))
+        client.cycle(wait)
+
+
+def feed(client: LoaderClient, ops: list[Op], queued: int) -> int:
+    """Queue the next ops, writing program data into free buffers: always the next program (the
+    link never waits), more while their transfer ends before the flash runs out of the work
+    already issued. Returns how many ops are queued now."""
+    line = Timeline(client, ops)
+    budget = line.issued_until - client.speed.stop_s
+    fed_program = False
+    free = client.free_buffers()
+    while queued < len(ops) and client.unfinished < client.max_cmds:
+        op = ops[queued]
+        if op.is_program:
+            cost = client.speed.cost_s(len(op.data))
+            if fed_program and cost > budget:
+                break
+            if not fed_program and budget < 0 and client.unfinished:
+                break  # an idle flash gets its erases going first; the data follows
+            if not place(client, op, free):
+                break
+            budget -= cost
+            fed_program = True
+        op.index = client.submit([op.cmd])
+        queued += 1
+        if not op.is_flash:
+            break  # WAIT_IDLE: the end
+    return queued
+
+
+def place(client: LoaderClient, op: Op, free: list[int]) -> bool:
+    """Write op's data into a run of free buffers (and name them in its command)."""
+    size = client.buffers()[0].size
+    need = -(-len(op.data) // size)
+    for first in free:
+        run = list(range(first, first + need))
+        if all(b in free for b in run):
+            for b in run:
+                free.remove(b)
+            op.cmd.buf, op.cmd.buf_off = first, 0
+            client.write_target(client.buffers()[first].addr, op.data)
+            op.payload = len(op.data)
+            return True
+    return False
+
+
+def next_wait(client: LoaderClient, ops: Sequence[Op], queued: int) -> float:
+    """How long to let the loader run: until it has issued the last program queued (the flash
+    then works through it, and the erase ahead of it, while the host feeds the next one);
+    without one, until buffers free up, or at the end until the flash is idle."""
+    hdr = client.header
+    assert hdr is not None
+    line = Timeline(client, ops)
+    unissued = [op for op in ops[:queued] if op.index is not None and op.index >= hdr.done_seq]
+    programs = [op for op in unissued if op.is_program]
+    if programs:
+        target = line.issue.get(programs[-1].index, 0.0)
+    elif unissued and unissued[-1].is_flash:  # erases to get going before the data
+        target = line.issue.get(unissued[-1].index, 0.0)
+    elif queued < len(ops):
+        target = line.issued_until - client.timing.program_s(client.timing.page)
+    else:  # the end: a stop too early costs another, a little late costs little
+        return max(0.0, line.end - client.halted_s()) * 1.1 + 0.001
+    # the timeline counts from the stop; feeding since then took the halted time
+    return max(0.0, target - client.halted_s()) * 1.02 + _MARGIN_S

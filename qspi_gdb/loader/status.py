@@ -29,6 +29,7 @@ class Status(IntEnum):
     QE_FAILED = mb.ST_QE_FAILED
     ADDR4_FAILED = mb.ST_ADDR4_FAILED
     CLOCK = mb.ST_CLOCK
+    CORRUPT = mb.ST_CORRUPT
 
 
 # The one table from status codes to messages (unknown codes are shown raw by status_text).
@@ -51,6 +52,7 @@ STATUS_MESSAGES: dict[int, str] = {
     mb.ST_QE_FAILED: "the flash's quad-enable bit did not stick",
     mb.ST_ADDR4_FAILED: "the flash did not enter or leave 4-byte address mode",
     mb.ST_CLOCK: "the high-frequency crystal oscillator did not start",
+    mb.ST_CORRUPT: "a compressed block did not decode to its length and CRC32; nothing programmed",
 }
 
 STAGE_NAMES = {

@@ -27,6 +27,12 @@ class TargetLink(Protocol):
     def resume(self) -> None:
         """Continue the halted core from its current PC."""
 
+    def run_for(self, seconds: float) -> bool:
+        """Resume the halted core, let it run `seconds` of the target's time (wall time on a
+        real board) and halt it by request: a halt the debugger acts on at once. Returns True
+        when the core halted by itself before that (e.g. a `bkpt`: the debugger noticed it at
+        its own pace); the core is halted either way."""
+
     def wait_halt(self, timeout_s: float) -> None:
         """Wait until the core halts (e.g. on the loader's `bkpt`).
 

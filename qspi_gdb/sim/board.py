@@ -305,7 +305,7 @@ class RamMemory:
     def write(self, addr: int, data: bytes) -> None:
         off = self._check(addr, len(data), True)
         self._board.ram[off : off + len(data)] = data
-        self._board._memory_written(addr, len(data))
+        self._board._memory_written(addr, len(data), hints=False)
 
 
 # -- stats -------------------------------------------------------------------------------
@@ -336,10 +336,12 @@ class BoardStats(MutableMapping):
         }
 
     def __getitem__(self, key: str):
+        if key in self._counts:  # the counters, bumped per DAP transaction: no live work
+            return self._counts[key]
         live = self._live()
         if key in live:
             return live[key]
-        return self._counts.get(key, 0)
+        return 0
 
     def __setitem__(self, key: str, value) -> None:
         if key in ("modelled_s", "flash_busy_s", "instructions"):
@@ -461,16 +463,18 @@ class Board:
         if qspi is not None and self.chip == "nrf5340":
             qspi.pclk192m_hz = self.clock_periph.pclk192m_hz
 
-    def _memory_written(self, addr: int, length: int) -> None:
+    def _memory_written(self, addr: int, length: int, hints: bool = True) -> None:
         """Host-side write to RAM (debugger, EasyDMA): drop stale translations, also of the
         nRF52840's code-RAM alias, which is the same memory."""
-        self.core.invalidate_code(addr, length)
+        self.core.invalidate_code(addr, length, hints=hints)
         if self.chip == "nrf52840":
             size = len(self.ram)
             if RAM_BASE <= addr < RAM_BASE + size:
-                self.core.invalidate_code(addr - RAM_BASE + CODE_RAM_ALIAS_52840, length)
+                self.core.invalidate_code(addr - RAM_BASE + CODE_RAM_ALIAS_52840, length,
+                                          hints=hints)
             elif CODE_RAM_ALIAS_52840 <= addr < CODE_RAM_ALIAS_52840 + size:
-                self.core.invalidate_code(addr - CODE_RAM_ALIAS_52840 + RAM_BASE, length)
+                self.core.invalidate_code(addr - CODE_RAM_ALIAS_52840 + RAM_BASE, length,
+                                          hints=hints)
 
     def _vector_catch(self, exception: int) -> bool:
         """DEMCR.VC_HARDERR: halt on HardFault entry (faults escalate to HardFault here)."""
@@ -581,6 +585,20 @@ class Board:
                 return
             if time.perf_counter() >= wall_deadline:
                 return
+
+    def run_for(self, modelled_s: float) -> bool:
+        """Let the core run `modelled_s` of modelled time, then halt it (as a debugger's halt
+        request would). True when it halted by itself first. Raises TargetError on a lockup."""
+        core, clock = self.core, self.clock
+        until = clock.now + modelled_s
+        while not core.halted:
+            if core.lockup:
+                raise TargetError(f"core locked up at PC 0x{core.pc:08X}: {core.fault}")
+            if clock.now >= until:
+                core.halt("halted")
+                return False
+            self._run(time.perf_counter() + 0.05, until, sleep_to_until=True)
+        return True
 
     def run_until_halt(self, max_modelled_s: float) -> str:
         """Run until the core halts; returns the halt reason. Raises TargetError on a
@@ -718,6 +736,10 @@ class InProcessLink:
 
     def resume(self) -> None:
         self.board.core.resume()
+
+    def run_for(self, seconds: float) -> bool:
+        self.board.core.resume()
+        return self.board.run_for(seconds)
 
     def wait_halt(self, timeout_s: float) -> None:
         self.board.run_until_halt(timeout_s)

@@ -196,6 +196,7 @@ class CortexM:
         # code ranges written since the last run, kept apart: RAM and its nRF52840 code alias
         # (0x00800000) are 512 MB apart, and one merged span would be scanned on every resume
         self._dirty: list[tuple[int, int]] = []
+        self._dirty_data: list[tuple[int, int]] = []  # written by EasyDMA: no hint scan
         self._banked_ns = self._fresh_ns_bank()
         self._sleep_logged = False
 
@@ -227,17 +228,24 @@ class CortexM:
         self._mmio_callbacks.append((read, write))
         self.uc.mmio_map(addr, size, read, None, write, None)
 
-    def invalidate_code(self, addr: int, length: int) -> None:
-        """Host code wrote [addr, addr+length): drop stale translations before running."""
+    def invalidate_code(self, addr: int, length: int, *, hints: bool = True) -> None:
+        """Host code wrote [addr, addr+length): drop stale translations before running.
+        hints=False (data moved by EasyDMA): also drop translations, but do not look for WFI/SEV
+        halfwords to hook (an optimisation for code the debugger loads; code arriving by DMA
+        still sleeps correctly through the halfword check in _execute)."""
         lo, hi = addr, addr + length
+        dirty = self._dirty if hints else self._dirty_data
         kept = []
-        for d_lo, d_hi in self._dirty:
+        for d_lo, d_hi in dirty:
             if d_lo <= hi and lo <= d_hi:  # overlapping or touching: one range
                 lo, hi = min(lo, d_lo), max(hi, d_hi)
             else:
                 kept.append((d_lo, d_hi))
         kept.append((lo, hi))
-        self._dirty = kept
+        if hints:
+            self._dirty = kept
+        else:
+            self._dirty_data = kept
 
     # -- run control -------------------------------------------------------------------
     @property
@@ -658,6 +666,10 @@ class CortexM:
         if not uc.reg_read(A.UC_ARM_REG_XPSR) & XPSR_T:
             self._take_fault("EPSR.T is 0: INVSTATE UsageFault", self.pc)
             return 0
+        if self._dirty_data:
+            dirty, self._dirty_data = self._dirty_data, []
+            for lo, hi in dirty:
+                uc.ctl_remove_cache(lo, hi)
         if self._dirty:
             dirty, self._dirty = self._dirty, []
             for lo, hi in dirty:

@@ -95,9 +95,9 @@ class JtagTap:
         state = NEXT_STATE[state * 2 + tms]
         self.state = state
         if state == CAP_DR:
-            self._capture_dr()
+            self.capture_dr()
         elif state == UPD_DR:
-            self._update_dr()
+            self.update_dr()
         elif state == CAP_IR:
             self.sr, self.sr_top = IR_CAPTURE, IR_LEN - 1
         elif state == UPD_IR:
@@ -113,7 +113,7 @@ class JtagTap:
             return 32
         return 1
 
-    def _capture_dr(self) -> None:
+    def capture_dr(self) -> None:
         ir = self.ir
         self.sr_top = self.dr_length() - 1
         if ir == IR_DPACC or ir == IR_APACC:
@@ -123,7 +123,7 @@ class JtagTap:
         else:  # ABORT captures an UNKNOWN value; BYPASS captures 0
             self.sr = 0
 
-    def _update_dr(self) -> None:
+    def update_dr(self) -> None:
         ir = self.ir
         sr = self.sr
         if ir == IR_DPACC or ir == IR_APACC:

@@ -18,6 +18,7 @@ hop socket (`qspi_gdb.sim.nethop`).
 from __future__ import annotations
 
 import os
+import re
 import select
 import socket
 import stat
@@ -27,7 +28,18 @@ from pathlib import Path
 
 from qspi_gdb.log import get_logger
 from qspi_gdb.sim.dap import JtagDp, build_dap
-from qspi_gdb.sim.jtag import SHIFT_DR, SHIFT_IR, JtagTap
+from qspi_gdb.sim.jtag import (
+    CAP_DR,
+    EXIT1_DR,
+    IR_ABORT,
+    IR_APACC,
+    IR_DPACC,
+    RTI,
+    SHIFT_DR,
+    SHIFT_IR,
+    UPD_DR,
+    JtagTap,
+)
 from qspi_gdb.sim.nethop import NetworkHop
 from qspi_gdb.sim.pacing import Pacer
 from qspi_gdb.sim.probe import DEFAULT_PROFILE, ProbeClock, ProbeProfile, get_profile
@@ -36,11 +48,27 @@ from qspi_gdb.sim.scs import chip_name
 log = get_logger("qspi_gdb.sim.wire")
 
 _R, _Q = ord("R"), ord("Q")
+_DAP_IRS = (IR_DPACC, IR_APACC, IR_ABORT)
 _RESET_FIRST, _RESET_LAST = ord("r"), ord("u")
 
 
+# OpenOCD 0.12's bitbang driver (src/jtag/drivers/bitbang.c) sends a DAP scan as: from
+# Run-Test/Idle "2604040" (TMS 1,0,0 to Shift-DR, then an idle low edge), 35 bit triples
+# "<low edge> R <high edge>" (the last with TMS=1 into Exit1-DR), and at the start of its next
+# scan "26040" (TMS 1,0 through Update-DR, where the transaction happens, to Run-Test/Idle),
+# after AP accesses followed by idle clocks in Run-Test/Idle ("04" each, then "0").
+_DAP_SCAN_BITS = rb"((?:[01]R[45]){34}[23]R[67])"
+_SCAN_FROM_IDLE = re.compile(rb"(?:(?:04)+0)?2604040" + _DAP_SCAN_BITS)
+_SCAN_FROM_EXIT1 = re.compile(rb"26040(?:(?:04)+0)?2604040" + _DAP_SCAN_BITS)
+_TDI_OF_HIGH_EDGE = bytes.maketrans(b"4567", b"0101")
+
+
 class BitbangDecoder:
-    """Turns remote_bitbang chars into TAP edges and TDO samples (one connection)."""
+    """Turns remote_bitbang chars into TAP edges and TDO samples (one connection).
+
+    A whole DAP scan (the bulk of the traffic) is recognised with one regular expression and
+    applied at once; everything else goes through the edge-by-edge loop.
+    """
 
     def __init__(self, tap: JtagTap, on_reset: Callable[[bool, bool], None]) -> None:
         self.tap = tap
@@ -50,13 +78,52 @@ class BitbangDecoder:
 
     def feed(self, data: bytes) -> bytes:
         """Decode `data`; return the TDO samples ('0'/'1') it asked for."""
+        out = bytearray()
+        pos, end = 0, len(data)
+        while pos < end and not self.quit:
+            fast = self._dap_scan(data, pos, out)
+            pos = fast if fast is not None else self._edges(data, pos, out)
+        return bytes(out)
+
+    def _dap_scan(self, data: bytes, pos: int, out: bytearray) -> int | None:
+        """A complete 35-bit DAP scan at `pos`: the same edges as the loop, applied at once."""
+        tap = self.tap
+        if tap.ir not in _DAP_IRS:
+            return None
+        if tap.state == EXIT1_DR:
+            match = _SCAN_FROM_EXIT1.match(data, pos)
+            if match is None:
+                return None
+            tap.state = UPD_DR
+            tap.update_dr()  # the previous scan's transaction
+        elif tap.state == RTI:
+            match = _SCAN_FROM_IDLE.match(data, pos)
+            if match is None:
+                return None
+        else:
+            return None
+        tap.state = CAP_DR
+        tap.capture_dr()
+        captured = tap.sr
+        out += format(captured, "035b")[::-1].encode()
+        tdi = match.group(1)[2::3].translate(_TDI_OF_HIGH_EDGE)[::-1]
+        tap.sr = int(tdi, 2)
+        tap.state = EXIT1_DR
+        self.tck = 1
+        return match.end()
+
+    def _edges(self, data: bytes, pos: int, out: bytearray) -> int:
+        """Decode edge by edge from `pos` until a DAP scan may start; returns the new position."""
         tap = self.tap
         clock = tap.clock
         state, sr, top = tap.state, tap.sr, tap.sr_top
         tck = self.tck
-        out = bytearray()
         append = out.append
-        for c in data:
+        end = len(data)
+        i = pos
+        while i < end:
+            c = data[i]
+            i += 1
             if c == _R:
                 if state == SHIFT_DR or state == SHIFT_IR:
                     append(48 | (sr & 1))
@@ -84,9 +151,11 @@ class BitbangDecoder:
                 self.quit = True
                 break
             # 'B'/'b' (blink), 'Z'/'z' (sleep) and line noise are ignored.
+            if (state == RTI or state == EXIT1_DR) and i < end and data[i] == 50:
+                break  # a DAP scan may start here
         tap.state, tap.sr, tap.sr_top = state, sr, top
         self.tck = tck
-        return bytes(out)
+        return i
 
 
 class DebugWire:
@@ -162,7 +231,7 @@ class RemoteBitbangServer:
         port: int | None = 0,
         socket_path: str | os.PathLike | None = None,
         hop_socket_path: str | os.PathLike | None = None,
-        spin_s: float = 0.0005,
+        spin_s: float = 0.0,
         service_slice_s: float = 0.002,
     ) -> None:
         self.wire = wire

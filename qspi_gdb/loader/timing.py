@@ -1,0 +1,119 @@
+"""What the host expects of the target's time, in the loader's time base (its TIMER, seconds):
+how long a command takes (typical, to plan when to stop the loader) and at most (deadlines),
+and how fast the host moves data into target RAM (learned at every stop).
+
+The typical times come from the flash configuration (SFDP typical times, SCK and data lines);
+`scale` corrects the flash's busy times by what the loader's timer measured.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from qspi_gdb.loader import mailbox as mb
+
+# The loader's own times where the config leaves a t_*_us field at 0 (QL_DEF_* in the header).
+DEFAULT_MAX_S = {"page": mb.DEF_PAGE_MAX_US / 1e6, "4k": mb.DEF_4K_MAX_US / 1e6,
+                 "64k": mb.DEF_64K_MAX_US / 1e6, "chip": mb.DEF_CHIP_MAX_US / 1e6,
+                 "wrsr": mb.DEF_WRSR_MAX_US / 1e6}
+DEFAULT_TYP_S = {"page": mb.DEF_PAGE_TYP_US / 1e6, "4k": mb.DEF_4K_TYP_US / 1e6,
+                 "64k": mb.DEF_64K_TYP_US / 1e6, "chip": mb.DEF_CHIP_TYP_US / 1e6}
+CPU_BYTES_PER_S = 10e6  # CRC-32 (slicing by 4: ~5 instructions a byte) on a 64 MHz core
+COMMAND_OVERHEAD_S = 50e-6  # one command: checks, a few register accesses
+
+
+@dataclass
+class FlashTimes:
+    """Typical and maximum times of the flash work, from the loader configuration."""
+
+    typ: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_TYP_S))
+    max: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_MAX_S))
+    sck_hz: int = 8_000_000
+    page: int = 256
+    read_lines: int = 1
+    write_lines: int = 1
+    scale: float = 1.0  # measured busy time / typical (the loader's timer says)
+
+    def transfer_s(self, nbytes: int, lines: int) -> float:
+        return nbytes * 8 / lines / max(self.sck_hz, 1)
+
+    def erase_s(self, cmd: mb.Command) -> float:
+        if cmd.arg == mb.ERASE_CHIP:
+            return self.typ["chip"] * self.scale
+        unit = 4096 if cmd.arg == mb.ERASE_4K else 65536
+        key = "4k" if unit == 4096 else "64k"
+        return max(1, cmd.len // unit) * self.typ[key] * self.scale
+
+    def program_s(self, nbytes: int) -> float:
+        pages = max(1, -(-nbytes // self.page))
+        return pages * (self.typ["page"] * self.scale + self.transfer_s(self.page, self.write_lines))
+
+    def read_s(self, nbytes: int) -> float:
+        """A read-and-sum pass (READ, CRC32, CRC_LIST): the QSPI read and the CPU overlap."""
+        return max(self.transfer_s(nbytes, self.read_lines), nbytes / CPU_BYTES_PER_S)
+
+    def typ_s(self, cmd: mb.Command) -> float:
+        """How long the command keeps the loader or the flash busy, typically."""
+        op = cmd.op
+        if op == mb.OP_ERASE:
+            return self.erase_s(cmd)
+        if op == mb.OP_PROGRAM:
+            decode = cmd.len / CPU_BYTES_PER_S if cmd.flags & mb.CF_LZ4 else 0.0
+            return decode + self.program_s(cmd.len)
+        if op in (mb.OP_READ, mb.OP_CRC32, mb.OP_CRC_LIST, mb.OP_SFDP):
+            return COMMAND_OVERHEAD_S + self.read_s(cmd.len)
+        if op == mb.OP_INIT:
+            return 0.002
+        return COMMAND_OVERHEAD_S
+
+    def max_s(self, cmd: mb.Command) -> float:
+        """The longest the command may take before the host calls the target stuck."""
+        xfer = self.transfer_s(cmd.len, 1) * 2
+        op = cmd.op
+        if op == mb.OP_ERASE:
+            if cmd.arg == mb.ERASE_CHIP:
+                return self.max["chip"]
+            unit, key = (4096, "4k") if cmd.arg == mb.ERASE_4K else (65536, "64k")
+            return (cmd.len // unit + 1) * self.max[key]
+        if op == mb.OP_PROGRAM:
+            return (cmd.len // self.page + 2) * (self.max["page"] + self.transfer_s(256, 1)) + \
+                cmd.len / 1e6
+        if op in (mb.OP_READ, mb.OP_CRC32, mb.OP_CRC_LIST, mb.OP_SFDP):
+            return xfer + cmd.len / 1e6 + 0.001 * (cmd.len // 4096 + 1)
+        if op == mb.OP_INIT:
+            return 1.0 + self.max["64k"] + 10 * self.max["wrsr"]
+        if op == mb.OP_CINSTR:
+            return self.max["64k"] if cmd.flags & mb.CF_WIPWAIT else self.max["wrsr"]
+        if op in (mb.OP_WAIT_IDLE, mb.OP_DEINIT, mb.OP_EXIT):
+            return self.max["64k"] + self.max["page"]
+        return 0.05
+
+
+class LinkSpeed:
+    """How fast the host writes target RAM, in the target's time: bytes per second while the
+    core is halted, and the fixed cost of one stop (halt, mailbox, resume). Measured at every
+    stop: the loader notes when it runs again (resume_us) after the host wrote a request."""
+
+    def __init__(self) -> None:
+        self.rate = 0.0  # bytes per second; 0: not measured yet
+        self.overhead = 0.0  # seconds per stop; 0: not measured yet
+
+    def observe(self, halted_s: float, nbytes: int) -> None:
+        if halted_s < 0:
+            return
+        if nbytes < 4096:
+            self.overhead = halted_s if not self.overhead else \
+                0.7 * self.overhead + 0.3 * halted_s
+            return
+        # a link that costs the target no time (an in-process board) is simply very fast
+        moving = max(halted_s - self.overhead, 1e-6)
+        sample = nbytes / moving
+        self.rate = sample if not self.rate else 0.5 * self.rate + 0.5 * sample
+
+    def cost_s(self, nbytes: int) -> float:
+        """Halted time to move nbytes (a guess of 100 kB/s until measured)."""
+        return nbytes / (self.rate or 100e3)
+
+    @property
+    def stop_s(self) -> float:
+        return self.overhead if self.rate else 0.005
