@@ -88,6 +88,9 @@ def register(subparsers) -> None:
                       "every sector is rewritten anyway and the chip's erase time is lower)")
     flash.add_argument("--dry-run", action="store_true",
                        help="print the plan; connect to nothing, write nothing")
+    flash.add_argument("--no-compress", action="store_true",
+                       help="send the data as it is (by default each block that compresses "
+                       "goes as LZ4, decoded and CRC-checked by the loader)")
     _add_target_options(flash)
     flash.set_defaults(func=run_flash)
 

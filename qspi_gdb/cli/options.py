@@ -22,7 +22,7 @@ def image_spec(args: argparse.Namespace) -> ImageSpec:
 def flash_options(args: argparse.Namespace) -> FlashOptions:
     chip_erase = True if args.chip_erase else False if args.no_chip_erase else None
     return FlashOptions(verify=not args.no_verify, force=args.force, chip_erase=chip_erase,
-                        dry_run=args.dry_run)
+                        dry_run=args.dry_run, compress=not args.no_compress)
 
 
 def connection(args: argparse.Namespace) -> Connection:

@@ -76,6 +76,9 @@ def summary_line(result: Result) -> str:
             rate = image_bytes / result.seconds / 1000 if result.seconds > 0 else 0.0
             blank = (f", {_plural(result.pages_skipped_blank, 'blank page')} skipped"
                      if result.pages_skipped_blank else "")
+            if result.bytes_sent and result.bytes_sent < result.bytes_programmed:
+                blank += (f", {human_size(result.bytes_sent)} sent compressed "
+                          f"({result.bytes_programmed / result.bytes_sent:.1f}:1)")
             parts.append(f"{'would program' if result.dry_run else 'programmed'} "
                          f"{human_size(result.bytes_programmed)} "
                          f"({_plural(result.pages_programmed, 'page')}{blank})")

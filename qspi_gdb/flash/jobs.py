@@ -190,11 +190,12 @@ def flash(target: TargetSpec, image_spec: ImageSpec, options: FlashOptions,
     _precheck(image, cfg)
     with _programmer(target, cfg, open_target, progress, result) as programmer:
         outcome = programmer.flash(image, verify=options.verify, force=options.force,
-                                   chip_erase=options.chip_erase)
+                                   chip_erase=options.chip_erase, compress=options.compress)
         _fill_plan_counts(result, outcome.plan)
         result.pages_programmed = outcome.pages_programmed
         result.pages_skipped_blank = outcome.pages_skipped_blank
         result.bytes_programmed = outcome.bytes_programmed
+        result.bytes_sent = outcome.bytes_sent
         result.verified_ranges = outcome.verified
         result.mismatched_ranges = outcome.mismatched
         if not options.verify:

@@ -37,3 +37,4 @@ class FlashOptions:
     # never a chip erase
     chip_erase: bool | None = None
     dry_run: bool = False  # plan only: connect to nothing, write nothing
+    compress: bool = True  # send program data as LZ4 blocks the loader decodes (when smaller)

@@ -107,6 +107,7 @@ class FlashOutcome:
     bytes_programmed: int
     pages_programmed: int
     pages_skipped_blank: int  # pages of rewritten units left all 0xFF: erased, not programmed
+    bytes_sent: int  # program data written to target RAM (LZ4 blocks counted packed)
     verified: list[dict]  # {offset, length, crc32}
     mismatched: list[dict]  # {offset, length, expected, actual}
 
@@ -157,8 +158,9 @@ class Programmer:
         return cfg
 
     def close(self) -> None:
-        """Leave the flash as found: wait idle, restore the address mode, QSPI off."""
-        self.client.deinit()
+        """Leave the flash as found (wait idle, restore the address mode, QSPI off) and the core
+        too: the loader restores VTOR, its interrupt lines and the timer, and stays halted."""
+        self.client.close()
 
     # -- CRCs ----------------------------------------------------------------------------------
 
@@ -198,10 +200,13 @@ class Programmer:
     # -- flash ---------------------------------------------------------------------------------
 
     def flash(self, image: Image, *, verify: bool = True, force: bool = False,
-              chip_erase: bool | None = None) -> FlashOutcome:
+              chip_erase: bool | None = None, compress: bool = True) -> FlashOutcome:
         """chip_erase: True erase the chip first (nothing outside the image kept), None let the
-        plan choose it by weight (everything outside the image kept), False never."""
+        plan choose it by weight (everything outside the image kept), False never. compress:
+        send blocks that compress as LZ4 (the loader decodes and CRC-checks them)."""
         cfg = self._config()
+        self.client.compress = compress
+        sent_before = self.client.stats.bytes_sent
         checks = image_checks(image, rules.erase_unit(cfg))
         use_crcs = not force and chip_erase is not True
         read_total = (sum(c.range.length for c in checks) if use_crcs else 0)
@@ -266,6 +271,7 @@ class Programmer:
             pages_programmed=pages_programmed,
             pages_skipped_blank=sum(op.size // page for op in the_plan.operations)
             - pages_programmed,
+            bytes_sent=self.client.stats.bytes_sent - sent_before,
             verified=[], mismatched=[])
         if verify:
             self._verify_ranges(image, the_plan.verify, contents, outcome,

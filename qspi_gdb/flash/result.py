@@ -30,6 +30,7 @@ class Result:
     pages_programmed: int = 0
     pages_skipped_blank: int = 0  # pages of rewritten sectors that stay all 0xFF: not programmed
     bytes_programmed: int = 0
+    bytes_sent: int = 0  # program data moved into target RAM (LZ4 blocks counted packed)
     sectors_skipped_unchanged: int = 0
     bytes_skipped_unchanged: int = 0
     bytes_preserved: int = 0  # read-modify-write: bytes outside the image kept in erased sectors
@@ -58,4 +59,6 @@ class Result:
         image_bytes = (self.image or {}).get("bytes") or 0
         data["stops_per_mib"] = round(self.stops / (image_bytes / (1 << 20)), 2) \
             if image_bytes else None
+        data["compression_ratio"] = round(self.bytes_programmed / self.bytes_sent, 3) \
+            if self.bytes_sent else None
         return data

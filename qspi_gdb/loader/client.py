@@ -57,6 +57,10 @@ class LoaderClient(LoaderSession):
         """The loader leaves (flash idle, VTOR/NVIC/timer restored) and the core stays halted."""
         self.run([mb.Command(mb.OP_EXIT)])
 
+    def close(self) -> None:
+        """DEINIT (the flash back in the address mode it had, QSPI off), then EXIT."""
+        self.run([mb.Command(mb.OP_DEINIT), mb.Command(mb.OP_EXIT)])
+
     def read_id(self) -> int:
         (cmd,) = self.run([mb.Command(mb.OP_READ_ID)])
         return cmd.result0

@@ -19,9 +19,12 @@ just fed when the link is (a trailing erase then goes out at the next stop).
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+import lz4.block
 
 from qspi_gdb.errors import TargetError
 from qspi_gdb.loader import mailbox as mb
@@ -57,8 +60,13 @@ class ProgramStep:
 class Op:
     cmd: mb.Command
     data: bytes = b""  # program ops: the bytes to program
+    packed: bytes | None = None  # ... as one LZ4 block, when that is worth sending instead
     index: int | None = None  # ring index once queued
-    payload: int = 0  # bytes written to target RAM for it (compressed or not)
+
+    @property
+    def payload(self) -> int:
+        """Bytes the host writes into target RAM for this op."""
+        return len(self.packed) if self.packed is not None else len(self.data)
 
     @property
     def is_program(self) -> bool:
@@ -99,10 +107,18 @@ def expand(client: LoaderClient, steps: Sequence[EraseStep | ProgramStep]) -> li
             pos, end = start, start + len(data)
             while pos < end:  # chunks end at block boundaries: one program per erase step
                 stop = min(end, pos + chunk, (pos // BLOCK + 1) * BLOCK)
-                ops.append(Op(mb.Command(mb.OP_PROGRAM, addr=pos, len=stop - pos),
-                              data[pos - start:stop - start]))
+                chunk_data = data[pos - start:stop - start]
+                ops.append(Op(mb.Command(mb.OP_PROGRAM, addr=pos, len=stop - pos), chunk_data,
+                              packed=pack(chunk_data) if client.compress else None))
                 pos = stop
     return ops
+
+
+def pack(data: bytes) -> bytes | None:
+    """The data as one LZ4 block (python-lz4, block format without a size header), when that
+    saves at least an eighth of the bytes on the wire."""
+    packed = lz4.block.compress(data, mode="high_compression", store_size=False)
+    return packed if len(packed) <= len(data) - len(data) // 8 else None
 
 
 def schedule(ops: list[Op]) -> list[Op]:
@@ -179,7 +195,10 @@ class Timeline:
                 ready = max(issued, end)  # sent once the flash is idle
                 end = ready + times.erase_s(op.cmd)
             elif op.is_program:
-                end = max(issued, end) + times.typ_s(op.cmd)
+                if index >= hdr.done_seq:
+                    issued += times.decode_s(op.cmd)  # an LZ4 block is decoded before it goes
+                    self.issue[index] = issued
+                end = max(issued, end) + times.program_s(op.cmd.len)
                 ready = end - last_page
             else:  # WAIT_IDLE: done when the flash is idle
                 ready = end = max(issued, end)
@@ -235,7 +254,7 @@ def feed(client: LoaderClient, ops: list[Op], queued: int) -> int:
     while queued < len(ops) and client.unfinished < client.max_cmds:
         op = ops[queued]
         if op.is_program:
-            cost = client.speed.cost_s(len(op.data))
+            cost = client.speed.cost_s(op.payload)
             if fed_program and cost > budget:
                 break
             if not fed_program and budget < 0 and client.unfinished:
@@ -252,19 +271,40 @@ def feed(client: LoaderClient, ops: list[Op], queued: int) -> int:
 
 
 def place(client: LoaderClient, op: Op, free: list[int]) -> bool:
-    """Write op's data into a run of free buffers (and name them in its command)."""
+    """Write op's data into a run of free buffers and name them in its command; a packed op
+    also takes a run for the loader to decode into (EasyDMA programs from there). False when
+    the buffers have no room for it yet."""
     size = client.buffers()[0].size
-    need = -(-len(op.data) // size)
-    for first in free:
-        run = list(range(first, first + need))
-        if all(b in free for b in run):
-            for b in run:
-                free.remove(b)
-            op.cmd.buf, op.cmd.buf_off = first, 0
-            client.write_target(client.buffers()[first].addr, op.data)
-            op.payload = len(op.data)
+
+    def take(nbytes: int) -> int | None:
+        need = -(-nbytes // size)
+        for first in free:
+            if all(b in free for b in range(first, first + need)):
+                for b in range(first, first + need):
+                    free.remove(b)
+                return first
+        return None
+
+    if op.packed is not None:
+        before = list(free)
+        src, dst = take(len(op.packed)), take(len(op.data))
+        if src is None or dst is None:  # wait for room rather than send twice the bytes
+            free[:] = before
+            return False
+        else:
+            op.cmd.flags |= mb.CF_LZ4
+            op.cmd.buf, op.cmd.buf_off = src, 0
+            op.cmd.arg, op.cmd.arg2, op.cmd.arg3 = len(op.packed), dst, zlib.crc32(op.data)
+            client.write_target(client.buffers()[src].addr, op.packed)
+            client.stats.bytes_sent += len(op.packed)
             return True
-    return False
+    first = take(len(op.data))
+    if first is None:
+        return False
+    op.cmd.buf, op.cmd.buf_off = first, 0
+    client.write_target(client.buffers()[first].addr, op.data)
+    client.stats.bytes_sent += len(op.data)
+    return True
 
 
 def next_wait(client: LoaderClient, ops: Sequence[Op], queued: int) -> float:

@@ -56,6 +56,7 @@ class Stats:
     commands: int = 0
     bytes_to_target: int = 0
     bytes_from_target: int = 0
+    bytes_sent: int = 0  # program data written to target RAM (LZ4 blocks counted packed)
 
     @property
     def calls(self) -> int:  # the name of earlier reports
@@ -80,6 +81,7 @@ class LoaderSession:
         self.elf_path = Path(elf_path)
         self.chip = chip
         self.stats = Stats()
+        self.compress = True  # send program data as LZ4 blocks where that saves bytes
         self.timing = FlashTimes()
         self.speed = LinkSpeed()
         self.greeting: Greeting | None = None

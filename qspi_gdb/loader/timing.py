@@ -48,6 +48,10 @@ class FlashTimes:
         pages = max(1, -(-nbytes // self.page))
         return pages * (self.typ["page"] * self.scale + self.transfer_s(self.page, self.write_lines))
 
+    def decode_s(self, cmd: mb.Command) -> float:
+        """A packed PROGRAM: decoding and checking its CRC-32 before it is sent."""
+        return 2 * cmd.len / CPU_BYTES_PER_S if cmd.flags & mb.CF_LZ4 else 0.0
+
     def read_s(self, nbytes: int) -> float:
         """A read-and-sum pass (READ, CRC32, CRC_LIST): the QSPI read and the CPU overlap."""
         return max(self.transfer_s(nbytes, self.read_lines), nbytes / CPU_BYTES_PER_S)
@@ -58,8 +62,7 @@ class FlashTimes:
         if op == mb.OP_ERASE:
             return self.erase_s(cmd)
         if op == mb.OP_PROGRAM:
-            decode = cmd.len / CPU_BYTES_PER_S if cmd.flags & mb.CF_LZ4 else 0.0
-            return decode + self.program_s(cmd.len)
+            return self.decode_s(cmd) + self.program_s(cmd.len)
         if op in (mb.OP_READ, mb.OP_CRC32, mb.OP_CRC_LIST, mb.OP_SFDP):
             return COMMAND_OVERHEAD_S + self.read_s(cmd.len)
         if op == mb.OP_INIT:
