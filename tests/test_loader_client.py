@@ -92,7 +92,8 @@ def test_flash_times_from_the_configuration():
     assert abs(t.erase_s(erase) - 0.32) < 1e-9
     program = mb.Command(mb.OP_PROGRAM, addr=0, len=0x10000)
     page_send = 256 * 8 / 4 / 32e6
-    assert abs(t.typ_s(program) - 256 * (120e-6 + page_send)) < 1e-9
+    frames = (8 + 40 + 16) / 32e6  # WREN, instruction + address, status read
+    assert abs(t.typ_s(program) - 256 * (120e-6 + page_send + frames)) < 1e-9
     crc = mb.Command(mb.OP_CRC_LIST, addr=0, len=0x80000, arg=4096)
     assert t.typ_s(crc) > 0x80000 / 10e6  # summing on the CPU is the slower half
     assert t.max_s(program) > t.typ_s(program)

@@ -200,6 +200,24 @@ def test_chip_erase_not_chosen_when_a_sector_would_be_lost():
     assert not p.chip_erase
 
 
+def test_block_erase_may_take_unchanged_sectors_along():
+    """Two sectors of a block already hold the image (blank, as in a file system's free
+    blocks): one 64 KiB erase (0.48 s) still beats 14 sector erases (14 x 0.048 s), and the
+    blank sectors need no programming afterwards."""
+    data = bytearray(random.Random(8).randbytes(0x10000))
+    data[0x3000:0x5000] = b"\xff" * 0x2000
+    flash = FakeFlash(b"\xff" * MIB)
+    p = plan(seg_image((0x10000, bytes(data))), SMALL, sector_crcs=flash.crcs)
+    assert [(op.offset, op.erase) for op in p.operations] == [(0x10000, "64KB")]
+    assert p.sectors_unchanged == 0 and p.pages_to_program == 256 - 32
+    flash.run(p)
+    assert bytes(flash.mem[0x10000:0x20000]) == bytes(data)
+    # three changed sectors only: 3 x 0.048 s < 0.48 s, sector erases
+    few = bytes(data[:0x3000]) + b"\xff" * 0xD000
+    p = plan(seg_image((0x10000, few)), SMALL, sector_crcs=FakeFlash(b"\xff" * MIB).crcs)
+    assert [op.erase for op in p.operations] == ["4KB"] * 3
+
+
 def test_blank_pages_are_counted_and_not_programmed():
     data = b"\x00" * 256 + b"\xff" * 1024 + b"\x01" * 256
     p = plan(seg_image((0, data)), SMALL)

@@ -12,24 +12,25 @@
  *      from then on runs its service loop until the host halts it (a debugger halt request,
  *      e.g. GDB -exec-interrupt: acted on at once, unlike a `bkpt` the debugger notices only at
  *      its next poll). A halt at qspi_loader_fault_halt (its own `bkpt`) means a fault.
- *   2. The command queue is a ring: the host writes command i into cmd[i % QL_MAX_CMDS] and
- *      sets seq = i + 1 (all while the core is halted); the loader runs commands in order and
- *      counts them in done_seq (a command that starts flash work counts as done once started).
- *      After queuing, if the loader published idle = 1, the host writes kick_value (and a 0
- *      word after it: one 8-byte write) to kick_addr, which wakes it from its idle WFI.
- *   3. While it runs the loader refreshes time_us at least every heartbeat_us, notes when it
- *      first sees a new host_gen (resume_us: when the host let it run again), and when the
- *      READY of its last flash task came (ready_seq, ready_us). The host plans its stops from
- *      these and the flash's busy estimates: it halts the loader when it has data to add or
- *      results to collect, and never waits for a halt the loader makes itself.
- * The first failing command marks every command queued at that moment QL_ST_SKIPPED (state =
- * QL_STATE_ERROR); later commands run again. ERASE and PROGRAM start the flash work and count
+ *   2. The command queue is a ring: the host writes command i into cmd[i % QL_MAX_CMDS] with
+ *      tag = i + 1 and gen = its stop counter (all while the core is halted: one contiguous
+ *      write per stop, two when the ring wraps). The loader runs the command at done_seq when
+ *      its slot's tag is done_seq + 1, in order, and counts them in done_seq (a command that
+ *      starts flash work counts as done once started).
+ *   3. While it runs the loader refreshes time_us at least every heartbeat_us (an idle loader
+ *      also looks for new commands that often), notes when it first sees a slot of a new gen
+ *      (resume_us: when the host let it run again), and when the READY of its last flash task
+ *      came (ready_seq, ready_us). The host plans its stops from these and the flash's busy
+ *      estimates: it halts the loader when it has data to add or results to collect, and never
+ *      waits for a halt the loader makes itself.
+ * The first failing command marks the commands of its gen after it QL_ST_SKIPPED (state =
+ * QL_STATE_ERROR); commands of a later gen run again. ERASE and PROGRAM start the flash work and count
  * as done: the flash keeps erasing / EasyDMA keeps reading while the core runs on or is halted.
  * The nRF QSPI peripheral checks the flash's busy bit itself before each erase, write and read
  * it sends, so an ERASE followed by a PROGRAM runs back to back without the CPU. Buffers whose
  * data EasyDMA may still read are QL_BUF_DMA (free_mask): the host must not write them, and a
- * command naming one is refused (QL_ST_BUF_BUSY). The host also keeps away from buffers named
- * by queued commands the loader has not started yet.
+ * command naming one waits until EasyDMA is done with it (QL_ST_BUF_BUSY if it still is). The
+ * host also keeps away from buffers named by queued commands the loader has not started yet.
  * QL_OP_EXIT leaves: flash idle, VTOR/NVIC/timer restored, then the core sleeps until halted.
  */
 #ifndef QSPI_MAILBOX_H
@@ -68,8 +69,10 @@
 #define QL_OP_ERASE         5u
 /* PROGRAM: len bytes from buffer buf at buf_off to flash addr (the data may run on into the
    following buffers); left running. With QL_CF_LZ4 the buffer holds arg bytes of an LZ4 block
-   that the loader decodes into buffer arg2 (offset 0) first; the decoded data must be exactly
-   len bytes with CRC-32 arg3, or nothing is programmed (QL_ST_CORRUPT). */
+   that the loader decodes first to arg2, a byte offset into the buffer area (buffer index x
+   buffer size + offset, word aligned); the decoded data must be exactly len bytes with CRC-32
+   arg3, or nothing is programmed (QL_ST_CORRUPT). A command whose buffers the previous task's
+   EasyDMA still reads waits for that task's READY: the loader never writes such a buffer. */
 #define QL_OP_PROGRAM       6u
 #define QL_OP_READ          7u  /* read len bytes at flash addr into buffer buf at buf_off */
 /* CRC32: result0 = CRC-32 (IEEE, as zlib) of flash [addr, addr+len), any alignment */
@@ -103,7 +106,7 @@
 #define QL_ST_RANGE         4u  /* flash range outside the chip (addr + len > flash_size) */
 #define QL_ST_ALIGN         5u  /* address / length / buffer offset not aligned as required */
 #define QL_ST_BUF_RANGE     6u  /* bad buffer index or buf_off + len beyond the buffer */
-#define QL_ST_BUF_BUSY      7u  /* buffer still in use by EasyDMA */
+#define QL_ST_BUF_BUSY      7u  /* buffer still in use by EasyDMA after waiting for it */
 #define QL_ST_ADDR_24BIT    8u  /* access at or above 16 MiB while in 24-bit address mode */
 #define QL_ST_BAD_ARG       9u  /* zero length, bad erase unit, too many bytes, ... */
 #define QL_ST_CONFIG        10u /* invalid flash configuration block */
@@ -235,13 +238,14 @@ struct ql_cmd {
     uint32_t buf_off;   /* byte offset in the buffer */
     uint32_t arg;       /* ERASE: unit; CRC_LIST: sector size; CINSTR: tx bytes 0..3;
                            PROGRAM+LZ4: compressed bytes */
-    uint32_t arg2;      /* CINSTR: tx bytes 4..7; PROGRAM+LZ4: buffer receiving the data */
+    uint32_t arg2;      /* CINSTR: tx bytes 4..7; PROGRAM+LZ4: where the data is decoded */
     uint32_t arg3;      /* PROGRAM+LZ4: CRC-32 of the decoded data */
     uint32_t status;    /* out: QL_ST_* */
     uint32_t result0;   /* out */
     uint32_t result1;   /* out */
     uint32_t done_us;   /* out: loader timer when the command finished (flash work: started) */
-    uint32_t reserved;
+    uint32_t tag;       /* in: ring index + 1: the slot holds the command the loader waits for */
+    uint32_t gen;       /* in: the host's stop counter when it wrote the command */
 };
 
 struct ql_buffer {
@@ -261,8 +265,6 @@ struct ql_mailbox {
     uint32_t max_cmds;       /* QL_MAX_CMDS */
     uint32_t stack_base;     /* lowest stack word, holds QL_CANARY */
     uint32_t max_dma;        /* largest EasyDMA transfer (CNT limit) */
-    uint32_t kick_addr;      /* write kick_value, 0 here to wake an idle loader (NVIC ISPR) */
-    uint32_t kick_value;
     uint32_t heartbeat_us;   /* QL_HEARTBEAT_US */
     uint32_t entry_us;       /* loader timer when it was entered */
     /* status, kept up to date by the loader while it runs */
@@ -271,22 +273,21 @@ struct ql_mailbox {
     uint32_t free_mask;      /* bit i = buffer i is QL_BUF_FREE */
     uint32_t last_status;    /* status of the last command run */
     uint32_t busy;           /* 1 = flash work (READY or WIP) still outstanding */
-    uint32_t idle;           /* 1 = the loader waits for commands: kick it after queuing */
+    uint32_t idle;           /* 1 = the loader waits for commands */
     uint32_t jedec_id;       /* from INIT */
     uint32_t sck_hz;         /* SCK actually used */
     uint32_t addr4_before;   /* 1 = chip was in 4-byte mode before INIT (restored by DEINIT) */
     uint32_t time_us;        /* loader timer (1 MHz, wraps), refreshed every heartbeat_us */
-    uint32_t host_seen;      /* the host_gen the loader saw last */
-    uint32_t resume_us;      /* loader timer when it first saw host_gen == host_seen */
+    uint32_t host_seen;      /* the newest gen of a command slot the loader saw ... */
+    uint32_t resume_us;      /* ... first, at this loader time */
     uint32_t ready_seq;      /* the flash task of command ready_seq - 1 signalled READY ... */
     uint32_t ready_us;       /* ... at this loader time (EasyDMA done with its buffers) */
     uint32_t done_us;        /* loader timer when command done_seq - 1 finished */
     uint32_t fail_count;     /* commands that failed so far ... */
     uint32_t fail_seq;       /* ... the last of them: command fail_seq - 1 (its slot says why) */
     uint32_t canary;         /* bottom stack word: QL_CANARY unless the stack overflowed */
-    /* request, written by the host while the core is halted */
-    uint32_t host_gen;       /* the host bumps it at each stop it writes the request */
-    uint32_t seq;            /* commands queued in total (ring: cmd[i % QL_MAX_CMDS]) */
+    uint32_t reserved0;
+    /* the command ring, written by the host while the core is halted */
     struct ql_cmd cmd[QL_MAX_CMDS];
     struct ql_buffer buffer[QL_MAX_BUFFERS];
     struct ql_config config;

@@ -96,7 +96,6 @@
 #define SCB_VTOR                0xE000ED08u
 #define NVIC_ISER0              0xE000E100u
 #define NVIC_ICER0              0xE000E180u
-#define NVIC_ISPR0              0xE000E200u
 #define NVIC_ICPR0              0xE000E280u
 
 #if defined(QL_TARGET_NRF52840)

@@ -128,8 +128,6 @@ void hw_delay_us(uint32_t us)
 
 void hw_idle_wait(uint32_t us)
 {
-    /* Unlike arm_compare, leave the TIMER line's pending bit alone: it may be the host's kick,
-     * written while the core was halted between the queue check and this WFI. */
     TIMER(TIMER_EVENTS_COMPARE0) = 0u;
     (void)TIMER(TIMER_EVENTS_COMPARE0);
     TIMER(TIMER_CC0) = hw_now_us() + us;
@@ -144,10 +142,6 @@ void hw_sleep_forever(void)
 {
     wfi(); /* no interrupt line is enabled: only a debugger halt ends this */
 }
-
-uint32_t hw_kick_addr(void) { return NVIC_ISPR0 + 4u * (TIMER_IRQN / 32u); }
-
-uint32_t hw_kick_value(void) { return 1u << (TIMER_IRQN % 32u); }
 
 static int hfxo_start(void)
 {

@@ -20,17 +20,12 @@ void hw_delay_us(uint32_t us);
 
 /* Both waits wake at least every QL_HEARTBEAT_US and call ql_tick() (the published time). */
 
-/* The service loop's idle sleep: until an enabled interrupt is pending (the host's kick, QSPI
- * READY) or `us` passed. */
+/* The service loop's idle sleep: until an enabled interrupt is pending (QSPI READY) or `us`
+ * passed. */
 void hw_idle_wait(uint32_t us);
 
 /* WFI with nothing to wake it: after QL_OP_EXIT, until the debugger halts the core. */
 void hw_sleep_forever(void);
-
-/* Where and what the host writes to wake an idle loader: the TIMER line's NVIC set-pending
- * bit (the line is enabled while the loader runs, PRIMASK keeps the handler from running). */
-uint32_t hw_kick_addr(void);
-uint32_t hw_kick_value(void);
 
 /* NVIC lines of QSPI and TIMER: enabled while the loader runs, disabled while halted. */
 void hw_irqs_enable(void);

@@ -12,7 +12,8 @@
 /* The mailbox the host finds by this symbol name (never by a fixed address). */
 __attribute__((used, aligned(4))) QL_DATA struct ql_mailbox qspi_mailbox;
 
-QL_DATA static uint32_t skip_before; /* commands queued before this index are skipped */
+QL_DATA static uint32_t skip_gen;    /* commands of this gen after a failure are skipped */
+QL_DATA static uint32_t skipping;
 QL_DATA static uint32_t running_seq; /* index + 1 of the command being run */
 
 static uint8_t *buf_addr(uint32_t i) { return ql_buffer_mem + i * QL_BUF_SIZE; }
@@ -39,8 +40,14 @@ void ql_tick(void)
     uint32_t now = hw_now_us();
     mb->time_us = now;
     mb->busy = qspi_busy();
-    if (mb->host_gen != mb->host_seen) {
-        mb->host_seen = mb->host_gen;
+    /* The newest command queued: when its gen is new, the host wrote it and let the core run. */
+    uint32_t i = mb->done_seq;
+    uint32_t gen = mb->host_seen;
+    for (uint32_t n = 0; n < QL_MAX_CMDS && mb->cmd[i % QL_MAX_CMDS].tag == i + 1u; n++, i++) {
+        gen = mb->cmd[i % QL_MAX_CMDS].gen;
+    }
+    if (gen != mb->host_seen) {
+        mb->host_seen = gen;
         mb->resume_us = now;
     }
     qspi_ready_info(&mb->ready_seq, &mb->ready_us);
@@ -65,8 +72,6 @@ static void greet(void)
     mb->max_cmds = QL_MAX_CMDS;
     mb->stack_base = (uint32_t)(uintptr_t)ql_stack_mem;
     mb->max_dma = QSPI_CNT_MAX;
-    mb->kick_addr = hw_kick_addr();
-    mb->kick_value = hw_kick_value();
     mb->heartbeat_us = QL_HEARTBEAT_US;
     mb->entry_us = hw_now_us();
     for (uint32_t i = 0; i < QL_MAX_BUFFERS; i++) {
@@ -90,6 +95,20 @@ static uint32_t check_range(uint32_t addr, uint32_t len)
     return QL_ST_OK;
 }
 
+/* Buffer space the previous task's EasyDMA still accesses is waited for (READY), never
+ * touched. */
+static uint32_t wait_range(const uint8_t *p, uint32_t len)
+{
+    if (!qspi_dma_overlaps(p, len)) {
+        return QL_ST_OK;
+    }
+    uint32_t st = qspi_wait_dma();
+    if (st == QL_ST_OK && qspi_dma_overlaps(p, len)) {
+        st = QL_ST_BUF_BUSY;
+    }
+    return st;
+}
+
 static uint32_t check_buf(const struct ql_cmd *c, uint32_t len, uint32_t align)
 {
     if (c->buf >= QL_NBUF || c->buf_off > QL_BUF_SIZE || len > QL_BUF_SIZE - c->buf_off) {
@@ -98,10 +117,7 @@ static uint32_t check_buf(const struct ql_cmd *c, uint32_t len, uint32_t align)
     if ((c->buf_off % align) != 0u) {
         return QL_ST_ALIGN;
     }
-    if (qspi_dma_mask() & (1u << c->buf)) {
-        return QL_ST_BUF_BUSY;
-    }
-    return QL_ST_OK;
+    return wait_range(buf_addr(c->buf) + c->buf_off, len);
 }
 
 /* A run of data starting in buffer `buf` at `off` that may continue into the following
@@ -119,10 +135,7 @@ static uint32_t check_span(uint32_t buf, uint32_t off, uint32_t len, uint32_t *m
     uint32_t last = buf + (off + len - 1u) / QL_BUF_SIZE;
     uint32_t top = last >= 31u ? 0xFFFFFFFFu : ((1u << (last + 1u)) - 1u);
     *mask = top & ~((1u << buf) - 1u);
-    if (qspi_dma_mask() & *mask) {
-        return QL_ST_BUF_BUSY;
-    }
-    return QL_ST_OK;
+    return wait_range(buf_addr(buf) + off, len);
 }
 
 /* ------------------------------------------------------------------ commands */
@@ -273,16 +286,17 @@ static uint32_t cmd_program_lz4(struct ql_cmd *c)
     if (st == QL_ST_OK) {
         st = check_span(c->buf, c->buf_off, c->arg, &src_mask);
     }
-    if (st == QL_ST_OK) {
-        st = check_span(c->arg2, 0u, c->len, &dst_mask);
+    if (st == QL_ST_OK) { /* arg2: a byte offset into the buffer area */
+        st = check_span(c->arg2 / QL_BUF_SIZE, c->arg2 % QL_BUF_SIZE, c->len, &dst_mask);
     }
-    if (st == QL_ST_OK && (src_mask & dst_mask) != 0u) {
+    uint32_t src = c->buf * QL_BUF_SIZE + c->buf_off;
+    if (st == QL_ST_OK && src < c->arg2 + c->len && c->arg2 < src + c->arg) {
         st = QL_ST_BAD_ARG; /* decoding must not overwrite its own input */
     }
     if (st != QL_ST_OK) {
         return st;
     }
-    uint8_t *dst = buf_addr(c->arg2);
+    uint8_t *dst = ql_buffer_mem + c->arg2;
     uint32_t n = lz4_decode(buf_addr(c->buf) + c->buf_off, c->arg, dst, c->len);
     if (n != c->len || ~crc32_update(0xFFFFFFFFu, dst, n) != c->arg3) {
         return QL_ST_CORRUPT;
@@ -453,7 +467,7 @@ static void run_one(uint32_t old_vtor)
     struct ql_cmd *c = &mb->cmd[index % QL_MAX_CMDS];
     c->result0 = 0u;
     c->result1 = 0u;
-    if ((int32_t)(index - skip_before) < 0) {
+    if (skipping && c->gen == skip_gen) {
         c->status = QL_ST_SKIPPED;
     } else if (c->op == QL_OP_EXIT) {
         c->status = QL_ST_OK;
@@ -469,12 +483,14 @@ static void run_one(uint32_t old_vtor)
         }
         mb->last_status = c->status;
         if (c->status != QL_ST_OK) {
-            skip_before = mb->seq; /* everything queued with it is skipped */
+            skipping = 1u; /* the rest of what the host queued with it is skipped */
+            skip_gen = c->gen;
             mb->state = QL_STATE_ERROR;
             mb->fail_seq = index + 1u;
             mb->fail_count++;
         } else {
             mb->state = qspi_initialised() ? QL_STATE_READY : QL_STATE_IDLE;
+            skipping = 0u;
         }
     }
     c->done_us = hw_now_us();
@@ -490,23 +506,18 @@ void ql_main(void)
     ql_stack_mem[0] = QL_CANARY;
     hw_timer_start();
     hw_irqs_enable();
-    skip_before = mb->seq; /* commands left from an earlier run are not run again */
-    mb->done_seq = mb->seq;
-    mb->host_seen = mb->host_gen;
+    skipping = 0u;
     mb->state = qspi_initialised() ? QL_STATE_READY : QL_STATE_IDLE;
     greet();
     for (;;) {
         qspi_poll();
         publish();
-        if (mb->done_seq != mb->seq) {
+        if (mb->cmd[mb->done_seq % QL_MAX_CMDS].tag == mb->done_seq + 1u) {
             run_one(old_vtor);
             continue;
         }
         mb->idle = 1u;
-        __asm volatile("dsb" ::: "memory");
-        if (mb->done_seq == mb->seq) {
-            hw_idle_wait(QL_HEARTBEAT_US); /* a kick, flash READY or the heartbeat wakes it */
-        }
+        hw_idle_wait(QL_HEARTBEAT_US); /* flash READY or the heartbeat wakes it */
         mb->idle = 0u;
     }
 }

@@ -38,6 +38,8 @@ struct pending {
     uint32_t dma_timeout;
     uint32_t dma_stage;
     uint32_t dma_bufs;    /* buffers EasyDMA may access until READY */
+    uint32_t dma_lo;      /* ... and the RAM it accesses: [dma_lo, dma_hi) */
+    uint32_t dma_hi;
     uint32_t dma_owner;   /* the command (index + 1) that started the task */
     uint32_t wip_next;    /* what the flash does after READY */
     uint32_t wip;         /* flash may be busy (kind) */
@@ -72,6 +74,18 @@ uint32_t qspi_addr_mode(void) { return addr_mode; }
 uint32_t qspi_flash_size(void) { return flash_size; }
 uint32_t qspi_last_stage(void) { return last_stage; }
 uint32_t qspi_dma_mask(void) { return pend.dma ? pend.dma_bufs : 0u; }
+
+int qspi_dma_overlaps(const uint8_t *p, uint32_t len)
+{
+    uint32_t lo = (uint32_t)(uintptr_t)p;
+    return pend.dma && lo < pend.dma_hi && pend.dma_lo < lo + len;
+}
+
+static void dma_range(const uint8_t *p, uint32_t len)
+{
+    pend.dma_lo = (uint32_t)(uintptr_t)p;
+    pend.dma_hi = pend.dma_lo + len;
+}
 uint32_t qspi_busy(void) { return (pend.dma || pend.wip) ? 1u : 0u; }
 void qspi_set_owner(uint32_t seq) { pend.owner = seq; }
 
@@ -333,6 +347,7 @@ static void write_chunk(uint32_t addr, const uint8_t *src, uint32_t len, uint32_
     QSPI(QSPI_WRITE_DST) = addr;
     QSPI(QSPI_WRITE_SRC) = (uint32_t)(uintptr_t)src;
     QSPI(QSPI_WRITE_CNT) = len;
+    dma_range(src, len);
     start_task(QSPI_TASKS_WRITESTART, 10000u + pages * (max_wait(WIP_PAGE) + xfer_us(page_bytes)),
                QL_STAGE_WRITE, buf_mask, WIP_PAGE);
 }
@@ -366,6 +381,7 @@ uint32_t qspi_read_start(uint32_t addr, uint8_t *dst, uint32_t len)
     QSPI(QSPI_READ_SRC) = addr;
     QSPI(QSPI_READ_DST) = (uint32_t)(uintptr_t)dst;
     QSPI(QSPI_READ_CNT) = len;
+    dma_range(dst, len);
     start_task(QSPI_TASKS_READSTART, 10000u + 2u * xfer_us(len), QL_STAGE_READ, 0u, WIP_NONE);
     return QL_ST_OK;
 }

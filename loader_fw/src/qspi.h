@@ -26,6 +26,8 @@ uint32_t qspi_wait_dma(void);
 uint32_t qspi_settle(void);
 /* Buffers EasyDMA may still access (bit i = buffer i). */
 uint32_t qspi_dma_mask(void);
+/* 1 if EasyDMA may still access any of [p, p + len). */
+int qspi_dma_overlaps(const uint8_t *p, uint32_t len);
 /* 1 while flash work may still be running. */
 uint32_t qspi_busy(void);
 /* The command (index + 1) on whose behalf tasks are started from now on. */

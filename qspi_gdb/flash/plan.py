@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass, field, replace
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from qspi_gdb.errors import UsageError
 from qspi_gdb.flash.checks import (
@@ -270,22 +270,23 @@ def plan(
     else:
         use_blocks = set()
         if mode == "auto" and e64 is not None:
-            per_block = BLOCK // sector
             counts: dict[int, int] = {}
             for s in changed:
                 counts[s // BLOCK * BLOCK] = counts.get(s // BLOCK * BLOCK, 0) + 1
-            # A 64 KiB erase only where every sector of the block is rewritten anyway and it
-            # is faster than 16 sector erases: nothing extra is erased or read back.
-            use_blocks = {
-                b for b, n in counts.items() if n == per_block and e64.time.typ_s < per_block * e4.time.typ_s
-            }
+            page_s = cfg.page_program.typ_s if cfg.page_program else 0.0
+            # A 64 KiB erase where it is faster than the sector erases it replaces, counting the
+            # pages it makes us program again in the block's unchanged sectors (allowed only
+            # where the image covers them whole, so nothing has to be read back).
+            for b, n in counts.items():
+                again = _pages_to_redo(b, changed, by_sector, image, sector, cfg.program_page_size)
+                if again is not None and e64.time.typ_s + again * page_s < n * e4.time.typ_s:
+                    use_blocks.add(b)
         for s in sorted(changed):
             b = s // BLOCK * BLOCK
-            if b in use_blocks:
-                if s == b:
-                    units.append((b, BLOCK, "64KB"))
-            else:
+            if b not in use_blocks:
                 units.append((s, sector, "4KB"))
+            elif not units or units[-1] != (b, BLOCK, "64KB"):
+                units.append((b, BLOCK, "64KB"))
 
     ops = []
     page = cfg.program_page_size
@@ -352,6 +353,22 @@ def plan(
         erase_typ_s=erase_s,
         program_typ_s=program_s,
     )
+
+
+def _pages_to_redo(block: int, changed: set[int], by_sector: Mapping[int, Sequence[Check]],
+                   image: Image, sector: int, page: int) -> int | None:
+    """Pages a 64 KiB erase of `block` would make us program again in its unchanged sectors
+    (the non-blank pages of the image there); None when one of them is not wholly image data."""
+    pages = 0
+    for s in range(block, block + BLOCK, sector):
+        if s in changed:
+            continue
+        checks = by_sector.get(s, ())
+        if sum(c.range.length for c in checks) != sector:
+            return None
+        data = b"".join(image_bytes(image, c.range) for c in sorted(checks, key=lambda c: c.range))
+        pages += sum(1 for p in range(0, sector, page) if data[p:p + page] != b"\xff" * page)
+    return pages
 
 
 def build_sector(

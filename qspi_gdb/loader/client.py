@@ -33,6 +33,7 @@ class LoaderClient(LoaderSession):
         t.sck_hz, t.page = config.sck_hz, config.page_bytes
         t.read_lines = {0: 1, 1: 2, 2: 2, 3: 4, 4: 4}.get(config.readoc, 1)
         t.write_lines = {0: 1, 1: 2, 2: 4, 3: 4}.get(config.writeoc, 1)
+        t.csn_gap_s = config.sck_delay / 16e6
         for key, typ, mx in (("page", config.t_page_typ_us, config.t_page_max_us),
                              ("4k", config.t_4k_typ_us, config.t_4k_max_us),
                              ("64k", config.t_64k_typ_us, config.t_64k_max_us),
@@ -92,7 +93,8 @@ class LoaderClient(LoaderSession):
         taken = 0
         for cmd in self._queued.values():
             for buf, off, length in cmd.buffer_ranges():
-                for i in range(buf, buf + (off + max(length, 1) - 1) // size + 1):
+                start = max(buf, 0) * size + off
+                for i in range(start // size, (start + max(length, 1) - 1) // size + 1):
                     taken |= 1 << i
         return [b.index for b in self.buffers() if self.free_mask & ~taken & (1 << b.index)]
 

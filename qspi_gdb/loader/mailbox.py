@@ -205,7 +205,8 @@ CMD_FIELDS: tuple[FieldSpec, ...] = (
     ("result0", 1),
     ("result1", 1),
     ("done_us", 1),
-    ("reserved", 1),
+    ("tag", 1),
+    ("gen", 1),
 )
 
 BUFFER_FIELDS: tuple[FieldSpec, ...] = (
@@ -224,8 +225,6 @@ MAILBOX_FIELDS: tuple[FieldSpec, ...] = (
     ("max_cmds", 1),
     ("stack_base", 1),
     ("max_dma", 1),
-    ("kick_addr", 1),
-    ("kick_value", 1),
     ("heartbeat_us", 1),
     ("entry_us", 1),
     ("state", 1),
@@ -246,8 +245,7 @@ MAILBOX_FIELDS: tuple[FieldSpec, ...] = (
     ("fail_count", 1),
     ("fail_seq", 1),
     ("canary", 1),
-    ("host_gen", 1),
-    ("seq", 1),
+    ("reserved0", 1),
     ("cmd", ("ql_cmd", MAX_CMDS)),
     ("buffer", ("ql_buffer", MAX_BUFFERS)),
     ("config", ("ql_config", 1)),
@@ -298,14 +296,10 @@ BUFFER_SIZE = struct_size("ql_buffer")
 CONFIG_SIZE = struct_size("ql_config")
 INIT_INSTR_SIZE = struct_size("ql_init_instr")
 MAILBOX_SIZE = struct_size("ql_mailbox")
-OFF_HOST_GEN = offset_of("ql_mailbox", "host_gen")
-OFF_SEQ = offset_of("ql_mailbox", "seq")
 OFF_CMD = offset_of("ql_mailbox", "cmd")
 OFF_BUFFER = offset_of("ql_mailbox", "buffer")
 OFF_CONFIG = offset_of("ql_mailbox", "config")
-HEADER_WORDS = OFF_HOST_GEN // 4  # the loader-written words before the request
-HEADER_READ = OFF_CMD  # what the host reads at every stop: the header, host_gen and seq
-REQUEST_SIZE = OFF_BUFFER - OFF_HOST_GEN  # host_gen, seq and the command ring
+HEADER_WORDS = OFF_CMD // 4  # the loader-written words before the ring: read at every stop
 
 
 @dataclass
@@ -325,15 +319,18 @@ class Command:
     result0: int = 0
     result1: int = 0
     done_us: int = 0
+    gen: int = 0  # the host's stop counter when it wrote the command
 
-    def pack(self) -> bytes:
+    def pack(self, index: int) -> bytes:
+        """The ring slot of command number `index` (its tag is index + 1)."""
         return struct.pack(
-            "<14I", self.op, self.flags, self.addr, self.len, self.buf, self.buf_off,
-            self.arg, self.arg2, self.arg3, 0, 0, 0, 0, 0,
+            "<15I", self.op, self.flags, self.addr, self.len, self.buf, self.buf_off,
+            self.arg, self.arg2, self.arg3, 0, 0, 0, 0, (index + 1) & 0xFFFFFFFF,
+            self.gen & 0xFFFFFFFF,
         )
 
     def unpack_results(self, raw: bytes) -> None:
-        words = struct.unpack("<14I", raw)
+        words = struct.unpack("<15I", raw)
         self.status, self.result0, self.result1, self.done_us = words[9:13]
 
     @property
@@ -341,11 +338,12 @@ class Command:
         return OP_NAMES.get(self.op, f"op {self.op}")
 
     def buffer_ranges(self) -> list[tuple[int, int, int]]:
-        """(buffer, offset, bytes) of the data buffers the command reads or writes; a range
-        may run on into the following buffers (a PROGRAM's data)."""
+        """(buffer, offset, bytes) of the data buffers the command reads or writes (buffer -1:
+        the offset counts from the start of the buffer area); a range may run on into the
+        following buffers (a PROGRAM's data)."""
         if self.op == OP_PROGRAM:
-            if self.flags & CF_LZ4:
-                return [(self.buf, self.buf_off, self.arg), (self.arg2, 0, self.len)]
+            if self.flags & CF_LZ4:  # arg2: where it is decoded, an offset in the buffer area
+                return [(self.buf, self.buf_off, self.arg), (-1, self.arg2, self.len)]
             return [(self.buf, self.buf_off, self.len)]
         if self.op in (OP_READ, OP_SFDP):
             return [(self.buf, self.buf_off, self.len)]
@@ -356,7 +354,7 @@ class Command:
 
 @dataclass(frozen=True)
 class MailboxHeader:
-    """The loader-written words at the start of the mailbox (struct ql_mailbox up to host_gen)."""
+    """The loader-written words at the start of the mailbox (struct ql_mailbox before the ring)."""
 
     magic: int
     abi_version: int
@@ -366,8 +364,6 @@ class MailboxHeader:
     max_cmds: int
     stack_base: int
     max_dma: int
-    kick_addr: int
-    kick_value: int
     heartbeat_us: int
     entry_us: int
     state: int
@@ -388,12 +384,10 @@ class MailboxHeader:
     fail_count: int
     fail_seq: int
     canary: int
-    host_gen: int  # the request's first two words, read with the header
-    seq: int
 
     @classmethod
     def unpack(cls, raw: bytes) -> MailboxHeader:
-        return cls(*struct.unpack_from(f"<{HEADER_WORDS + 2}I", raw))
+        return cls(*struct.unpack_from(f"<{HEADER_WORDS - 1}I", raw))
 
 
 @dataclass(frozen=True)

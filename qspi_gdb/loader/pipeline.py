@@ -36,8 +36,7 @@ if TYPE_CHECKING:  # the client drives the pipeline; only its type is needed her
 log = get_logger(__name__)
 
 BLOCK = 65536
-_MARGIN_S = 0.0003
-_SCALE_LIMITS = (0.3, 3.0)
+_MARGIN_S = 0.001  # a stop too early costs a stop; a little late, only this
 
 
 @dataclass(frozen=True)
@@ -183,6 +182,8 @@ class Timeline:
         if not hdr.busy:
             end = min(end, 0.0)
         self.issue: dict[int, float] = {}
+        self.ready: dict[int, float] = {}  # when each flash op's READY comes
+        self.anchor = ready  # the last READY seen, which the chain starts from
         issued_until = end
         for index in sorted(i for i in by_index if i > first):
             op = by_index[index]
@@ -200,6 +201,8 @@ class Timeline:
                     self.issue[index] = issued
                 end = max(issued, end) + times.program_s(op.cmd.len)
                 ready = end - last_page
+            if op.is_flash:
+                self.ready[index] = ready
             else:  # WAIT_IDLE: done when the flash is idle
                 ready = end = max(issued, end)
             if index < hdr.done_seq:
@@ -236,7 +239,11 @@ def stream(client: LoaderClient, steps: Sequence[EraseStep | ProgramStep],
         before = queued
         queued = feed(client, ops, queued)
         wait = next_wait(client, ops, queued)
+        line = Timeline(client, ops)
         log.debug("pipeline stop", t_us=hdr.time_us, done=hdr.done_seq, ready=hdr.ready_seq,
+                  done_us=hdr.done_us, ready_us=hdr.ready_us,
+                  issue={k: round(v * 1e3, 1) for k, v in line.issue.items()},
+                  until=round(line.issued_until * 1e3, 1),
                   busy=hdr.busy, queued=[op.cmd.name[0] + hex(op.cmd.addr) for op in
                                          ops[before:queued]], wait_ms=round(wait * 1e3, 2),
                   rate=round(client.speed.rate), stop_ms=round(client.speed.stop_s * 1e3, 2))
@@ -244,25 +251,33 @@ def stream(client: LoaderClient, steps: Sequence[EraseStep | ProgramStep],
 
 
 def feed(client: LoaderClient, ops: list[Op], queued: int) -> int:
-    """Queue the next ops, writing program data into free buffers: always the next program (the
-    link never waits), more while their transfer ends before the flash runs out of the work
-    already issued. Returns how many ops are queued now."""
+    """Queue the next ops, writing program data into free buffers. When the loader has no
+    program left to issue, the programs of the next erase block go whatever they cost (the
+    loader must not starve; when the link is the bottleneck the flash may as well wait); more
+    only while their transfer ends before the flash runs out of the work already issued (the
+    loader cannot issue anything while the host holds the core). Returns how many ops are
+    queued now."""
+    hdr = client.header
+    assert hdr is not None
     line = Timeline(client, ops)
     budget = line.issued_until - client.speed.stop_s
-    fed_program = False
-    free = client.free_buffers()
+    forced = not any(op.is_program and op.index >= hdr.done_seq for op in ops[:queued])
+    pool = Pool(client)
+    idle = line.issued_until <= 0 and not client.unfinished
+    block = None  # the erase block whose programs go out whatever they cost
     while queued < len(ops) and client.unfinished < client.max_cmds:
         op = ops[queued]
+        if op.cmd.op == mb.OP_ERASE and idle:
+            forced = False  # an idle flash gets its erases going first; the data follows
         if op.is_program:
+            if forced and block is None:
+                block = op.cmd.addr // BLOCK
             cost = client.speed.cost_s(op.payload)
-            if fed_program and cost > budget:
+            if not (forced and op.cmd.addr // BLOCK == block) and cost > budget:
                 break
-            if not fed_program and budget < 0 and client.unfinished:
-                break  # an idle flash gets its erases going first; the data follows
-            if not place(client, op, free):
+            if not place(client, op, pool):
                 break
             budget -= cost
-            fed_program = True
         op.index = client.submit([op.cmd])
         queued += 1
         if not op.is_flash:
@@ -270,54 +285,77 @@ def feed(client: LoaderClient, ops: list[Op], queued: int) -> int:
     return queued
 
 
-def place(client: LoaderClient, op: Op, free: list[int]) -> bool:
-    """Write op's data into a run of free buffers and name them in its command; a packed op
-    also takes a run for the loader to decode into (EasyDMA programs from there). False when
-    the buffers have no room for it yet."""
-    size = client.buffers()[0].size
+class Pool:
+    """The buffer space the host may fill at this stop: runs of whole free buffers, handed out
+    in word-aligned pieces (byte offsets into the buffer area), so the small programs of a
+    block with blank pages between them share buffers."""
 
-    def take(nbytes: int) -> int | None:
-        need = -(-nbytes // size)
-        for first in free:
-            if all(b in free for b in range(first, first + need)):
-                for b in range(first, first + need):
-                    free.remove(b)
-                return first
+    def __init__(self, client: LoaderClient) -> None:
+        self.size = client.buffers()[0].size
+        self.runs: list[list[int]] = []
+        for index in client.free_buffers():
+            start = index * self.size
+            if self.runs and self.runs[-1][1] == start:
+                self.runs[-1][1] = start + self.size
+            else:
+                self.runs.append([start, start + self.size])
+
+    def take(self, nbytes: int) -> int | None:
+        for run in self.runs:
+            if run[1] - run[0] >= nbytes:
+                at = run[0]
+                run[0] = min(run[1], at + (nbytes + 3) // 4 * 4)
+                return at
         return None
 
+    def snapshot(self) -> list[list[int]]:
+        return [list(run) for run in self.runs]
+
+
+def place(client: LoaderClient, op: Op, pool: Pool) -> bool:
+    """Write op's data into free buffer space and name it in its command; a packed op also
+    takes space for the loader to decode into (EasyDMA programs from there). False when there
+    is no room for it yet."""
+    base = client.buffers()[0].addr
+    size = pool.size
     if op.packed is not None:
-        before = list(free)
-        src, dst = take(len(op.packed)), take(len(op.data))
+        before = pool.snapshot()
+        src, dst = pool.take(len(op.packed)), pool.take(len(op.data))
         if src is None or dst is None:  # wait for room rather than send twice the bytes
-            free[:] = before
+            pool.runs = before
             return False
-        else:
-            op.cmd.flags |= mb.CF_LZ4
-            op.cmd.buf, op.cmd.buf_off = src, 0
-            op.cmd.arg, op.cmd.arg2, op.cmd.arg3 = len(op.packed), dst, zlib.crc32(op.data)
-            client.write_target(client.buffers()[src].addr, op.packed)
-            client.stats.bytes_sent += len(op.packed)
-            return True
-    first = take(len(op.data))
-    if first is None:
+        op.cmd.flags |= mb.CF_LZ4
+        op.cmd.buf, op.cmd.buf_off = divmod(src, size)
+        op.cmd.arg, op.cmd.arg2, op.cmd.arg3 = len(op.packed), dst, zlib.crc32(op.data)
+        client.write_target(base + src, op.packed)
+        client.stats.bytes_sent += len(op.packed)
+        return True
+    at = pool.take(len(op.data))
+    if at is None:
         return False
-    op.cmd.buf, op.cmd.buf_off = first, 0
-    client.write_target(client.buffers()[first].addr, op.data)
+    op.cmd.buf, op.cmd.buf_off = divmod(at, size)
+    client.write_target(base + at, op.data)
     client.stats.bytes_sent += len(op.data)
     return True
 
 
 def next_wait(client: LoaderClient, ops: Sequence[Op], queued: int) -> float:
     """How long to let the loader run: until it has issued the last program queued (the flash
-    then works through it, and the erase ahead of it, while the host feeds the next one);
-    without one, until buffers free up, or at the end until the flash is idle."""
+    then works through it, and the erase ahead of it, while the host feeds the next one), and
+    when the flash is the bottleneck also the erase queued after it; without a program, until
+    buffers free up, or at the end until the flash is idle."""
     hdr = client.header
     assert hdr is not None
     line = Timeline(client, ops)
     unissued = [op for op in ops[:queued] if op.index is not None and op.index >= hdr.done_seq]
     programs = [op for op in unissued if op.is_program]
     if programs:
-        target = line.issue.get(programs[-1].index, 0.0)
+        last = programs[-1]
+        if unissued[-1].cmd.op == mb.OP_ERASE and not link_bound(client, ops, queued):
+            last = unissued[-1]  # the flash is the bottleneck: let the erase after it start too
+        target = line.issue.get(last.index, 0.0)
+        if target <= 0:  # overdue: the estimates were short; look again a little later
+            return max(_MARGIN_S, 0.02 * line.end)
     elif unissued and unissued[-1].is_flash:  # erases to get going before the data
         target = line.issue.get(unissued[-1].index, 0.0)
     elif queued < len(ops):
@@ -325,4 +363,14 @@ def next_wait(client: LoaderClient, ops: Sequence[Op], queued: int) -> float:
     else:  # the end: a stop too early costs another, a little late costs little
         return max(0.0, line.end - client.halted_s()) * 1.1 + 0.001
     # the timeline counts from the stop; feeding since then took the halted time
-    return max(0.0, target - client.halted_s()) * 1.02 + _MARGIN_S
+    return max(0.0, target - client.halted_s()) * 1.03 + _MARGIN_S
+
+
+def link_bound(client: LoaderClient, ops: Sequence[Op], queued: int) -> bool:
+    """For the ops not queued yet: does moving their data (and the stops for it) take longer
+    than their flash work?"""
+    rest = ops[queued:] or ops[-2:]
+    link = sum(client.speed.cost_s(op.payload) + client.speed.stop_s for op in rest
+               if op.is_program)
+    flash = sum(client.timing.typ_s(op.cmd) for op in rest if op.is_flash)
+    return link > flash

@@ -88,9 +88,9 @@ class LoaderSession:
         self.header: mb.MailboxHeader | None = None
         self.free_mask = 0
         self._queued: dict[int, mb.Command] = {}  # ring index -> command not yet collected
-        self._written = 0  # commands written to the mailbox (the loader's seq)
+        self._written = 0  # commands written into the ring
         self._seq = 0  # commands submitted
-        self._host_gen = 0
+        self._host_gen = 0  # stops at which the host wrote commands
         self._fail_count = 0
         self._halted_at_us: int | None = None  # loader time at the last stop
         self._bytes_this_stop = 0
@@ -158,8 +158,8 @@ class LoaderSession:
         buffers = mb.unpack_buffers(raw, hdr.nbuffers)
         self.greeting = Greeting(hdr.chip, hdr.abi_version, hdr.build_id, buffers,
                                  hdr.max_cmds, hdr.max_dma, hdr.stack_base)
-        self._written = self._seq = hdr.seq
-        self._host_gen = hdr.host_gen
+        self._written = self._seq = hdr.done_seq
+        self._host_gen = hdr.host_seen
         self._fail_count = hdr.fail_count
         log.debug("loader greeting", chip=hdr.chip, build_id=f"{hdr.build_id:#010x}",
                   buffers=len(buffers), buffer_size=buffers[0].size if buffers else 0)
@@ -225,28 +225,22 @@ class LoaderSession:
         return hdr
 
     def _write_request(self) -> None:
+        """The new commands into their ring slots: one write (two where the ring wraps); a
+        slot's tag says it holds the command the loader waits for."""
         if self._written == self._seq:
             return
         n = self.max_cmds
-        slots = sorted(range(self._written, self._seq), key=lambda i: i % n)
-        runs: list[list[int]] = []
-        for index in slots:
-            if runs and index % n == runs[-1][-1] % n + 1:
-                runs[-1].append(index)
-            else:
-                runs.append([index])
-        for run in runs:
-            raw = b"".join(self._queued[i].pack() for i in run)
-            self._write(self.mailbox_addr + mb.OFF_CMD + (run[0] % n) * mb.CMD_SIZE, raw)
         self._host_gen = (self._host_gen + 1) & 0xFFFFFFFF
-        self._write(self.mailbox_addr + mb.OFF_HOST_GEN,
-                    struct.pack("<2I", self._host_gen, self._seq & 0xFFFFFFFF))
+        index = self._written
+        while index < self._seq:
+            end = min(self._seq, index + n - index % n)  # up to the ring's end
+            for i in range(index, end):
+                self._queued[i].gen = self._host_gen
+            raw = b"".join(self._queued[i].pack(i) for i in range(index, end))
+            self._write(self.mailbox_addr + mb.OFF_CMD + (index % n) * mb.CMD_SIZE, raw)
+            index = end
         self.stats.commands += self._seq - self._written
         self._written = self._seq
-        if self.header is not None and self.header.idle:
-            # 8 bytes: the set-pending word and a 0 after it (no effect), one binary write
-            self.link.write_memory(self.header.kick_addr,
-                                   struct.pack("<2I", self.header.kick_value, 0))
 
     def halted_s(self) -> float:
         """The target time the core has been halted since the last stop (estimated from what
@@ -261,7 +255,7 @@ class LoaderSession:
         self.stats.stops += 1
         if stopped_itself:
             self.stats.noticed_halts += 1
-        raw = self.link.read_memory(self.mailbox_addr, mb.HEADER_READ)
+        raw = self.link.read_memory(self.mailbox_addr, mb.OFF_CMD)
         hdr = mb.MailboxHeader.unpack(raw)
         if stopped_itself:
             self._check_pc()
@@ -305,11 +299,12 @@ class LoaderSession:
         wanted = [i for i in done if self._queued[i].op in _RESULT_OPS or i == failed]
         for index, raw in self._read_slots(wanted):
             self._queued[index].unpack_results(raw)
+        failed_gen = self._queued[failed].gen if failed in self._queued else None
         for index in done:
             cmd = self._queued.pop(index)
             if index == failed:
                 continue
-            if failed is not None and failed < index:
+            if failed is not None and failed < index and cmd.gen == failed_gen:
                 cmd.status = mb.ST_SKIPPED  # queued with the failing one
             elif cmd.op not in _RESULT_OPS:
                 cmd.status = mb.ST_OK

@@ -32,7 +32,8 @@ class FlashTimes:
     page: int = 256
     read_lines: int = 1
     write_lines: int = 1
-    scale: float = 1.0  # measured busy time / typical (the loader's timer says)
+    csn_gap_s: float = 0.0  # CSN high between frames
+    scale: float = 1.0  # busy time / typical
 
     def transfer_s(self, nbytes: int, lines: int) -> float:
         return nbytes * 8 / lines / max(self.sck_hz, 1)
@@ -45,8 +46,13 @@ class FlashTimes:
         return max(1, cmd.len // unit) * self.typ[key] * self.scale
 
     def program_s(self, nbytes: int) -> float:
+        """Page programs, each with its frames: WREN, the program instruction with a 4-byte
+        address and the data, a status read when the flash is done, and the CSN-high time
+        between frames (IFCONFIG1.SCKDELAY, 16 MHz cycles)."""
         pages = max(1, -(-nbytes // self.page))
-        return pages * (self.typ["page"] * self.scale + self.transfer_s(self.page, self.write_lines))
+        frames = (8 + 40 + 16) / max(self.sck_hz, 1) + 3 * self.csn_gap_s
+        return pages * (self.typ["page"] * self.scale + frames +
+                        self.transfer_s(self.page, self.write_lines))
 
     def decode_s(self, cmd: mb.Command) -> float:
         """A packed PROGRAM: decoding and checking its CRC-32 before it is sent."""

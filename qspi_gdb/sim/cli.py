@@ -103,6 +103,16 @@ def run(args: argparse.Namespace) -> int:
         # The flash file cannot be created, or holds another chip's size: bad input, one line.
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise UsageError(f"--sim-image {args.sim_image}: {reason}") from exc
+    # SIGINT/SIGTERM end serving; the handlers stay until the image is flushed, since a
+    # terminal or `qspi-gdb sim` may deliver the same signal twice (group and forwarded)
+    stop: list = []
+
+    def on_signal(*_) -> None:
+        if not stop:
+            raise KeyboardInterrupt  # not serving yet
+        stop[0]()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         wire = DebugWire(board, profile=profile)
         try:
@@ -119,17 +129,16 @@ def run(args: argparse.Namespace) -> int:
             else:
                 print(endpoint, flush=True)
             log.info("virtual board serving", board=args.board, endpoint=server.endpoint)
-            previous = {sig: signal.signal(sig, lambda *_: server.stop())
-                        for sig in (signal.SIGINT, signal.SIGTERM)}
-            try:
-                server.serve_forever()
-            finally:
-                for sig, handler in previous.items():
-                    signal.signal(sig, handler)
+            stop.append(server.stop)
+            server.serve_forever()
         finally:
             server.close()
     finally:
-        board.close()  # flushes the flash image
+        try:
+            board.close()  # flushes the flash image
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
     stats = {"modelled_s": board.clock.now, **dict(board.stats.items())}
     if args.json:
         print(json.dumps({"board": args.board, "stats": stats}, default=str), flush=True)

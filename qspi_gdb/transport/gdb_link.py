@@ -69,10 +69,13 @@ class GdbLink:
         """
         self.gdb.command("-gdb-set tcp auto-retry off")
         self.gdb.command("-gdb-set remotetimeout 10")
-        # After each stop GDB describes the frame; with this it reads the code it looks at from
-        # the ELF it loaded rather than from the target: one remote exchange per stop (the
-        # registers) instead of ~20 small memory reads, each a probe round trip.
-        self.gdb.command("-gdb-set trust-readonly-sections on")
+        # After each stop GDB describes where the core is. Read-only sections come from the ELF
+        # it loaded, not the target; no arguments, no caller frame: then a stop costs GDB the
+        # registers and the thread list, instead of ~25 small reads of code, stack and MSP/PSP,
+        # each a probe round trip (and a network one with a remote server).
+        for setting in ("trust-readonly-sections on", "print frame-arguments none",
+                        "print entry-values no", "backtrace limit 1"):
+            self.gdb.command(f"-gdb-set {setting}")
         if elf is not None:
             try:
                 self.gdb.command(f"-file-exec-and-symbols {mi_quote(str(elf))}")

@@ -1,34 +1,45 @@
-"""Flash benchmark on the virtual boards (`python tests/bench/bench_flash.py`; prints, asserts nothing).
+"""Flash benchmark on the virtual boards, on the honest clock (`python tests/bench/bench_flash.py`;
+prints, asserts nothing).
 
-For 512 KiB and 8 MiB images on each 32 MiB part (IS25WP256 on sim-nrf5340-32mb, MT25QU256A on
-sim-nrf52840-32mb) and the DK part (MX25R6435F on sim-nrf5340dk), through the real OpenOCD and
-gdb-multiarch, it measures:
-- modelled_s: the board's modelled time for the flash job (erase + program + verify), read from
-  the loader's timer (a TIMER peripheral driven by the board clock) before and after;
-- limit_s: the physical lower bound (DESIGN §4), max(SWD payload time, flash work time):
-  payload = programmed bytes / 4 DAP transactions of ~46 adapter cycles each; flash work = the
-  part's typical times (the modelled datasheet values, sim.parts.Timings) for erasing the blocks
-  the plan erases at the cheapest granularity the nRF can issue (per 64 KiB block: one 64 KiB
-  erase or its 4 KiB sectors, whichever is faster; or one chip erase followed by programming
-  that can overlap only what fits in the loader's RAM buffers) + programming every programmed
-  page (JESD216 program time of the bytes in it). QSPI transfer time is not in it;
-- ratio = modelled_s / limit_s; stops_per_mib: loader stop/resume cycles per MiB of image;
-- wall_s: host wall time of the flash job.
-A final case re-flashes the unchanged 512 KiB image (nothing written: limit = reading the image
-once over QSPI for the CRC).
-Writes one JSON object per case to bench.jsonl (keys: case, board, part, image_bytes,
-modelled_s, limit_s, ratio, stops_per_mib, wall_s) and prints a table.
+Each case flashes an image through the real OpenOCD and gdb-multiarch onto a virtual board whose
+modelled clock charges what a real probe pays (`python -m qspi_gdb.sim --probe-profile`, see
+README "Performance"), and writes one JSON object per case x probe profile to bench.jsonl:
+
+- honest_s: the modelled time of the flash job (read flash for skip-unchanged, erase, program,
+  verify), read from the loader's timer (a TIMER peripheral on the board clock);
+- limit_s: the physical lower bound, max(link, flash work): link = the programmed bytes as SWD
+  words (46 clocks each, 54 with the J-Link driver's idle clocks) plus the USB exchanges that
+  driver needs to carry them (a 101-transfer packet each for CMSIS-DAP, a 256-transaction batch
+  for J-Link); flash work = the part's typical times for erasing what the plan erases at the
+  cheapest 4 KiB / 64 KiB granularity (or one chip erase when the image covers the chip) and
+  programming every programmed page. The remote profile has the same probe, so the same limit;
+- ratio = honest_s / limit_s; stops (halts the host asked for), noticed_halts (halts the
+  target made itself: the debugger notices them only at its 100 ms poll), round_trips (USB
+  exchanges of the whole session, connect included), network_exchanges (remote profile: GDB
+  packets that crossed the 10 ms network), bytes_sent (program data moved into target RAM,
+  LZ4 blocks counted packed), wall_s (test-bed wall time of the flash job: not a product
+  figure), pacing_lag_s (modelled time the test bed could not keep up with wall time).
+
+Cases: 512 KiB and 8 MiB random images on each part (IS25WP256 on sim-nrf5340-32mb and
+MT25QU256A on sim-nrf52840-32mb at 32 MHz SCK above 16 MiB; MX25R6435F on sim-nrf5340dk at its
+preset's 8 MHz), an unchanged re-flash of each 512 KiB image, a realistic compressible 4 MiB
+image on MT25QU256A (`images.realistic_image`; raw_swd_s = the SWD time of its uncompressed
+bytes), for the CMSIS-DAP and J-Link profiles; and the remote 10 ms profile for the 512 KiB
+images and the realistic one (vs_local = its honest_s / the CMSIS-DAP honest_s of the case).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import random
+import math
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
+
+import images
 
 from qspi_gdb import log
 from qspi_gdb.connect import Connection, target_options
@@ -38,30 +49,44 @@ from qspi_gdb.inputs import flash_config as flashcfg
 from qspi_gdb.inputs.boards import find_board
 from qspi_gdb.inputs.config_values import cli_layer
 from qspi_gdb.inputs.image import image_from_segments
+from qspi_gdb.sim.nethop import GdbHopProxy
 from qspi_gdb.sim.parts import get_part
-from qspi_gdb.transport.session import open_session
+from qspi_gdb.sim.probe import SWD_CLOCKS, get_profile
+from qspi_gdb.transport.openocd import OpenOcd
+from qspi_gdb.transport.session import TargetOptions, open_session, openocd_script
+from qspi_gdb.transport.virtual_board import VirtualBoardProcess
 
-ADAPTER_HZ = 4_000_000  # the virtual board's default modelled SWD clock
-CYCLES_PER_WORD = 46  # one 32-bit DAP transaction on SWD (DESIGN §4)
-# Cases: (board of inputs.boards, image offset, QSPI SCK the bench asks for; None = the
-# preset's). The 32 MiB boards
-# run at 32 MHz: the nRF52840's fastest SCK (32 MHz / 1), on the nRF5340 192 MHz / 6, and both
-# 1.8 V parts (IS25WP256, MT25QU256A) read quad I/O far above that. The DK part stays at its
-# preset (8 MHz, the DK's setting).
-CASES = (
-    ("sim-nrf5340-32mb", 16 << 20, 32_000_000),  # IS25WP256: image above 16 MiB (4-byte mode)
+MIB = 1 << 20
+LOCAL_PROFILES = ("cmsis-dap-hs", "jlink-ob")
+REMOTE_PROFILE = "remote-10ms"
+# (board of inputs.boards, image offset, QSPI SCK the bench asks for; None = the preset's)
+BOARDS = (
+    ("sim-nrf5340-32mb", 16 << 20, 32_000_000),  # IS25WP256: above 16 MiB (4-byte mode)
     ("sim-nrf52840-32mb", 16 << 20, 32_000_000),  # MT25QU256A
     ("sim-nrf5340dk", 0, None),  # MX25R6435F, the DKs' 8 MiB part
 )
 SIZES = (("512KiB", 512 << 10), ("8MiB", 8 << 20))
+REALISTIC = ("realistic-4MiB", "sim-nrf52840-32mb", 16 << 20, 32_000_000, 4 << 20)
 
 
-def payload_s(n: int) -> float:
-    return (n + 3) // 4 * CYCLES_PER_WORD / ADAPTER_HZ
+# -- the physical limit ---------------------------------------------------------------------
 
-
-def qspi_read_s(n: int, sck_hz: int, lines: int = 4) -> float:
-    return n * 8 / lines / sck_hz
+def link_s(profile_name: str, nbytes: int) -> float:
+    """SWD words of the payload plus the USB exchanges the driver needs to carry them."""
+    p = get_profile(profile_name)
+    words = math.ceil(nbytes / 4)
+    per_word = p.transaction_clocks(True, 0)
+    clocks = words * per_word
+    seconds = 0.0
+    if p.batch:
+        batches = math.ceil(words / p.batch)
+        extra = p.batch_idle_clocks + (SWD_CLOCKS if p.write_check else 0)
+        clocks += batches * extra
+        full, rest = divmod(words, p.batch)
+        seconds += full * p.exchange_s(p.batch * per_word + extra)
+        if rest:
+            seconds += p.exchange_s(rest * per_word + extra)
+    return clocks / p.adapter_hz + seconds
 
 
 def erase_limit_s(timings, blocks: dict[int, int]) -> float:
@@ -77,8 +102,8 @@ def erase_limit_s(timings, blocks: dict[int, int]) -> float:
     return total
 
 
-def flash_work(outcome, part: str, buffered_bytes: int) -> tuple[float, float, float]:
-    """(lower bound of the flash job, erase part, program part) from the part's typical times."""
+def flash_work(outcome, part: str, flash_size: int) -> tuple[float, float, float, bool]:
+    """(lower bound of the flash work, erase part, program part, chip erase used)."""
     timings = get_part(part).timings
     plan = outcome.plan
     blocks: dict[int, int] = {}
@@ -96,110 +121,184 @@ def flash_work(outcome, part: str, buffered_bytes: int) -> tuple[float, float, f
                 program += timings.program_time(n, page)
                 pos += n
     erase = erase_limit_s(timings, blocks)
-    # A chip erase lets the host overlap only what the RAM buffers hold before programming.
-    after_chip = timings.chip_erase_typ + max(
-        program, payload_s(max(0, outcome.bytes_programmed - buffered_bytes)))
-    block_bound = max(erase + program, payload_s(outcome.bytes_programmed))
-    if after_chip < block_bound:
-        return after_chip, timings.chip_erase_typ, program
-    return block_bound, erase, program
+    covers_chip = sum(blocks.values()) * 4096 >= flash_size
+    if covers_chip and timings.chip_erase_typ < erase:
+        return timings.chip_erase_typ + program, timings.chip_erase_typ, program, True
+    return erase + program, erase, program, False
 
+
+# -- one case -------------------------------------------------------------------------------
 
 def _timer_us(programmer: Programmer) -> int:
     header = programmer.client.header
     return header.time_us if header is not None else 0
 
 
-def run_case(case: str, board: str, offset: int, size: int, workdir: Path,
-             *, reflash_of: Path | None = None, sck_hz: int | None = None) -> dict:
-    flash_file = reflash_of or workdir / f"{board}-{case}.flash"
+def _flash(link, preset, image) -> dict:
+    programmer = Programmer(link, chip=preset.chip)
+    cfg = programmer.connect(preset)
+    stats = programmer.client.stats
+    stops0, noticed0 = stats.stops, stats.noticed_halts
+    t0_us, wall0 = _timer_us(programmer), time.monotonic()
+    outcome = programmer.flash(image)
+    wall = time.monotonic() - wall0
+    honest = ((_timer_us(programmer) - t0_us) & 0xFFFFFFFF) / 1e6
+    programmer.close()
+    if outcome.mismatched:
+        raise SystemExit("verify failed")
+    return {"cfg": cfg, "outcome": outcome, "honest": honest, "wall": wall,
+            "stops": stats.stops - stops0, "noticed": stats.noticed_halts - noticed0,
+            "sck": programmer.client.header.sck_hz if programmer.client.header else 0}
+
+
+def run_case(case: str, board: str, offset: int, data: bytes, profile: str, workdir: Path,
+             *, flash_file: Path, sck_hz: int | None = None) -> dict:
     layers = [cli_layer(sck_frequency=sck_hz)] if sck_hz else []
     preset = flashcfg.build_config(board, layers)
-    data = random.Random(f"{board}-{size}").randbytes(size)
     image = image_from_segments([(offset, data)], xip_base=preset.xip_base, path=case)
-    options = target_options(find_board(board), Connection(sim_image=flash_file))
-    with open_session(options) as session:
-        programmer = Programmer(session.link, chip=preset.chip)
-        cfg = programmer.connect(preset)
-        calls0, t0_us, wall0 = programmer.client.stats.calls, _timer_us(programmer), \
-            time.monotonic()
-        outcome = programmer.flash(image)
-        wall = time.monotonic() - wall0
-        stops = programmer.client.stats.calls - calls0
-        modelled = ((_timer_us(programmer) - t0_us) & 0xFFFFFFFF) / 1e6
-        greeting = programmer.client.greeting
-        buffered = sum(b.size for b in greeting.buffers) if greeting else 0
-        sck = programmer.client.header.sck_hz if programmer.client.header else cfg.sck_frequency
-        programmer.close()
-    if outcome.mismatched:
-        raise SystemExit(f"{case} on {board}: verify failed")
-    if outcome.plan.operations:
-        limit, erase_s, program_s = flash_work(outcome, cfg.part, buffered)
-    else:  # nothing to write: reading the image once over QSPI proves it
-        limit, erase_s, program_s = qspi_read_s(size, sck), 0.0, 0.0
+    remote = get_profile(profile).network_rtt_s > 0
+    if not remote:
+        options = replace(target_options(find_board(board), Connection(sim_image=flash_file)),
+                          sim_args=["--probe-profile", profile])
+        with open_session(options) as session:
+            done = _flash(session.link, preset, image)
+        sim_stats = (session.board_process.stats or {}).get("stats", {})
+    else:
+        done, sim_stats = _remote_flash(board, preset, image, profile, workdir, flash_file)
+    outcome, cfg = done["outcome"], done["cfg"]
+    work, erase_s, program_s, chip = flash_work(outcome, cfg.part, cfg.size)
+    payload = link_s(profile, outcome.bytes_programmed)
+    limit = max(work, payload)
     return {
-        "case": case, "board": board, "part": cfg.part, "image_bytes": size,
-        "modelled_s": round(modelled, 4), "limit_s": round(limit, 4),
-        "ratio": round(modelled / limit, 3) if limit else None,
-        "stops_per_mib": round(stops / (size / (1 << 20)), 1),
-        "wall_s": round(wall, 2),
-        "sck_hz": sck, "payload_s": round(payload_s(outcome.bytes_programmed), 4),
-        "erase_limit_s": round(erase_s, 4), "program_limit_s": round(program_s, 4),
+        "case": case, "board": board, "part": cfg.part, "profile": profile,
+        "image_bytes": len(data), "honest_s": round(done["honest"], 4),
+        "limit_s": round(limit, 4), "ratio": round(done["honest"] / limit, 3) if limit else None,
+        "stops": done["stops"], "noticed_halts": done["noticed"],
+        "round_trips": int(sim_stats.get("usb_round_trips", 0)),
+        "network_exchanges": int(sim_stats.get("network_exchanges", 0)),
+        "bytes_programmed": outcome.bytes_programmed, "bytes_sent": outcome.bytes_sent,
+        "compression": round(outcome.bytes_programmed / outcome.bytes_sent, 2)
+        if outcome.bytes_sent else None,
+        "wall_s": round(done["wall"], 2),
+        "pacing_lag_s": round(float(sim_stats.get("pacing_lag_s", 0.0)), 3),
+        "sck_hz": done["sck"], "link_s": round(payload, 4), "erase_limit_s": round(erase_s, 4),
+        "program_limit_s": round(program_s, 4), "chip_erase": chip,
+        "raw_swd_s": round(link_s(profile, len(data)), 4),
     }
 
+
+def _remote_flash(board, preset, image, profile, workdir: Path, flash_file: Path):
+    """The product through --gdb-server: virtual board -> OpenOCD -> a 10 ms network hop
+    (a proxy reporting GDB's packets to the board's clock) -> gdb-multiarch."""
+    hop = workdir / "hop.sock"
+    sim = VirtualBoardProcess(board, image=flash_file, workdir=workdir,
+                              extra_args=["--probe-profile", profile, "--hop-socket", str(hop)])
+    row = find_board(board)
+    with sim:
+        base = TargetOptions(board=board, chip=row.chip, virtual=True)
+        with OpenOcd(openocd_script(base, sim)) as openocd:
+            with GdbHopProxy(openocd.gdb_address, hop, rtt_s=get_profile(profile).network_rtt_s) \
+                    as proxy:
+                options = replace(target_options(row, Connection(gdb_server=proxy.address)))
+                with open_session(options) as session:
+                    done = _flash(session.link, preset, image)
+    return done, (sim.stats or {}).get("stats", {})
+
+
+# -- the matrix -----------------------------------------------------------------------------
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python tests/bench/bench_flash.py",
                                      description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="512 KiB cases only")
+    parser.add_argument("--quick", action="store_true",
+                        help="512 KiB and realistic cases only (no 8 MiB: those take minutes)")
     parser.add_argument("--output", default="bench.jsonl", help="JSON lines file")
-    parser.add_argument("--sck-mhz", type=float, default=None,
-                        help="QSPI SCK for every case (default: per board, see CASES); the CRC "
-                        "passes (skip-unchanged check, verify) read the image over QSPI at it")
     parser.add_argument("--board", action="append", default=None,
                         help="only these boards (repeatable)")
+    parser.add_argument("--profile", action="append", default=None,
+                        help="only these probe profiles (repeatable)")
     parser.add_argument("--size", action="append", default=None, choices=[c for c, _ in SIZES],
-                        help="only these image sizes (repeatable)")
+                        help="only these random image sizes (repeatable)")
+    parser.add_argument("--no-realistic", action="store_true", help="skip the realistic image")
     args = parser.parse_args(argv)
     log.configure(0, json_lines=True, stream=open("/dev/null", "w"))  # the table is the output
     sizes = SIZES[:1] if args.quick else SIZES
     if args.size:
         sizes = tuple(s for s in SIZES if s[0] in args.size)
-    boards = [b for b in CASES if not args.board or b[0] in args.board]
-    forced_sck = int(args.sck_mhz * 1e6) if args.sck_mhz else None
-    rows = []
-    with tempfile.TemporaryDirectory(prefix="qspi-bench-") as tmp:
-        workdir = Path(tmp)
-        for board, offset, sck_hz in boards:
-            for case, size in sizes:
-                try:
-                    rows.append(run_case(case, board, offset, size, workdir,
-                                         sck_hz=forced_sck or sck_hz))
-                except QspiGdbError as exc:  # one failed case still leaves the others' rows
-                    print(f"{case} on {board}: failed: {exc}", flush=True)
-                    continue
-                _print_row(rows[-1], header=len(rows) == 1)
-        if boards and ("512KiB", 512 << 10) in sizes:
-            board, offset, sck_hz = boards[0]
-            rows.append(run_case("512KiB-unchanged", board, offset, 512 << 10, workdir,
-                                 reflash_of=workdir / f"{board}-512KiB.flash",
-                                 sck_hz=forced_sck or sck_hz))
-            _print_row(rows[-1])
-    with open(args.output, "w") as out:
-        for row in rows:
-            out.write(json.dumps(row) + "\n")
-    print(f"wrote {len(rows)} cases to {args.output}")
+    boards = [b for b in BOARDS if not args.board or b[0] in args.board]
+    profiles = [p for p in (*LOCAL_PROFILES, REMOTE_PROFILE)
+                if not args.profile or p in args.profile]
+    rows: list[dict] = []
+    started = time.monotonic()
+    out = open(args.output, "w")
+
+    def record(row: dict) -> None:
+        rows.append(row)
+        out.write(json.dumps(row) + "\n")
+        out.flush()
+        _print_row(row, header=len(rows) == 1)
+
+    def attempt(case, board, offset, data, profile, tmp, flash_file, sck):
+        try:
+            row = run_case(case, board, offset, data, profile, tmp, flash_file=flash_file,
+                           sck_hz=sck)
+        except (QspiGdbError, OSError) as exc:  # one failed case still leaves the others
+            print(f"{case} on {board} ({profile}): failed: {exc}", flush=True)
+            return None
+        local = next((r for r in rows if r["case"] == case and r["board"] == board
+                      and r["profile"] == "cmsis-dap-hs"), None)
+        if local and profile == REMOTE_PROFILE:
+            row["vs_local"] = round(row["honest_s"] / local["honest_s"], 3)
+        if case.endswith("-unchanged"):
+            full = next((r for r in rows if r["case"] == case[:-len("-unchanged")]
+                         and r["board"] == board and r["profile"] == profile), None)
+            if full:
+                row["vs_full"] = round(row["honest_s"] / full["honest_s"], 4)
+        record(row)
+        return row
+
+    with tempfile.TemporaryDirectory(prefix="qspi-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        for profile in profiles:
+            remote = profile == REMOTE_PROFILE
+            for board, offset, sck in boards:
+                for case, size in sizes:
+                    if remote and size > (512 << 10):
+                        continue  # the remote profile: the 512 KiB cases
+                    data = images.random_image(size, f"{board}-{size}")
+                    flash_file = tmp / f"{board}-{case}-{profile}.flash"
+                    attempt(case, board, offset, data, profile, tmp, flash_file, sck)
+                    if size == 512 << 10 and not remote:
+                        attempt(f"{case}-unchanged", board, offset, data, profile, tmp,
+                                flash_file, sck)
+            name, board, offset, sck, size = REALISTIC
+            if not args.no_realistic and any(b[0] == board for b in boards):
+                attempt(name, board, offset, images.realistic_image(size), profile, tmp,
+                        tmp / f"{name}-{profile}.flash", sck)
+    out.close()
+    print(f"wrote {len(rows)} cases to {args.output} in {time.monotonic() - started:.0f} s "
+          "of wall time")
     return 0
 
 
 def _print_row(row: dict, header: bool = False) -> None:
     if header:
-        print(f"{'case':<17} {'board':<18} {'part':<11} {'bytes':>9} {'modelled s':>10} "
-              f"{'limit s':>8} {'ratio':>6} {'stops/MiB':>9} {'wall s':>7} {'SCK MHz':>7}")
-    ratio = "-" if row["ratio"] is None else f"{row['ratio']:.2f}"
-    print(f"{row['case']:<17} {row['board']:<18} {row['part']:<11} {row['image_bytes']:>9} "
-          f"{row['modelled_s']:>10.3f} {row['limit_s']:>8.3f} {ratio:>6} "
-          f"{row['stops_per_mib']:>9.1f} {row['wall_s']:>7.1f} {row['sck_hz'] / 1e6:>7.1f}", flush=True)
+        print(f"{'case':<18} {'board':<18} {'profile':<13} {'honest s':>9} {'limit s':>8} "
+              f"{'ratio':>6} {'stops':>5} {'noticed':>7} {'USB RT':>7} {'sent':>9} "
+              f"{'wall s':>7}  notes")
+    ratio = "-" if row["ratio"] is None else f"{row['ratio']:.3f}"
+    notes = []
+    for key in ("vs_local", "vs_full"):
+        if key in row:
+            notes.append(f"{key} {row[key]}")
+    if row["case"].startswith("realistic"):
+        notes.append(f"raw SWD {row['raw_swd_s']:.3f} s, {row['compression']}:1")
+    if row["chip_erase"]:
+        notes.append("chip erase")
+    print(f"{row['case']:<18} {row['board']:<18} {row['profile']:<13} {row['honest_s']:>9.3f} "
+          f"{row['limit_s']:>8.3f} {ratio:>6} {row['stops']:>5} {row['noticed_halts']:>7} "
+          f"{row['round_trips']:>7} {row['bytes_sent']:>9} {row['wall_s']:>7.1f}  "
+          f"{', '.join(notes)}", flush=True)
 
 
 if __name__ == "__main__":
