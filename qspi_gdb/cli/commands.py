@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 
 from qspi_gdb.cli.options import connection, flash_options, image_spec, target_spec
+from qspi_gdb.cli.report import check_writable, write_layout
 from qspi_gdb.cli.run import run
 from qspi_gdb.connect import opener
 from qspi_gdb.errors import UsageError
@@ -40,12 +41,18 @@ def _add_target_options(parser: argparse.ArgumentParser) -> None:
     conn.add_argument("--openocd-config", metavar="FILE", action="append",
                       help="OpenOCD config file(s) to use instead of --interface + the board's "
                       "target config")
+    conn.add_argument("--dev-id", metavar="SERIAL",
+                      help="serial number of the probe to use when several are attached "
+                      "(OpenOCD `adapter serial`; real probes only)")
     conn.add_argument("--sim-image", metavar="PATH",
                       help="virtual boards: file holding the flash contents (kept between runs)")
     parser.add_argument("--reset", action="store_true",
                         help="reset the target when done (lets the application run)")
     parser.add_argument("--json", action="store_true",
                         help="print one result object on stdout (schema in README)")
+    parser.add_argument("--report", metavar="FILE",
+                        help="write a JUnit XML report for CI (one test case per command; "
+                        "added to FILE when it holds a qspi-gdb report already)")
 
 
 def _add_image_options(parser: argparse.ArgumentParser) -> None:
@@ -54,6 +61,8 @@ def _add_image_options(parser: argparse.ArgumentParser) -> None:
                         ".hex / .elf (their addresses are XIP addresses)")
     parser.add_argument("--addr", "-a", metavar="ADDR",
                         help=".bin address: XIP address (e.g. 0x11E98000) or flash offset")
+    parser.add_argument("--file-type", choices=("bin", "hex", "elf"),
+                        help="the image's format when its name does not say (.bin/.hex/.elf)")
     parser.add_argument("--raw-offsets", action="store_true",
                         help=".hex/.elf addresses are flash offsets, not XIP addresses")
     parser.add_argument("--only-qspi", action="store_true",
@@ -84,6 +93,9 @@ def register(subparsers) -> None:
                        help="erase the whole chip first (bytes outside the image are lost)")
     flash.add_argument("--dry-run", action="store_true",
                        help="print the plan; connect to nothing, write nothing")
+    flash.add_argument("--layout", metavar="FILE.svg",
+                       help="draw the plan (with --dry-run) or what was done as an SVG picture "
+                       "of the flash")
     _add_target_options(flash)
     flash.set_defaults(func=run_flash)
 
@@ -134,10 +146,14 @@ def register(subparsers) -> None:
 
 def run_flash(args: argparse.Namespace) -> int:
     def body(progress, result):
+        if args.layout:
+            check_writable(args.layout, "--layout")
         plan = jobs.flash(target_spec(args), image_spec(args), flash_options(args),
                           opener(connection(args)), progress, result)
         if result.dry_run and not args.json:
             print(render_plan(plan), flush=True)
+        if args.layout:
+            write_layout(args.layout, plan, done=not result.dry_run)
 
     return run(args, "flash", body)
 

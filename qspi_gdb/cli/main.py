@@ -112,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         raise SystemExit(EXIT_USAGE) from None  # as argparse itself exits
     log.configure(args.verbose)
+    args.command_line = ["qspi-gdb", *argv]  # names the test case of --report
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return EXIT_USAGE

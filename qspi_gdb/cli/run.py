@@ -5,13 +5,15 @@ failure) and prints the result. Errors are re-raised typed for `qspi_gdb.cli.mai
 
 from __future__ import annotations
 
+import shlex
 import signal
 import sys
 import time
 from contextlib import contextmanager
 from typing import Callable
 
-from qspi_gdb.cli.output import ProgressView, print_result
+from qspi_gdb.cli.output import ProgressView, print_result, summary_line
+from qspi_gdb.cli.report import check_report, write_report
 from qspi_gdb.errors import (
     EXIT_INTERNAL,
     EXIT_INTERRUPTED,
@@ -56,12 +58,22 @@ def _record_failure(args, result: Result, started: float, message: str, exit_cod
     result.seconds = round(time.monotonic() - started, 3)
     if args.json:
         print_result(result, as_json=True)
+    _report(args, result)
+
+
+def _report(args, result: Result) -> None:
+    """--report FILE: this command as one JUnit test case (its failure with the error text)."""
+    if getattr(args, "report", None):
+        name = shlex.join(getattr(args, "command_line", None) or [result.command])
+        write_report(args.report, result, name, summary_line(result) if result.ok else "")
 
 
 def run(args, command: str, body: Callable[[ProgressView, Result], None]) -> int:
     """Run body(progress, result) and render the result; errors are re-raised typed."""
     started = time.monotonic()
     result = Result(command=command, board=getattr(args, "board", None))
+    if getattr(args, "report", None):
+        check_report(args.report)  # refused before anything starts
     progress = ProgressView(sys.stderr)
     try:
         with _terminate_as_interrupt():
@@ -83,6 +95,7 @@ def run(args, command: str, body: Callable[[ProgressView, Result], None]) -> int
     result.seconds = round(time.monotonic() - started, 3)
     result.phase_seconds = progress.phase_seconds
     print_result(result, as_json=args.json)
+    _report(args, result)
     if result.verify == "mismatch":
         return EXIT_VERIFY
     return EXIT_OK

@@ -36,6 +36,7 @@ class TargetOptions:
     interface: str | None = None
     openocd_config: Sequence[str] | None = None
     sim_image: str | os.PathLike | None = None
+    dev_id: str | None = None  # probe serial number: OpenOCD `adapter serial` (real probes only)
     sim_args: Sequence[str] = ()
     adapter_khz: int = 4000
     # A wait on a running loader: deadline = max(floor, scale * the target-time timeout).
@@ -58,17 +59,34 @@ def check_gdb_server(text: str) -> str:
     return text
 
 
+def check_dev_id(options: TargetOptions) -> None:
+    """--dev-id picks one of several real probes; there is no probe to pick on a virtual board
+    or behind a GDB server someone else runs."""
+    if options.dev_id is None:
+        return
+    if not options.dev_id or any(c.isspace() or c in "{}[]\"$;" for c in options.dev_id):
+        raise UsageError(f"--dev-id {options.dev_id!r}: expected a probe serial number")
+    if options.gdb_server:
+        raise UsageError("--dev-id selects the probe of an OpenOCD we start; with --gdb-server "
+                         "the server chooses its probe")
+    if options.virtual and not options.openocd_config:
+        raise UsageError(f"--dev-id selects a real probe; the virtual board {options.board} "
+                         "has none")
+
+
 def openocd_script(options: TargetOptions, sim: VirtualBoardProcess | None) -> list[tuple[str, str]]:
     """The -f/-c steps for OpenOCD (after our base commands) for these options."""
+    # `adapter serial` is a generic adapter setting (any driver, any time before `init`).
+    serial = [("c", f"adapter serial {options.dev_id}")] if options.dev_id else []
     if options.openocd_config:
-        return [("f", str(path)) for path in options.openocd_config]
+        return [*(("f", str(path)) for path in options.openocd_config), *serial]
     target = ("f", f"target/{options.chip}.cfg")
     if sim is not None:
         return [*sim.openocd_script(), target]
     if options.interface in (None, "jlink") and options.board in ("nrf52840dk", "nrf5340dk"):
-        return [("f", f"board/{options.board}.cfg")]
+        return [("f", f"board/{options.board}.cfg"), *serial]
     interface = options.interface or "jlink"
-    script = [("f", interface_config(interface))]
+    script = [("f", interface_config(interface)), *serial]
     if interface != "sim":
         script.append(("c", "transport select swd"))
     script.append(("c", f"adapter speed {options.adapter_khz}"))
@@ -78,6 +96,7 @@ def openocd_script(options: TargetOptions, sim: VirtualBoardProcess | None) -> l
 @contextmanager
 def open_session(options: TargetOptions, *, elf: str | os.PathLike | None = None) -> Iterator[Session]:
     """Start what the options need, connect GDB, halt the core; stop everything at the end."""
+    check_dev_id(options)
     stack = ExitStack()
     try:
         openocd: OpenOcd | None = None
