@@ -24,6 +24,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
+from qspi_gdb import log
 from qspi_gdb.connect import Connection, opener
 from qspi_gdb.errors import QspiGdbError, UsageError
 from qspi_gdb.flash import jobs
@@ -56,6 +57,7 @@ class Target:
                  openocd_config: list[str | os.PathLike] | None = None,
                  dev_id: str | None = None, sim_image: str | os.PathLike | None = None,
                  open_target: OpenTarget | None = None):
+        log.configure_unless_configured()
         self.spec = TargetSpec(board=board, config_file=config, jedec_id=jedec_id,
                                loader=loader, reset=reset)
         self.connection = Connection(gdb_server=gdb_server, interface=interface,

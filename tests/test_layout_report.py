@@ -12,16 +12,22 @@ import zlib
 from pathlib import Path
 
 import pytest
+from readme_examples import readme_example
 
 from qspi_gdb.cli.main import main
 from qspi_gdb.flash.plan import image_checks, plan
-from qspi_gdb.flash.plan_svg import STATES, SVG_NS, render_svg, sector_states, touched_region
+from qspi_gdb.flash.plan_svg import (
+    STATES,
+    SVG_NS,
+    render_svg,
+    sector_states,
+    touched_region,
+)
 from qspi_gdb.inputs.detect import apply_chip
 from qspi_gdb.inputs.flash_config import build_config
 from qspi_gdb.inputs.image import image_from_segments
 from qspi_gdb.inputs.parts import IS25WP256_SFDP
 from qspi_gdb.inputs.sfdp_decode import parse_sfdp
-from readme_examples import readme_example
 
 IS25 = apply_chip(build_config("sim-nrf5340-32mb"), jedec_id=bytes.fromhex("9D7019"),
                   sfdp=parse_sfdp(IS25WP256_SFDP))
