@@ -36,6 +36,7 @@ class Connection:
     openocd_config: Sequence[str | os.PathLike] | None = None  # instead of interface + target
     sim_image: str | os.PathLike | None = None  # virtual boards: the flash contents file
     dev_id: str | None = None  # the probe's serial number (OpenOCD `adapter serial`)
+    usb_location: str | None = None  # the probe's USB path, e.g. 1-1.2 (`adapter usb location`)
 
 
 def target_options(board: Board, connection: Connection) -> TargetOptions:
@@ -43,7 +44,7 @@ def target_options(board: Board, connection: Connection) -> TargetOptions:
         board=board.name, chip=board.chip, virtual=board.virtual,
         gdb_server=connection.gdb_server, interface=connection.interface,
         openocd_config=connection.openocd_config, sim_image=connection.sim_image,
-        dev_id=connection.dev_id,
+        dev_id=connection.dev_id, usb_location=connection.usb_location,
         **(VIRTUAL_BOARD_WAIT if board.virtual else REAL_BOARD_WAIT),
     )
 

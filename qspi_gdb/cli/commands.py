@@ -44,6 +44,9 @@ def _add_target_options(parser: argparse.ArgumentParser) -> None:
     conn.add_argument("--dev-id", metavar="SERIAL",
                       help="serial number of the probe to use when several are attached "
                       "(OpenOCD `adapter serial`; real probes only)")
+    conn.add_argument("--usb-location", metavar="PATH",
+                      help="USB path of the probe to use, e.g. 1-1.2 (OpenOCD `adapter usb "
+                      "location`; real probes only)")
     conn.add_argument("--sim-image", metavar="PATH",
                       help="virtual boards: file holding the flash contents (kept between runs)")
     parser.add_argument("--reset", action="store_true",

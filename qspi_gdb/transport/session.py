@@ -37,6 +37,7 @@ class TargetOptions:
     openocd_config: Sequence[str] | None = None
     sim_image: str | os.PathLike | None = None
     dev_id: str | None = None  # probe serial number: OpenOCD `adapter serial` (real probes only)
+    usb_location: str | None = None  # probe USB path: OpenOCD `adapter usb location`
     sim_args: Sequence[str] = ()
     adapter_khz: int = 4000
     # A wait on a running loader: deadline = max(floor, scale * the target-time timeout).
@@ -59,25 +60,33 @@ def check_gdb_server(text: str) -> str:
     return text
 
 
-def check_dev_id(options: TargetOptions) -> None:
-    """--dev-id picks one of several real probes; there is no probe to pick on a virtual board
-    or behind a GDB server someone else runs."""
-    if options.dev_id is None:
-        return
-    if not options.dev_id or any(c.isspace() or c in "{}[]\"$;" for c in options.dev_id):
-        raise UsageError(f"--dev-id {options.dev_id!r}: expected a probe serial number")
-    if options.gdb_server:
-        raise UsageError("--dev-id selects the probe of an OpenOCD we start; with --gdb-server "
-                         "the server chooses its probe")
-    if options.virtual and not options.openocd_config:
-        raise UsageError(f"--dev-id selects a real probe; the virtual board {options.board} "
-                         "has none")
+def check_probe_selection(options: TargetOptions) -> None:
+    """--dev-id / --usb-location pick one of several real probes; there is no probe to pick on
+    a virtual board or behind a GDB server someone else runs."""
+    for option, value in (("--dev-id", options.dev_id), ("--usb-location", options.usb_location)):
+        if value is None:
+            continue
+        if not value or any(c.isspace() or c in '{}[]"$;\\' for c in value):  # Tcl specials
+            raise UsageError(f"{option} {value!r}: expected a probe serial number or USB path")
+        if options.gdb_server:
+            raise UsageError(f"{option} selects the probe of an OpenOCD we start; with "
+                             "--gdb-server the server chooses its probe")
+        if options.virtual and not options.openocd_config:
+            raise UsageError(f"{option} selects a real probe; the virtual board "
+                             f"{options.board} has none")
+
+
+def _probe_selection(options: TargetOptions) -> list[tuple[str, str]]:
+    # generic adapter settings: any driver, any time before `init`
+    steps = [("c", f"adapter serial {options.dev_id}")] if options.dev_id else []
+    if options.usb_location:
+        steps.append(("c", f"adapter usb location {options.usb_location}"))
+    return steps
 
 
 def openocd_script(options: TargetOptions, sim: VirtualBoardProcess | None) -> list[tuple[str, str]]:
     """The -f/-c steps for OpenOCD (after our base commands) for these options."""
-    # `adapter serial` is a generic adapter setting (any driver, any time before `init`).
-    serial = [("c", f"adapter serial {options.dev_id}")] if options.dev_id else []
+    serial = _probe_selection(options)
     if options.openocd_config:
         return [*(("f", str(path)) for path in options.openocd_config), *serial]
     target = ("f", f"target/{options.chip}.cfg")
@@ -96,7 +105,7 @@ def openocd_script(options: TargetOptions, sim: VirtualBoardProcess | None) -> l
 @contextmanager
 def open_session(options: TargetOptions, *, elf: str | os.PathLike | None = None) -> Iterator[Session]:
     """Start what the options need, connect GDB, halt the core; stop everything at the end."""
-    check_dev_id(options)
+    check_probe_selection(options)
     stack = ExitStack()
     try:
         openocd: OpenOcd | None = None
