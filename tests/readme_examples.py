@@ -20,16 +20,18 @@ def readme_example(heading: str, language: str, index: int = 0) -> str:
             break
     if start is None:
         raise LookupError(f"README has no section {heading!r}")
-    blocks, block = [], None
+    blocks, block, fenced = [], None, False
     for line in lines[start:]:
         match = re.match(r"^(#+) ", line)
-        if block is None and match and len(match.group(1)) <= level:
+        if not fenced and match and len(match.group(1)) <= level:
             break
-        if block is None and line.strip() == f"```{language}":
-            block = []
-        elif block is not None and line.strip() == "```":
-            blocks.append("\n".join(block) + "\n")
-            block = None
+        if line.strip().startswith("```"):
+            if not fenced and line.strip() == f"```{language}":
+                block = []
+            elif fenced and block is not None:
+                blocks.append("\n".join(block) + "\n")
+                block = None
+            fenced = not fenced
         elif block is not None:
             block.append(line)
     if len(blocks) <= index:

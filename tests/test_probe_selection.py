@@ -11,7 +11,11 @@ import pytest
 
 from qspi_gdb.errors import UsageError
 from qspi_gdb.transport.openocd import openocd_cfg_dir
-from qspi_gdb.transport.session import TargetOptions, check_probe_selection, openocd_script
+from qspi_gdb.transport.session import (
+    TargetOptions,
+    check_probe_selection,
+    openocd_script,
+)
 
 DK = TargetOptions(board="nrf5340dk", chip="nrf5340", virtual=False, dev_id="000683000000")
 
