@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 
+from qspi_gdb.cli import gdb_script
 from qspi_gdb.cli.options import connection, flash_options, image_spec, target_spec
 from qspi_gdb.cli.report import check_writable, write_layout
 from qspi_gdb.cli.run import run
@@ -141,6 +142,7 @@ def register(subparsers) -> None:
     _add_target_options(info)
     info.set_defaults(func=run_info)
 
+    gdb_script.register(subparsers)
     subparsers.add_parser(
         "sim", help="run a virtual board (remote_bitbang server for OpenOCD)", add_help=False,
         description="Run a virtual nRF board; 'qspi-gdb sim --help' shows its options.")
