@@ -109,7 +109,7 @@ class Target:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def opener(self) -> OpenTarget:
+    def link_opener(self) -> OpenTarget:
         """What the jobs call to reach the target: the open link (kept open), or a one-call
         connection when the Target is not open."""
         if self._link is None:
@@ -146,13 +146,13 @@ def _run(command: str, target: Target, progress: ProgressSink | None,
     clock = _PhaseClock(progress)
     started = time.monotonic()
     try:
-        body(target.opener(), clock, result)
+        body(target.link_opener(), clock, result)
     except QspiGdbError as exc:
         result.ok = False
         result.error = {"message": str(exc), "exit_code": exc.exit_code}
         result.seconds = round(time.monotonic() - started, 3)
         result.phase_seconds = clock.seconds
-        exc.result = result
+        exc.result = result  # the caller sees what was done before the failure
         raise
     result.seconds = round(time.monotonic() - started, 3)
     result.phase_seconds = clock.seconds

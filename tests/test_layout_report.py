@@ -166,3 +166,13 @@ def test_readme_reports_example_runs(tmp_path):
     image = (tmp_path / "zephyr.recovery.bin").read_bytes()
     flash = (tmp_path / "flash.img").read_bytes()
     assert zlib.crc32(flash[0x1E98000:0x1E98000 + len(image)]) == zlib.crc32(image)
+
+
+def test_a_refused_command_line_is_a_failed_test_case_too(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as refused:
+        main(["flash", "--board", "sim-nrf5340dk", "--bogus", "--report", "junit.xml"])
+    assert refused.value.code == 2
+    (case,) = _cases(tmp_path / "junit.xml")
+    assert case.get("classname") == "qspi-gdb.flash"
+    assert "arguments are required: IMAGE" in case.find("failure").get("message")

@@ -10,12 +10,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
 
 from qspi_gdb import __version__, log
 from qspi_gdb.cli import commands, demo
+from qspi_gdb.cli.report import report_in, write_report
 from qspi_gdb.cli.run import internal_error_text
 from qspi_gdb.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, QspiGdbError
 from qspi_gdb.flash.result import Result
@@ -105,7 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     except ArgumentError as exc:
         command = next((a for a in argv if a in parser.commands), "")
         if "--json" in argv:  # the result object is promised on every failure
-            print(json.dumps(_usage_failure(command, exc.message)), flush=True)
+            print(json.dumps(_usage_failure(command, exc.message).to_json()), flush=True)
+        _report_refusal(argv, command, exc.message)
         # Unknown options are found by the top-level parser; the help to read is the command's.
         prog = f"{exc.prog} {command}" if exc.prog == parser.prog and command else exc.prog
         print(f"{exc.prog}: {_red('error:')} {exc.message} (see '{prog} --help')",
@@ -139,7 +142,17 @@ def _red(text: str) -> str:
     return text
 
 
-def _usage_failure(command: str, message: str) -> dict:
+def _usage_failure(command: str, message: str) -> Result:
     result = Result(command=command)
     result.error = {"message": message, "exit_code": EXIT_USAGE}
-    return result.to_json()
+    return result
+
+
+def _report_refusal(argv: list[str], command: str, message: str) -> None:
+    """--report FILE on a refused command line: the refusal as a failed test case."""
+    path = report_in(argv)
+    if path:
+        try:
+            write_report(path, _usage_failure(command, message), shlex.join(["qspi-gdb", *argv]))
+        except (QspiGdbError, OSError):
+            pass  # the refusal itself is what the user must see

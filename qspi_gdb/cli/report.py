@@ -51,6 +51,16 @@ def _existing_suites(path: Path) -> ET.Element | None:
     return root
 
 
+def report_in(argv: list[str]) -> str | None:
+    """The --report FILE of a command line argparse refused (its report is promised too)."""
+    for i, arg in enumerate(argv):
+        if arg == "--report" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--report="):
+            return arg.split("=", 1)[1]
+    return None
+
+
 def check_report(path: str | os.PathLike) -> Path:
     where = check_writable(path, "--report")
     _existing_suites(where)
