@@ -12,7 +12,7 @@ import argparse
 
 from qspi_gdb.cli import gdb_script
 from qspi_gdb.cli.options import connection, flash_options, image_spec, target_spec
-from qspi_gdb.cli.report import check_writable, write_layout
+from qspi_gdb.cli.report import write_layout
 from qspi_gdb.cli.run import run
 from qspi_gdb.connect import opener
 from qspi_gdb.errors import UsageError
@@ -152,7 +152,7 @@ def register(subparsers) -> None:
 def run_flash(args: argparse.Namespace) -> int:
     def body(progress, result):
         if args.layout:
-            check_writable(args.layout, "--layout")
+            jobs.check_output_file(args.layout, "--layout")
         plan = jobs.flash(target_spec(args), image_spec(args), flash_options(args),
                           opener(connection(args)), progress, result)
         if result.dry_run and not args.json:

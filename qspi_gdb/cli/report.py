@@ -17,24 +17,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from qspi_gdb.errors import UsageError
+from qspi_gdb.flash.jobs import check_output_file
 from qspi_gdb.flash.plan import Plan
 from qspi_gdb.flash.plan_svg import render_svg
 from qspi_gdb.flash.result import Result
 
 SUITE = "qspi-gdb"
-
-
-def check_writable(path: str | os.PathLike, option: str) -> Path:
-    """Refuse before connecting a FILE that cannot be written (as `read -o` does)."""
-    where = Path(path)
-    if where.is_dir():
-        raise UsageError(f"{option} {path}: is a directory (name a file)")
-    parent = where.absolute().parent
-    if not parent.is_dir():
-        raise UsageError(f"{option} {path}: no such directory {parent}")
-    if not os.access(parent, os.W_OK):
-        raise UsageError(f"{option} {path}: directory {parent} is not writable")
-    return where
 
 
 def _existing_suites(path: Path) -> ET.Element | None:
@@ -62,7 +50,7 @@ def report_in(argv: list[str]) -> str | None:
 
 
 def check_report(path: str | os.PathLike) -> Path:
-    where = check_writable(path, "--report")
+    where = check_output_file(path, "--report")
     _existing_suites(where)
     return where
 
