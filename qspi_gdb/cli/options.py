@@ -26,4 +26,5 @@ def flash_options(args: argparse.Namespace) -> FlashOptions:
 
 def connection(args: argparse.Namespace) -> Connection:
     return Connection(gdb_server=args.gdb_server, interface=args.interface,
-                      openocd_config=args.openocd_config, sim_image=args.sim_image)
+                      openocd_config=args.openocd_config, sim_image=args.sim_image,
+                      serial=args.serial, wait_lock_s=args.wait_lock)
