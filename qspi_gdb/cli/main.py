@@ -11,7 +11,6 @@ import argparse
 import json
 import os
 import signal
-import subprocess
 import sys
 
 from qspi_gdb import __version__, log
@@ -20,6 +19,7 @@ from qspi_gdb.cli.output import StdoutLost, write_stdout
 from qspi_gdb.cli.run import internal_error_text
 from qspi_gdb.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, QspiGdbError
 from qspi_gdb.flash.result import Result
+from qspi_gdb.transport.procgroup import spawn
 
 TOP_LEVEL_OPTIONS = ("-v", "--verbose", "-vv", "-vvv")
 
@@ -80,8 +80,9 @@ def _sim_arguments(argv: list[str]) -> list[str] | None:
 
 def run_sim(arguments: list[str]) -> int:
     """`qspi-gdb sim ...`: the virtual board's program as a child in our process group, so a
-    terminal's Ctrl-C reaches it directly; we wait for it and pass its exit code on."""
-    with subprocess.Popen([sys.executable, "-m", "qspi_gdb.sim", *arguments]) as child:
+    terminal's Ctrl-C reaches it directly, and dying with us; we wait for it and pass its exit
+    code on."""
+    with spawn([sys.executable, "-m", "qspi_gdb.sim", *arguments], new_session=False) as child:
         forward = {sig: signal.signal(sig, lambda signum, _frame: child.send_signal(signum))
                    for sig in (signal.SIGTERM, signal.SIGHUP)}
         try:

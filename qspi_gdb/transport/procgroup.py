@@ -14,15 +14,15 @@ from typing import Callable, Sequence
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
-def spawn(argv: Sequence[str], **popen_kwargs) -> subprocess.Popen:
-    """Popen in a new session whose process dies with ours.
+def spawn(argv: Sequence[str], *, new_session: bool = True, **popen_kwargs) -> subprocess.Popen:
+    """Popen (in a new session unless new_session=False) whose process dies with ours.
 
     Linux's parent-death signal (prctl PR_SET_PDEATHSIG), armed in the child before it execs
     the program, sends it SIGKILL when the thread that forked it ends: call this from the
     thread that lives as long as the child is needed (the command line's main thread). Foreign
     programs (OpenOCD, gdb) need no help of their own for it.
     """
-    return subprocess.Popen(list(argv), start_new_session=True,
+    return subprocess.Popen(list(argv), start_new_session=new_session,
                             preexec_fn=_parent_death_hook(), **popen_kwargs)
 
 
