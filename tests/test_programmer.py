@@ -152,9 +152,7 @@ def test_a_phase_that_fails_emits_phase_failed_and_not_finished(rig, monkeypatch
     def broken_write(*_args, **_kwargs):
         raise TargetError("the probe went away")
 
-    from qspi_gdb.flash import programmer as programmer_mod
-
-    monkeypatch.setattr(programmer_mod, "stream", broken_write)
+    monkeypatch.setattr(rig.programmer.client, "write", broken_write)
     rig.events.clear()
     with pytest.raises(TargetError):
         rig.programmer.flash(rig.image((0x200000, b"\x5a" * 4096)), force=True)

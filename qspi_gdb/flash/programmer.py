@@ -44,7 +44,7 @@ from qspi_gdb.loader import loader_elf as packaged_loader
 from qspi_gdb.loader import mailbox as mb
 from qspi_gdb.loader.client import LoaderClient
 from qspi_gdb.loader.config import loader_config, probe_config
-from qspi_gdb.loader.pipeline import EraseStep, ProgramStep, stream
+from qspi_gdb.loader.pipeline import EraseStep, ProgramStep
 
 _log = log.get_logger(__name__)
 
@@ -276,7 +276,7 @@ class Programmer:
 
             self.flash_touched = True
             try:
-                stream(self.client, steps, progress=on_program, erased=on_erase)
+                self.client.write(steps, progress=on_program, erased=on_erase)
             except BaseException as exc:
                 erasing.fail(exc)
                 programming.fail(exc)
@@ -341,8 +341,8 @@ class Programmer:
         """Erase runs of whole erase units (`rules.erase_runs`), one after the other."""
         self.flash_touched = True
         with _phase(self.progress, ERASING, sum(run.length for run in runs)) as erasing:
-            stream(self.client, [EraseStep(run.offset, run.length, run.block) for run in runs],
-                   erased=self._counting_erase(erasing))
+            self.client.write([EraseStep(run.offset, run.length, run.block) for run in runs],
+                              erased=self._counting_erase(erasing))
         self.flash_written = True
 
     def erase_chip(self) -> None:
@@ -350,7 +350,7 @@ class Programmer:
         cfg = self._config()
         self.flash_touched = True
         with _phase(self.progress, ERASING, cfg.size) as erasing:
-            stream(self.client, [EraseStep(0, cfg.size, 0)], erased=self._counting_erase(erasing))
+            self.client.write([EraseStep(0, cfg.size, 0)], erased=self._counting_erase(erasing))
         self.flash_written = True
 
     def _counting_erase(self, phase: _Phase) -> Callable[[int, int], None]:
