@@ -160,6 +160,16 @@ def test_a_watched_process_that_ends_fails_the_wait_at_once(fake_gdb):
         fake_gdb.command("-stray")
 
 
+def test_the_process_the_others_depend_on_is_named_when_both_end(fake_gdb):
+    """A killed virtual board takes OpenOCD along, and OpenOCD's exit may be seen first."""
+    board_seen_ended_at = time.monotonic() + 0.2
+    fake_gdb.watch("the virtual board", lambda: -9 if time.monotonic() > board_seen_ended_at
+                   else None)
+    fake_gdb.watch("OpenOCD", lambda: -6)
+    with pytest.raises(ConnectionLost, match=r"^the virtual board exited \(killed by SIGKILL\)$"):
+        fake_gdb.command("-stray")
+
+
 def test_missing_program_is_a_target_error():
     with pytest.raises(GdbExited, match="cannot start"):
         GdbMi(program="/nonexistent/gdb").start()

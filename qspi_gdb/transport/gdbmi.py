@@ -50,6 +50,7 @@ WATCH_INTERVAL_S = 0.1
 # says the remote connection is gone.
 _ERROR_SETTLE_S = 0.1
 _DEATH_SETTLE_S = 0.5
+_CAUSE_SETTLE_S = 0.5
 _MAX_MESSAGE = 240  # characters of a GDB message in our one-line errors
 
 
@@ -247,18 +248,31 @@ class GdbMi:
 
     def check_watched(self, settle_s: float = 0.0) -> None:
         """Raise ConnectionLost when a watched process has ended (waiting up to settle_s for
-        one to be seen ended)."""
+        one to be seen ended). When a later one ended, an earlier one it depends on is given a
+        moment to be seen ended too: a killed board takes its OpenOCD along, and the board is
+        the news (its exit status comes a little after its socket closes)."""
         deadline = time.monotonic() + settle_s
         while True:
-            for name, status, detail in self._watched:
-                code = status()
-                if code is not None:
-                    extra = short_text(detail() or "", 160)
-                    raise ConnectionLost(f"{name} exited ({exit_text(code)})"
-                                         + (f": {extra}" if extra else ""))
+            ended = self._first_ended()
+            if ended is not None:
+                if ended > 0:
+                    cause_deadline = time.monotonic() + _CAUSE_SETTLE_S
+                    while time.monotonic() < cause_deadline and self._first_ended(ended) is None:
+                        time.sleep(0.02)
+                    cause = self._first_ended(ended)
+                    ended = ended if cause is None else cause
+                name, status, detail = self._watched[ended]
+                extra = short_text(detail() or "", 160)
+                raise ConnectionLost(f"{name} exited ({exit_text(status())})"
+                                     + (f": {extra}" if extra else ""))
             if time.monotonic() >= deadline:
                 return
             time.sleep(0.05)
+
+    def _first_ended(self, before: int | None = None) -> int | None:
+        """Index of the first watched process (of the first `before`) that has ended."""
+        watched = self._watched if before is None else self._watched[:before]
+        return next((i for i, (_, status, _) in enumerate(watched) if status() is not None), None)
 
     # -- requests ----------------------------------------------------------------------------
 
