@@ -139,15 +139,15 @@ def _programmer(target: TargetSpec, cfg: FlashConfig, open_target: OpenTarget,
             try:
                 yield programmer
             except BaseException as exc:
-                if connection_lost(exc) is None:  # nobody to ask once a process is gone
+                if _connection_lost(exc) is None:  # nobody to ask once a process is gone
                     _close_quietly(programmer)  # restore the chip's address mode on errors too
                 raise
             programmer.close()
             if target.reset:
                 link.reset(halt=False)
         except QspiGdbError as exc:
-            lost = connection_lost(exc)
-            state = "" if isinstance(exc, VerifyError) else flash_state(programmer, result)
+            lost = _connection_lost(exc)
+            state = "" if isinstance(exc, VerifyError) else _flash_state(programmer, result)
             if not state and lost in (None, exc):
                 raise
             # a refusal after erasing/programming began is no longer "nothing written"; a
@@ -159,7 +159,7 @@ def _programmer(target: TargetSpec, cfg: FlashConfig, open_target: OpenTarget,
             _fill_work(result, programmer.work)
 
 
-def connection_lost(exc: BaseException) -> ConnectionLost | None:
+def _connection_lost(exc: BaseException) -> ConnectionLost | None:
     """The ConnectionLost behind exc (itself, or what it was raised from), if any."""
     seen = set()
     while exc is not None and id(exc) not in seen:
@@ -170,7 +170,7 @@ def connection_lost(exc: BaseException) -> ConnectionLost | None:
     return None
 
 
-def flash_state(programmer: Programmer, result: Result) -> str:
+def _flash_state(programmer: Programmer, result: Result) -> str:
     """What a failure leaves in the flash range, for its message ("" when nothing was
     touched): partly written, or written (and verified or not) when the failure came later."""
     if not programmer.flash_touched:
