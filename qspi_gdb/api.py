@@ -45,8 +45,8 @@ class Target:
     board: a preset (`nrf5340dk`, `sim-nrf5340-32mb`, ...), or None when `config` names it.
     config: nrfutil ext-mem JSON, nrfjprog ini or TOML. jedec_id: the flash you expect.
     loader: a loader ELF built elsewhere. reset: reset the target after each command.
-    gdb_server / interface / openocd_config / dev_id / usb_location / sim_image: how to
-    connect (README).
+    gdb_server / interface / openocd_config / serial / usb_location / sim_image: how to
+    connect (README); wait_lock_s: wait for a probe or flash file another qspi-gdb uses.
     open_target: a different way to open the link (an `OpenTarget`, e.g. an existing GDB
     session's); by default OpenOCD or the virtual board is started.
     """
@@ -56,15 +56,16 @@ class Target:
                  reset: bool = False, gdb_server: str | None = None,
                  interface: str | None = None,
                  openocd_config: list[str | os.PathLike] | None = None,
-                 dev_id: str | None = None, usb_location: str | None = None,
-                 sim_image: str | os.PathLike | None = None,
+                 serial: str | None = None, usb_location: str | None = None,
+                 wait_lock_s: float | None = None, sim_image: str | os.PathLike | None = None,
                  open_target: OpenTarget | None = None):
         log.configure_unless_configured()
         self.spec = TargetSpec(board=board, config_file=config, jedec_id=jedec_id,
                                loader=loader, reset=reset)
         self.connection = Connection(gdb_server=gdb_server, interface=interface,
                                      openocd_config=openocd_config, sim_image=sim_image,
-                                     dev_id=dev_id, usb_location=usb_location)
+                                     serial=serial, usb_location=usb_location,
+                                     wait_lock_s=wait_lock_s)
         self._open_target = open_target or opener(self.connection)
         self._stack: ExitStack | None = None
         self._link: TargetLink | None = None

@@ -32,3 +32,8 @@ class VerifyError(QspiGdbError):
     """The flash does not hold what was written."""
 
     exit_code = EXIT_VERIFY
+
+
+class ConnectionLost(TargetError):
+    """A process on the way to the target (OpenOCD, a virtual board, gdb-multiarch) has ended:
+    nothing more can be asked of the target in this session."""

@@ -149,7 +149,7 @@ except UsageError as error:
 
 def test_driver_command_for_a_farm_usb_probe(tmp_path):
     """A NetworkUSBDebugger of an exporter on this host: the tool runs here and the probe is
-    chosen by its USB path (or by dev_id); a .bin gets its address."""
+    chosen by its USB path (or by its serial); a .bin gets its address."""
     target = Target("dk")
     NetworkUSBDebugger(target, name=None, host="127.0.0.1", busnum=1, devnum=4, path="1-1.2",
                        vendor_id=0x1366, model_id=0x1015)
@@ -160,9 +160,9 @@ def test_driver_command_for_a_farm_usb_probe(tmp_path):
     assert argv == ["qspi-gdb", "flash", str(tmp_path / "app.bin"), "--addr", "0x11E98000",
                     "--board", "nrf5340dk", "--usb-location", "1-1.2", "--interface", "jlink",
                     "--chip-erase", "--reset", "--json"]
-    driver.dev_id = "000683000000"
+    driver.serial = "000683000000"
     argv = driver.command(str(tmp_path / "app.bin"), reset=False, verify=False)
-    assert "--dev-id" in argv and "--usb-location" not in argv
+    assert "--serial" in argv and "--usb-location" not in argv
     assert "--reset" not in argv and "--no-verify" in argv
 
 

@@ -47,7 +47,7 @@ def test_zephyr_flags_become_one_request():
                                    erase=True, reset=False, only_qspi=True)
     assert request.argv() == [
         "qspi-gdb", "flash", "merged.hex", "--file-type", "hex", "--board", "nrf5340dk",
-        "--config", "ext.json", "--dev-id", "000683000000", "--chip-erase", "--only-qspi",
+        "--config", "ext.json", "--serial", "000683000000", "--chip-erase", "--only-qspi",
         "--json"]
 
 
@@ -136,7 +136,7 @@ def test_runner_flashes_a_virtual_board(runners_core, tmp_path):
     assert (tmp_path / "flash.img").read_bytes()[0x2000:0x2000 + len(image)] == image
     bad = _runner(core, zephyr_runner, ["-f", str(tmp_path / "app.bin"), "--addr", "0x10002000",
                                         "--qspi-board", "sim-nrf5340dk", "-i", "123"])
-    with pytest.raises(RuntimeError, match="--dev-id selects a real probe"):
+    with pytest.raises(RuntimeError, match="sim-nrf5340dk is a virtual board"):
         bad.run("flash")
 
 
@@ -178,7 +178,7 @@ def test_readme_west_example_flashes_a_virtual_board(tmp_path):
             (["-f", "missing.bin", "--addr", "0x11E98000", "--board", "sim-nrf5340-32mb"], 2,
              "missing.bin: no such file"),
             (["-f", "../zephyr.recovery.bin", "--addr", "0x11E98000", "--board",
-              "sim-nrf5340-32mb", "-i", "123"], 2, "--dev-id selects a real probe"),
+              "sim-nrf5340-32mb", "-i", "123"], 2, "sim-nrf5340-32mb is a virtual board"),
             (["-f", "../zephyr.recovery.bin", "--addr", "0x11E98000", "--board", "frdm_k64f"],
              2, "no qspi-gdb preset")):
         again = subprocess.run(["west", "flash-ext", *argv], cwd=ws, env=_west_env(tmp_path),

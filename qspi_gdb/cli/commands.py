@@ -38,18 +38,21 @@ def _add_target_options(parser: argparse.ArgumentParser) -> None:
                       "OpenOCD); only standard GDB remote operations are used")
     conn.add_argument("--interface", "-i", metavar="PROBE",
                       help="OpenOCD interface for a real board: jlink (default), cmsis-dap, "
-                      "stlink, stlink-dap, ftdi")
+                      "stlink, stlink-dap, or any other OpenOCD interface/NAME.cfg")
     conn.add_argument("--openocd-config", metavar="FILE", action="append",
                       help="OpenOCD config file(s) to use instead of --interface + the board's "
                       "target config")
-    conn.add_argument("--dev-id", metavar="SERIAL",
-                      help="serial number of the probe to use when several are attached "
-                      "(OpenOCD `adapter serial`; real probes only)")
+    conn.add_argument("--serial", metavar="SN",
+                      help="serial number of the probe to use (OpenOCD 'adapter serial'); "
+                      "without it the first probe of the interface is used")
     conn.add_argument("--usb-location", metavar="PATH",
-                      help="USB path of the probe to use, e.g. 1-1.2 (OpenOCD `adapter usb "
-                      "location`; real probes only)")
+                      help="USB path of the probe to use, e.g. 1-1.2 (OpenOCD 'adapter usb "
+                      "location', what labgrid's USB resources give)")
     conn.add_argument("--sim-image", metavar="PATH",
                       help="virtual boards: file holding the flash contents (kept between runs)")
+    conn.add_argument("--wait-lock", metavar="SECONDS", type=_seconds,
+                      help="when another qspi-gdb uses the same flash file or probe, wait up "
+                      "to SECONDS for it (default: refuse at once)")
     parser.add_argument("--reset", action="store_true",
                         help="reset the target when done (lets the application run)")
     parser.add_argument("--json", action="store_true",
@@ -57,6 +60,16 @@ def _add_target_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--report", metavar="FILE",
                         help="write a JUnit XML report for CI (one test case per command; "
                         "added to FILE when it holds a qspi-gdb report already)")
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds")
+    return value
 
 
 def _add_image_options(parser: argparse.ArgumentParser) -> None:
@@ -149,45 +162,55 @@ def register(subparsers) -> None:
 
 
 
+# Each body runs one job inside the harness (`run`) and returns the text to print before the
+# summary (the plan of a dry run, the lines of `info`), or None.
+
+
 def run_flash(args: argparse.Namespace) -> int:
     def body(progress, result):
         if args.layout:
             jobs.check_output_file(args.layout, "--layout")
         plan = jobs.flash(target_spec(args), image_spec(args), flash_options(args),
                           opener(connection(args)), progress, result)
-        if result.dry_run and not args.json:
-            print(render_plan(plan), flush=True)
         if args.layout:
             write_layout(args.layout, plan, done=not result.dry_run)
+        return render_plan(plan) if result.dry_run else None
 
     return run(args, "flash", body)
 
 
 def run_verify(args: argparse.Namespace) -> int:
-    return run(args, "verify", lambda progress, result: jobs.verify(
-        target_spec(args), image_spec(args), opener(connection(args)), progress, result))
+    def body(progress, result):
+        jobs.verify(target_spec(args), image_spec(args), opener(connection(args)), progress,
+                    result)
+
+    return run(args, "verify", body)
 
 
 def run_read(args: argparse.Namespace) -> int:
-    return run(args, "read", lambda progress, result: jobs.read(
-        target_spec(args), args.address, args.length, args.output, opener(connection(args)),
-        progress, result))
+    def body(progress, result):
+        jobs.read(target_spec(args), args.address, args.length, args.output,
+                  opener(connection(args)), progress, result)  # the data went to the file
+
+    return run(args, "read", body)
 
 
 def run_erase(args: argparse.Namespace) -> int:
-    if args.all == (args.address is not None):
-        raise UsageError("erase takes ADDR LEN or --all")
-    if args.address is not None and args.length is None:
-        raise UsageError("erase ADDR needs a length")
-    return run(args, "erase", lambda progress, result: jobs.erase(
-        target_spec(args), args.address, args.length, opener(connection(args)), progress,
-        result, dry_run=args.dry_run))
+    def body(progress, result):
+        # inside the harness: a refused command line prints its --json object too
+        if args.all == (args.address is not None):
+            raise UsageError("erase takes ADDR LEN or --all")
+        if args.address is not None and args.length is None:
+            raise UsageError("erase ADDR needs a length")
+        jobs.erase(target_spec(args), args.address, args.length, opener(connection(args)),
+                   progress, result, dry_run=args.dry_run)
+
+    return run(args, "erase", body)
 
 
 def run_info(args: argparse.Namespace) -> int:
     def body(progress, result):
-        lines = jobs.info(target_spec(args), opener(connection(args)), progress, result)
-        if not args.json:
-            print("\n".join(lines), flush=True)
+        return "\n".join(jobs.info(target_spec(args), opener(connection(args)), progress,
+                                   result))
 
     return run(args, "info", body)

@@ -27,4 +27,5 @@ def flash_options(args: argparse.Namespace) -> FlashOptions:
 def connection(args: argparse.Namespace) -> Connection:
     return Connection(gdb_server=args.gdb_server, interface=args.interface,
                       openocd_config=args.openocd_config, sim_image=args.sim_image,
-                      dev_id=args.dev_id, usb_location=args.usb_location)
+                      serial=args.serial, wait_lock_s=args.wait_lock,
+                      usb_location=args.usb_location)

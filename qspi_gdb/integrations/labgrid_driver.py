@@ -76,7 +76,7 @@ class QspiGdbDriver(Driver, BootstrapProtocol):
     board: qspi-gdb preset (nrf5340dk, ...; a virtual board's resource names its own).
     address: the .bin address `load()` uses (XIP address or flash offset).
     config: external memory configuration (nrfutil JSON, ...), a path on this machine.
-    probe: OpenOCD interface (jlink, cmsis-dap, ...). dev_id: the probe's serial number (by
+    probe: OpenOCD interface (jlink, cmsis-dap, ...). serial: the probe's serial number (by
     default a USB resource's path selects it). reset, verify: what `load()` does.
     tool: the qspi-gdb command on the exporter's host. extra_args: more `qspi-gdb flash` options.
     """
@@ -87,7 +87,7 @@ class QspiGdbDriver(Driver, BootstrapProtocol):
     address = attr.ib(default=None, validator=_optional_str)
     config = attr.ib(default=None, validator=_optional_str)
     probe = attr.ib(default=None, validator=_optional_str)
-    dev_id = attr.ib(default=None, validator=_optional_str)
+    serial = attr.ib(default=None, validator=_optional_str)
     reset = attr.ib(default=True, validator=attr.validators.instance_of(bool))
     verify = attr.ib(default=True, validator=attr.validators.instance_of(bool))
     tool = attr.ib(default=None, validator=_optional_str)
@@ -127,8 +127,8 @@ class QspiGdbDriver(Driver, BootstrapProtocol):
             address=address or self.address,
             board=self.interface.board if virtual else self.board,
             ext_mem_config_file=self._on_exporter(self.config) if self.config else None,
-            dev_id=self.dev_id,
-            usb_location=None if virtual or self.dev_id else getattr(self.interface, "path", None),
+            dev_id=self.serial,
+            usb_location=None if virtual or self.serial else getattr(self.interface, "path", None),
             erase=erase,
             reset=self.reset if reset is None else reset,
             verify=self.verify if verify is None else verify,

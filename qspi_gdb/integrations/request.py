@@ -27,7 +27,7 @@ class FlashRequest:
     address: str | None = None  # .bin: XIP address or flash offset
     board: str | None = None  # qspi-gdb board preset (or a Zephyr board name, see board_preset)
     ext_mem_config_file: str | None = None  # nrfutil JSON (or any --config format)
-    dev_id: str | None = None  # probe serial number
+    dev_id: str | None = None  # probe serial number (Zephyr's name; qspi-gdb's --serial)
     usb_location: str | None = None  # probe USB path (labgrid's USB resources)
     erase: bool = False  # chip erase first, as the nRF runners' --erase
     reset: bool = True  # reset after flashing (the nRF runners' default)
@@ -41,7 +41,7 @@ class FlashRequest:
     def target(self) -> api.Target:
         return api.Target(board=board_preset(self.board), config=self.ext_mem_config_file,
                           reset=self.reset, interface=self.interface,
-                          gdb_server=self.gdb_server, dev_id=self.dev_id,
+                          gdb_server=self.gdb_server, serial=self.dev_id,
                           usb_location=self.usb_location, sim_image=self.sim_image)
 
     def run(self, progress: Callable[[ProgressEvent], None] | None = None) -> Result:
@@ -56,7 +56,7 @@ class FlashRequest:
         for option, value in (("--addr", self.address), ("--file-type", self.file_type),
                               ("--board", board_preset(self.board)),
                               ("--config", self.ext_mem_config_file),
-                              ("--dev-id", self.dev_id), ("--usb-location", self.usb_location),
+                              ("--serial", self.dev_id), ("--usb-location", self.usb_location),
                               ("--interface", self.interface),
                               ("--gdb-server", self.gdb_server),
                               ("--sim-image", self.sim_image)):

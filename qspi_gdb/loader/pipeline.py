@@ -22,6 +22,7 @@ _FIRST_CHUNKS = (4096, 8192, 16384)  # ramp-up: the flash starts working sooner
 _FILL_PIECE = 8192  # granularity of filling ahead while the flash works
 _WAIT_SEEN_S = 200e-6  # a call that spent longer in the loader waited for the flash
 _BUSY_SHRINK = 0.7  # busy estimate factor after a call that found the flash idle
+_ERASE_UNIT = {mb.ERASE_4K: 4096, mb.ERASE_64K: 65536, mb.ERASE_CHIP: 0}
 
 
 @dataclass(frozen=True)
@@ -130,9 +131,14 @@ def expand(client: LoaderClient, steps: Sequence[EraseStep | ProgramStep]) -> li
     return ops
 
 def stream(client: LoaderClient, steps: Sequence[EraseStep | ProgramStep],
-           progress: Callable[[int], None] | None = None) -> None:
+           progress: Callable[[int], None] | None = None,
+           erased: Callable[[int, int], None] | None = None) -> None:
     """Run erase/program steps, overlapping the transfer of later data with the flash work
     of earlier steps; returns when the flash is idle again.
+
+    progress(n): n more bytes went to the flash to be programmed; erased(n, unit): an erase of
+    n bytes in units of `unit` bytes (0: the whole chip) began. Both are called as the loader
+    accepts each piece, so a failure half-way leaves a true count behind.
 
     Each call starts one piece of flash work and returns while it runs (the core halts;
     the flash and EasyDMA carry on). Meanwhile the host copies upcoming data into free
@@ -170,6 +176,8 @@ def stream(client: LoaderClient, steps: Sequence[EraseStep | ProgramStep],
             assigned &= ~(1 << op.buf)
         if progress is not None and op.cmd.op == mb.OP_PROGRAM:
             progress(op.cmd.len)
+        if erased is not None and op.cmd.op == mb.OP_ERASE:
+            erased(op.cmd.len, _ERASE_UNIT[op.cmd.arg])
         # While this op keeps the flash busy, copy upcoming data; a piece is worth copying
         # when at least half of its transfer overlaps the flash work.
         spare = op.busy_typ_s * client.busy.scale.get(op.kind, 1.0) - speed.overhead
