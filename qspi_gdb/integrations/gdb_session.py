@@ -83,11 +83,6 @@ class GdbSessionLink:
         self._frame_level = gdb.selected_frame().level()
         gdb.newest_frame().select()  # register writes go to the core, not to an outer frame
         self._saved_registers = {name: self._read(name) for name in self._register_names()}
-        # The user's breakpoints and watchpoints would stop the loader (a watchpoint on RAM it
-        # uses) and cost packets on every resume: off until the core is given back.
-        self._paused = [b for b in gdb.breakpoints() if b.enabled]
-        for breakpoint in self._paused:
-            breakpoint.enabled = False
         lo, hi = self.ram
         if self.restore_ram:
             self.say(f"saving {hi - lo:,} bytes of RAM at {lo:#010x}..{hi - 1:#010x} and the "
@@ -96,6 +91,12 @@ class GdbSessionLink:
         else:
             self.say(f"RAM at {lo:#010x}..{hi - 1:#010x} will hold the loader afterwards "
                      "(--no-restore-ram); the registers are given back")
+        # The user's breakpoints and watchpoints would stop the loader (a watchpoint on RAM it
+        # uses) and cost packets on every resume: off until the core is given back. Nothing
+        # above changed the session, so a failure there needs no undoing.
+        self._paused = [b for b in gdb.breakpoints() if b.enabled]
+        for breakpoint in self._paused:
+            breakpoint.enabled = False
         gdb.events.stop.connect(self._on_stop)
         return self
 
