@@ -7,11 +7,16 @@ APT_PACKAGES := openocd gdb-multiarch gcc-arm-none-eabi libnewlib-arm-none-eabi 
 STAMP := $(VENV)/.installed
 
 # make flash-ext FILE=image.bin ADDR=0x11E98000 BOARD=nrf5340dk [CONFIG=ext_mem.json] [ARGS=...]
-FILE ?=
-ADDR ?=
-BOARD ?=
-CONFIG ?=
-ARGS ?=
+# The values are taken literally: $(value ...) keeps make from expanding what a name holds (a
+# file called 'a$(shell cmd)b.bin' would otherwise run cmd while make reads this line), and
+# := keeps it from expanding them later; export hands them to the recipe's shell as
+# environment variables.
+override FILE := $(value FILE)
+override ADDR := $(value ADDR)
+override BOARD := $(value BOARD)
+override CONFIG := $(value CONFIG)
+override ARGS := $(value ARGS)
+export FILE ADDR BOARD CONFIG ARGS
 
 .PHONY: all deps venv test demo bench flash-ext loader clean
 
@@ -46,16 +51,17 @@ demo: deps venv
 bench: deps venv
 	$(BIN)/python tests/bench/run_all.py
 
-# FILE, ADDR, BOARD and CONFIG reach the shell as environment variables (make exports what is
-# given on its command line), never pasted into the command text: a name with a quote, a space
-# or a $ stays one argument. ARGS is split into words on purpose. make itself exits 2 on any
-# failure; the tool's own exit code (README "Exit codes") is in make's "Error N" line.
+# FILE, ADDR, BOARD and CONFIG reach the shell as environment variables (exported above, taken
+# literally), never pasted into the command text: a name with a quote, a space, a $ or a $(...)
+# stays one argument and runs nothing. ARGS is split into words on purpose (no globbing). make
+# itself exits 2 on any failure; the tool's own exit code (README "Exit codes") is in make's
+# "Error N" line.
 flash-ext: deps venv
 	@if [ -z "$$FILE" ]; then \
 		echo "usage: make flash-ext FILE=image.bin|.hex|.elf [ADDR=0x11E98000] BOARD=nrf5340dk [CONFIG=ext_mem.json] [ARGS='--no-verify ...']" >&2; \
 		exit 2; \
 	fi
-	@set -x; $(BIN)/qspi-gdb flash "$$FILE" $${ADDR:+--addr "$$ADDR"} $${BOARD:+--board "$$BOARD"} \
+	@set -fx; $(BIN)/qspi-gdb flash "$$FILE" $${ADDR:+--addr "$$ADDR"} $${BOARD:+--board "$$BOARD"} \
 		$${CONFIG:+--config "$$CONFIG"} $$ARGS
 
 # Rebuild the prebuilt loader ELFs into qspi_gdb/loader/elf/ (needs arm-none-eabi-gcc).

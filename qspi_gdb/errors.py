@@ -12,6 +12,7 @@ class QspiGdbError(Exception):
     """Base of every error the CLI renders as one line and an exit code."""
 
     exit_code = EXIT_TARGET
+    result = None  # the Result so far, where the Python API or the labgrid driver set it
 
 
 class UsageError(QspiGdbError):
@@ -24,9 +25,15 @@ class TargetError(QspiGdbError):
     """The probe, OpenOCD, GDB, the loader or the flash chip failed."""
 
     exit_code = EXIT_TARGET
+    result = None  # the Result so far, where the Python API or the labgrid driver set it
 
 
 class VerifyError(QspiGdbError):
     """The flash does not hold what was written."""
 
     exit_code = EXIT_VERIFY
+
+
+class ConnectionLost(TargetError):
+    """A process on the way to the target (OpenOCD, a virtual board, gdb-multiarch) has ended:
+    nothing more can be asked of the target in this session."""

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 from intelhex import IntelHex
+from process_tree import alive, descendants
 
 from qspi_gdb import log
 from qspi_gdb.cli import demo, main
@@ -348,32 +349,6 @@ def test_bad_input_is_one_line_exit_code_and_unchanged_flash(case, pristine, wor
 # -- Ctrl-C -------------------------------------------------------------------------------------
 
 
-def _descendants(pid: int) -> set[int]:
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(entry.name))
-    found, todo = set(), [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.add(child)
-            todo.append(child)
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
 def test_interrupted_flash_leaves_no_process_and_never_reports_success(work):
     image = work / "interrupt.bin"
     image.write_bytes(random.Random(5).randbytes(1 << 20))
@@ -387,13 +362,13 @@ def test_interrupted_flash_leaves_no_process_and_never_reports_success(work):
         deadline = time.monotonic() + 120
         # Wait until the write is under way (sim, OpenOCD and GDB all running).
         while time.monotonic() < deadline:
-            seen |= _descendants(proc.pid)
+            seen |= set(descendants(proc.pid))
             if len(seen) >= 3 and flash_file.exists() and \
                     flash_file.read_bytes()[0x1000000:0x1000100] != b"\xff" * 256:
                 break
             assert proc.poll() is None, proc.communicate()
             time.sleep(0.2)
-        seen |= _descendants(proc.pid)
+        seen |= set(descendants(proc.pid))
         proc.send_signal(2)  # SIGINT, what Ctrl-C sends
         out, err = proc.communicate(timeout=60)
     finally:
@@ -405,4 +380,4 @@ def test_interrupted_flash_leaves_no_process_and_never_reports_success(work):
     assert result["ok"] is False and result["verified"] is False
     assert len(seen) >= 3
     time.sleep(0.5)
-    assert [pid for pid in seen if _alive(pid)] == []
+    assert [pid for pid in seen if alive(pid)] == []

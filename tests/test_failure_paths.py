@@ -60,7 +60,7 @@ def test_a_refusal_after_writing_began_is_not_exit_2(board, image, monkeypatch, 
     code = main(["flash", f"{image}@0x{SEED:08X}", "--board", "sim-nrf5340-32mb"])
     err = capsys.readouterr().err
     assert code == 3, err
-    assert "loader: CRC32 refused; the flash range may be partly written" in err
+    assert "loader: CRC32 refused; the flash range was written but not verified" in err
     assert not board.flash.four_byte_mode
 
 
@@ -81,3 +81,29 @@ def test_chip_erase_that_cannot_be_verified_in_24_bit_mode_is_refused(board, tmp
         assert "cannot be verified above 16 MiB in 24-bit address mode" in err
         assert [line for line in err.splitlines() if "error:" in line] == [err.splitlines()[-1]]
     assert bytes(board.flash._mem[0:4]) == b"\x00\x11\x22\x33"
+
+
+def test_interrupt_while_verifying_says_written_but_not_verified(board, image, monkeypatch,
+                                                                   capsys):
+    """Ctrl-C after every erase and program finished: not "while erasing and programming"."""
+    real_verify = programmer_mod.Programmer._verify_ranges
+
+    def interrupted_verify(self, *args, **kwargs):
+        def ctrl_c(*_a, **_k):
+            raise KeyboardInterrupt
+        monkeypatch.setattr(self, "crcs", ctrl_c)
+        return real_verify(self, *args, **kwargs)
+
+    monkeypatch.setattr(programmer_mod.Programmer, "_verify_ranges", interrupted_verify)
+    code = main(["flash", f"{image}@0x{SEED:08X}", "--board", "sim-nrf5340-32mb", "--json"])
+    captured = capsys.readouterr()
+    assert code == 130
+    line = ("interrupted while verifying: the flash range was written but not verified; run "
+            "the command again")
+    assert captured.err.strip().splitlines()[-1] == f"qspi-gdb: {line}"
+    result = json.loads(captured.out)
+    assert result["error"] == {"message": line, "exit_code": 130}
+    assert result["bytes_programmed"] == 16384 and result["pages_programmed"] == 64
+    assert result["bytes_erased"] == 16384 and result["sectors_erased"] == 4
+    assert result["sectors_written"] == 4
+    assert not board.flash.four_byte_mode  # deinit ran

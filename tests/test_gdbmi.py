@@ -11,10 +11,11 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 
-from qspi_gdb.errors import TargetError
+from qspi_gdb.errors import ConnectionLost, TargetError
 from qspi_gdb.transport.gdbmi import (
     GdbError,
     GdbExited,
@@ -128,6 +129,45 @@ def test_resume_then_wait_for_stop(fake_gdb):
     assert fake_gdb.wait_stopped(2)["frame"]["addr"] == "0x20000010"
     with pytest.raises(GdbTimeout):
         fake_gdb.wait_stopped(0.2)
+
+
+def test_messages_name_the_command_never_its_payload(fake_gdb):
+    """A memory write carries up to 128 KiB of hex: a stall must not paste it into the error."""
+    payload = "ab" * 65536
+    with pytest.raises(GdbTimeout) as info:
+        fake_gdb.command(f"-data-write-memory-bytes 0x20000000 {payload}", timeout_s=0.3)
+    assert str(info.value) == "gdb: no answer before the deadline (command: " \
+                              "-data-write-memory-bytes)"
+    long_error = GdbError("x" * 5000, command='-interpreter-exec console "monitor reset halt"')
+    assert len(str(long_error)) < 300
+    assert str(long_error).endswith('(command: console "monitor reset halt")')
+
+
+def test_a_watched_process_that_ends_fails_the_wait_at_once(fake_gdb):
+    """OpenOCD (or a virtual board) behind GDB died: said within a fraction of a second,
+    not at the end of a deadline sized for flash work."""
+    status = {"code": None}
+    fake_gdb.watch("OpenOCD", lambda: status["code"], lambda: "Error: probe unplugged")
+    assert fake_gdb.command("-continue").message == "running"
+    assert fake_gdb.wait_stopped(2)["reason"] == "signal-received"  # still running: fine
+    status["code"] = -9
+    started = time.monotonic()
+    with pytest.raises(ConnectionLost) as info:
+        fake_gdb.wait_stopped(600)
+    assert time.monotonic() - started < 2
+    assert str(info.value) == "OpenOCD exited (killed by SIGKILL): Error: probe unplugged"
+    with pytest.raises(ConnectionLost):  # and every later command too
+        fake_gdb.command("-stray")
+
+
+def test_the_process_the_others_depend_on_is_named_when_both_end(fake_gdb):
+    """A killed virtual board takes OpenOCD along, and OpenOCD's exit may be seen first."""
+    board_seen_ended_at = time.monotonic() + 0.2
+    fake_gdb.watch("the virtual board", lambda: -9 if time.monotonic() > board_seen_ended_at
+                   else None)
+    fake_gdb.watch("OpenOCD", lambda: -6)
+    with pytest.raises(ConnectionLost, match=r"^the virtual board exited \(killed by SIGKILL\)$"):
+        fake_gdb.command("-stray")
 
 
 def test_missing_program_is_a_target_error():

@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
 
 import pytest
 
+from qspi_gdb.cli import main
 from qspi_gdb.errors import TargetError, UsageError
 from qspi_gdb.transport import session
 from qspi_gdb.transport.gdb_link import ConnectError
-from qspi_gdb.transport.openocd import OpenOcd, interface_config, summarize_log
+from qspi_gdb.transport.openocd import (
+    OpenOcd,
+    interface_config,
+    summarize_log,
+    tcl_word,
+)
 from qspi_gdb.transport.ports import free_tcp_port
 from qspi_gdb.transport.session import (
     TargetOptions,
@@ -19,6 +29,8 @@ from qspi_gdb.transport.session import (
     openocd_script,
 )
 from qspi_gdb.transport.virtual_board import VirtualBoardProcess
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def test_argv_binds_locally_and_disables_telnet_tcl_and_memory_map():
@@ -152,12 +164,18 @@ class _FakeOpenOcd:
     def error_summary(self, max_lines=4, *, fallback=True):
         return summarize_log(self.log, max_lines, fallback=fallback)
 
+    def exit_status(self):
+        return None
+
 
 class _FakeGdbMi:
     def __init__(self, **_kw):
         pass
 
     start = close = lambda self: self
+
+    def watch(self, *_args):
+        pass
 
 
 def _session_error(monkeypatch, raised: Exception) -> Exception:
@@ -198,3 +216,75 @@ def test_sim_refusing_its_input_is_a_usage_error_with_its_own_message(tmp_path):
     assert message.startswith(f"--sim-image {image}: ") and "1000 bytes" in message
     assert "error:" not in message and "\n" not in message
     assert sim.pid is None
+
+
+# -- issue 17: paths reach OpenOCD's Tcl quoted, user files resolved before it starts ---------
+
+
+def test_tcl_word_keeps_any_path_one_literal_word():
+    assert tcl_word("/tmp/qspi-sim-x1/board.sock") == "/tmp/qspi-sim-x1/board.sock"
+    assert tcl_word("/tmp/x};exec touch /tmp/pwn;set y {/b.sock") == \
+        '"/tmp/x\\};exec touch /tmp/pwn;set y \\{/b.sock"'
+    assert tcl_word('a\\b"c$d[e]') == '"a\\\\b\\"c\\$d\\[e\\]"'
+    with pytest.raises(UsageError, match="control character"):
+        tcl_word("/tmp/a\nexec touch /tmp/pwn")
+
+
+@pytest.mark.skipif(not shutil.which("openocd"), reason="openocd not installed")
+def test_openocd_reads_quoted_words_and_config_paths_literally(tmp_path):
+    """What OpenOCD's Jim Tcl makes of tcl_word(): the same text, nothing run."""
+    words = [f"{tmp_path}/x}};exec touch {tmp_path}/pwn1;set y {{/b.sock",
+             f'a\\b"c$d[exec touch {tmp_path}/pwn2]e]{{', "sp ace;#x", "a\\", "{a}"]
+    odd_dir = tmp_path / "c};exec touch pwn3;set z {"
+    odd_dir.mkdir()
+    (odd_dir / "x.cfg").write_text("echo CONFIG-READ\n")
+    script = [("c", f"set W{i} {tcl_word(w)}") for i, w in enumerate(words)]
+    script += [("c", f"echo \"W{i}=[set W{i}]\"") for i in range(len(words))]
+    script += [("f", str(odd_dir / "x.cfg")), ("c", "shutdown")]
+    argv = OpenOcd(script).argv(0)
+    argv[argv.index("gdb_port 0")] = "gdb_port disabled"
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=30, cwd=tmp_path)
+    text = out.stdout + out.stderr
+    for i, word in enumerate(words):
+        assert f"W{i}={word}\n" in text
+    assert "CONFIG-READ" in text
+    assert sorted(p.name for p in tmp_path.iterdir()) == [odd_dir.name]  # no pwn*
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(not (shutil.which("openocd") and shutil.which("gdb-multiarch")),
+                    reason="needs openocd and gdb-multiarch")
+def test_tmpdir_holding_tcl_runs_nothing(tmp_path):
+    """TMPDIR='/tmp/x};exec touch /tmp/pwn;set y {': the virtual board's socket lives there and
+    its path goes to OpenOCD; the flash works and nothing is run."""
+    base = Path(tempfile.mkdtemp(prefix="q17-", dir="/tmp"))  # short: UNIX socket paths
+    try:
+        evil = f"{base}/x}};exec touch {base}/pwn;set y {{"
+        Path(evil).mkdir(parents=True)
+        image = tmp_path / "i.bin"
+        image.write_bytes(bytes(range(256)) * 16)
+        done = subprocess.run(
+            [sys.executable, "-m", "qspi_gdb", "flash", f"{image}@0x10000000", "--board",
+             "sim-nrf5340dk"], env={**os.environ, "TMPDIR": evil}, cwd=REPO,
+            capture_output=True, text=True, timeout=240)
+        assert done.returncode == 0, done.stderr
+        assert "verified 4 KiB" in done.stdout
+        assert not (base / "pwn").exists()
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(not (shutil.which("openocd") and shutil.which("gdb-multiarch")),
+                    reason="needs openocd and gdb-multiarch")
+def test_a_relative_openocd_config_is_found(tmp_path, monkeypatch, capsys):
+    """OpenOCD runs in a temporary directory: `--openocd-config mycfg.cfg` is made absolute."""
+    with VirtualBoardProcess("sim-nrf52840dk") as sim:
+        (tmp_path / "mycfg.cfg").write_text(
+            f"set SIM_SOCKET {tcl_word(str(sim.socket_path))}\n"
+            "source [find interface/sim.cfg]\nsource [find target/nrf52840.cfg]\n")
+        monkeypatch.chdir(tmp_path)
+        code = main(["info", "--board", "sim-nrf52840dk", "--openocd-config", "mycfg.cfg"])
+        captured = capsys.readouterr()
+        assert code == 0, captured.err
+        assert "MX25R6435F" in captured.out

@@ -149,9 +149,10 @@
 #ifndef QL_STACK_BYTES
 #define QL_STACK_BYTES          2048u
 #endif
-/* each of the two CRC read-ahead halves: big enough that the per-chunk work (starting a read,
- * waiting for it) stays small against summing it */
-#define QL_SCRATCH_BYTES        8192u
+/* each of the two CRC read-ahead halves: reading 2 KiB (quad SPI) takes about as long as
+ * summing it, so the read-ahead hides the reads, and starting a read is ~1 % of that; small
+ * enough that the loader's RAM (stack, scratch, the 8 KiB CRC table, buffers) stays as it was */
+#define QL_SCRATCH_BYTES        2048u
 
 #define QSPI(off)  REG32(QSPI_BASE + (off))
 #define TIMER(off) REG32(TIMER_BASE + (off))

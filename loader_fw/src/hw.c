@@ -153,7 +153,8 @@ static int hfxo_start(void)
     CLOCK(CLOCK_TASKS_HFCLKSTART) = 1u;
     uint32_t start = hw_now_us();
     while (!CLOCK(CLOCK_EVENTS_HFCLKSTARTED)) {
-        if ((hw_now_us() - start) >= HFXO_START_TIMEOUT_US) {
+        /* the event read after the deadline decides (the host may have halted the core) */
+        if ((hw_now_us() - start) >= HFXO_START_TIMEOUT_US && !CLOCK(CLOCK_EVENTS_HFCLKSTARTED)) {
             return -1;
         }
         hw_delay_us(50u);

@@ -228,6 +228,9 @@ uint32_t qspi_settle(void)
     uint32_t interval = poll_interval(kind);
     uint32_t limit = max_wait(kind);
     for (;;) {
+        /* the time before the read: busy only counts when a read begun after the deadline
+         * still says so (the host may halt the core between the read and the check) */
+        uint32_t before = hw_now_us();
         uint32_t sr;
         st = qspi_rdsr(&sr);
         if (st != QL_ST_OK) {
@@ -237,7 +240,7 @@ uint32_t qspi_settle(void)
             pend.wip = WIP_NONE;
             return QL_ST_OK;
         }
-        if ((hw_now_us() - pend.wip_start) >= limit) {
+        if ((before - pend.wip_start) >= limit) {
             return QL_ST_FLASH_BUSY;
         }
         hw_delay_us(interval);

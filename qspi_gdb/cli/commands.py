@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 
+from qspi_gdb.cli import gdb_script
 from qspi_gdb.cli.options import connection, flash_options, image_spec, target_spec
+from qspi_gdb.cli.report import write_layout
 from qspi_gdb.cli.run import run
 from qspi_gdb.connect import opener
 from qspi_gdb.errors import UsageError
@@ -36,16 +38,38 @@ def _add_target_options(parser: argparse.ArgumentParser) -> None:
                       "OpenOCD); only standard GDB remote operations are used")
     conn.add_argument("--interface", "-i", metavar="PROBE",
                       help="OpenOCD interface for a real board: jlink (default), cmsis-dap, "
-                      "stlink, stlink-dap, ftdi")
+                      "stlink, stlink-dap, or any other OpenOCD interface/NAME.cfg")
     conn.add_argument("--openocd-config", metavar="FILE", action="append",
                       help="OpenOCD config file(s) to use instead of --interface + the board's "
                       "target config")
+    conn.add_argument("--serial", metavar="SN",
+                      help="serial number of the probe to use (OpenOCD 'adapter serial'); "
+                      "without it the first probe of the interface is used")
+    conn.add_argument("--usb-location", metavar="PATH",
+                      help="USB path of the probe to use, e.g. 1-1.2 (OpenOCD 'adapter usb "
+                      "location', what labgrid's USB resources give)")
     conn.add_argument("--sim-image", metavar="PATH",
                       help="virtual boards: file holding the flash contents (kept between runs)")
+    conn.add_argument("--wait-lock", metavar="SECONDS", type=_seconds,
+                      help="when another qspi-gdb uses the same flash file or probe, wait up "
+                      "to SECONDS for it (default: refuse at once)")
     parser.add_argument("--reset", action="store_true",
                         help="reset the target when done (lets the application run)")
     parser.add_argument("--json", action="store_true",
                         help="print one result object on stdout (schema in README)")
+    parser.add_argument("--report", metavar="FILE",
+                        help="write a JUnit XML report for CI (one test case per command; "
+                        "added to FILE when it holds a qspi-gdb report already)")
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds")
+    return value
 
 
 def _add_image_options(parser: argparse.ArgumentParser) -> None:
@@ -54,6 +78,8 @@ def _add_image_options(parser: argparse.ArgumentParser) -> None:
                         ".hex / .elf (their addresses are XIP addresses)")
     parser.add_argument("--addr", "-a", metavar="ADDR",
                         help=".bin address: XIP address (e.g. 0x11E98000) or flash offset")
+    parser.add_argument("--file-type", choices=("bin", "hex", "elf"),
+                        help="the image's format when its name does not say (.bin/.hex/.elf)")
     parser.add_argument("--raw-offsets", action="store_true",
                         help=".hex/.elf addresses are flash offsets, not XIP addresses")
     parser.add_argument("--only-qspi", action="store_true",
@@ -88,6 +114,9 @@ def register(subparsers) -> None:
                       "every sector is rewritten anyway and the chip's erase time is lower)")
     flash.add_argument("--dry-run", action="store_true",
                        help="print the plan; connect to nothing, write nothing")
+    flash.add_argument("--layout", metavar="FILE.svg",
+                       help="draw the plan (with --dry-run) or what was done as an SVG picture "
+                       "of the flash")
     flash.add_argument("--no-compress", action="store_true",
                        help="send the data as it is (by default each block that compresses "
                        "goes as LZ4, decoded and CRC-checked by the loader)")
@@ -133,47 +162,62 @@ def register(subparsers) -> None:
     _add_target_options(info)
     info.set_defaults(func=run_info)
 
+    gdb_script.register(subparsers)
     subparsers.add_parser(
         "sim", help="run a virtual board (remote_bitbang server for OpenOCD)", add_help=False,
         description="Run a virtual nRF board; 'qspi-gdb sim --help' shows its options.")
 
 
 
+# Each body runs one job inside the harness (`run`) and returns the text to print before the
+# summary (the plan of a dry run, the lines of `info`), or None.
+
+
 def run_flash(args: argparse.Namespace) -> int:
     def body(progress, result):
+        if args.layout:
+            jobs.check_output_file(args.layout, "--layout")
         plan = jobs.flash(target_spec(args), image_spec(args), flash_options(args),
                           opener(connection(args)), progress, result)
-        if result.dry_run and not args.json:
-            print(render_plan(plan), flush=True)
+        if args.layout:
+            write_layout(args.layout, plan, done=not result.dry_run)
+        return render_plan(plan) if result.dry_run else None
 
     return run(args, "flash", body)
 
 
 def run_verify(args: argparse.Namespace) -> int:
-    return run(args, "verify", lambda progress, result: jobs.verify(
-        target_spec(args), image_spec(args), opener(connection(args)), progress, result))
+    def body(progress, result):
+        jobs.verify(target_spec(args), image_spec(args), opener(connection(args)), progress,
+                    result)
+
+    return run(args, "verify", body)
 
 
 def run_read(args: argparse.Namespace) -> int:
-    return run(args, "read", lambda progress, result: jobs.read(
-        target_spec(args), args.address, args.length, args.output, opener(connection(args)),
-        progress, result))
+    def body(progress, result):
+        jobs.read(target_spec(args), args.address, args.length, args.output,
+                  opener(connection(args)), progress, result)  # the data went to the file
+
+    return run(args, "read", body)
 
 
 def run_erase(args: argparse.Namespace) -> int:
-    if args.all == (args.address is not None):
-        raise UsageError("erase takes ADDR LEN or --all")
-    if args.address is not None and args.length is None:
-        raise UsageError("erase ADDR needs a length")
-    return run(args, "erase", lambda progress, result: jobs.erase(
-        target_spec(args), args.address, args.length, opener(connection(args)), progress,
-        result, dry_run=args.dry_run))
+    def body(progress, result):
+        # inside the harness: a refused command line prints its --json object too
+        if args.all == (args.address is not None):
+            raise UsageError("erase takes ADDR LEN or --all")
+        if args.address is not None and args.length is None:
+            raise UsageError("erase ADDR needs a length")
+        jobs.erase(target_spec(args), args.address, args.length, opener(connection(args)),
+                   progress, result, dry_run=args.dry_run)
+
+    return run(args, "erase", body)
 
 
 def run_info(args: argparse.Namespace) -> int:
     def body(progress, result):
-        lines = jobs.info(target_spec(args), opener(connection(args)), progress, result)
-        if not args.json:
-            print("\n".join(lines), flush=True)
+        return "\n".join(jobs.info(target_spec(args), opener(connection(args)), progress,
+                                   result))
 
     return run(args, "info", body)

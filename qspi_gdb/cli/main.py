@@ -10,15 +10,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import signal
-import subprocess
 import sys
 
 from qspi_gdb import __version__, log
 from qspi_gdb.cli import commands, demo
+from qspi_gdb.cli.output import StdoutLost, write_stdout
+from qspi_gdb.cli.report import report_in, write_report
 from qspi_gdb.cli.run import internal_error_text
 from qspi_gdb.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, QspiGdbError
 from qspi_gdb.flash.result import Result
+from qspi_gdb.transport.procgroup import spawn
 
 TOP_LEVEL_OPTIONS = ("-v", "--verbose", "-vv", "-vvv")
 
@@ -79,8 +82,9 @@ def _sim_arguments(argv: list[str]) -> list[str] | None:
 
 def run_sim(arguments: list[str]) -> int:
     """`qspi-gdb sim ...`: the virtual board's program as a child in our process group, so a
-    terminal's Ctrl-C reaches it directly; we wait for it and pass its exit code on."""
-    with subprocess.Popen([sys.executable, "-m", "qspi_gdb.sim", *arguments]) as child:
+    terminal's Ctrl-C reaches it directly, and dying with us; we wait for it and pass its exit
+    code on."""
+    with spawn([sys.executable, "-m", "qspi_gdb.sim", *arguments], new_session=False) as child:
         forward = {sig: signal.signal(sig, lambda signum, _frame: child.send_signal(signum))
                    for sig in (signal.SIGTERM, signal.SIGHUP)}
         try:
@@ -94,7 +98,18 @@ def run_sim(arguments: list[str]) -> int:
                 signal.signal(sig, previous)
 
 
+def _standard_fds_open() -> None:
+    """A closed stdin/stdout/stderr at start becomes /dev/null: otherwise the next file we
+    open (a lock, a log) would get its number and the children would write into it."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            os.open(os.devnull, os.O_RDWR)  # takes the lowest free number: this one
+
+
 def main(argv: list[str] | None = None) -> int:
+    _standard_fds_open()
     argv = sys.argv[1:] if argv is None else argv
     sim_arguments = _sim_arguments(argv)
     if sim_arguments is not None:
@@ -105,13 +120,18 @@ def main(argv: list[str] | None = None) -> int:
     except ArgumentError as exc:
         command = next((a for a in argv if a in parser.commands), "")
         if "--json" in argv:  # the result object is promised on every failure
-            print(json.dumps(_usage_failure(command, exc.message)), flush=True)
+            try:
+                write_stdout(json.dumps(_usage_failure(command, exc.message).to_json()) + "\n")
+            except StdoutLost:
+                pass  # the error line below still says it
+        _report_refusal(argv, command, exc.message)
         # Unknown options are found by the top-level parser; the help to read is the command's.
         prog = f"{exc.prog} {command}" if exc.prog == parser.prog and command else exc.prog
         print(f"{exc.prog}: {_red('error:')} {exc.message} (see '{prog} --help')",
               file=sys.stderr)
         raise SystemExit(EXIT_USAGE) from None  # as argparse itself exits
     log.configure(args.verbose)
+    args.command_line = ["qspi-gdb", *argv]  # names the test case of --report
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return EXIT_USAGE
@@ -138,7 +158,17 @@ def _red(text: str) -> str:
     return text
 
 
-def _usage_failure(command: str, message: str) -> dict:
+def _usage_failure(command: str, message: str) -> Result:
     result = Result(command=command)
     result.error = {"message": message, "exit_code": EXIT_USAGE}
-    return result.to_json()
+    return result
+
+
+def _report_refusal(argv: list[str], command: str, message: str) -> None:
+    """--report FILE on a refused command line: the refusal as a failed test case."""
+    path = report_in(argv)
+    if path:
+        try:
+            write_report(path, _usage_failure(command, message), shlex.join(["qspi-gdb", *argv]))
+        except (QspiGdbError, OSError):
+            pass  # the refusal itself is what the user must see

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 from qspi_gdb.connect import Connection
-from qspi_gdb.flash.options import FlashOptions, ImageSpec, TargetSpec
+from qspi_gdb.flash.options import FlashOptions, ImageSpec, TargetSpec, chip_erase_choice
 
 
 def target_spec(args: argparse.Namespace) -> TargetSpec:
@@ -16,15 +16,17 @@ def target_spec(args: argparse.Namespace) -> TargetSpec:
 
 def image_spec(args: argparse.Namespace) -> ImageSpec:
     return ImageSpec(path=args.image, addr=args.addr, raw_offsets=args.raw_offsets,
-                     only_qspi=args.only_qspi)
+                     only_qspi=args.only_qspi, kind=args.file_type)
 
 
 def flash_options(args: argparse.Namespace) -> FlashOptions:
-    chip_erase = True if args.chip_erase else False if args.no_chip_erase else None
+    chip_erase = chip_erase_choice(args.chip_erase, args.no_chip_erase)
     return FlashOptions(verify=not args.no_verify, force=args.force, chip_erase=chip_erase,
                         dry_run=args.dry_run, compress=not args.no_compress)
 
 
 def connection(args: argparse.Namespace) -> Connection:
     return Connection(gdb_server=args.gdb_server, interface=args.interface,
-                      openocd_config=args.openocd_config, sim_image=args.sim_image)
+                      openocd_config=args.openocd_config, sim_image=args.sim_image,
+                      serial=args.serial, wait_lock_s=args.wait_lock,
+                      usb_location=args.usb_location)

@@ -121,19 +121,46 @@ def _runs(ranges: list[dict]) -> int:
     return runs
 
 
+class StdoutLost(Exception):
+    """stdout is closed or nobody reads it any more (a broken pipe): the result could not be
+    printed there. The command's outcome is unchanged; the caller says so on stderr."""
+
+
+def write_stdout(text: str, stdout: IO[str] | None = None) -> None:
+    """Write and flush text on stdout; StdoutLost when that is impossible (and from then on
+    stdout goes to /dev/null, so the interpreter's final flush cannot fail again)."""
+    stream = stdout or sys.stdout
+    try:
+        if stream is None:  # started with stdout closed
+            raise StdoutLost("stdout is closed")
+        stream.write(text)
+        stream.flush()
+    except (OSError, ValueError) as exc:
+        _discard_stdout()
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise StdoutLost(reason) from exc
+
+
+def _discard_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (AttributeError, OSError, ValueError):
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
+
+
 def print_result(result: Result, *, as_json: bool, stdout: IO[str] | None = None,
                  stderr: IO[str] | None = None) -> None:
-    """--json: the object on stdout and the summary on stderr; else the summary on stdout."""
-    stdout = stdout or sys.stdout
+    """--json: the object on stdout and the summary on stderr; else the summary on stdout.
+    StdoutLost when stdout cannot take it."""
     stderr = stderr or sys.stderr
     if as_json:
-        stdout.write(json.dumps(result.to_json(), sort_keys=True) + "\n")
-        stdout.flush()
+        write_stdout(json.dumps(result.to_json(), sort_keys=True) + "\n", stdout)
         if result.ok or result.error is None:
             stderr.write(summary_line(result) + "\n")
     else:
-        stdout.write(summary_line(result) + "\n")
-        stdout.flush()
+        write_stdout(summary_line(result) + "\n", stdout)
 
 
 class ProgressView:

@@ -1,17 +1,27 @@
 """The command harness: runs one command's job with a progress view, turns SIGTERM/SIGHUP into
 an orderly interrupt, records failures in the Result (the `--json` object is promised on every
 failure) and prints the result. Errors are re-raised typed for `qspi_gdb.cli.main` to render.
+A stdout that cannot take the result (closed, broken pipe) does not turn a command that
+succeeded into a failure: stderr says so and the exit code stays the command's.
 """
 
 from __future__ import annotations
 
+import shlex
 import signal
 import sys
 import time
 from contextlib import contextmanager
 from typing import Callable
 
-from qspi_gdb.cli.output import ProgressView, print_result
+from qspi_gdb.cli.output import (
+    ProgressView,
+    StdoutLost,
+    print_result,
+    summary_line,
+    write_stdout,
+)
+from qspi_gdb.cli.report import check_report, write_report
 from qspi_gdb.errors import (
     EXIT_INTERNAL,
     EXIT_INTERRUPTED,
@@ -19,7 +29,7 @@ from qspi_gdb.errors import (
     EXIT_VERIFY,
     QspiGdbError,
 )
-from qspi_gdb.flash.progress import ERASING, PROGRAMMING
+from qspi_gdb.flash.progress import ERASING, PROGRAMMING, VERIFYING
 from qspi_gdb.flash.result import Result
 
 
@@ -55,17 +65,31 @@ def _record_failure(args, result: Result, started: float, message: str, exit_cod
     result.error = {"message": message, "exit_code": exit_code}
     result.seconds = round(time.monotonic() - started, 3)
     if args.json:
-        print_result(result, as_json=True)
+        try:
+            print_result(result, as_json=True)
+        except StdoutLost:
+            pass  # the error itself still goes to stderr
+    _report(args, result)
 
 
-def run(args, command: str, body: Callable[[ProgressView, Result], None]) -> int:
-    """Run body(progress, result) and render the result; errors are re-raised typed."""
+def _report(args, result: Result) -> None:
+    """--report FILE: this command as one JUnit test case (its failure with the error text)."""
+    if getattr(args, "report", None):
+        name = shlex.join(getattr(args, "command_line", None) or [result.command])
+        write_report(args.report, result, name, summary_line(result) if result.ok else "")
+
+
+def run(args, command: str, body: Callable[[ProgressView, Result], str | None]) -> int:
+    """Run body(progress, result) and render the result (after the text body returns, if
+    any: a plan, the info lines); errors are re-raised typed."""
     started = time.monotonic()
     result = Result(command=command, board=getattr(args, "board", None))
+    if getattr(args, "report", None):
+        check_report(args.report)  # refused before anything starts
     progress = ProgressView(sys.stderr)
     try:
         with _terminate_as_interrupt():
-            body(progress, result)
+            text = body(progress, result)
     except KeyboardInterrupt as exc:
         progress.close()  # the message goes on its own line, not after the bar
         message = _interrupted_message(command, exc, progress)
@@ -82,10 +106,17 @@ def run(args, command: str, body: Callable[[ProgressView, Result], None]) -> int
     progress.close()
     result.seconds = round(time.monotonic() - started, 3)
     result.phase_seconds = progress.phase_seconds
-    print_result(result, as_json=args.json)
-    if result.verify == "mismatch":
-        return EXIT_VERIFY
-    return EXIT_OK
+    code = EXIT_VERIFY if result.verify == "mismatch" else EXIT_OK
+    try:
+        if text and not args.json:
+            write_stdout(text + "\n")
+        print_result(result, as_json=args.json)
+    except StdoutLost as exc:
+        print(f"qspi-gdb: warning: the result could not be printed on stdout ({exc}); the "
+              f"command itself {'succeeded' if code == EXIT_OK else 'ended'}: "
+              f"{summary_line(result)}", file=sys.stderr, flush=True)
+    _report(args, result)
+    return code
 
 
 def internal_error_text(exc: BaseException) -> str:
@@ -99,8 +130,12 @@ def _interrupted_message(command: str, exc: KeyboardInterrupt, progress: Progres
     unfinished = (*progress.running, *progress.failed)
     touched = [p for p in (ERASING, PROGRAMMING)
                if p in unfinished or p in progress.phase_seconds]
+    done = "erased" if command == "erase" else "written"
     if command in ("flash", "erase") and touched:
         during = " and ".join(p.lower() for p in touched if p in unfinished)
+        if not during and VERIFYING in unfinished:  # every erase and program had finished
+            return (f"{how} while verifying: the flash range was {done} but not verified; "
+                    "run the command again")
         return (f"{how}{' while ' + during if during else ''}: the flash range may be partly "
-                f"{'erased' if command == 'erase' else 'written'}; run the command again")
+                f"{done}; run the command again")
     return f"{how}; nothing was written" if command in ("flash", "erase") else how

@@ -15,12 +15,18 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from qspi_gdb import log
-from qspi_gdb.errors import TargetError, UsageError, VerifyError
+from qspi_gdb.errors import (
+    ConnectionLost,
+    QspiGdbError,
+    TargetError,
+    UsageError,
+    VerifyError,
+)
 from qspi_gdb.flash import rules
 from qspi_gdb.flash.options import FlashOptions, ImageSpec, TargetSpec
 from qspi_gdb.flash.plan import Plan
 from qspi_gdb.flash.plan import plan as make_plan
-from qspi_gdb.flash.programmer import Programmer
+from qspi_gdb.flash.programmer import Programmer, WorkDone
 from qspi_gdb.flash.progress import ProgressSink
 from qspi_gdb.flash.ranges import Range
 from qspi_gdb.flash.result import Result
@@ -55,7 +61,7 @@ def preset_config(target: TargetSpec) -> FlashConfig:
 
 def _image(spec: ImageSpec, cfg: FlashConfig) -> Image:
     return load_image(spec.path, xip_base=cfg.xip_base, addr=spec.addr,
-                      raw_offsets=spec.raw_offsets, only_qspi=spec.only_qspi)
+                      raw_offsets=spec.raw_offsets, only_qspi=spec.only_qspi, kind=spec.kind)
 
 
 def _assumed(cfg: FlashConfig) -> FlashConfig | None:
@@ -88,7 +94,7 @@ def _loader_path(target: TargetSpec, cfg: FlashConfig) -> Path:
     if target.loader is None:
         return loader_elf(cfg.chip)
     check_loader_elf(target.loader)
-    return Path(target.loader)
+    return Path(target.loader).absolute()  # GDB may not share our working directory
 
 
 def _address(text: str | int, cfg: FlashConfig, what: str = "address") -> int:
@@ -96,16 +102,17 @@ def _address(text: str | int, cfg: FlashConfig, what: str = "address") -> int:
     return offset
 
 
-def _check_output(output: str | os.PathLike) -> Path:
-    """read -o FILE: refused before connecting when FILE cannot be written."""
+def check_output_file(output: str | os.PathLike, option: str = "--output") -> Path:
+    """A file a command writes (read -o FILE, --report, --layout): refused before connecting
+    when it cannot be written."""
     path = Path(output)
     if path.is_dir():
-        raise UsageError(f"--output {output}: is a directory (name a file)")
+        raise UsageError(f"{option} {output}: is a directory (name a file)")
     parent = path.absolute().parent
     if not parent.is_dir():
-        raise UsageError(f"--output {output}: no such directory {parent}")
+        raise UsageError(f"{option} {output}: no such directory {parent}")
     if not os.access(parent, os.W_OK):
-        raise UsageError(f"--output {output}: directory {parent} is not writable")
+        raise UsageError(f"{option} {output}: directory {parent} is not writable")
     return path
 
 
@@ -116,34 +123,66 @@ def _check_output(output: str | os.PathLike) -> Path:
 def _programmer(target: TargetSpec, cfg: FlashConfig, open_target: OpenTarget,
                 progress: ProgressSink, result: Result) -> Iterator[Programmer]:
     """Open the target, start the loader, detect the chip; on the way out leave the chip in the
-    address mode it had (also after errors) and reset the core when asked."""
+    address mode it had (also after errors) and reset the core when asked. The work done is
+    copied into the result however the command ends, and an error after the flash was touched
+    says what state the flash range is in."""
     loader = _loader_path(target, cfg)
     board = boards.find_board(cfg.board)
     result.board = cfg.board
     with open_target(board, loader) as link:
         programmer = Programmer(link, chip=cfg.chip, loader_elf=loader, progress=progress)
-        detected = programmer.connect(cfg)
-        result.part, result.flash_size = detected.part, detected.size
-        result.jedec_id = detected.jedec_id.hex().upper() if detected.jedec_id else None
-        result.address_mode = f"{detected.address_mode}-bit"
-        result.warnings = [str(w) for w in detected.warnings]
         try:
-            yield programmer
-        except UsageError as exc:
-            _close_quietly(programmer)
-            if not programmer.flash_touched:
+            detected = programmer.connect(cfg)
+            result.part, result.flash_size = detected.part, detected.size
+            result.jedec_id = detected.jedec_id.hex().upper() if detected.jedec_id else None
+            result.address_mode = f"{detected.address_mode}-bit"
+            result.warnings = [str(w) for w in detected.warnings]
+            try:
+                yield programmer
+            except BaseException as exc:
+                if _connection_lost(exc) is None:  # nobody to ask once a process is gone
+                    _close_quietly(programmer)  # restore the chip's address mode on errors too
                 raise
-            # a refusal after erasing/programming began is no longer "nothing written"
-            raise TargetError(f"{exc}; the flash range may be partly written") from exc
-        except BaseException:
-            _close_quietly(programmer)  # restore the chip's address mode on errors too
-            raise
+            programmer.close()
+            if target.reset:
+                link.reset(halt=False)
+        except QspiGdbError as exc:
+            lost = _connection_lost(exc)
+            state = "" if isinstance(exc, VerifyError) else _flash_state(programmer, result)
+            if not state and lost in (None, exc):
+                raise
+            # a refusal after erasing/programming began is no longer "nothing written"; a
+            # process that ended is the whole story (diagnostics could not be read from it)
+            reason = lost or exc
+            raise TargetError(f"{reason}; {state}" if state else str(reason)) from exc
         finally:
             result.stops = programmer.client.stats.stops
             result.noticed_halts = programmer.client.stats.noticed_halts
-        programmer.close()
-        if target.reset:
-            link.reset(halt=False)
+            _fill_work(result, programmer.work)
+
+
+def _connection_lost(exc: BaseException) -> ConnectionLost | None:
+    """The ConnectionLost behind exc (itself, or what it was raised from), if any."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, ConnectionLost):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def _flash_state(programmer: Programmer, result: Result) -> str:
+    """What a failure leaves in the flash range, for its message ("" when nothing was
+    touched): partly written, or written (and verified or not) when the failure came later."""
+    if not programmer.flash_touched:
+        return ""
+    done = "erased" if result.command == "erase" else "written"
+    if not programmer.flash_written:
+        return f"the flash range may be partly {done}"
+    if result.verify == "verified":
+        return f"the flash range was {done} and verified"
+    return f"the flash range was {done} but not verified"
 
 
 def _close_quietly(programmer: Programmer) -> None:
@@ -155,15 +194,27 @@ def _close_quietly(programmer: Programmer) -> None:
         _log.warning("could not restore the flash's address mode after the error", error=str(exc))
 
 
-def _fill_plan_counts(result: Result, the_plan: Plan) -> None:
-    result.sectors_erased = the_plan.sectors_erased
-    result.bytes_erased = the_plan.bytes_erased
-    result.chip_erased = the_plan.chip_erase
-    result.sectors_written = the_plan.sectors_written
+def _fill_work(result: Result, work: WorkDone) -> None:
+    """The erase and program work done, as the programmer counted it (also after a failure)."""
+    result.sectors_erased = work.erase_units
+    result.bytes_erased = work.bytes_erased
+    result.chip_erased = work.chip_erased
+    result.sectors_written = work.sectors_written
+    result.pages_programmed = work.pages_programmed
+    result.bytes_programmed = work.bytes_programmed
+
+
+def _fill_plan_counts(result: Result, the_plan: Plan, *, would_do: bool = False) -> None:
+    """What the plan found (sectors already holding the image, bytes kept around it) and, for
+    a dry run (would_do), the work it would do."""
     result.sectors_skipped_unchanged = the_plan.sectors_unchanged
     result.bytes_skipped_unchanged = sum(c.range.length for c in the_plan.unchanged_checks)
     result.bytes_preserved = the_plan.fill_bytes
-    if result.dry_run or not result.pages_programmed:
+    if would_do:
+        result.sectors_erased = the_plan.sectors_erased
+        result.bytes_erased = the_plan.bytes_erased
+        result.chip_erased = the_plan.chip_erase
+        result.sectors_written = the_plan.sectors_written
         result.pages_programmed = the_plan.pages_to_program
         result.pages_skipped_blank = the_plan.image_pages_blank
         result.bytes_programmed = the_plan.pages_to_program * the_plan.page_size
@@ -182,7 +233,7 @@ def flash(target: TargetSpec, image_spec: ImageSpec, options: FlashOptions,
     if options.dry_run:
         the_plan = make_plan(image, _planning_config(cfg, "flash"), force=options.force,
                              chip_erase=options.chip_erase)
-        _fill_plan_counts(result, the_plan)
+        _fill_plan_counts(result, the_plan, would_do=True)
         result.dry_run = True
         result.plan = the_plan.to_json()
         result.ok = True
@@ -192,9 +243,7 @@ def flash(target: TargetSpec, image_spec: ImageSpec, options: FlashOptions,
         outcome = programmer.flash(image, verify=options.verify, force=options.force,
                                    chip_erase=options.chip_erase, compress=options.compress)
         _fill_plan_counts(result, outcome.plan)
-        result.pages_programmed = outcome.pages_programmed
         result.pages_skipped_blank = outcome.pages_skipped_blank
-        result.bytes_programmed = outcome.bytes_programmed
         result.bytes_sent = outcome.bytes_sent
         result.verified_ranges = outcome.verified
         result.mismatched_ranges = outcome.mismatched
@@ -235,15 +284,17 @@ def verify(target: TargetSpec, image_spec: ImageSpec, open_target: OpenTarget,
 def read(target: TargetSpec, address: str | int, length: str | int, output: str | os.PathLike,
          open_target: OpenTarget, progress: ProgressSink, result: Result) -> bytes:
     """Read LEN bytes at ADDR into the file `output` (replaced); returns the bytes."""
-    path = _check_output(output)
+    path = check_output_file(output)
     cfg = preset_config(target)
-    offset = _address(address, cfg)
-    n = parse_int(length, "length")
-    if n <= 0:
-        raise UsageError(f"length {length} must be positive")
+    r = Range(_address(address, cfg), parse_int(length, "length"))
+    rules.check_stated_range(cfg, r, "read")  # before starting anything
     with _programmer(target, cfg, open_target, progress, result) as programmer:
-        data = programmer.read(offset, n)
-    path.write_bytes(data)
+        data = programmer.read(r.offset, r.length)
+    try:
+        path.write_bytes(data)
+    except OSError as exc:
+        raise UsageError(f"--output {output}: cannot write it: "
+                         f"{exc.strerror or exc}") from exc
     result.bytes_read = len(data)
     result.output_file = str(path)
     result.ok = True
@@ -260,6 +311,8 @@ def erase(target: TargetSpec, address: str | int | None, length: str | int | Non
     cfg = preset_config(target)
     whole = address is None
     r = None if whole else Range(_address(address, cfg), parse_int(length, "length"))
+    if r is not None:
+        rules.check_stated_range(cfg, r, "erase", erase=True)  # before starting anything
     if dry_run:
         assumed = _planning_config(cfg, "erase")
         result.dry_run = True
@@ -277,13 +330,10 @@ def erase(target: TargetSpec, address: str | int | None, length: str | int | Non
         if whole:
             rules.check_chip_erase(cfg, whole_chip_verified=True)  # before erasing anything
             programmer.erase_chip()
-            result.chip_erased, result.bytes_erased = True, cfg.size
             r = Range(0, cfg.size)
         else:
             runs = rules.erase_runs(cfg, r)  # refused before erasing anything
             programmer.erase(runs)
-            result.sectors_erased = sum(run.units for run in runs)
-            result.bytes_erased = r.length
         good, bad = programmer.verify_erased(r)
     result.verified_ranges, result.mismatched_ranges = good, bad
     if bad:

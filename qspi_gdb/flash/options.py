@@ -26,6 +26,7 @@ class ImageSpec:
     addr: str | int | None = None
     raw_offsets: bool = False  # .hex/.elf addresses are flash offsets, not XIP addresses
     only_qspi: bool = False  # skip segments outside the XIP window instead of refusing
+    kind: str | None = None  # "bin" | "hex" | "elf"; None: from the file name's suffix
 
 
 @dataclass(frozen=True)
@@ -38,3 +39,8 @@ class FlashOptions:
     chip_erase: bool | None = None
     dry_run: bool = False  # plan only: connect to nothing, write nothing
     compress: bool = True  # send program data as LZ4 blocks the loader decodes (when smaller)
+
+
+def chip_erase_choice(chip_erase: bool, no_chip_erase: bool) -> bool | None:
+    """FlashOptions.chip_erase from the pair of flags `--chip-erase` / `--no-chip-erase`."""
+    return True if chip_erase else False if no_chip_erase else None

@@ -8,6 +8,8 @@ the target and fill the Result; the rules it obeys live in `qspi_gdb.flash.rules
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import os
 import time
 import zlib
@@ -101,6 +103,26 @@ def expected_bytes(image: Image, contents: Sequence[SectorContent], r: Range) ->
 
 
 @dataclass
+class WorkDone:
+    """Flash work carried out so far, counted as the loader accepts each piece (not taken from
+    the plan), so a command that fails half-way reports what really happened."""
+
+    erase_units: int = 0  # 4 KiB sectors and 64 KiB blocks whose erase began
+    bytes_erased: int = 0
+    chip_erased: bool = False
+    bytes_programmed: int = 0
+    pages_programmed: int = 0
+    sectors_written: int = 0  # sector_size units whose new contents were all sent
+
+    def erased(self, n: int, unit: int) -> None:
+        self.bytes_erased += n
+        if unit:
+            self.erase_units += n // unit
+        else:
+            self.chip_erased = True
+
+
+@dataclass
 class FlashOutcome:
     plan: Plan
     contents: list[SectorContent]
@@ -125,6 +147,9 @@ class Programmer:
         # True once an erase or program went to the loader: from then on a failure may have
         # left the range partly written, whatever kind of error it is
         self.flash_touched = False
+        # True once every erase and program of the command has finished on the chip
+        self.flash_written = False
+        self.work = WorkDone()
 
     # -- connect: greeting, probe, detect, configure --------------------------------------------
 
@@ -246,24 +271,31 @@ class Programmer:
         if steps:
             erasing = _Phase(self.progress, ERASING, the_plan.bytes_erased)
             programming = _Phase(self.progress, PROGRAMMING, program_total)
-            tracker = _EraseTracker(the_plan, op_program, erasing)
-            tracker.advance(0)
+            written = _UnitsWritten(the_plan, op_program)
+
+            def on_erase(n: int, unit: int) -> None:
+                self.work.erased(n, unit)
+                erasing.add(n)
 
             def on_program(n: int) -> None:
+                self.work.bytes_programmed += n
+                self.work.pages_programmed = self.work.bytes_programmed // page
+                self.work.sectors_written = written.upto(self.work.bytes_programmed)
                 programming.add(n)
-                tracker.advance(programming.done)
 
             self.flash_touched = True
             try:
-                self.client.write(steps, progress=on_program)
+                self.client.write(steps, progress=on_program, erased=on_erase)
             except BaseException as exc:
                 erasing.fail(exc)
                 programming.fail(exc)
                 raise
+            self.work.sectors_written = the_plan.sectors_written
             erasing.done = erasing.total
             erasing.finish()
             programming.done = programming.total
             programming.finish()
+        self.flash_written = True
 
         pages_programmed = sum(r.length // page for c in contents for r in c.program)
         outcome = FlashOutcome(
@@ -322,17 +354,23 @@ class Programmer:
         """Erase runs of whole erase units (`rules.erase_runs`), one after the other."""
         self.flash_touched = True
         with _phase(self.progress, ERASING, sum(run.length for run in runs)) as erasing:
-            for run in runs:
-                self.client.erase([EraseStep(run.offset, run.length, run.block)])
-                erasing.add(run.length)
+            self.client.write([EraseStep(run.offset, run.length, run.block) for run in runs],
+                              erased=self._counting_erase(erasing))
+        self.flash_written = True
 
     def erase_chip(self) -> None:
         """Erase the whole chip (`rules.check_chip_erase` first)."""
         cfg = self._config()
         self.flash_touched = True
         with _phase(self.progress, ERASING, cfg.size) as erasing:
-            self.client.erase_chip(cfg.size)
-            erasing.add(cfg.size)
+            self.client.write([EraseStep(0, cfg.size, 0)], erased=self._counting_erase(erasing))
+        self.flash_written = True
+
+    def _counting_erase(self, phase: _Phase) -> Callable[[int, int], None]:
+        def erased(n: int, unit: int) -> None:
+            self.work.erased(n, unit)
+            phase.add(n)
+        return erased
 
     def verify_erased(self, r: Range) -> tuple[list[dict], list[dict]]:
         """CRC32 on target of the range against all 0xFF, in 1 MiB ranges."""
@@ -390,23 +428,15 @@ def _proven_unchanged(the_plan: Plan, pre_read: Mapping[Range, int]) -> Callable
     return proven
 
 
-class _EraseTracker:
-    """Erase progress while one pipelined write interleaves erases and programs: when the
-    bytes programmed pass the program data of unit k, unit k+1's erase has been issued."""
+class _UnitsWritten:
+    """How many sector_size units of the plan have all their program data sent, from the bytes
+    programmed so far (the write sends the units' data in plan order)."""
 
-    def __init__(self, the_plan: Plan, op_program: Sequence[int], phase: _Phase):
-        self.sizes = [op.size if op.erase != "none" else 0 for op in the_plan.operations]
-        self.ends = []
-        total = 0
-        for n in op_program:
-            total += n
-            self.ends.append(total)
-        self.phase = phase
-        self.reported = 0
+    def __init__(self, the_plan: Plan, op_program: Sequence[int]):
+        self.ends = list(itertools.accumulate(op_program))  # program bytes up to each unit
+        self.units = list(itertools.accumulate(op.size // the_plan.sector_size
+                                               for op in the_plan.operations))
 
-    def advance(self, programmed: int) -> None:
-        issued = sum(1 for end in self.ends if end <= programmed) + 1
-        erased = sum(self.sizes[:issued])
-        if erased > self.reported:
-            self.phase.add(erased - self.reported)
-            self.reported = erased
+    def upto(self, programmed: int) -> int:
+        done = bisect.bisect_right(self.ends, programmed)
+        return self.units[done - 1] if done else 0

@@ -93,20 +93,54 @@ def check_image(image: Image, cfg: FlashConfig) -> None:
 def check_range(cfg: FlashConfig, r: Range, what: str = "range", xip: str = "") -> None:
     """Refuse a read/erase range the chip cannot serve: empty, past the end, at or above 16 MiB
     in 24-bit mode or without 4-byte addressing. xip: ' (XIP 0x...)' for the message."""
+    _check_length(r, what)
+    _check_end(cfg, cfg.size, r, what, xip)
+    _check_24_bit(cfg, cfg.address_mode, r, what, xip)
+    if r.end > MIB16 and cfg.four_byte_entry is None:
+        raise UsageError(f"{what} {r}{xip} is above 16 MiB but the flash has only 3-byte addressing")
+
+
+def check_stated_range(cfg: FlashConfig, r: Range, what: str = "range", *,
+                       erase: bool = False) -> None:
+    """Before connecting, with the configuration as stated (the chip not yet detected): refuse
+    what no chip can make right: an empty range, an erase that is not whole 4 KiB sectors, a
+    range past a size or at 16 MiB with a 24-bit address mode that a config file or the command
+    line states. A board preset's usual part is no statement: the chip present decides that."""
+    _check_length(r, what)
+    if erase:
+        _check_whole_units(r, SECTOR)
+    stated_size = not cfg.sources.get("size", "preset ").startswith("preset ")
+    _check_end(cfg, cfg.size if stated_size else None, r, what)
+    _check_24_bit(cfg, cfg.address_mode, r, what)
+
+
+def _check_length(r: Range, what: str) -> None:
     if r.length <= 0:
         raise UsageError(f"{what} length {r.length} must be positive")
-    if cfg.size is not None and r.end > cfg.size:
+
+
+def _check_whole_units(r: Range, unit: int) -> None:
+    if r.offset % unit or r.length % unit:
+        raise UsageError(f"erase range 0x{r.offset:08X}+0x{r.length:X} must be whole "
+                         f"{unit // 1024} KiB sectors (offset and length multiples of "
+                         f"0x{unit:X})")
+
+
+def _check_end(cfg: FlashConfig, size: int | None, r: Range, what: str, xip: str = "") -> None:
+    if size is not None and r.end > size:
         raise UsageError(
             f"{what} {r}{xip} runs past the end of {cfg.part or 'the flash'} "
-            f"({size_text(cfg.size)}) at 0x{cfg.size - 1:08X}"
+            f"({size_text(size)}) at 0x{size - 1:08X}"
         )
-    if r.end > MIB16 and cfg.address_mode != 32:
+
+
+def _check_24_bit(cfg: FlashConfig, mode: int | None, r: Range, what: str, xip: str = "") -> None:
+    """mode None: not known yet (the chip decides), nothing to refuse."""
+    if r.end > MIB16 and mode is not None and mode != 32:
         raise UsageError(
             f"{what} {r}{xip} reaches 16 MiB or more but the address mode is MODE24BIT "
             f"({_address_mode_source(cfg)}); use MODE32BIT"
         )
-    if r.end > MIB16 and cfg.four_byte_entry is None:
-        raise UsageError(f"{what} {r}{xip} is above 16 MiB but the flash has only 3-byte addressing")
 
 
 def resolve_range(
@@ -128,10 +162,9 @@ def erase_runs(cfg: FlashConfig, r: Range) -> list[EraseRun]:
     """A range of whole erase units -> 4 KiB head, 64 KiB middle (when the chip has the block
     erase and it is faster than 16 sector erases), 4 KiB tail."""
     small = erase_unit(cfg)
-    if r.length <= 0 or r.offset % small or r.length % small:
-        raise UsageError(f"erase range 0x{r.offset:08X}+0x{r.length:X} must be whole "
-                         f"{small // 1024} KiB sectors (offset and length multiples of "
-                         f"0x{small:X})")
+    if r.length <= 0:
+        _check_length(r, "erase")
+    _check_whole_units(r, small)
     check_range(cfg, r, "erase")
     e4, e64 = cfg.erase_spec(SECTOR), cfg.erase_spec(BLOCK)
     use_big = e64 is not None and (e4 is None or e64.time.typ_s < 16 * e4.time.typ_s)

@@ -28,6 +28,7 @@ from qspi_gdb.inputs.config_values import (
     parse_pin,
     parse_pp_size,
     parse_setting_int,
+    parse_size,
     parse_spi_mode,
     setting_error,
 )
@@ -85,7 +86,7 @@ def parse_nrfutil_json(text: str, source: str = "nrfutil JSON") -> ConfigLayer:
             if values["pins"][p] is None:
                 raise setting_error(source, f"pins.{p} must be connected")
     if "flash_size" in doc:
-        values["size"] = parse_setting_int(source, "flash_size", doc["flash_size"], 1)
+        values["size"] = parse_size(source, "flash_size", doc["flash_size"])
     if "sck_frequency" in doc:
         values["sck_frequency"] = parse_frequency(source, doc["sck_frequency"])
     if "address_mode" in doc:
@@ -276,10 +277,9 @@ def _nrfjprog_layer(source: str, flat: dict, pins: dict, instructions: list) -> 
     """Shared by the ini and TOML forms: nrfjprog names -> FlashConfig fields."""
     values: dict[str, Any] = {}
     if "mem_size" in flat:
-        size = parse_setting_int(source, "MemSize", flat["mem_size"], 0)
-        if size == 0:
+        if parse_setting_int(source, "MemSize", flat["mem_size"]) == 0:
             raise setting_error(source, "MemSize is 0: the file says the board has no external memory")
-        values["size"] = size
+        values["size"] = parse_size(source, "MemSize", flat["mem_size"])
     if "read_mode" in flat:
         values["readoc"] = parse_enum(source, "ReadMode", flat["read_mode"], READ_OPCODES)
     if "write_mode" in flat:
@@ -319,7 +319,7 @@ def load_config_file(path: str | Path) -> ConfigLayer:
     """Read an nrfutil JSON (.json), nrfjprog ini (.ini) or nrfjprog TOML (.toml) config."""
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8-sig")  # a leading BOM (Windows editors) is fine
     except FileNotFoundError:
         raise UsageError(f"{path}: no such file") from None
     except (OSError, UnicodeDecodeError) as e:

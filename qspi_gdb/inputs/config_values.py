@@ -66,9 +66,25 @@ def parse_setting_int(source: str, key: str, value: Any, lo: int | None = None, 
             raise setting_error(source, f"{key} {value!r} is not a number") from None
     if not isinstance(value, int):
         raise setting_error(source, f"{key} {value!r} is not a number")
-    if (lo is not None and value < lo) or (hi is not None and value > hi):
+    if lo is not None and hi is not None and not lo <= value <= hi:
         raise setting_error(source, f"{key} {value} is outside {lo}..{hi}")
+    if lo is not None and value < lo:
+        raise setting_error(source, f"{key} {value} must be at least {lo}")
+    if hi is not None and value > hi:
+        raise setting_error(source, f"{key} {value} must be at most {hi}")
     return value
+
+
+MIN_FLASH_SIZE = 4096  # one erase sector
+
+
+def parse_size(source: str, key: str, value: Any) -> int:
+    """A flash size: a power of two of at least one 4 KiB sector (NOR parts come so)."""
+    size = parse_setting_int(source, key, value)
+    if size < MIN_FLASH_SIZE or size & (size - 1):
+        raise setting_error(source, f"{key} {value} must be a power of two of at least "
+                                    f"{MIN_FLASH_SIZE} (bytes)")
+    return size
 
 
 def _named(source: str, key: str, value: Any, table: Mapping[str, int], expected: str) -> int:

@@ -177,10 +177,17 @@ def load_image(
     elif spec_addr is None:
         path = Path(spec)
     if not path.exists():
+        head, sep, tail = spec.rpartition("@")
+        if sep and head and Path(head).is_file():  # 'image.bin@0xZZ': the file is there
+            raise UsageError(f"{head}: bad address after '@': {tail!r} is not a number "
+                             "(use e.g. image.bin@0x11E98000)")
         raise UsageError(f"{path}: no such file")
     if not path.is_file():
         raise UsageError(f"{path}: not a regular file")
-    kind = _kind_of(path, kind)
+    try:
+        kind = _kind_of(path, kind)
+    except OSError as exc:  # e.g. no read permission: bad input, not a bug
+        raise UsageError(f"{path}: cannot read: {exc.strerror or exc}") from None
     if spec_addr is not None and addr is not None and parse_int(addr, "address") != spec_addr:
         raise UsageError(
             f"{path}: address given twice: @0x{spec_addr:X} and --addr 0x{parse_int(addr, 'address'):X}"
@@ -190,7 +197,10 @@ def load_image(
     if kind == "bin":
         if address is None:
             raise UsageError(f"{path}: a .bin image needs an address (FILE@ADDR or --addr ADDR)")
-        data = path.read_bytes()
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise UsageError(f"{path}: cannot read: {exc.strerror or exc}") from None
         if not data:
             raise UsageError(f"{path}: file is empty")
         offset, address_kind = to_flash_offset(address, xip_base=xip_base, raw=raw_offsets)
@@ -249,12 +259,47 @@ def load_image(
     )
 
 
+class _HexLines:
+    """A HEX file's lines for intelhex's loadhex (it iterates any object that has `read`),
+    counting how many it took: intelhex stops at the end-of-file record, and at the end of the
+    text, without saying which."""
+
+    def __init__(self, text: str):
+        self.lines = text.splitlines(keepends=True)
+        self.taken = 0
+
+    def read(self) -> str:  # what makes it a file to intelhex, which only iterates it
+        return "".join(self.lines)
+
+    def __iter__(self):
+        for line in self.lines:
+            self.taken += 1
+            yield line
+
+
+def _check_hex_end(path: Path, lines: _HexLines) -> None:
+    """A HEX file ends with its end-of-file record: without one it was cut short (e.g. at a
+    line boundary, which every record check passes); records after it would be ignored."""
+    last = lines.lines[lines.taken - 1].strip() if lines.taken else ""
+    if not (last[:1] == ":" and last[7:9] == "01"):
+        raise UsageError(f"{path}: no end-of-file record (:00000001FF): the file is truncated")
+    after = [n for n, line in enumerate(lines.lines[lines.taken:], lines.taken + 1)
+             if line.strip()]
+    if after:
+        raise UsageError(f"{path}: line {after[0]}: records after the end-of-file record "
+                         f"(line {lines.taken})")
+
+
 def _read_hex(path: Path) -> list[tuple[int, bytes]]:
     from intelhex import AddressOverlapError, IntelHex, IntelHexError
 
     ih = IntelHex()
     try:
-        ih.loadhex(str(path))
+        with path.open() as f:
+            text = f.read()
+        lines = _HexLines(text)
+        ih.loadhex(lines)
+        _check_hex_end(path, lines)
     except AddressOverlapError as e:
         addr = getattr(e, "address", None)
         line = getattr(e, "line", None)

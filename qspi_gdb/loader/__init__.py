@@ -31,13 +31,15 @@ def check_loader_elf(path: str | PathLike) -> None:
     before anything starts (GDB would reject it only after the target is up)."""
     if not Path(path).is_file():
         raise UsageError(f"--loader {path}: no such loader ELF")
-    with open(path, "rb") as f:
-        if f.read(4) != b"\x7fELF":
-            raise UsageError(f"--loader {path}: not an ELF file")
-        f.seek(0)
-        try:
+    try:
+        with open(path, "rb") as f:
+            if f.read(4) != b"\x7fELF":
+                raise UsageError(f"--loader {path}: not an ELF file")
+            f.seek(0)
             machine = ELFFile(f).header["e_machine"]
-        except ELFError as exc:
-            raise UsageError(f"--loader {path}: unreadable ELF file ({exc})") from None
+    except ELFError as exc:
+        raise UsageError(f"--loader {path}: unreadable ELF file ({exc})") from None
+    except OSError as exc:
+        raise UsageError(f"--loader {path}: cannot read it: {exc.strerror or exc}") from None
     if machine != "EM_ARM":
         raise UsageError(f"--loader {path}: an ELF for {machine}, not for an Arm Cortex-M core")

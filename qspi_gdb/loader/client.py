@@ -165,10 +165,10 @@ class LoaderClient(LoaderSession):
         return out
 
     def write(self, steps: Sequence[EraseStep | ProgramStep],
-              progress: Callable[[int], None] | None = None) -> None:
-        """Run erase/program steps, overlapping the transfer of later data with the flash work
-        of earlier steps (`qspi_gdb.loader.pipeline`); returns when the flash is idle again."""
-        stream(self, steps, progress)
+              progress: Callable[[int], None] | None = None,
+              erased: Callable[[int, int], None] | None = None) -> None:
+        """Run erase/program steps as `qspi_gdb.loader.pipeline.stream` (progress, erased)."""
+        stream(self, steps, progress, erased)
 
     def erase(self, ranges: Iterable[tuple[int, int, int]] | Iterable[EraseStep]) -> None:
         """Erase ranges (offset, length, block) and wait until the flash is done."""

@@ -36,6 +36,7 @@ if TYPE_CHECKING:  # the client drives the pipeline; only its type is needed her
 log = get_logger(__name__)
 
 BLOCK = 65536
+_ERASE_UNIT = {mb.ERASE_4K: 4096, mb.ERASE_64K: 65536, mb.ERASE_CHIP: 0}
 _MARGIN_S = 0.001  # a stop too early costs a stop; a little late, only this
 
 
@@ -212,9 +213,14 @@ class Timeline:
 
 
 def stream(client: LoaderClient, steps: Sequence[EraseStep | ProgramStep],
-           progress: Callable[[int], None] | None = None) -> None:
+           progress: Callable[[int], None] | None = None,
+           erased: Callable[[int, int], None] | None = None) -> None:
     """Run erase/program steps, overlapping the transfer of later data with the flash work of
-    earlier steps; returns when the flash is idle again."""
+    earlier steps; returns when the flash is idle again.
+
+    progress(n): n more bytes went to the flash to be programmed; erased(n, unit): an erase of
+    n bytes in units of `unit` bytes (0: the whole chip) began. Both are called as the loader
+    reports each op issued, so a failure half-way leaves a true count behind."""
     ops = schedule(expand(client, steps))
     ops.append(Op(mb.Command(mb.OP_WAIT_IDLE)))
     total = len(ops)
@@ -225,12 +231,16 @@ def stream(client: LoaderClient, steps: Sequence[EraseStep | ProgramStep],
     while True:
         hdr = client.header
         assert hdr is not None
+        while reported < queued and ops[reported].index < hdr.done_seq and \
+                ops[reported].cmd.status == mb.ST_OK:  # the work really begun, also on failure
+            cmd = ops[reported].cmd
+            if progress is not None and cmd.op == mb.OP_PROGRAM:
+                progress(cmd.len)
+            if erased is not None and cmd.op == mb.OP_ERASE:
+                erased(cmd.len, _ERASE_UNIT[cmd.arg])
+            reported += 1
         client.check([op.cmd for op in ops[:queued] if op.index < hdr.done_seq
                       and op.cmd.status != mb.ST_OK])
-        while reported < queued and ops[reported].index < hdr.done_seq:
-            if progress is not None and ops[reported].is_program:
-                progress(ops[reported].cmd.len)
-            reported += 1
         if queued == total and hdr.done_seq > ops[-1].index:
             return
         if ((hdr.time_us - start_us) & 0xFFFFFFFF) / 1e6 > limit:

@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 
 from qspi_gdb import log
-from qspi_gdb.errors import TargetError, UsageError
-from qspi_gdb.transport.gdbmi import GdbError, GdbExited, GdbMi, GdbTimeout, mi_quote
+from qspi_gdb.errors import ConnectionLost, TargetError, UsageError
+from qspi_gdb.transport.gdbmi import GdbError, GdbMi, GdbTimeout, mi_quote
 
 _log = log.get_logger(__name__)
 
@@ -79,7 +79,7 @@ class GdbLink:
         if elf is not None:
             try:
                 self.gdb.command(f"-file-exec-and-symbols {mi_quote(str(elf))}")
-            except GdbTimeout:
+            except (GdbTimeout, ConnectionLost):
                 raise
             except GdbError as exc:
                 # A file GDB cannot read is bad input, unrelated to the target.
@@ -95,7 +95,7 @@ class GdbLink:
             raise ConnectError(f"the GDB server at {address} did not answer within "
                                f"{timeout_s:.0f} s") from exc
         except GdbError as exc:
-            if isinstance(exc, GdbExited):
+            if isinstance(exc, ConnectionLost):
                 raise
             raise ConnectError(f"cannot connect to the GDB server at {address}: "
                                f"{_without_prefix(exc.gdb_message, f'{address}: ')}") from exc
@@ -111,7 +111,7 @@ class GdbLink:
     def disconnect(self) -> None:
         try:
             self.gdb.command("-target-disconnect", timeout_s=5)
-        except GdbError:
+        except TargetError:  # the work is done; a server gone by now changes nothing
             pass
 
     # -- TargetLink ----------------------------------------------------------------------------
@@ -124,6 +124,8 @@ class GdbLink:
         deadline = 10 + path.stat().st_size / _MIN_WIRE_BYTES_PER_S
         try:
             self.gdb.command("-target-download", timeout_s=deadline)
+        except ConnectionLost:
+            raise
         except GdbError as exc:
             raise TargetError(f"loading {path.name} into target RAM failed: "
                               f"{exc.gdb_message}") from exc
@@ -148,7 +150,7 @@ class GdbLink:
                 self.gdb.command(
                     f"-data-write-memory-bytes {addr + offset:#x} {chunk.hex()}",
                     timeout_s=self._memory_deadline(len(chunk)))
-            except GdbTimeout:
+            except (GdbTimeout, ConnectionLost):
                 raise
             except GdbError as exc:
                 raise TargetError(f"writing {len(chunk)} bytes at {addr + offset:#010x} failed: "
@@ -256,6 +258,8 @@ class GdbLink:
     def _core_running(self) -> bool:
         try:
             return not self._dhcsr() & DHCSR_S_HALT
+        except ConnectionLost:
+            raise
         except GdbError:
             return False
 

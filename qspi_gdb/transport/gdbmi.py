@@ -4,6 +4,8 @@ pygdbmi parses each MI line; its controller is not used (it is timeout based and
 prompts). A reader thread turns GDB's stdout into parsed records on a queue; the caller's thread
 sends `<token><command>` and consumes records until the result record with that token arrives or
 the deadline passes. Exec-async records (`*stopped`, `*running`) are kept for `wait_stopped`.
+While it waits it also watches the processes behind GDB (`watch`): one that ends fails the wait
+at once with ConnectionLost naming it. Error messages name a command, never its arguments.
 """
 
 from __future__ import annotations
@@ -16,13 +18,13 @@ import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from pygdbmi.gdbmiparser import parse_response
 
 from qspi_gdb import log
-from qspi_gdb.errors import TargetError
-from qspi_gdb.transport.procgroup import kill_group
+from qspi_gdb.errors import ConnectionLost, TargetError
+from qspi_gdb.transport.procgroup import exit_text, kill_group, spawn
 
 _log = log.get_logger(__name__)
 
@@ -40,21 +42,51 @@ _MEMORY_BLOCK = re.compile(
 )
 
 
+# How often waits look at the processes behind GDB (OpenOCD, a virtual board): one that ends is
+# noticed within this time, not at the end of a deadline sized for flash work.
+WATCH_INTERVAL_S = 0.1
+# After GDB reports an error: how long to wait for a process behind it to be seen ended (a
+# killed process's socket closes a moment before its exit status is there), longer when GDB
+# says the remote connection is gone.
+_ERROR_SETTLE_S = 0.1
+_DEATH_SETTLE_S = 0.5
+_CAUSE_SETTLE_S = 0.5
+_MAX_MESSAGE = 240  # characters of a GDB message in our one-line errors
+
+
+def short_text(text: str, limit: int = _MAX_MESSAGE) -> str:
+    """One line, at most `limit` characters: messages never carry payloads."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[:limit - 3] + "..."
+
+
+def command_name(command: str) -> str:
+    """What a message says about an MI command: its name, never its arguments (a memory write
+    carries up to 128 KiB of hex); a console command with its text, a wait as described."""
+    if command.startswith("("):
+        return short_text(command, 60)
+    console = "-interpreter-exec console "
+    if command.startswith(console):
+        return short_text(f"console {command[len(console):]}", 60)
+    return command.split(None, 1)[0] if command.strip() else command
+
+
 class GdbError(TargetError):
     """GDB answered a command with ^error (or died, or missed a deadline)."""
 
     def __init__(self, message: str, *, command: str = "", code: str | None = None):
         self.command = command
         self.code = code
-        self.gdb_message = message
-        super().__init__(f"gdb: {message}" + (f" (command: {command})" if command else ""))
+        self.gdb_message = short_text(message)
+        super().__init__(f"gdb: {self.gdb_message}"
+                         + (f" (command: {command_name(command)})" if command else ""))
 
 
 class GdbTimeout(GdbError):
     """A command or a wait for the target to stop missed its deadline."""
 
 
-class GdbExited(GdbError):
+class GdbExited(GdbError, ConnectionLost):
     """gdb-multiarch is gone (crashed, killed or never started)."""
 
 
@@ -134,18 +166,21 @@ class GdbMi:
         self._next_token = 1
         self._threads: list[threading.Thread] = []
         self._exited = False
+        # processes the session depends on: (name, exit status or None while running, detail)
+        self._watched: list[tuple[str, Callable[[], int | None], Callable[[], str]]] = []
+        self._next_watch = 0.0
 
     # -- process life -------------------------------------------------------------------------
 
     def start(self) -> GdbMi:
         argv = [self.program, "--interpreter=mi3", "--nx", "--quiet", *self.extra_args]
         try:
-            self._proc = subprocess.Popen(
+            # its own session: Ctrl-C reaches us, not GDB; we stop it ourselves
+            self._proc = spawn(
                 argv,
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
-                start_new_session=True,  # Ctrl-C reaches us, not GDB; we stop it ourselves
                 env={**os.environ, "LC_ALL": "C"},
             )
         except OSError as exc:
@@ -203,6 +238,42 @@ class GdbMi:
     def stderr_tail(self) -> str:
         return "".join(self._stderr_tail).strip()
 
+    def watch(self, name: str, status: Callable[[], int | None],
+              detail: Callable[[], str] = lambda: "") -> None:
+        """Fail commands and waits with ConnectionLost as soon as the process `name` (e.g.
+        "OpenOCD") has ended: status() is its exit status, None while it runs; detail() adds
+        what it said (one short line). Checked in the order watched: put the process the
+        others depend on first."""
+        self._watched.append((name, status, detail))
+
+    def check_watched(self, settle_s: float = 0.0) -> None:
+        """Raise ConnectionLost when a watched process has ended (waiting up to settle_s for
+        one to be seen ended). When a later one ended, an earlier one it depends on is given a
+        moment to be seen ended too: a killed board takes its OpenOCD along, and the board is
+        the news (its exit status comes a little after its socket closes)."""
+        deadline = time.monotonic() + settle_s
+        while True:
+            ended = self._first_ended()
+            if ended is not None:
+                if ended > 0:
+                    cause_deadline = time.monotonic() + _CAUSE_SETTLE_S
+                    while time.monotonic() < cause_deadline and self._first_ended(ended) is None:
+                        time.sleep(0.02)
+                    cause = self._first_ended(ended)
+                    ended = ended if cause is None else cause
+                name, status, detail = self._watched[ended]
+                extra = short_text(detail() or "", 160)
+                raise ConnectionLost(f"{name} exited ({exit_text(status())})"
+                                     + (f": {extra}" if extra else ""))
+            if time.monotonic() >= deadline:
+                return
+            time.sleep(0.05)
+
+    def _first_ended(self, before: int | None = None) -> int | None:
+        """Index of the first watched process (of the first `before`) that has ended."""
+        watched = self._watched if before is None else self._watched[:before]
+        return next((i for i, (_, status, _) in enumerate(watched) if status() is not None), None)
+
     # -- requests ----------------------------------------------------------------------------
 
     def command(self, command: str, timeout_s: float | None = None) -> MiResult:
@@ -215,6 +286,7 @@ class GdbMi:
         token = self._next_token
         self._next_token += 1
         deadline = time.monotonic() + (self.default_timeout_s if timeout_s is None else timeout_s)
+        self.check_watched()
         self._send(f"{token}{command}")
         result = MiResult("")
         while True:
@@ -256,8 +328,11 @@ class GdbMi:
     def _finish(self, command: str, record: MiRecord, result: MiResult) -> MiResult:
         payload = record.payload if isinstance(record.payload, dict) else {}
         if record.message == "error":
-            raise GdbError(payload.get("msg", "unknown error"), command=command,
-                           code=payload.get("code"))
+            message = str(payload.get("msg", "unknown error"))
+            # a server that died explains the error better than GDB's view of it
+            self.check_watched(_DEATH_SETTLE_S if "remote" in message.lower() else
+                               _ERROR_SETTLE_S)
+            raise GdbError(message, command=command, code=payload.get("code"))
         if record.message == "exit":
             self._exited = True
         result.message = record.message or ""
@@ -276,24 +351,37 @@ class GdbMi:
             raise GdbExited(self._exit_message()) from exc
 
     def _next_record(self, deadline: float, command: str, close: bool = True) -> MiRecord:
-        remaining = deadline - time.monotonic()
-        try:
-            record = self._records.get(timeout=max(0.0, remaining)) if remaining > 0 else \
-                self._records.get_nowait()
-        except queue.Empty:
+        while True:
+            now = time.monotonic()
+            if now >= self._next_watch:
+                self.check_watched()
+                self._next_watch = now + WATCH_INTERVAL_S
+            try:
+                record = self._records.get(timeout=max(0.0, min(deadline - now,
+                                                                WATCH_INTERVAL_S)))
+                break
+            except queue.Empty:
+                if time.monotonic() < deadline:
+                    continue
+            self.check_watched()
             if close:
                 self.close(timeout_s=0.5)
-            raise GdbTimeout("no answer before the deadline", command=command) from None
+            raise GdbTimeout("no answer before the deadline", command=command)
         if record is _EOF:
             self._records.put(_EOF)  # every later read sees the end too
             raise GdbExited(self._exit_message(), command=command)
         return record
 
     def _exit_message(self) -> str:
-        code = self._proc.poll() if self._proc else None
+        code = None
+        if self._proc is not None:
+            try:
+                code = self._proc.wait(timeout=1.0)  # its output ends a moment before it does
+            except subprocess.TimeoutExpired:
+                pass
         tail = self.stderr_tail()
-        message = "gdb-multiarch exited" + (f" with status {code}" if code is not None else "")
-        return f"{message}: {tail}" if tail else message
+        message = "gdb-multiarch exited" + (f" ({exit_text(code)})" if code is not None else "")
+        return f"{message}: {short_text(tail, 160)}" if tail else message
 
     def _read_stdout(self) -> None:
         assert self._proc and self._proc.stdout

@@ -6,8 +6,9 @@ manager, also on errors and Ctrl-C. Its stderr is kept in a file so error report
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 from typing import Sequence
@@ -15,7 +16,8 @@ from typing import Sequence
 from qspi_gdb import log
 from qspi_gdb.errors import TargetError, UsageError
 from qspi_gdb.transport.ports import free_tcp_port, port_accepts
-from qspi_gdb.transport.procgroup import kill_group
+from qspi_gdb.transport.procgroup import exit_text, kill_group, spawn
+from qspi_gdb.transport.workdirs import WorkDir
 
 _log = log.get_logger(__name__)
 
@@ -30,8 +32,9 @@ def openocd_cfg_dir() -> Path:
     return installed if installed.is_dir() else _PACKAGE.parent / "openocd_cfg"
 
 # Interfaces a user may name with --interface: our openocd_cfg/interface/<name>.cfg when we ship
-# one, otherwise Debian's interface/<name>.cfg (all SWD probes; nRF chips have no JTAG).
-KNOWN_INTERFACES = ("jlink", "cmsis-dap", "stlink", "stlink-dap", "ftdi", "sim")
+# one, otherwise Debian's interface/<name>.cfg (all SWD probes; nRF chips have no JTAG). FTDI
+# adapters have one config per adapter (interface/ftdi/<adapter>.cfg): --openocd-config.
+KNOWN_INTERFACES = ("jlink", "cmsis-dap", "stlink", "stlink-dap", "sim")
 
 # Commands every OpenOCD we start gets before its configs: local only, no telnet/tcl servers,
 # failed reads are errors (not zeros), no memory map (GDB would refuse plain writes to ranges
@@ -48,13 +51,71 @@ _BASE_COMMANDS = (
 )
 
 
-def interface_config(name: str) -> str:
-    """The OpenOCD config file for --interface NAME (ours if we ship one, else Debian's)."""
+WORKDIR_PREFIX = "qspi-gdb-openocd-"
+
+
+def openocd_script_dirs(program: str = OPENOCD_PROGRAM) -> list[Path]:
+    """Where OpenOCD looks for a relative `-f` name: ours (-s), then its own search path
+    (OPENOCD_SCRIPTS, the user's config dirs, the scripts installed next to the program)."""
+    dirs = [openocd_cfg_dir()]
+    dirs += [Path(p) for p in os.environ.get("OPENOCD_SCRIPTS", "").split(os.pathsep) if p]
+    config_home = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    dirs += [Path(config_home) / "openocd", Path.home() / ".openocd"]
+    found = shutil.which(program)
+    if found:
+        dirs.append(Path(found).resolve().parent.parent / "share" / "openocd" / "scripts")
+    return dirs + [Path("/usr/share/openocd/scripts"), Path("/usr/local/share/openocd/scripts")]
+
+
+def find_openocd_script(name: str, program: str = OPENOCD_PROGRAM) -> Path | None:
+    return next((d / name for d in openocd_script_dirs(program) if (d / name).is_file()), None)
+
+
+def interface_config(name: str, program: str = OPENOCD_PROGRAM) -> str:
+    """The OpenOCD config file for --interface NAME (ours if we ship one, else OpenOCD's own
+    interface/NAME.cfg); a name OpenOCD has no config for is refused before anything starts."""
     if "/" in name or name.endswith(".cfg"):
         raise UsageError(f"--interface takes a probe name ({', '.join(KNOWN_INTERFACES)}), "
                          f"not a file: use --openocd-config {name}")
     ours = openocd_cfg_dir() / "interface" / f"{name}.cfg"
-    return str(ours) if ours.is_file() else f"interface/{name}.cfg"
+    if ours.is_file():
+        return str(ours)
+    script = f"interface/{name}.cfg"
+    if shutil.which(program) and find_openocd_script(script, program) is None:
+        raise UsageError(f"--interface {name}: OpenOCD has no {script} (probe names: "
+                         f"{', '.join(n for n in KNOWN_INTERFACES if n != 'sim')})")
+    return script
+
+
+def user_config(path: str | os.PathLike, program: str = OPENOCD_PROGRAM) -> str:
+    """An --openocd-config FILE for OpenOCD, which runs in a temporary directory: a file that
+    exists here becomes an absolute path; a relative name found only in OpenOCD's own scripts
+    (e.g. interface/cmsis-dap.cfg) stays as it is; anything else is refused."""
+    given = Path(path).expanduser()
+    if given.is_file():
+        return os.path.abspath(given)
+    if given.exists():
+        raise UsageError(f"--openocd-config {path}: not a file")
+    if not given.is_absolute() and find_openocd_script(str(given), program) is not None:
+        return str(given)
+    raise UsageError(f"--openocd-config {path}: no such file")
+
+
+# Text OpenOCD's Tcl (Jim) reads as one literal word without quoting.
+_TCL_PLAIN = re.compile(r"[A-Za-z0-9_./:@%+,=-]+")
+
+
+def tcl_word(text: str, what: str = "path") -> str:
+    """text as one literal word of an OpenOCD command: as it is when plain, otherwise in double
+    quotes with every character Tcl would substitute or end the word at (\\ " $ [ ] { }) escaped.
+    Braces alone would not do: a `}` in a path ends a {...} word and the rest runs as commands.
+    Control characters (a newline ends a command) are refused."""
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in text):
+        raise UsageError(f"{what} {text!r} contains a control character; it cannot be passed "
+                         "to OpenOCD safely")
+    if _TCL_PLAIN.fullmatch(text):
+        return text
+    return '"' + re.sub(r'([\\"$\[\]{}])', r"\\\1", text) + '"'
 
 
 # Error lines every healthy session logs: a blank chip (as new, or the virtual board's internal
@@ -88,8 +149,8 @@ class OpenOcd:
 
     script: ("f", file) and ("c", command) steps in order, after our base commands. Files are
     absolute, or found in our openocd_cfg dir, then in OpenOCD's own scripts. E.g.
-    [("c", "set SIM_SOCKET {/tmp/b.sock}"), ("f", "interface/sim.cfg"),
-    ("f", "target/nrf5340.cfg")].
+    [("c", "set SIM_SOCKET /tmp/b.sock"), ("f", "interface/sim.cfg"),
+    ("f", "target/nrf5340.cfg")]. Commands are Tcl text: a path in one goes through tcl_word().
     """
 
     def __init__(
@@ -108,7 +169,7 @@ class OpenOcd:
         self.ready_timeout_s = ready_timeout_s
         self.gdb_port: int | None = None
         self._workdir = Path(workdir) if workdir else None
-        self._own_tmp: tempfile.TemporaryDirectory | None = None
+        self._own_tmp: WorkDir | None = None
         self._proc: subprocess.Popen | None = None
         self._stderr_path: Path | None = None
 
@@ -117,8 +178,17 @@ class OpenOcd:
         for command in (*_BASE_COMMANDS, f"gdb_port {gdb_port}"):
             argv += ["-c", command]
         for kind, value in self.script:
-            argv += [f"-{kind}", str(value)]
+            value = str(value)
+            if kind == "f" and not _TCL_PLAIN.fullmatch(value):
+                # OpenOCD turns `-f FILE` into the Tcl `script {FILE}`: quote it ourselves
+                argv += ["-c", f"script {tcl_word(value, 'OpenOCD config')}"]
+            else:
+                argv += [f"-{kind}", value]
         return argv
+
+    def exit_status(self) -> int | None:
+        """OpenOCD's exit status once it has ended, None while it runs (or before start)."""
+        return self._proc.poll() if self._proc else None
 
     @property
     def pid(self) -> int | None:
@@ -130,18 +200,16 @@ class OpenOcd:
 
     def start(self) -> OpenOcd:
         if self._workdir is None:
-            self._own_tmp = tempfile.TemporaryDirectory(prefix="qspi-gdb-openocd-")
-            self._workdir = Path(self._own_tmp.name)
+            self._own_tmp = WorkDir(WORKDIR_PREFIX)
+            self._workdir = self._own_tmp.path
         self._stderr_path = self._workdir / "openocd.log"
         self.gdb_port = free_tcp_port()
         argv = self.argv(self.gdb_port)
         _log.debug("starting openocd", argv=argv)
         with open(self._stderr_path, "wb") as stderr:
             try:
-                self._proc = subprocess.Popen(
-                    argv, stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr,
-                    start_new_session=True, cwd=self._workdir,
-                )
+                self._proc = spawn(argv, stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr,
+                                   cwd=self._workdir)
             except OSError as exc:
                 self.close()
                 raise TargetError(f"cannot start {self.program}: {exc}") from exc
@@ -158,7 +226,7 @@ class OpenOcd:
         assert self._proc is not None and self.gdb_port is not None
         while True:
             if self._proc.poll() is not None:
-                raise TargetError(f"OpenOCD stopped (status {self._proc.returncode}): "
+                raise TargetError(f"OpenOCD stopped ({exit_text(self._proc.returncode)}): "
                                   f"{self.error_summary()}")
             if port_accepts("127.0.0.1", self.gdb_port):
                 return

@@ -1,7 +1,8 @@
 """A virtual board as a process: `python -m qspi_gdb.sim` serving OpenOCD's remote_bitbang on a
-UNIX socket in a private temporary directory, in its own process group, always ended by
-`close()` / the context manager. The transport starts it and reaches it like any other probe;
-it knows nothing else about it (it never imports `qspi_gdb.sim`).
+UNIX socket in a private temporary directory (0700, the socket 0600), in its own process group,
+dying with us, always ended by `close()` / the context manager. The transport starts it and
+reaches it like any other probe; it knows nothing else about it (it never imports
+`qspi_gdb.sim`).
 """
 
 from __future__ import annotations
@@ -11,14 +12,15 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Iterable
 
 from qspi_gdb import log
 from qspi_gdb.errors import EXIT_USAGE, TargetError, UsageError
-from qspi_gdb.transport.procgroup import kill_group
+from qspi_gdb.transport.openocd import tcl_word
+from qspi_gdb.transport.procgroup import exit_text, kill_group, spawn
+from qspi_gdb.transport.workdirs import WorkDir
 
 _log = log.get_logger(__name__)
 
@@ -32,6 +34,8 @@ def check_sim_image(path: str | os.PathLike) -> None:
     if not where.absolute().parent.is_dir():
         raise UsageError(f"--sim-image {path}: no such directory {where.absolute().parent}")
 
+
+WORKDIR_PREFIX = "qspi-sim-"
 
 # How the virtual board's command line reports an error (`qspi-gdb sim: error: ...`).
 _CLI_ERROR_LINE = re.compile(r"^qspi-gdb(?: \w+)?: error: (.+)$")
@@ -54,7 +58,7 @@ class VirtualBoardProcess:
         self.extra_args = list(extra_args)
         self.ready_timeout_s = ready_timeout_s
         self._workdir = Path(workdir) if workdir else None
-        self._own_tmp: tempfile.TemporaryDirectory | None = None
+        self._own_tmp: WorkDir | None = None
         self._proc: subprocess.Popen | None = None
         self.socket_path: Path | None = None
         self._log_path: Path | None = None
@@ -64,6 +68,10 @@ class VirtualBoardProcess:
     @property
     def pid(self) -> int | None:
         return self._proc.pid if self._proc else None
+
+    def exit_status(self) -> int | None:
+        """The board's exit status once it has ended, None while it runs (or before start)."""
+        return self._proc.poll() if self._proc else None
 
     def argv(self) -> list[str]:
         assert self.socket_path is not None
@@ -76,18 +84,18 @@ class VirtualBoardProcess:
     def start(self) -> VirtualBoardProcess:
         if self._workdir is None:
             # Short path: UNIX socket paths are limited to ~107 bytes.
-            self._own_tmp = tempfile.TemporaryDirectory(prefix="qspi-sim-")
-            self._workdir = Path(self._own_tmp.name)
+            self._own_tmp = WorkDir(WORKDIR_PREFIX)
+            self._workdir = self._own_tmp.path
         self.socket_path = self._workdir / "board.sock"
         self._out_path = self._workdir / "sim.out"
         self._log_path = self._workdir / "sim.log"
         argv = self.argv()
         _log.debug("starting virtual board", argv=argv)
         with open(self._out_path, "wb") as out, open(self._log_path, "wb") as err:
-            self._proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                          start_new_session=True)
+            self._proc = spawn(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
         try:
             self._wait_ready()
+            os.chmod(self.socket_path, 0o600)  # only we (and our OpenOCD) reach the board
             _log.debug("virtual board ready", pid=self._proc.pid, socket=str(self.socket_path))
         except BaseException:  # anything, even a failing log call: never leave it running
             self.close()
@@ -114,8 +122,8 @@ class VirtualBoardProcess:
             if self._proc.poll() is not None:
                 if self._proc.returncode == EXIT_USAGE:  # it refused its input (e.g. --sim-image)
                     raise UsageError(self.error_message() or self.output_tail())
-                raise TargetError(f"virtual board {self.board} stopped (status "
-                                  f"{self._proc.returncode}): {self.output_tail()}")
+                raise TargetError(f"virtual board {self.board} stopped "
+                                  f"({exit_text(self._proc.returncode)}): {self.output_tail()}")
             if time.monotonic() > deadline:
                 raise TargetError(f"virtual board {self.board} did not open its socket within "
                                   f"{self.ready_timeout_s:.0f} s: {self.output_tail()}")
@@ -138,8 +146,10 @@ class VirtualBoardProcess:
         return " | ".join(lines[-max_lines:]) or "no output"
 
     def openocd_script(self) -> list[tuple[str, str]]:
-        """The OpenOCD interface steps that reach this board (before a target config)."""
-        return [("c", f"set SIM_SOCKET {{{self.socket_path}}}"), ("f", "interface/sim.cfg")]
+        """The OpenOCD interface steps that reach this board (before a target config); the
+        socket's path (under TMPDIR, which anyone may set) is quoted for Tcl."""
+        socket = tcl_word(str(self.socket_path), "virtual board socket")
+        return [("c", f"set SIM_SOCKET {socket}"), ("f", "interface/sim.cfg")]
 
     def close(self) -> None:
         if self._proc is not None:
