@@ -35,7 +35,7 @@ class Connection:
     interface: str | None = None  # OpenOCD probe name for a real board (default jlink)
     openocd_config: Sequence[str | os.PathLike] | None = None  # instead of interface + target
     sim_image: str | os.PathLike | None = None  # virtual boards: the flash contents file
-    serial: str | None = None  # the probe's serial number (picks the probe, names its lock)
+    dev_id: str | None = None  # the probe's serial number (picks the probe, names its lock)
     wait_lock_s: float | None = None  # wait this long for a board or probe in use
 
 
@@ -44,7 +44,7 @@ def target_options(board: Board, connection: Connection) -> TargetOptions:
         board=board.name, chip=board.chip, virtual=board.virtual,
         gdb_server=connection.gdb_server, interface=connection.interface,
         openocd_config=connection.openocd_config, sim_image=connection.sim_image,
-        serial=connection.serial, lock_wait_s=connection.wait_lock_s,
+        dev_id=connection.dev_id, lock_wait_s=connection.wait_lock_s,
         **(VIRTUAL_BOARD_WAIT if board.virtual else REAL_BOARD_WAIT),
     )
 

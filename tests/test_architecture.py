@@ -33,7 +33,7 @@ ALLOWED: dict[str, set[str]] = {
 }
 # What the virtual board may use of the product: leaf modules only.
 SIM_MAY_IMPORT = {"qspi_gdb.errors", "qspi_gdb.log", "qspi_gdb.inputs.boards",
-                  "qspi_gdb.inputs.parts", "qspi_gdb.inputs"}
+                  "qspi_gdb.inputs.parts", "qspi_gdb.inputs.probes", "qspi_gdb.inputs"}
 # Where argparse may be imported: the two command lines (the product's and the virtual board's).
 ARGPARSE_HOMES = ("qspi_gdb.cli", "qspi_gdb.sim.cli")
 

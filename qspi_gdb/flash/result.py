@@ -35,13 +35,15 @@ class Result:
     verify: str = "not run"  # "verified" | "not verified" | "mismatch" | "not run"
     verified_ranges: list[dict] = field(default_factory=list)  # {offset, length, crc32}
     mismatched_ranges: list[dict] = field(default_factory=list)  # {offset, length, expected, actual}
+    range: dict | None = None  # read / erase: {offset, length} of the flash range
     bytes_read: int = 0
-    output_file: str | None = None
+    output_file: str | None = None  # read: the file written (None: stdout, `-o -`)
     seconds: float = 0.0
     phase_seconds: dict[str, float] = field(default_factory=dict)
     stops: int = 0  # resume/stop cycles of the loader
     info: dict | None = None  # `info`: detected chip, SFDP summary
     plan: dict | None = None  # --dry-run: the plan
+    reset: str | None = None  # --reset: how the target was reset ("sysresetreq", ...)
     error: dict | None = None  # {message, exit_code}
     warnings: list[str] = field(default_factory=list)  # configured values the chip overrode
 

@@ -48,9 +48,11 @@ class GdbLink:
     """
 
     def __init__(self, gdb: GdbMi, *, monitor: bool, wait_scale: float = 1.5,
-                 wait_floor_s: float = 5.0):
+                 wait_floor_s: float = 5.0, monitor_reset: str = "sysresetreq"):
         self.gdb = gdb
         self.monitor = monitor
+        # how OpenOCD's `reset` resets this target (our target configs: SYSRESETREQ)
+        self.monitor_reset = monitor_reset
         self.wait_scale = wait_scale
         self.wait_floor_s = wait_floor_s
         self.halted = True
@@ -194,13 +196,18 @@ class GdbLink:
         self.gdb.wait_stopped(self.wait_floor_s)
         self.halted = True
 
-    def reset(self, halt: bool = True) -> None:
+    def reset(self, halt: bool = True) -> str:
+        """Reset the target; returns how ("sysresetreq", or what OpenOCD's own configuration
+        does for user configs) for the report."""
         if self.monitor:
             self.gdb.console("monitor reset halt" if halt else "monitor reset run", timeout_s=30)
+            how = self.monitor_reset
         else:
             self._reset_by_aircr(halt)
+            how = "sysresetreq (AIRCR write)"
         self._flush_registers()
         self.halted = halt
+        return how
 
     # -- helpers -------------------------------------------------------------------------------
 

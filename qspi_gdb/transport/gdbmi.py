@@ -343,7 +343,7 @@ class GdbMi:
         proc = self._proc
         if proc is None or proc.stdin is None or proc.poll() is not None:
             raise GdbExited(self._exit_message())
-        _log.debug("gdb <-", line=line if len(line) < 200 else line[:200] + "...")
+        log.traffic(_log, "gdb <-", line=line if len(line) < 200 else line[:200] + "...")
         try:
             proc.stdin.write(line.encode() + b"\n")
             proc.stdin.flush()
@@ -394,7 +394,7 @@ class GdbMi:
             if record.kind == "prompt":
                 continue
             if record.kind == "output" and record.raw:
-                _log.debug("gdb output", text=record.raw[:200])
+                log.traffic(_log, "gdb output", text=record.raw[:200])
             self._records.put(record)
         self._records.put(_EOF)
 

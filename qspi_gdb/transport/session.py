@@ -47,7 +47,7 @@ class TargetOptions:
     sim_image: str | os.PathLike | None = None
     sim_args: Sequence[str] = ()
     adapter_khz: int = 4000
-    serial: str | None = None  # the probe's serial number (OpenOCD `adapter serial`)
+    dev_id: str | None = None  # the probe's serial number (OpenOCD `adapter serial`)
     lock_wait_s: float | None = None  # wait this long for a target in use (None: refuse)
     # A wait on a running loader: deadline = max(floor, scale * the target-time timeout).
     wait_scale: float = 2.0
@@ -80,7 +80,7 @@ def checked_options(options: TargetOptions) -> TargetOptions:
     that run in temporary directories (OpenOCD) absolute."""
     started_board = options.virtual and not options.openocd_config
     if started_board:
-        for option, value in (("--interface", options.interface), ("--serial", options.serial)):
+        for option, value in (("--interface", options.interface), ("--dev-id", options.dev_id)):
             if value:
                 raise UsageError(f"{option} {value}: {options.board} is a virtual board (no "
                                  f"probe to choose); drop {option}")
@@ -98,8 +98,8 @@ def checked_options(options: TargetOptions) -> TargetOptions:
 
 def openocd_script(options: TargetOptions, sim: VirtualBoardProcess | None) -> list[tuple[str, str]]:
     """The -f/-c steps for OpenOCD (after our base commands) for these options."""
-    serial = [("c", f"adapter serial {tcl_word(options.serial, '--serial')}")] \
-        if options.serial else []
+    serial = [("c", f"adapter serial {tcl_word(options.dev_id, '--dev-id')}")] \
+        if options.dev_id else []
     if options.openocd_config:
         return [*(("f", str(path)) for path in options.openocd_config), *serial]
     target = ("f", f"target/{options.chip}.cfg")
@@ -125,7 +125,7 @@ def target_lock(options: TargetOptions) -> TargetLock | None:
         return config_lock(list(options.openocd_config))
     if options.virtual:
         return board_file_lock(options.sim_image) if options.sim_image else None
-    return probe_lock(options.interface or "jlink", options.serial)
+    return probe_lock(options.interface or "jlink", options.dev_id)
 
 
 @contextmanager
@@ -136,6 +136,12 @@ def open_session(options: TargetOptions, *, elf: str | os.PathLike | None = None
         openocd: OpenOcd | None = None
         sim: VirtualBoardProcess | None = None
         if options.gdb_server:
+            for option, value in (("--interface", options.interface),
+                                  ("--dev-id", options.dev_id)):
+                if value:
+                    raise UsageError(f"{option} {value}: picks the probe of an OpenOCD that "
+                                     "qspi-gdb starts; with --gdb-server the server has chosen "
+                                     f"its probe already: drop {option}")
             address = check_gdb_server(options.gdb_server)
             monitor = False
             if options.sim_image:
@@ -174,7 +180,9 @@ def open_session(options: TargetOptions, *, elf: str | os.PathLike | None = None
                       lambda: server.error_summary(max_lines=2, fallback=False)
                       if (server.exit_status() or 0) > 0 else "")
         link = GdbLink(gdb, monitor=monitor, wait_scale=options.wait_scale,
-                       wait_floor_s=options.wait_floor_s)
+                       wait_floor_s=options.wait_floor_s,
+                       monitor_reset="OpenOCD reset run (as the --openocd-config files set it)"
+                       if options.openocd_config else "sysresetreq")
         try:
             link.connect(address, elf=elf)
         except ConnectError as exc:
