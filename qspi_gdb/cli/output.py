@@ -102,7 +102,10 @@ def _erase_text(result: Result) -> str:
     units = f"{human_size(result.bytes_erased)} ({erase_units_text(result)})"
     if result.command == "erase":
         where = _range_text(result.range)
-        return f"{verb} {where} ({human_size(result.bytes_erased)}: {erase_units_text(result)})"
+        units = erase_units_text(result)
+        if units.endswith(("sector", "sectors")):  # "8 sectors" alone hides their size
+            units += " of 4 KiB"
+        return f"{verb} {where} ({human_size(result.bytes_erased)}: {units})"
     return f"{verb} {units}"
 
 

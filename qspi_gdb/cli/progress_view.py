@@ -9,6 +9,7 @@ import io
 import os
 import shutil
 import sys
+import threading
 import time
 from typing import IO
 
@@ -54,12 +55,14 @@ class ProgressView:
     - "off": nothing shown (-q, --no-progress); durations are still recorded.
 
     Every running phase reports at the same steady rate, also one whose events come while
-    another phase is reporting (erase and program run together).
+    another phase is reporting (erase and program run together). With `heartbeat`, a phase
+    whose work gives no events for a while (a chip erase runs a minute in one piece) is
+    reported again at that rate with its elapsed time, so a log never falls silent.
     """
 
     def __init__(self, stream: IO[str] | None = None, *, tty: bool | None = None,
                  mode: str | None = None, interval_s: float | None = None, width: int = 30,
-                 columns: int | None = None, min_interval_s: float | None = None):
+                 columns: int | None = None, heartbeat: bool = False):
         self.stream = stream or sys.stderr
         if mode is None:
             is_tty = self.stream.isatty() if tty is None else tty
@@ -69,8 +72,7 @@ class ProgressView:
         self.mode = mode
         self.tty = mode == "bar"
         default = {"bar": 0.1, "lines": 1.0, "events": 0.5, "off": 0.0}[mode]
-        self.interval_s = interval_s if interval_s is not None else (
-            min_interval_s if min_interval_s is not None and mode != "bar" else default)
+        self.interval_s = interval_s if interval_s is not None else default
         self.width = width
         self.columns = columns or _terminal_columns(self.stream)
         self.phase_seconds: dict[str, float] = {}
@@ -80,10 +82,19 @@ class ProgressView:
         self._line_open = False
         self._active: dict[str, tuple[int, int]] = {}  # running phase -> (done, total)
         self._last_len = 0
+        self._lock = threading.RLock()  # events and the heartbeat draw one at a time
+        self._heartbeat = heartbeat and mode != "off"
+        self._ticker: threading.Thread | None = None
+        self._stop = threading.Event()
 
     def __call__(self, event: ProgressEvent) -> None:
+        with self._lock:
+            self._handle(event)
+
+    def _handle(self, event: ProgressEvent) -> None:
         now = time.monotonic()
         if isinstance(event, PhaseStarted):
+            self._start_heartbeat()
             self._started[event.phase] = now
             self._active[event.phase] = (0, event.total_bytes)
             self._emit(event.phase, now, force=True)
@@ -100,7 +111,7 @@ class ProgressView:
             # the error itself is rendered once, by the command line; here the bar ends
             self._active.pop(event.phase, None)
             self.failed.append(event.phase)
-            self.close()
+            self._end_line()
             _log.debug("phase failed", phase=event.phase, message=event.message)
 
     @property
@@ -109,7 +120,32 @@ class ProgressView:
         return tuple(self._active)
 
     def close(self) -> None:
-        """End an open bar line (before an error or the summary is printed)."""
+        """Stop the heartbeat and end an open bar line (before an error or the summary is
+        printed)."""
+        ticker, self._ticker = self._ticker, None
+        if ticker is not None:
+            self._stop.set()
+            if ticker is not threading.current_thread():
+                ticker.join(timeout=2 * self.interval_s + 1)
+        with self._lock:
+            self._end_line()
+
+    def _start_heartbeat(self) -> None:
+        if not self._heartbeat or self._ticker is not None:
+            return
+        self._stop = threading.Event()
+        self._ticker = threading.Thread(target=self._beat, args=(self._stop,), daemon=True,
+                                        name="qspi-gdb progress")
+        self._ticker.start()
+
+    def _beat(self, stop: threading.Event) -> None:
+        while not stop.wait(self.interval_s):
+            with self._lock:
+                now = time.monotonic()
+                for phase in list(self._active):
+                    self._emit(phase, now)  # each phase at most once per interval
+
+    def _end_line(self) -> None:
         if self._line_open:
             self.stream.write("\n")
             self.stream.flush()
@@ -148,7 +184,8 @@ class ProgressView:
             seconds = self._elapsed(phase, now)
             rate = done / seconds / 1024 if seconds >= MIN_RATE_S and done else None
             _log.info("progress", phase=phase, done=done, total=total,
-                      rate_KiBps=None if rate is None else round(rate, 1), finished=finished)
+                      rate_KiBps=None if rate is None else round(rate, 1),
+                      seconds=round(seconds, 2), finished=finished)
         elif total:  # lines: a phase with nothing to do leaves no line
             self.stream.write(self._plain_line(phase, done, total, now, finished) + "\n")
             self.stream.flush()
@@ -161,7 +198,8 @@ class ProgressView:
             return (f"{phase}: {human_size(total)} done in {seconds:.2f}s"
                     + (f" ({rate})" if rate else ""))
         return (f"{phase}: {human_size(done)} / {human_size(total)} "
-                f"({100 * done // max(total, 1)}%)" + (f", {rate}" if rate else ""))
+                f"({100 * done // max(total, 1)}%) after {seconds:.0f}s"
+                + (f", {rate}" if rate else ""))
 
     def _draw_bar(self, phase: str, now: float, *, force: bool, finished: bool) -> None:
         if not self._due("", now, force):
@@ -170,7 +208,7 @@ class ProgressView:
             # The finished phase gets its own completed line; the others are redrawn below it.
             if self._active[phase][1]:  # a phase with nothing to do (0 bytes) leaves no line
                 self._draw(self._single_line(phase, now))
-                self.close()
+                self._end_line()
             self._active.pop(phase, None)
         if self._visible():
             self._draw(self._line(now))

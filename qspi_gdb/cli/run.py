@@ -68,7 +68,7 @@ def progress_view(args) -> ProgressView:
     """The progress view the output options ask for (`main` settled args.log_format)."""
     mode = progress_mode(args.log_format, tty=sys.stderr.isatty(), quiet=args.quiet,
                          no_progress=args.no_progress)
-    return ProgressView(sys.stderr, mode=mode)
+    return ProgressView(sys.stderr, mode=mode, heartbeat=True)
 
 
 def run(args, command: str, body: Callable[[ProgressView, Result], str | None], *,

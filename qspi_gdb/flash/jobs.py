@@ -90,12 +90,13 @@ def _assumed(cfg: FlashConfig) -> FlashConfig | None:
 
 
 def planning_config(cfg: FlashConfig, command: str) -> FlashConfig:
-    assumed = _assumed(cfg)
-    if assumed is None:
-        raise UsageError(f"{command} --dry-run cannot plan: the configuration contradicts the "
-                         "board's usual flash part, so only the chip present can decide; run "
-                         "`qspi-gdb info` first")
-    return assumed
+    """The configuration a dry run plans with: the board preset's usual part, assumed."""
+    try:
+        return apply_chip(cfg)
+    except UsageError as exc:
+        raise UsageError(f"{command} --dry-run cannot plan with the board's usual flash part "
+                         f"{cfg.part} (assumed, not detected): {exc}; the chip present decides "
+                         "(`qspi-gdb info` shows it)") from None
 
 
 def _precheck(image: Image, cfg: FlashConfig) -> None:
@@ -246,9 +247,11 @@ class PlannedFlash:
     plan: Plan
     config: FlashConfig
     estimate: Estimate | None = None
+    checks_unchanged: bool = True  # sectors holding the image are skipped (not with --force)
 
     def text(self) -> str:
-        return render_plan(self.plan, self.config, self.estimate)
+        return render_plan(self.plan, self.config, self.estimate,
+                           checks_unchanged=self.checks_unchanged)
 
 
 def flash(target: TargetSpec, image_spec: ImageSpecs, options: FlashOptions,
@@ -263,14 +266,14 @@ def flash(target: TargetSpec, image_spec: ImageSpecs, options: FlashOptions,
         the_plan = make_plan(image, assumed, force=options.force, chip_erase=options.chip_erase)
         board = boards.find_board(assumed.board)
         profile, reason = choose_profile(options.probe, virtual=bool(board and board.virtual))
-        est = estimate(the_plan, assumed, profile, reason,
-                       crc_check=not (options.force or options.chip_erase))
+        crc_check = not (options.force or options.chip_erase)
+        est = estimate(the_plan, assumed, profile, reason, crc_check=crc_check)
         _fill_plan_counts(result, the_plan, would_do=True)
         result.dry_run = True
         result.plan = {**the_plan.to_json(), "flash": rules.chip_text(assumed),
                        "detected": False, "estimate": est.to_json()}
         result.ok = True
-        return PlannedFlash(the_plan, assumed, est)
+        return PlannedFlash(the_plan, assumed, est, checks_unchanged=crc_check)
     _precheck(image, cfg)
     with _programmer(target, cfg, open_target, progress, result) as programmer:
         outcome = programmer.flash(image, verify=options.verify, force=options.force,

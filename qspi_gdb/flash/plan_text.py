@@ -29,16 +29,20 @@ def ranges_text(ranges: Sequence[Range], limit: int = 4) -> str:
 
 
 def render_plan(plan: Plan, cfg: FlashConfig | None = None, estimate: Estimate | None = None,
-                max_lines: int = 40) -> str:
+                max_lines: int = 40, *, checks_unchanged: bool = True) -> str:
     """Human text for --dry-run. cfg: the configuration the plan was made with (it says
-    whether the chip was detected or assumed); estimate: the time it would take."""
+    whether the chip was detected or assumed); estimate: the time it would take;
+    checks_unchanged: the flash will skip sectors that hold the image (not with --force or a
+    chip erase)."""
     img = plan.image
     flash = chip_text(cfg) if cfg is not None else f"{plan.part or 'unknown part'} " \
         f"({size_text(plan.flash_size)})"
-    lines = [
-        f"Plan: {img.describe()}",
-        f"  flash: {flash}, {'MODE32BIT' if plan.address_mode == 32 else 'MODE24BIT'}",
-    ]
+    if img.files:  # several image files: one line each
+        lines = [f"Plan: {len(img.files)} files, {img.size:,} bytes"]
+        lines += [f"  {f.describe()}" for f in img.files]
+    else:
+        lines = [f"Plan: {img.describe()}"]
+    lines.append(f"  flash: {flash}, {'MODE32BIT' if plan.address_mode == 32 else 'MODE24BIT'}")
     if plan.nothing_to_do:
         lines.append(f"  nothing to write: all {plural(plan.sectors_unchanged, 'sector')} "
                      "already hold the image")
@@ -65,9 +69,11 @@ def render_plan(plan: Plan, cfg: FlashConfig | None = None, estimate: Estimate |
             f"{plural(len(plan.read_back), 'range')}, read back and written again")
     if plan.crc_checked:
         lines.append(f"  unchanged (CRC32 matched, skipped): {plural(plan.sectors_unchanged, 'sector')}")
-    else:
+    elif checks_unchanged and not plan.chip_erase:
         lines.append("  unchanged sectors: checked on the target when flashing (CRC32); a dry "
                      "run cannot know them, so this plan rewrites every sector")
+    else:
+        lines.append("  unchanged sectors: not checked (every sector is rewritten)")
     verify_bytes = sum(r.length for r in plan.verify)
     lines.append(f"  verify (CRC32 on target): {ranges_text(plan.verify) or 'nothing'}"
                  + (f" ({size_text(verify_bytes)})" if verify_bytes else ""))
@@ -84,27 +90,33 @@ def render_plan(plan: Plan, cfg: FlashConfig | None = None, estimate: Estimate |
 
 
 def _op_lines(ops: Sequence[SectorOp]) -> list[str]:
-    """One line per op, runs of consecutive fully-covered ops of one kind folded into one."""
+    """One line per op, runs of consecutive units wholly covered by image data and erased
+    the same way folded into one."""
+
+    def whole(op: SectorOp) -> bool:
+        return sum(r.length for r in op.image) == op.size
+
     lines: list[str] = []
     i = 0
     while i < len(ops):
         op = ops[i]
         j = i
-        if not op.fills:
+        if whole(op):
             while (
                 j + 1 < len(ops)
-                and not ops[j + 1].fills
+                and whole(ops[j + 1])
                 and ops[j + 1].erase == op.erase
                 and ops[j + 1].offset == ops[j].offset + ops[j].size
             ):
                 j += 1
-        erase = ERASE_NAMES.get(op.erase, op.erase)
-        if j > i:
+        erase = ERASE_NAMES.get(op.erase)
+        what = f"erase {plural(j - i + 1, erase)}" if erase else "erased by the chip erase"
+        if j > i or whole(op):
             span = Range(op.offset, ops[j].offset + ops[j].size - op.offset)
-            lines.append(f"{span}  erase {plural(j - i + 1, erase)}, all image data")
+            lines.append(f"{span}  {what}, all image data")
         else:
-            fills = f", keep {', '.join(map(str, op.fills))}" if op.fills else ""
-            what = f"erase 1 {erase}" if op.erase in ERASE_NAMES else "erased by the chip erase"
-            lines.append(f"{op.range}  {what}, image {', '.join(map(str, op.image))}{fills}")
+            image = ", ".join(map(str, op.image))
+            keep = f", keep {', '.join(map(str, op.fills))}" if op.fills else ""
+            lines.append(f"{op.range}  {what}, image {image}{keep}")
         i = j + 1
     return lines

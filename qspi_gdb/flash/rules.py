@@ -57,8 +57,9 @@ def chip_text(cfg: FlashConfig, size: int | None = None) -> str:
 
 
 def erase_unit(cfg: FlashConfig) -> int:
-    """The smallest erase the plan uses: 4 KiB, or 64 KiB on a chip without a 4 KiB erase."""
-    return SECTOR if cfg.erase_spec(SECTOR) else BLOCK
+    """The smallest erase the plan uses: 4 KiB, or 64 KiB when the configuration asks for it
+    (nrfutil `page_size` 65536, `--page-size 65536`) or the chip has no 4 KiB erase."""
+    return SECTOR if cfg.sector_size != BLOCK and cfg.erase_spec(SECTOR) else BLOCK
 
 
 def _address_mode_source(cfg: FlashConfig) -> str:

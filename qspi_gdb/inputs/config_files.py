@@ -50,7 +50,8 @@ def check_keys(source: str, keys, known, *, where: str = "", allow_unknown: bool
         log.warning("ignoring unknown keys (--allow-unknown-keys)", source=source,
                     keys=[f"{where}{k}" for k in unknown])
         return
-    named = ", ".join(f'"{where}{k}"{did_you_mean(k, sorted(known), quote=chr(34))}'
+    named = ", ".join(f'"{where}{k}"'
+                      f'{did_you_mean(where + k, [where + n for n in sorted(known)], quote=chr(34))}'
                       for k in unknown)
     raise setting_error(source, f"unknown key{'s' if len(unknown) > 1 else ''} {named}; "
                         "--allow-unknown-keys ignores keys of newer versions with a warning")

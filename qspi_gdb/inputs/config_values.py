@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
-from qspi_gdb.errors import UsageError
+from qspi_gdb.errors import UsageError, did_you_mean
 from qspi_gdb.inputs.boards import PIN_NAMES
 from qspi_gdb.inputs.image import parse_int
 
@@ -52,7 +52,8 @@ def setting_error(source: str, message: str) -> UsageError:
 def parse_enum(source: str, key: str, value: Any, allowed: Iterable[str]) -> str:
     allowed = tuple(allowed)
     if not isinstance(value, str) or value.upper() not in allowed:
-        raise setting_error(source, f"{key} {value!r} is not one of {', '.join(allowed)}")
+        hint = did_you_mean(value.upper(), allowed) if isinstance(value, str) else ""
+        raise setting_error(source, f"{key} {value!r} is not one of {', '.join(allowed)}{hint}")
     return value.upper()
 
 
@@ -91,7 +92,8 @@ def _named(source: str, key: str, value: Any, table: Mapping[str, int], expected
     """The number a symbolic setting names (case and surrounding blanks ignored)."""
     text = str(value).strip().upper()
     if text not in table:
-        raise setting_error(source, f"{key} {value!r} is not {expected}")
+        hint = did_you_mean(text, [k for k in table if not k.isdigit()])
+        raise setting_error(source, f"{key} {value!r} is not {expected}{hint}")
     return table[text]
 
 
