@@ -114,7 +114,7 @@ def test_global_options_before_and_after_the_command(work, capsys):
 
 @pytest.mark.parametrize("argv,expected", [
     (["flsh", "x.bin"], "qspi-gdb: error: unknown command 'flsh' (did you mean 'flash'?); "
-     "commands: flash, verify, read, erase, info, sim, demo (see 'qspi-gdb --help')"),
+     "commands: flash, verify, read, erase, info, gdb-script, sim, demo (see 'qspi-gdb --help')"),
     (["flash", "x.bin", *SIM, "--erse"], "qspi-gdb: error: unrecognized arguments: --erse "
      "(did you mean --erase?) (see 'qspi-gdb flash --help')"),
     (["info", *SIM, "--flash-sise", "8M"], "qspi-gdb: error: unrecognized arguments: "

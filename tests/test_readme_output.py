@@ -8,22 +8,14 @@ import random
 import re
 import shlex
 import shutil
-from pathlib import Path
 
 import pytest
 import structlog
+from readme_examples import readme_example
 
 from qspi_gdb.cli import main
 
-README = Path(__file__).resolve().parents[1] / "README.md"
-
-
-def readme_blocks(heading: str, language: str = "text") -> list[str]:
-    """The ```language blocks of a README section (up to the next heading of its level)."""
-    text = README.read_text()
-    match = re.search(rf"^(#+) {re.escape(heading)}\n(.*?)(?=^\1 |\Z)", text, re.M | re.S)
-    assert match, f"README has no section {heading!r}"
-    return re.findall(rf"^```{language}\n(.*?)^```", match.group(2), re.M | re.S)
+SECTION = "What a run prints"
 
 
 def sessions(block: str) -> list[tuple[list[str], list[str]]]:
@@ -60,7 +52,8 @@ def run_and_compare(capsys, runs) -> None:
 
 def test_the_dry_run_example_is_what_a_dry_run_prints(example_files, capsys):
     """Deterministic but for the time: the plan, the assumed chip, the estimate and its probe."""
-    (block,) = [b for b in readme_blocks("What a run prints") if "--dry-run\nPlan:" in b]
+    block = readme_example(SECTION, "text", 1)
+    assert "--dry-run\nPlan: " in block
     run_and_compare(capsys, sessions(block))
 
 
@@ -68,7 +61,7 @@ def test_the_dry_run_example_is_what_a_dry_run_prints(example_files, capsys):
 @pytest.mark.skipif(not (shutil.which("openocd") and shutil.which("gdb-multiarch")),
                     reason="needs Debian openocd and gdb-multiarch")
 def test_the_summary_examples_are_what_real_runs_print(example_files, capsys):
-    block = readme_blocks("What a run prints")[0]
+    block = readme_example(SECTION, "text", 0)
     runs = sessions(block)
     assert [argv[0] for argv, _ in runs] == ["flash", "flash", "verify", "erase", "read", "erase"]
     run_and_compare(capsys, runs)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 
+from qspi_gdb.cli import gdb_script
 from qspi_gdb.cli.options import (
     connection,
     flash_options,
@@ -22,6 +23,7 @@ from qspi_gdb.cli.options import (
     target_spec,
 )
 from qspi_gdb.cli.output import write_stdout_bytes
+from qspi_gdb.cli.report import write_layout
 from qspi_gdb.cli.run import run
 from qspi_gdb.connect import opener
 from qspi_gdb.errors import UsageError
@@ -98,6 +100,9 @@ def _add_target_options(parser: argparse.ArgumentParser) -> None:
                       help="serial number of the probe to use (OpenOCD 'adapter serial', as "
                       "Zephyr's runners name it); without it the first probe of the interface")
     conn.add_argument("--serial", dest="dev_id", help=argparse.SUPPRESS)  # issue 17's name
+    conn.add_argument("--usb-location", metavar="PATH",
+                      help="USB path of the probe to use, e.g. 1-1.2 (OpenOCD 'adapter usb "
+                      "location', what labgrid's USB resources give)")
     conn.add_argument("--sim-image", metavar="PATH",
                       help="virtual boards: file holding the flash contents (kept between runs)")
     conn.add_argument("--wait-lock", metavar="SECONDS", type=_seconds,
@@ -106,6 +111,9 @@ def _add_target_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reset", action="store_true",
                         help="reset the target when done (lets the application run); the "
                         "result says how")
+    parser.add_argument("--report", metavar="FILE",
+                        help="write a JUnit XML report for CI (one test case per command; "
+                        "added to FILE when it holds a qspi-gdb report already)")
     add_global_options(parser, after_command=True)
 
 
@@ -127,6 +135,9 @@ def _add_image_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--addr", "-a", metavar="ADDR",
                         help=".bin address: XIP address (e.g. 0x11E98000) or flash offset "
                         "(one image only; with several, give each FILE@ADDR)")
+    parser.add_argument("-t", "--file-type", choices=("bin", "hex", "elf"),
+                        help="the images' format when their names do not say (.bin/.hex/.elf), "
+                        "as west's -t")
     parser.add_argument("--raw-offsets", action="store_true",
                         help=".hex/.elf addresses are flash offsets, not XIP addresses")
     parser.add_argument("--only-qspi", action="store_true",
@@ -163,6 +174,9 @@ def register(subparsers) -> None:
     flash.add_argument("--dry-run", action="store_true",
                        help="print the plan and its estimated time; connect to nothing, write "
                        "nothing")
+    flash.add_argument("--layout", metavar="FILE.svg",
+                       help="draw the plan (with --dry-run) or what was done as an SVG picture "
+                       "of the flash")
     _add_target_options(flash)
     flash.set_defaults(func=run_flash)
 
@@ -209,6 +223,7 @@ def register(subparsers) -> None:
     _add_target_options(info)
     info.set_defaults(func=run_info)
 
+    gdb_script.register(subparsers)
     subparsers.add_parser(
         "sim", help="run a virtual board (remote_bitbang server for OpenOCD)", add_help=False,
         description="Run a virtual nRF board; 'qspi-gdb sim --help' shows its options.")
@@ -220,8 +235,12 @@ def register(subparsers) -> None:
 
 def run_flash(args: argparse.Namespace) -> int:
     def body(progress, result):
+        if args.layout:
+            jobs.check_output_file(args.layout, "--layout")
         planned = jobs.flash(target_spec(args), image_specs(args), flash_options(args),
                              opener(connection(args)), progress, result)
+        if args.layout:
+            write_layout(args.layout, planned.plan, done=not result.dry_run)
         return planned.text() if result.dry_run else None
 
     return run(args, "flash", body)

@@ -11,12 +11,14 @@ import argparse
 import json
 import os
 import re
+import shlex
 import signal
 import sys
 
 from qspi_gdb import __version__, log
 from qspi_gdb.cli import commands, demo
 from qspi_gdb.cli.output import StdoutLost, write_stdout
+from qspi_gdb.cli.report import report_in, write_report
 from qspi_gdb.cli.run import internal_error_text
 from qspi_gdb.errors import (
     EXIT_INTERNAL,
@@ -59,8 +61,7 @@ def _with_suggestion(message: str) -> str:
     choices = re.findall(r"'([^']*)'", match["choices"])
     hint = did_you_mean(match["value"], choices)
     if message.startswith("argument COMMAND:"):
-        return (f"unknown command '{match['value']}'{hint}; commands: "
-                f"{', '.join(c for c in choices if c != 'demo')}, demo")
+        return f"unknown command '{match['value']}'{hint}; commands: {', '.join(choices)}"
     return message.replace(f"invalid choice: '{match['value']}'",
                            f"invalid choice: '{match['value']}'{hint}", 1) if hint else message
 
@@ -184,15 +185,17 @@ def main(argv: list[str] | None = None) -> int:
         message = _unknown_option_hints(exc.message, parser.commands.get(command, parser))
         if "--json" in argv:  # the result object is promised on every failure
             try:
-                write_stdout(json.dumps(_usage_failure(command, message)) + "\n")
+                write_stdout(json.dumps(_usage_failure(command, message).to_json()) + "\n")
             except StdoutLost:
                 pass  # the error line below still says it
+        _report_refusal(argv, command, message)
         prog = f"{exc.prog} {command}" if exc.prog == parser.prog and command else exc.prog
         print(f"{exc.prog}: {_red('error:')} {message} (see '{prog} --help')",
               file=sys.stderr)
         raise SystemExit(EXIT_USAGE) from None  # as argparse itself exits
     _settle_output_options(args)
     log.configure(args.verbose, fmt=args.log_format, quiet=args.quiet)
+    args.command_line = ["qspi-gdb", *argv]  # names the test case of --report
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return EXIT_USAGE
@@ -227,7 +230,17 @@ def _red(text: str) -> str:
     return text
 
 
-def _usage_failure(command: str, message: str) -> dict:
+def _usage_failure(command: str, message: str) -> Result:
     result = Result(command=command)
     result.error = {"message": message, "exit_code": EXIT_USAGE}
-    return result.to_json()
+    return result
+
+
+def _report_refusal(argv: list[str], command: str, message: str) -> None:
+    """--report FILE on a refused command line: the refusal as a failed test case."""
+    path = report_in(argv)
+    if path:
+        try:
+            write_report(path, _usage_failure(command, message), shlex.join(["qspi-gdb", *argv]))
+        except (QspiGdbError, OSError):
+            pass  # the refusal itself is what the user must see

@@ -39,7 +39,8 @@ def image_specs(args: argparse.Namespace) -> tuple[ImageSpec, ...]:
         raise UsageError(f"--addr {args.addr} applies to one image; with several, give each "
                          ".bin its address as FILE@ADDR")
     return tuple(ImageSpec(path=path, addr=args.addr, raw_offsets=args.raw_offsets,
-                           only_qspi=args.only_qspi) for path in args.images)
+                           only_qspi=args.only_qspi, kind=args.file_type)
+                 for path in args.images)
 
 
 def flash_options(args: argparse.Namespace) -> FlashOptions:
@@ -61,4 +62,5 @@ def read_output(args: argparse.Namespace) -> str | None:
 def connection(args: argparse.Namespace) -> Connection:
     return Connection(gdb_server=args.gdb_server, interface=args.interface,
                       openocd_config=args.openocd_config, sim_image=args.sim_image,
-                      dev_id=args.dev_id, wait_lock_s=args.wait_lock)
+                      dev_id=args.dev_id, wait_lock_s=args.wait_lock,
+                      usb_location=args.usb_location)

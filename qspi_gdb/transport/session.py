@@ -48,6 +48,7 @@ class TargetOptions:
     sim_args: Sequence[str] = ()
     adapter_khz: int = 4000
     dev_id: str | None = None  # the probe's serial number (OpenOCD `adapter serial`)
+    usb_location: str | None = None  # the probe's USB path (OpenOCD `adapter usb location`)
     lock_wait_s: float | None = None  # wait this long for a target in use (None: refuse)
     # A wait on a running loader: deadline = max(floor, scale * the target-time timeout).
     wait_scale: float = 2.0
@@ -80,7 +81,8 @@ def checked_options(options: TargetOptions) -> TargetOptions:
     that run in temporary directories (OpenOCD) absolute."""
     started_board = options.virtual and not options.openocd_config
     if started_board:
-        for option, value in (("--interface", options.interface), ("--dev-id", options.dev_id)):
+        for option, value in (("--interface", options.interface), ("--dev-id", options.dev_id),
+                              ("--usb-location", options.usb_location)):
             if value:
                 raise UsageError(f"{option} {value}: {options.board} is a virtual board (no "
                                  f"probe to choose); drop {option}")
@@ -100,6 +102,9 @@ def openocd_script(options: TargetOptions, sim: VirtualBoardProcess | None) -> l
     """The -f/-c steps for OpenOCD (after our base commands) for these options."""
     serial = [("c", f"adapter serial {tcl_word(options.dev_id, '--dev-id')}")] \
         if options.dev_id else []
+    if options.usb_location:  # generic adapter settings: any driver, before `init`
+        serial.append(("c", "adapter usb location "
+                       f"{tcl_word(options.usb_location, '--usb-location')}"))
     if options.openocd_config:
         return [*(("f", str(path)) for path in options.openocd_config), *serial]
     target = ("f", f"target/{options.chip}.cfg")
@@ -117,7 +122,7 @@ def openocd_script(options: TargetOptions, sim: VirtualBoardProcess | None) -> l
 
 def target_lock(options: TargetOptions) -> TargetLock | None:
     """The lock of what these options reach: the virtual board's flash file, the probe (by
-    serial, else by interface), or the --openocd-config files; none for a GDB server someone
+    serial number, --dev-id, else by interface), or the --openocd-config files; none for a GDB server someone
     else runs or a virtual board without a flash file."""
     if options.gdb_server:
         return None
@@ -137,7 +142,8 @@ def open_session(options: TargetOptions, *, elf: str | os.PathLike | None = None
         sim: VirtualBoardProcess | None = None
         if options.gdb_server:
             for option, value in (("--interface", options.interface),
-                                  ("--dev-id", options.dev_id)):
+                                  ("--dev-id", options.dev_id),
+                                  ("--usb-location", options.usb_location)):
                 if value:
                     raise UsageError(f"{option} {value}: picks the probe of an OpenOCD that "
                                      "qspi-gdb starts; with --gdb-server the server has chosen "
