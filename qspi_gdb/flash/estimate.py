@@ -11,9 +11,9 @@ GDB's start-up, the loader download and the detection are not in it) to the end 
 - writing: erase + program, pipelined by the loader (the host fills the next RAM buffer while
   the flash works), so max(flash busy time, transfer time + loader calls x per-call cost). Flash
   busy is the part's typical erase and page-program times from its SFDP (what the plan sums);
-  the transfer is the programmed bytes at the probe's per-word cost; each loader call costs one
-  halt the target makes itself, which OpenOCD 0.12 notices only at its 100 ms poll, plus the
-  mailbox traffic of a call;
+  the transfer is the programmed bytes at the probe's per-word cost; each loader call costs the
+  mailbox traffic of a call and, with loader ABI 1, one halt the target makes itself (its
+  `bkpt`), which OpenOCD 0.12 notices only at its 100 ms poll;
 - verifying: the CRC32 of every written range over QSPI, plus its calls.
 
 Model constants (besides the probe table):
@@ -24,9 +24,14 @@ Model constants (besides the probe table):
 | erase work per call | 64 KiB | qspi_gdb/loader/pipeline.py expand(): one call per 64 KiB of erase |
 | DAP transactions per loader call | 476 | measured through OpenOCD 0.12 (/work/shared/SIM_WIRE_NOTES.md, 2026-12-03) |
 | CRC32 sectors per call | 8192 | loader CRC_LIST: count <= QL_BUF_SIZE / 4 |
+| a call ends by a halt the target makes itself | yes (ABI 1) | loader_fw: each call ends in `bkpt`; OpenOCD 0.12 notices it at its poll (SIM_WIRE_NOTES.md) |
 
-The seam for the benchmark: `estimate(plan, config, profile)` returns the parts of the figure
-(`Estimate`), so a bench row can show each beside what the virtual board's clock measured.
+The seam for the benchmark and the loader (issue 11): `estimate(plan, config, profile)` returns
+the parts of the figure (`Estimate`), so a bench row can show each beside what the virtual
+board's clock measured. The loader-protocol constants (the first five rows) are this module's
+assumptions about the pipeline: a loader that is stopped by request instead of halting itself,
+or that takes several buffers per call, changes CALL_ENDS_BY_SELF_HALT, DAP_PER_CALL and the
+call counts here, in the same change.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ BUFFER_BYTES = 32 * 1024  # loader_fw/src/chip.h QL_BUF_SIZE
 ERASE_PER_CALL = 64 * 1024  # loader/pipeline.py: one call per 64 KiB of erase work
 DAP_PER_CALL = 476  # DAP transactions of one loader call (SIM_WIRE_NOTES.md, measured)
 CRC_SECTORS_PER_CALL = 8192  # CRC_LIST count <= QL_BUF_SIZE / 4
+CALL_ENDS_BY_SELF_HALT = True  # ABI 1: `bkpt`, seen at OpenOCD's poll (profile.halt_poll_s)
 
 # The probe profile assumed for an OpenOCD interface name (a virtual board: the probe its clock
 # models by default). Interfaces not listed get the default profile, and the text says so.
@@ -119,7 +125,7 @@ def estimate(plan: Plan, cfg: FlashConfig, profile: ProbeProfile, reason: str = 
     """The typical time of carrying out `plan` with `profile` (see the module text).
     crc_check: the skip-unchanged CRCs are read first (not with --force or a chip erase)."""
     word_s = profile.word_s()
-    call_s = profile.halt_poll_s + DAP_PER_CALL * word_s
+    call_s = (profile.halt_poll_s if CALL_ENDS_BY_SELF_HALT else 0.0) + DAP_PER_CALL * word_s
     image_bytes = sum(c.range.length for c in plan.checks)
     crc_calls = math.ceil(len(plan.checks) / CRC_SECTORS_PER_CALL) if crc_check else 0
     fills = plan.read_back
