@@ -369,6 +369,9 @@ class GdbMi:
             raise GdbTimeout("no answer before the deadline", command=command)
         if record is _EOF:
             self._records.put(_EOF)  # every later read sees the end too
+            # gdb may die of its server's death (SIGABRT when OpenOCD is killed): the server
+            # that ended is the news, and its exit status can come a moment after gdb's EOF
+            self.check_watched(_DEATH_SETTLE_S)
             raise GdbExited(self._exit_message(), command=command)
         return record
 
