@@ -35,3 +35,8 @@ class VerifyError(QspiGdbError):
 class ConnectionLost(TargetError):
     """A process on the way to the target (OpenOCD, a virtual board, gdb-multiarch) has ended:
     nothing more can be asked of the target in this session."""
+
+
+class ChipProtected(TargetError):
+    """The chip's access-port protection (APPROTECT) keeps the debugger from its core; the
+    message says how to unlock it and what that erases."""

@@ -22,18 +22,19 @@ ALLOWED: dict[str, set[str]] = {
     "qspi_gdb": set(),
     "errors": set(),
     "log": set(),
+    "rundir": set(),
     "inputs": {"errors", "log"},
     "loader": {"errors", "log", "inputs"},
     "flash": {"errors", "log", "inputs", "loader"},
-    "transport": {"errors", "log"},
+    "transport": {"errors", "log", "rundir"},
     "connect": {"errors", "log", "inputs", "loader", "flash", "transport"},
     "cli": {"qspi_gdb", "errors", "log", "inputs", "loader", "flash", "transport", "connect"},
     "__main__": {"cli"},
-    "sim": {"errors", "log", "inputs"},  # and of inputs only the leaves: see below
+    "sim": {"errors", "log", "rundir", "inputs"},  # and of inputs only the leaves: see below
 }
 # What the virtual board may use of the product: leaf modules only.
-SIM_MAY_IMPORT = {"qspi_gdb.errors", "qspi_gdb.log", "qspi_gdb.inputs.boards",
-                  "qspi_gdb.inputs.parts", "qspi_gdb.inputs"}
+SIM_MAY_IMPORT = {"qspi_gdb.errors", "qspi_gdb.log", "qspi_gdb.rundir",
+                  "qspi_gdb.inputs.boards", "qspi_gdb.inputs.parts", "qspi_gdb.inputs"}
 # Where argparse may be imported: the two command lines (the product's and the virtual board's).
 ARGPARSE_HOMES = ("qspi_gdb.cli", "qspi_gdb.sim.cli")
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 
+from qspi_gdb.cli import hardware
 from qspi_gdb.cli.options import connection, flash_options, image_spec, target_spec
 from qspi_gdb.cli.run import run
 from qspi_gdb.connect import opener
@@ -34,17 +35,26 @@ def _add_target_options(parser: argparse.ArgumentParser) -> None:
     conn.add_argument("--gdb-server", metavar="HOST:PORT",
                       help="use a GDB server someone else runs (J-Link GDB server, pyOCD, "
                       "OpenOCD); only standard GDB remote operations are used")
-    conn.add_argument("--interface", "-i", metavar="PROBE",
+    conn.add_argument("--interface", metavar="PROBE",
                       help="OpenOCD interface for a real board: jlink (default), cmsis-dap, "
-                      "stlink, stlink-dap, or any other OpenOCD interface/NAME.cfg")
+                      "stlink-dap, stlink, or any other OpenOCD interface/NAME.cfg; sim: a "
+                      "virtual board started with `qspi-gdb sim`")
     conn.add_argument("--openocd-config", metavar="FILE", action="append",
                       help="OpenOCD config file(s) to use instead of --interface + the board's "
                       "target config")
-    conn.add_argument("--serial", metavar="SN",
-                      help="serial number of the probe to use (OpenOCD 'adapter serial'); "
-                      "without it the first probe of the interface is used")
+    conn.add_argument("-i", "--dev-id", "--serial", dest="dev_id", metavar="SERIAL",
+                      help="serial number of the probe to use (OpenOCD 'adapter serial'; "
+                      "'qspi-gdb probes' lists them); needed when several probes of the "
+                      "interface are attached. Of a virtual board started with `qspi-gdb sim`: "
+                      "use that board")
+    conn.add_argument("--speed", metavar="KHZ", type=_khz,
+                      help="SWD clock in kHz (OpenOCD 'adapter speed', default 4000); lower it "
+                      "(1000, 500) for long or unshielded cables and flying leads")
     conn.add_argument("--sim-image", metavar="PATH",
                       help="virtual boards: file holding the flash contents (kept between runs)")
+    conn.add_argument("--sim-locked", metavar="CORES", nargs="?", const="all",
+                      help="virtual boards: start with access-port protection (APPROTECT) on, "
+                      "as a protected chip: all cores (default), application or network")
     conn.add_argument("--wait-lock", metavar="SECONDS", type=_seconds,
                       help="when another qspi-gdb uses the same flash file or probe, wait up "
                       "to SECONDS for it (default: refuse at once)")
@@ -61,6 +71,16 @@ def _seconds(text: str) -> float:
         value = -1.0
     if not 0 <= value < float("inf"):
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds")
+    return value
+
+
+def _khz(text: str) -> int:
+    try:
+        value = int(text, 0)
+    except ValueError:
+        value = 0
+    if not 0 < value <= 100_000:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a clock in kHz (1..100000)")
     return value
 
 
@@ -142,6 +162,7 @@ def register(subparsers) -> None:
     _add_target_options(info)
     info.set_defaults(func=run_info)
 
+    hardware.register(subparsers, _add_target_options)
     subparsers.add_parser(
         "sim", help="run a virtual board (remote_bitbang server for OpenOCD)", add_help=False,
         description="Run a virtual nRF board; 'qspi-gdb sim --help' shows its options.")
@@ -155,7 +176,7 @@ def register(subparsers) -> None:
 def run_flash(args: argparse.Namespace) -> int:
     def body(progress, result):
         plan = jobs.flash(target_spec(args), image_spec(args), flash_options(args),
-                          opener(connection(args)), progress, result)
+                          opener(connection(args), result), progress, result)
         return render_plan(plan) if result.dry_run else None
 
     return run(args, "flash", body)
@@ -163,8 +184,8 @@ def run_flash(args: argparse.Namespace) -> int:
 
 def run_verify(args: argparse.Namespace) -> int:
     def body(progress, result):
-        jobs.verify(target_spec(args), image_spec(args), opener(connection(args)), progress,
-                    result)
+        jobs.verify(target_spec(args), image_spec(args), opener(connection(args), result),
+                    progress, result)
 
     return run(args, "verify", body)
 
@@ -172,7 +193,7 @@ def run_verify(args: argparse.Namespace) -> int:
 def run_read(args: argparse.Namespace) -> int:
     def body(progress, result):
         jobs.read(target_spec(args), args.address, args.length, args.output,
-                  opener(connection(args)), progress, result)  # the data went to the file
+                  opener(connection(args), result), progress, result)  # data: in the file
 
     return run(args, "read", body)
 
@@ -184,15 +205,15 @@ def run_erase(args: argparse.Namespace) -> int:
             raise UsageError("erase takes ADDR LEN or --all")
         if args.address is not None and args.length is None:
             raise UsageError("erase ADDR needs a length")
-        jobs.erase(target_spec(args), args.address, args.length, opener(connection(args)),
-                   progress, result, dry_run=args.dry_run)
+        jobs.erase(target_spec(args), args.address, args.length,
+                   opener(connection(args), result), progress, result, dry_run=args.dry_run)
 
     return run(args, "erase", body)
 
 
 def run_info(args: argparse.Namespace) -> int:
     def body(progress, result):
-        return "\n".join(jobs.info(target_spec(args), opener(connection(args)), progress,
-                                   result))
+        return "\n".join(jobs.info(target_spec(args), opener(connection(args), result),
+                                   progress, result))
 
     return run(args, "info", body)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 
 from qspi_gdb.connect import Connection
+from qspi_gdb.errors import UsageError
 from qspi_gdb.flash.options import FlashOptions, ImageSpec, TargetSpec
 
 
@@ -27,4 +28,19 @@ def flash_options(args: argparse.Namespace) -> FlashOptions:
 def connection(args: argparse.Namespace) -> Connection:
     return Connection(gdb_server=args.gdb_server, interface=args.interface,
                       openocd_config=args.openocd_config, sim_image=args.sim_image,
-                      serial=args.serial, wait_lock_s=args.wait_lock)
+                      dev_id=args.dev_id, speed_khz=args.speed,
+                      sim_locked=sim_locked_cores(args.sim_locked),
+                      wait_lock_s=args.wait_lock)
+
+
+def sim_locked_cores(text: str | None) -> tuple[str, ...]:
+    """--sim-locked [CORES]: all (every core the chip has; the default), application, network."""
+    if not text:
+        return ()
+    names = {"all": "all", "application": "application", "app": "application",
+             "network": "network", "net": "network"}
+    words = [word.strip().lower() for word in text.split(",")]
+    unknown = [w for w in words if w not in names]
+    if unknown:
+        raise UsageError(f"--sim-locked {text}: cores are all, application, network")
+    return tuple(dict.fromkeys(names[w] for w in words))

@@ -63,6 +63,8 @@ def erase_units_text(result: Result) -> str:
 def summary_line(result: Result) -> str:
     """The one line a user reads: what was erased, programmed, identical; verified; time."""
     took = f"Finished in {result.seconds:.2f}s"
+    if result.summary:
+        return f"{result.summary}. {took}"
     if result.command in ("flash", "erase"):
         verb = "Would erase" if result.dry_run else "Erased"
         if result.chip_erased:

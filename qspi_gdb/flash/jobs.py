@@ -23,6 +23,7 @@ from qspi_gdb.errors import (
     VerifyError,
 )
 from qspi_gdb.flash import rules
+from qspi_gdb.flash.chip_state import describe_network_core, network_core
 from qspi_gdb.flash.options import FlashOptions, ImageSpec, TargetSpec
 from qspi_gdb.flash.plan import Plan
 from qspi_gdb.flash.plan import plan as make_plan
@@ -102,16 +103,17 @@ def _address(text: str | int, cfg: FlashConfig, what: str = "address") -> int:
     return offset
 
 
-def _check_output(output: str | os.PathLike) -> Path:
-    """read -o FILE: refused before connecting when FILE cannot be written."""
+def check_output_file(output: str | os.PathLike, option: str = "--output") -> Path:
+    """A file a command writes (read -o FILE, --report, --layout): refused before connecting
+    when it cannot be written."""
     path = Path(output)
     if path.is_dir():
-        raise UsageError(f"--output {output}: is a directory (name a file)")
+        raise UsageError(f"{option} {output}: is a directory (name a file)")
     parent = path.absolute().parent
     if not parent.is_dir():
-        raise UsageError(f"--output {output}: no such directory {parent}")
+        raise UsageError(f"{option} {output}: no such directory {parent}")
     if not os.access(parent, os.W_OK):
-        raise UsageError(f"--output {output}: directory {parent} is not writable")
+        raise UsageError(f"{option} {output}: directory {parent} is not writable")
     return path
 
 
@@ -280,7 +282,7 @@ def verify(target: TargetSpec, image_spec: ImageSpec, open_target: OpenTarget,
 def read(target: TargetSpec, address: str | int, length: str | int, output: str | os.PathLike,
          open_target: OpenTarget, progress: ProgressSink, result: Result) -> bytes:
     """Read LEN bytes at ADDR into the file `output` (replaced); returns the bytes."""
-    path = _check_output(output)
+    path = check_output_file(output)
     cfg = preset_config(target)
     r = Range(_address(address, cfg), parse_int(length, "length"))
     rules.check_stated_range(cfg, r, "read")  # before starting anything
@@ -351,5 +353,9 @@ def info(target: TargetSpec, open_target: OpenTarget, progress: ProgressSink,
             lines += programmer.sfdp.describe()
         else:
             lines.append("SFDP: none (part table or configuration used)")
+        network = network_core(programmer.link, cfg.chip)
+        if network is not None:
+            result.info["network_core"] = network
+            lines.append(describe_network_core(network))
     result.ok = True
     return lines
