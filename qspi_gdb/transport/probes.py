@@ -88,7 +88,8 @@ def usb_probes(root: Path = SYSFS_USB) -> list[Probe] | None:
         except ValueError:
             continue
         product = _read(dev / "product") or ""
-        interfaces = [_read(i / "interface") or "" for i in dev.glob(f"{dev.name}:*")]
+        # its interfaces (1-4:1.0, ...) are listed beside it, and inside it
+        interfaces = [_read(i / "interface") or "" for i in root.glob(f"{dev.name}:*")]
         if vendor == SEGGER_VID:
             kind = "jlink"
         elif vendor == ST_VID and product_id in STLINK_PIDS:
