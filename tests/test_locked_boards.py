@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import random
 import shutil
-from pathlib import Path
 
 import pytest
 from virtual_probe import VirtualProbe

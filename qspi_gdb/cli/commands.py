@@ -213,7 +213,13 @@ def run_erase(args: argparse.Namespace) -> int:
 
 def run_info(args: argparse.Namespace) -> int:
     def body(progress, result):
-        return "\n".join(jobs.info(target_spec(args), opener(connection(args), result),
-                                   progress, result))
+        lines = jobs.info(target_spec(args), opener(connection(args), result), progress, result)
+        if result.probe:
+            probe = result.probe
+            lines.append(f"probe: {probe['interface'] or 'OpenOCD config'}"
+                         f"{' serial ' + probe['serial'] if probe['serial'] else ''}, "
+                         + (f"{probe['speed_khz']:g} kHz SWD clock" if probe['speed_khz'] else
+                            "SWD clock as its OpenOCD config sets it"))
+        return "\n".join(lines)
 
     return run(args, "info", body)

@@ -145,18 +145,16 @@ def choose(interface: str, dev_id: str | None, probes: list[Probe], *,
     fitting = [p for p in probes if p.kind == kind] if kind else []
     if dev_id:
         named = [p for p in probes if p.serial == dev_id]
-        if kind == "virtual" or (named and kind):
-            named = [p for p in named if p.kind == kind] or named
         if not named:
             if kind != "virtual" and not usb_listed:
                 return None  # cannot check here: OpenOCD will
             raise UsageError(f"--dev-id {dev_id}: no attached probe has this serial number "
                              f"(attached: {listing(probes)})")
-        chosen = named[0]
-        if kind and chosen.kind != kind:
-            raise UsageError(f"--dev-id {dev_id} is a {chosen.kind} probe, not {interface}: "
-                             f"pass --interface {_interface_for(chosen.kind)}")
-        return chosen
+        of_kind = [p for p in named if p.kind == kind]
+        if kind and not of_kind:
+            raise UsageError(f"--dev-id {dev_id} is a {named[0].kind} probe, not {interface}: "
+                             f"pass --interface {_interface_for(named[0].kind)}")
+        return (of_kind or named)[0]
     if len(fitting) > 1:
         what = "virtual boards are running" if kind == "virtual" else f"{interface} probes are attached"
         raise UsageError(f"{len(fitting)} {what}; choose one with -i/--dev-id SERIAL: "

@@ -78,9 +78,9 @@ class Route:
         serial = [("c", f"adapter serial {tcl_word(self.serial, '--dev-id')}")] \
             if self.serial and self.interface != "sim" else []
         target = ("f", f"target/{options.chip}.cfg")
+        speed = [("c", f"adapter speed {self.speed_khz:g}")] if self.speed_khz else []
         if options.openocd_config:
-            return [*(("f", str(path)) for path in options.openocd_config), *serial]
-        speed = [("c", f"adapter speed {self.speed_khz:g}")]
+            return [*(("f", str(path)) for path in options.openocd_config), *serial, *speed]
         if self.start_board:
             return [*sim_steps, target]
         if self.interface == "sim":  # a running virtual board
@@ -201,9 +201,9 @@ def plan_route(options: TargetOptions, *, choose_probe: bool = True) -> Route:
     none is named). choose_probe=False: the caller has locked the named probe first."""
     if options.gdb_server:
         return Route(options, False, None, None, None)
-    speed = float(options.adapter_khz or DEFAULT_SPEED_KHZ)
-    if options.openocd_config:
-        return Route(options, False, None, speed, None)
+    if options.openocd_config:  # the user's configs set the speed unless --speed is given
+        return Route(options, False, None, options.adapter_khz, None)
+    speed = _khz(options.adapter_khz or DEFAULT_SPEED_KHZ)
     if options.virtual and not (options.dev_id or options.interface == "sim"):
         return Route(options, True, None, speed, "sim")
     interface = "sim" if options.virtual else options.interface or "jlink"
@@ -228,11 +228,16 @@ def _choose(options: TargetOptions, interface: str) -> Probe | None:
 
 def _virtual_speed(options: TargetOptions, probe: Probe) -> float:
     """A running virtual board models the clock it was started with."""
-    khz = float(probe.adapter_khz or DEFAULT_SPEED_KHZ)
-    if options.adapter_khz is not None and float(options.adapter_khz) != khz:
+    khz = _khz(probe.adapter_khz or DEFAULT_SPEED_KHZ)
+    if options.adapter_khz is not None and options.adapter_khz != khz:
         _log.warning(f"--speed {options.adapter_khz}: the virtual board {probe.serial} models "
                      f"{khz:g} kHz (start it with `qspi-gdb sim --adapter-khz N` to change it)")
     return khz
+
+
+def _khz(value: float) -> float | int:
+    """kHz as a whole number when it is one (the report's 4000, not 4000.0)."""
+    return int(value) if float(value).is_integer() else float(value)
 
 
 def protected_message(options: TargetOptions, cores: Sequence[str]) -> str:

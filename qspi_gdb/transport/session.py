@@ -115,6 +115,9 @@ def open_session(options: TargetOptions, *, elf: str | os.PathLike | None = None
         # first: when it dies, OpenOCD may follow.
         if sim is not None:
             gdb.watch("the virtual board", sim.exit_status, sim.error_message)
+        elif route is not None and route.probe is not None and route.probe.pid:
+            pid = route.probe.pid  # a virtual board someone started: not our child
+            gdb.watch(f"the virtual board {route.probe.serial}", lambda: _gone(pid))
         if openocd is not None:
             server = openocd
             # its own error lines explain an exit of its own, not a signal
@@ -142,6 +145,17 @@ def open_session(options: TargetOptions, *, elf: str | os.PathLike | None = None
             stack.close()
 
 
+def _gone(pid: int) -> int | None:
+    """For a process that is not our child: None while it runs, 0 once it has ended."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return 0
+    except PermissionError:
+        return None
+    return None
+
+
 def run_dap(options: TargetOptions, ops: Sequence[tuple], timeout_s: float
             ) -> tuple[list[dict], Route]:
     """Run DAP operations (`qspi_gdb.transport.dap`) in one OpenOCD run that needs no core:
@@ -157,6 +171,8 @@ def run_dap(options: TargetOptions, ops: Sequence[tuple], timeout_s: float
             raise UsageError(f"--interface {route.interface} has no access to the debug port's "
                              "access ports (OpenOCD's high-level adapter); use "
                              "--interface stlink-dap")
+        if options.openocd_config:  # the user's configs: add our access-port procedures
+            script = [*script, ("f", "target/nordic_ctrlap.tcl")]
         text = OpenOcd(script).run_once(dap.commands(ops), timeout_s)
         return dap.results(ops, text), route
     finally:
