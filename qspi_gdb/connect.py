@@ -38,9 +38,10 @@ class Connection:
     openocd_config: Sequence[str | os.PathLike] | None = None  # instead of interface + target
     sim_image: str | os.PathLike | None = None  # virtual boards: the flash contents file
     # virtual boards of qspi-gdb's own: start with these cores' access ports protected
-    # ("application", "network"), as a chip with APPROTECT on
+    # ("all", "application", "network"), as a chip with APPROTECT on
     sim_locked: Sequence[str] = ()
-    dev_id: str | None = None  # the probe's serial number (picks the probe, names its lock)
+    serial: str | None = None  # the probe's serial number (picks the probe, names its lock)
+    usb_location: str | None = None  # the probe's USB path, e.g. 1-1.2 (`adapter usb location`)
     speed_khz: int | None = None  # SWD clock, OpenOCD `adapter speed` (None: 4000 kHz)
     wait_lock_s: float | None = None  # wait this long for a board or probe in use
 
@@ -50,8 +51,9 @@ def target_options(board: Board, connection: Connection) -> TargetOptions:
         board=board.name, chip=board.chip, virtual=board.virtual,
         gdb_server=connection.gdb_server, interface=connection.interface,
         openocd_config=connection.openocd_config, sim_image=connection.sim_image,
-        sim_locked=tuple(connection.sim_locked), dev_id=connection.dev_id,
-        adapter_khz=connection.speed_khz, lock_wait_s=connection.wait_lock_s,
+        sim_locked=tuple(connection.sim_locked), serial=connection.serial,
+        usb_location=connection.usb_location, adapter_khz=connection.speed_khz,
+        lock_wait_s=connection.wait_lock_s,
         **(VIRTUAL_BOARD_WAIT if board.virtual else REAL_BOARD_WAIT),
     )
 

@@ -46,7 +46,7 @@ def parse_only(steps: list[tuple[str, str]]) -> subprocess.CompletedProcess:
 def test_openocd_accepts_the_script_and_stops_before_usb(probe, board, interface):
     chip = "nrf52840" if board == "nrf52840dk" else "nrf5340"
     options = TargetOptions(board=board, chip=chip, virtual=False, interface=interface,
-                            dev_id="000683000001", adapter_khz=1000)
+                            serial="000683000001", adapter_khz=1000)
     steps = openocd_script(options, None)
     assert ("c", "adapter serial 000683000001") in steps
     assert ("c", "adapter speed 1000") in steps

@@ -17,7 +17,7 @@ def target_spec(args: argparse.Namespace) -> TargetSpec:
 
 def image_spec(args: argparse.Namespace) -> ImageSpec:
     return ImageSpec(path=args.image, addr=args.addr, raw_offsets=args.raw_offsets,
-                     only_qspi=args.only_qspi)
+                     only_qspi=args.only_qspi, kind=args.file_type)
 
 
 def flash_options(args: argparse.Namespace) -> FlashOptions:
@@ -28,7 +28,8 @@ def flash_options(args: argparse.Namespace) -> FlashOptions:
 def connection(args: argparse.Namespace) -> Connection:
     return Connection(gdb_server=args.gdb_server, interface=args.interface,
                       openocd_config=args.openocd_config, sim_image=args.sim_image,
-                      dev_id=args.dev_id, speed_khz=args.speed,
+                      serial=args.serial, usb_location=args.usb_location,
+                      speed_khz=args.speed,
                       sim_locked=sim_locked_cores(args.sim_locked),
                       wait_lock_s=args.wait_lock)
 

@@ -62,7 +62,7 @@ def preset_config(target: TargetSpec) -> FlashConfig:
 
 def _image(spec: ImageSpec, cfg: FlashConfig) -> Image:
     return load_image(spec.path, xip_base=cfg.xip_base, addr=spec.addr,
-                      raw_offsets=spec.raw_offsets, only_qspi=spec.only_qspi)
+                      raw_offsets=spec.raw_offsets, only_qspi=spec.only_qspi, kind=spec.kind)
 
 
 def _assumed(cfg: FlashConfig) -> FlashConfig | None:

@@ -53,7 +53,8 @@ class TargetOptions:
     sim_locked: Sequence[str] = ()  # a virtual board of our own starts with these cores protected
     sim_args: Sequence[str] = ()  # more arguments for a virtual board of our own (tests)
     adapter_khz: int | None = None  # SWD clock (`adapter speed`); None: DEFAULT_SPEED_KHZ
-    dev_id: str | None = None  # the probe's serial number (OpenOCD `adapter serial`)
+    serial: str | None = None  # the probe's serial number (OpenOCD `adapter serial`)
+    usb_location: str | None = None  # the probe's USB path (OpenOCD `adapter usb location`)
     lock_wait_s: float | None = None  # wait this long for a target in use (None: refuse)
     # A wait on a running loader: deadline = max(floor, scale * the target-time timeout).
     wait_scale: float = 2.0
@@ -77,6 +78,9 @@ class Route:
         options = self.options
         serial = [("c", f"adapter serial {tcl_word(self.serial, '--dev-id')}")] \
             if self.serial and self.interface != "sim" else []
+        if options.usb_location:  # generic adapter settings: any driver, before `init`
+            serial.append(("c", "adapter usb location "
+                           f"{tcl_word(options.usb_location, '--usb-location')}"))
         target = ("f", f"target/{options.chip}.cfg")
         speed = [("c", f"adapter speed {self.speed_khz:g}")] if self.speed_khz else []
         if options.openocd_config:
@@ -88,15 +92,15 @@ class Route:
         if options.interface in (None, "jlink") and options.board in ("nrf52840dk", "nrf5340dk"):
             return [("f", f"board/{options.board}.cfg"), *serial, *speed]
         interface = self.interface or "jlink"
-        script = [("f", interface_config(interface)), *serial]
+        script = [("f", interface_config(interface))]
         transport = interface_transport(interface)
         if transport:
             script.append(("c", f"transport select {transport}"))
-        return [*script, *speed, target]
+        return [*script, *speed, *serial, target]
 
     @property
     def serial(self) -> str | None:
-        return self.options.dev_id or (self.probe.serial if self.probe else None)
+        return self.options.serial or (self.probe.serial if self.probe else None)
 
     def lock(self) -> TargetLock | None:
         """The lock of what this route reaches: the virtual board's flash file, the probe (by
@@ -152,16 +156,16 @@ def check_gdb_server(text: str) -> str:
 
 
 def check_probe_selection(options: TargetOptions) -> None:
-    """--dev-id: a serial number OpenOCD's Tcl takes as one word; no probe to pick behind a GDB
-    server someone else runs."""
-    value = options.dev_id
-    if value is None:
-        return
-    if not value or any(c.isspace() or c in '{}[]"$;\\' for c in value):  # Tcl specials
-        raise UsageError(f"--dev-id {value!r}: expected a probe serial number")
-    if options.gdb_server:
-        raise UsageError("--dev-id selects the probe of an OpenOCD qspi-gdb starts; with "
-                         "--gdb-server the server chooses its probe")
+    """--dev-id / --usb-location pick one of several probes (OpenOCD quotes them as one Tcl
+    word); there is no probe to pick behind a GDB server someone else runs."""
+    for option, value in (("--dev-id", options.serial), ("--usb-location", options.usb_location)):
+        if value is None:
+            continue
+        if not value:
+            raise UsageError(f"{option} {value!r}: expected a probe serial number or USB path")
+        if options.gdb_server:
+            raise UsageError(f"{option} selects the probe of an OpenOCD qspi-gdb starts; with "
+                             "--gdb-server the server chooses its probe")
 
 
 def checked_options(options: TargetOptions) -> TargetOptions:
@@ -171,12 +175,15 @@ def checked_options(options: TargetOptions) -> TargetOptions:
     if options.adapter_khz is not None and not 0 < options.adapter_khz <= 100_000:
         raise UsageError(f"--speed {options.adapter_khz}: expected kHz between 1 and 100000")
     running_board = options.virtual and not options.openocd_config and (
-        options.dev_id or options.interface == "sim")
+        options.serial or options.interface == "sim")
     started_board = options.virtual and not options.openocd_config and not running_board
     if options.virtual and not options.openocd_config and options.interface not in (None, "sim"):
         raise UsageError(f"--interface {options.interface}: {options.board} is a virtual board "
                          "(no probe to choose); drop --interface, or pass --interface sim to "
                          "use a virtual board started with `qspi-gdb sim`")
+    if options.virtual and not options.openocd_config and options.usb_location:
+        raise UsageError(f"--usb-location {options.usb_location}: {options.board} is a virtual "
+                         "board (no probe to choose); drop --usb-location")
     if not options.virtual and options.interface == "sim":
         raise UsageError(f"--interface sim reaches a virtual board, not {options.board}")
     if options.sim_locked and not started_board:
@@ -204,7 +211,7 @@ def plan_route(options: TargetOptions, *, choose_probe: bool = True) -> Route:
     if options.openocd_config:  # the user's configs set the speed unless --speed is given
         return Route(options, False, None, options.adapter_khz, None)
     speed = _khz(options.adapter_khz or DEFAULT_SPEED_KHZ)
-    if options.virtual and not (options.dev_id or options.interface == "sim"):
+    if options.virtual and not (options.serial or options.interface == "sim"):
         return Route(options, True, None, speed, "sim")
     interface = "sim" if options.virtual else options.interface or "jlink"
     probe = _choose(options, interface) if choose_probe else None
@@ -215,7 +222,7 @@ def plan_route(options: TargetOptions, *, choose_probe: bool = True) -> Route:
 
 def _choose(options: TargetOptions, interface: str) -> Probe | None:
     if interface == "sim":
-        probe = probes.choose("sim", options.dev_id, probes.virtual_probes())
+        probe = probes.choose("sim", options.serial, probes.virtual_probes())
         if probe is not None and probe.board != options.board:
             raise UsageError(f"--dev-id {probe.serial} is the virtual board {probe.board}, not "
                              f"{options.board}: pass --board {probe.board}")
@@ -223,7 +230,7 @@ def _choose(options: TargetOptions, interface: str) -> Probe | None:
     if interface not in INTERFACES:
         return None  # a probe we have no USB description of: OpenOCD finds it
     found, usb_listed = probes.attached()
-    return probes.choose(interface, options.dev_id, found, usb_listed=usb_listed)
+    return probes.choose(interface, options.serial, found, usb_listed=usb_listed)
 
 
 def _virtual_speed(options: TargetOptions, probe: Probe) -> float:
@@ -244,7 +251,7 @@ def protected_message(options: TargetOptions, cores: Sequence[str]) -> str:
     """One line: the chip is protected, how to unlock it, and what that erases."""
     chip = CHIP_NAMES.get(options.chip, options.chip)
     which = " and ".join(dict.fromkeys(cores)) or "application"
-    select = f" --dev-id {options.dev_id}" if options.dev_id else ""
+    select = f" --dev-id {options.serial}" if options.serial else ""
     return (f"{options.board}: the {chip} is protected (APPROTECT keeps the debugger from its "
             f"{which} core); unlock it with `qspi-gdb recover --board {options.board}{select} "
             "--yes-erase-internal-flash`, which erases the chip's internal flash, UICR and RAM "

@@ -59,7 +59,7 @@ def _target(options: TargetOptions, stack: ExitStack
     """Check the options, choose the probe, take the lock, start a virtual board of our own
     (each undone by `stack`): returns the route, the OpenOCD script and the board's process."""
     options = checked_options(options)
-    named_first = bool(options.dev_id) and not (options.virtual or options.openocd_config)
+    named_first = bool(options.serial) and not (options.virtual or options.openocd_config)
     if named_first:  # lock the named probe before looking for it
         early = plan_route(options, choose_probe=False).lock()
         if early is not None:
