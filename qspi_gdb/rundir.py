@@ -37,3 +37,14 @@ def private_dir(path: Path) -> Path:
     if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
         raise RunDirError(f"{path} is not a private directory of this user")
     return path
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process (not necessarily our child) still runs: the owner of an entry here."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's: it exists
+        return True
+    return True

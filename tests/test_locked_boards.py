@@ -15,7 +15,7 @@ from virtual_probe import VirtualProbe
 
 from qspi_gdb.cli import main
 
-pytestmark = [pytest.mark.integration,
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("private_runtime"),
               pytest.mark.skipif(not (shutil.which("openocd") and shutil.which("gdb-multiarch")),
                                  reason="needs Debian openocd and gdb-multiarch")]
 
@@ -30,14 +30,6 @@ def locked_line(board: str, dev_id: str = "") -> str:
             f"from its application core); unlock it with `qspi-gdb recover --board {board}"
             f"{select} --yes-erase-internal-flash`, which erases the chip's internal flash, "
             "UICR and RAM but not the external QSPI flash")
-
-
-@pytest.fixture(autouse=True)
-def private_runtime(tmp_path, monkeypatch):
-    """This test's own locks and virtual-probe registry."""
-    where = tmp_path / "run"
-    where.mkdir(mode=0o700)
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(where))
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:

@@ -80,11 +80,8 @@ def test_choosing(sysfs):
 
 
 @pytest.fixture
-def runtime(tmp_path, monkeypatch) -> Path:
-    where = tmp_path / "run"
-    where.mkdir(mode=0o700)
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(where))
-    return where
+def runtime(private_runtime) -> Path:
+    return private_runtime
 
 
 def register(runtime: Path, serial: str, board: str, pid: int) -> None:

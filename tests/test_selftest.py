@@ -24,11 +24,8 @@ SIZES = {"MX25R6435F": 8 << 20, "IS25WP256": 32 << 20, "MT25QU256A": 32 << 20}
 
 
 @pytest.fixture(autouse=True)
-def private_runtime(tmp_path, monkeypatch):
-    where = tmp_path / "run"
-    where.mkdir(mode=0o700)
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(where))
-    monkeypatch.chdir(tmp_path)
+def in_tmp(private_runtime, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # where a scratch backup file would go
 
 
 def filled(path: Path, size: int, seed: int | None) -> bytes:

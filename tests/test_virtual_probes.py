@@ -23,11 +23,8 @@ SIZE = 8 << 20
 
 
 @pytest.fixture
-def runtime(tmp_path, monkeypatch) -> Path:
-    where = tmp_path / "run"
-    where.mkdir(mode=0o700)
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(where))
-    return where
+def runtime(private_runtime) -> Path:
+    return private_runtime
 
 
 def flash_file(path: Path, fill: int) -> Path:
@@ -79,8 +76,8 @@ def test_several_virtual_probes_are_listed_chosen_by_serial_and_refused_without_
             "sim-nrf5340dk: pass --board sim-nrf52840dk")
         code, _, err = run(capsys, "info", "--board", "sim-nrf5340dk", "-i", "NO-SUCH")
         assert code == 2 and err.splitlines()[-1].startswith(
-            "qspi-gdb: error: --dev-id NO-SUCH: no attached probe has this serial number "
-            "(attached: BENCH-A: virtual board sim-nrf5340dk")
+            "qspi-gdb: error: --dev-id NO-SUCH: sim-nrf5340dk is a virtual board and no virtual "
+            "board with this serial number runs (running: BENCH-A: virtual board sim-nrf5340dk")
         code, _, err = run(capsys, "info", "--board", "sim-nrf5340dk", "-i", "BENCH-A",
                            "--sim-image", str(b))
         assert code == 2 and "belongs to the running virtual board" in err

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from qspi_gdb.errors import UsageError
-from qspi_gdb.rundir import private_dir, runtime_dir
+from qspi_gdb.rundir import private_dir, process_alive, runtime_dir
 
 SERIAL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 SUBDIR = "virtual-probes"
@@ -26,16 +26,6 @@ def registry_dir() -> Path:
 
 def default_serial() -> str:
     return f"SIM{os.getpid()}"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class Registration:
@@ -50,7 +40,7 @@ class Registration:
             other = json.loads(self.path.read_text())
         except (OSError, ValueError):
             other = None
-        if other and other.get("pid") != os.getpid() and _alive(int(other.get("pid", 0))):
+        if other and other.get("pid") != os.getpid() and process_alive(int(other.get("pid", 0))):
             raise UsageError(f"--serial {serial}: a virtual board with this serial is running "
                              f"(PID {other.get('pid')})")
         self.entry = {"serial": serial, "pid": os.getpid(), "started": time.time(), **entry}

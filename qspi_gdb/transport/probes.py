@@ -23,12 +23,11 @@ asked for, or none (refused, listing what is attached, when several fit).
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from qspi_gdb.errors import UsageError
-from qspi_gdb.rundir import RunDirError, runtime_dir
+from qspi_gdb.rundir import RunDirError, process_alive, runtime_dir
 
 SYSFS_USB = Path("/sys/bus/usb/devices")
 SEGGER_VID = 0x1366
@@ -115,9 +114,10 @@ def virtual_probes(directory: Path | None = None) -> list[Probe]:
         try:
             entry = json.loads(path.read_text())
             pid = int(entry["pid"])
-            os.kill(pid, 0)
         except (OSError, ValueError, KeyError, TypeError):
-            continue  # unreadable, or its board is gone
+            continue  # unreadable
+        if not process_alive(pid):
+            continue  # its board is gone
         found.append(Probe("virtual", str(entry.get("serial")),
                            f"virtual board {entry.get('board')}", board=entry.get("board"),
                            endpoint=entry.get("remote_bitbang"), pid=pid,

@@ -222,7 +222,13 @@ def plan_route(options: TargetOptions, *, choose_probe: bool = True) -> Route:
 
 def _choose(options: TargetOptions, interface: str) -> Probe | None:
     if interface == "sim":
-        probe = probes.choose("sim", options.serial, probes.virtual_probes())
+        running = probes.virtual_probes()
+        if options.serial and options.serial not in [p.serial for p in running]:
+            raise UsageError(f"--dev-id {options.serial}: {options.board} is a virtual board and "
+                             "no virtual board with this serial number runs (running: "
+                             f"{probes.listing(running)}); start one with `qspi-gdb sim --board "
+                             f"{options.board} --serial {options.serial}`, or drop --dev-id")
+        probe = probes.choose("sim", options.serial, running)
         if probe is not None and probe.board != options.board:
             raise UsageError(f"--dev-id {probe.serial} is the virtual board {probe.board}, not "
                              f"{options.board}: pass --board {probe.board}")

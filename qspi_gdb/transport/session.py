@@ -19,6 +19,7 @@ from typing import Iterator, Sequence
 
 from qspi_gdb import log
 from qspi_gdb.errors import ChipProtected, UsageError
+from qspi_gdb.rundir import process_alive
 from qspi_gdb.transport import dap
 from qspi_gdb.transport.gdb_link import ConnectError, GdbLink
 from qspi_gdb.transport.gdbmi import GdbMi
@@ -147,13 +148,7 @@ def open_session(options: TargetOptions, *, elf: str | os.PathLike | None = None
 
 def _gone(pid: int) -> int | None:
     """For a process that is not our child: None while it runs, 0 once it has ended."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return 0
-    except PermissionError:
-        return None
-    return None
+    return None if process_alive(pid) else 0
 
 
 def run_dap(options: TargetOptions, ops: Sequence[tuple], timeout_s: float
