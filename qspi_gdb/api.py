@@ -48,7 +48,7 @@ class Target:
     settings: overrides of the config file, FlashConfig names as the command line's
     `--flash-size` & co. ({"size": "32M", "readoc": "READ4O"}); allow_unknown_keys: a config
     file's keys this version does not know are a warning, not an error.
-    gdb_server / interface / openocd_config / dev_id / usb_location / sim_image: how to
+    gdb_server / interface / openocd_config / serial / usb_location / sim_image: how to
     connect (README); wait_lock_s: wait for a probe or flash file another qspi-gdb uses.
     open_target: a different way to open the link (an `OpenTarget`, e.g. an existing GDB
     session's); by default OpenOCD or the virtual board is started.
@@ -59,7 +59,7 @@ class Target:
                  reset: bool = False, gdb_server: str | None = None,
                  interface: str | None = None,
                  openocd_config: list[str | os.PathLike] | None = None,
-                 dev_id: str | None = None, usb_location: str | None = None,
+                 serial: str | None = None, usb_location: str | None = None,
                  wait_lock_s: float | None = None, sim_image: str | os.PathLike | None = None,
                  open_target: OpenTarget | None = None, settings: dict | None = None,
                  allow_unknown_keys: bool = False):
@@ -69,7 +69,7 @@ class Target:
                                allow_unknown_keys=allow_unknown_keys)
         self.connection = Connection(gdb_server=gdb_server, interface=interface,
                                      openocd_config=openocd_config, sim_image=sim_image,
-                                     dev_id=dev_id, usb_location=usb_location,
+                                     serial=serial, usb_location=usb_location,
                                      wait_lock_s=wait_lock_s)
         self._open_target = open_target or opener(self.connection)
         self._stack: ExitStack | None = None

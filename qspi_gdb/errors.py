@@ -58,3 +58,8 @@ def did_you_mean(word: str, candidates, quote: str = "'") -> str:
     """' (did you mean 'x'?)' for the candidate nearest to a misspelt word, or ''."""
     near = closest(word, candidates)
     return f" (did you mean {quote}{near}{quote}?)" if near else ""
+
+
+class ChipProtected(TargetError):
+    """The chip's access-port protection (APPROTECT) keeps the debugger from its core; the
+    message says how to unlock it and what that erases."""

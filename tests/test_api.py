@@ -90,7 +90,7 @@ def test_errors_are_typed_and_carry_the_result(tmp_path):
     with pytest.raises(UsageError, match="unknown board 'no-such-board'"):
         Target(board="no-such-board").open()
     with pytest.raises(UsageError, match="--dev-id 123: sim-nrf5340dk is a virtual board"):
-        Target(board="sim-nrf5340dk", dev_id="123").open()
+        Target(board="sim-nrf5340dk", serial="123").open()
 
 
 def test_dry_run_plans_without_connecting(tmp_path):

@@ -160,7 +160,8 @@ def test_connection_options_that_cannot_work_are_refused_before_anything_starts(
     assert refused(capsys, ["info", *BOARD, "--interface", "cmsis-dap", "--sim-image",
                             str(flash_file)]) == (
         "--interface cmsis-dap: sim-nrf5340dk is a virtual board (no probe to choose); drop "
-        "--interface")
+        "--interface, or pass --interface sim to use a virtual board started with `qspi-gdb "
+        "sim`")
     assert not flash_file.exists()
     real = ["--board", "nrf5340dk"]
     if shutil.which("openocd"):

@@ -18,12 +18,13 @@ DK = TargetOptions(board="nrf5340dk", chip="nrf5340", virtual=False, usb_locatio
 
 def test_usb_path_follows_the_board_config_of_the_on_board_jlink():
     assert openocd_script(DK, None) == [("f", "board/nrf5340dk.cfg"),
-                                        ("c", "adapter usb location 1-1.2")]
+                                        ("c", "adapter usb location 1-1.2"),
+                                        ("c", "adapter speed 4000")]
 
 
 def test_serial_and_usb_path_come_before_the_target():
     options = TargetOptions(board="nrf52840dk", chip="nrf52840", virtual=False,
-                            interface="cmsis-dap", dev_id="E6614103", usb_location="3-2")
+                            interface="cmsis-dap", serial="E6614103", usb_location="3-2")
     script = openocd_script(options, None)
     assert script[-3:] == [("c", "adapter serial E6614103"), ("c", "adapter usb location 3-2"),
                            ("f", "target/nrf52840.cfg")]
@@ -32,8 +33,8 @@ def test_serial_and_usb_path_come_before_the_target():
 def test_a_usb_path_is_one_tcl_word():
     options = TargetOptions(board="nrf5340dk", chip="nrf5340", virtual=False,
                             usb_location="1-1;shutdown [exit]")
-    assert openocd_script(options, None)[-1] == \
-        ("c", 'adapter usb location "1-1;shutdown \\[exit\\]"')
+    assert ("c", 'adapter usb location "1-1;shutdown \\[exit\\]"') in \
+        openocd_script(options, None)
 
 
 def test_refused_for_a_virtual_board():
@@ -46,7 +47,7 @@ def test_refused_for_a_virtual_board():
 @pytest.mark.skipif(not shutil.which("openocd"), reason="needs openocd")
 def test_openocd_accepts_the_script_up_to_init():
     options = TargetOptions(board="nrf5340dk", chip="nrf5340", virtual=False,
-                            dev_id="000683000000", usb_location="1-1.2")
+                            serial="000683000000", usb_location="1-1.2")
     argv = ["openocd", "-s", str(openocd_cfg_dir())]
     for kind, value in openocd_script(options, None):
         argv += [f"-{kind}", value]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 
-from qspi_gdb.cli import gdb_script
+from qspi_gdb.cli import gdb_script, hardware
 from qspi_gdb.cli.options import (
     connection,
     flash_options,
@@ -92,19 +92,28 @@ def _add_target_options(parser: argparse.ArgumentParser) -> None:
                       "OpenOCD); only standard GDB remote operations are used")
     conn.add_argument("--interface", metavar="PROBE",
                       help="OpenOCD interface for a real board: jlink (default), cmsis-dap, "
-                      "stlink, stlink-dap, or any other OpenOCD interface/NAME.cfg")
+                      "stlink-dap, stlink, or any other OpenOCD interface/NAME.cfg; sim: a "
+                      "virtual board started with `qspi-gdb sim`")
     conn.add_argument("--openocd-config", metavar="FILE", action="append",
                       help="OpenOCD config file(s) to use instead of --interface + the board's "
                       "target config")
-    conn.add_argument("-i", "--dev-id", metavar="SERIAL",
+    conn.add_argument("-i", "--dev-id", dest="serial", metavar="SERIAL",
                       help="serial number of the probe to use (OpenOCD 'adapter serial', as "
-                      "Zephyr's runners name it); without it the first probe of the interface")
-    conn.add_argument("--serial", dest="dev_id", help=argparse.SUPPRESS)  # issue 17's name
+                      "Zephyr's runners name it; 'qspi-gdb probes' lists them); needed when "
+                      "several probes of the interface are attached. Of a virtual board started "
+                      "with `qspi-gdb sim`: use that board")
+    conn.add_argument("--serial", dest="serial", help=argparse.SUPPRESS)  # issue 17's name
     conn.add_argument("--usb-location", metavar="PATH",
                       help="USB path of the probe to use, e.g. 1-1.2 (OpenOCD 'adapter usb "
                       "location', what labgrid's USB resources give)")
+    conn.add_argument("--speed", metavar="KHZ", type=_khz,
+                      help="SWD clock in kHz (OpenOCD 'adapter speed', default 4000); lower it "
+                      "(1000, 500) for long or unshielded cables and flying leads")
     conn.add_argument("--sim-image", metavar="PATH",
                       help="virtual boards: file holding the flash contents (kept between runs)")
+    conn.add_argument("--sim-locked", metavar="CORES", nargs="?", const="all",
+                      help="virtual boards: start with access-port protection (APPROTECT) on, "
+                      "as a protected chip: all cores (default), application or network")
     conn.add_argument("--wait-lock", metavar="SECONDS", type=_seconds,
                       help="when another qspi-gdb uses the same flash file or probe, wait up "
                       "to SECONDS for it (default: refuse at once)")
@@ -124,6 +133,16 @@ def _seconds(text: str) -> float:
         value = -1.0
     if not 0 <= value < float("inf"):
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds")
+    return value
+
+
+def _khz(text: str) -> int:
+    try:
+        value = int(text, 0)
+    except ValueError:
+        value = 0
+    if not 0 < value <= 100_000:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a clock in kHz (1..100000)")
     return value
 
 
@@ -224,6 +243,7 @@ def register(subparsers) -> None:
     info.set_defaults(func=run_info)
 
     gdb_script.register(subparsers)
+    hardware.register(subparsers, _add_target_options)
     subparsers.add_parser(
         "sim", help="run a virtual board (remote_bitbang server for OpenOCD)", add_help=False,
         description="Run a virtual nRF board; 'qspi-gdb sim --help' shows its options.")
@@ -238,7 +258,7 @@ def run_flash(args: argparse.Namespace) -> int:
         if args.layout:
             jobs.check_output_file(args.layout, "--layout")
         planned = jobs.flash(target_spec(args), image_specs(args), flash_options(args),
-                             opener(connection(args)), progress, result)
+                             opener(connection(args), result), progress, result)
         if args.layout:
             write_layout(args.layout, planned.plan, done=not result.dry_run)
         return planned.text() if result.dry_run else None
@@ -248,8 +268,8 @@ def run_flash(args: argparse.Namespace) -> int:
 
 def run_verify(args: argparse.Namespace) -> int:
     def body(progress, result):
-        jobs.verify(target_spec(args), image_specs(args), opener(connection(args)), progress,
-                    result)
+        jobs.verify(target_spec(args), image_specs(args), opener(connection(args), result),
+                    progress, result)
 
     return run(args, "verify", body)
 
@@ -258,7 +278,7 @@ def run_read(args: argparse.Namespace) -> int:
     def body(progress, result):
         output = read_output(args)
         data = jobs.read(target_spec(args), args.address, args.length, output,
-                         opener(connection(args)), progress, result)
+                         opener(connection(args), result), progress, result)
         if output is None:  # `-o -`: the data is the output; the summary goes to stderr
             write_stdout_bytes(data)
 
@@ -272,15 +292,21 @@ def run_erase(args: argparse.Namespace) -> int:
             raise UsageError("erase takes ADDR LEN or --all")
         if args.address is not None and args.length is None:
             raise UsageError("erase ADDR needs a length")
-        jobs.erase(target_spec(args), args.address, args.length, opener(connection(args)),
-                   progress, result, dry_run=args.dry_run)
+        jobs.erase(target_spec(args), args.address, args.length,
+                   opener(connection(args), result), progress, result, dry_run=args.dry_run)
 
     return run(args, "erase", body)
 
 
 def run_info(args: argparse.Namespace) -> int:
     def body(progress, result):
-        return "\n".join(jobs.info(target_spec(args), opener(connection(args)), progress,
-                                   result))
+        lines = jobs.info(target_spec(args), opener(connection(args), result), progress, result)
+        if result.probe:
+            probe = result.probe
+            lines.append(f"probe: {probe['interface'] or 'OpenOCD config'}"
+                         f"{' serial ' + probe['serial'] if probe['serial'] else ''}, "
+                         + (f"{probe['speed_khz']:g} kHz SWD clock" if probe['speed_khz'] else
+                            "SWD clock as its OpenOCD config sets it"))
+        return "\n".join(lines)
 
     return run(args, "info", body)

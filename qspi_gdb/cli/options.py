@@ -62,5 +62,20 @@ def read_output(args: argparse.Namespace) -> str | None:
 def connection(args: argparse.Namespace) -> Connection:
     return Connection(gdb_server=args.gdb_server, interface=args.interface,
                       openocd_config=args.openocd_config, sim_image=args.sim_image,
-                      dev_id=args.dev_id, wait_lock_s=args.wait_lock,
-                      usb_location=args.usb_location)
+                      serial=args.serial, usb_location=args.usb_location,
+                      speed_khz=args.speed,
+                      sim_locked=sim_locked_cores(args.sim_locked),
+                      wait_lock_s=args.wait_lock)
+
+
+def sim_locked_cores(text: str | None) -> tuple[str, ...]:
+    """--sim-locked [CORES]: all (every core the chip has; the default), application, network."""
+    if not text:
+        return ()
+    names = {"all": "all", "application": "application", "app": "application",
+             "network": "network", "net": "network"}
+    words = [word.strip().lower() for word in text.split(",")]
+    unknown = [w for w in words if w not in names]
+    if unknown:
+        raise UsageError(f"--sim-locked {text}: cores are all, application, network")
+    return tuple(dict.fromkeys(names[w] for w in words))

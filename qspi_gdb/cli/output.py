@@ -72,6 +72,8 @@ def summary_line(result: Result) -> str:
     """The one line a user reads: what was erased (where), programmed (at what rate over the
     programming), identical; verified; reset; time."""
     took = f"Finished in {result.seconds:.2f}s"
+    if result.summary:
+        return f"{result.summary}. {took}"
     if result.command in ("flash", "erase"):
         line = _erase_text(result)
         if result.command == "flash":

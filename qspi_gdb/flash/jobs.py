@@ -25,6 +25,7 @@ from qspi_gdb.errors import (
 )
 from qspi_gdb.flash import rules
 from qspi_gdb.flash.estimate import Estimate, choose_profile, estimate
+from qspi_gdb.flash.chip_state import describe_network_core, network_core
 from qspi_gdb.flash.options import FlashOptions, ImageSpec, TargetSpec
 from qspi_gdb.flash.plan import Plan
 from qspi_gdb.flash.plan import plan as make_plan
@@ -405,5 +406,9 @@ def info(target: TargetSpec, open_target: OpenTarget, progress: ProgressSink,
             lines += programmer.sfdp.describe()
         else:
             lines.append("SFDP: none (part table or configuration used)")
+        network = network_core(programmer.link, cfg.chip)
+        if network is not None:
+            result.info["network_core"] = network
+            lines.append(describe_network_core(network))
     result.ok = True
     return lines

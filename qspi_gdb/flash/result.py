@@ -14,7 +14,7 @@ SCHEMA = "qspi-gdb/result/1"
 class Result:
     """One command's outcome. Offsets are flash offsets; sizes in bytes."""
 
-    command: str  # flash | verify | read | erase | info
+    command: str  # flash | verify | read | erase | info | recover | selftest | probes
     ok: bool = False
     board: str | None = None
     part: str | None = None  # detected part name, when known
@@ -46,6 +46,11 @@ class Result:
     reset: str | None = None  # --reset: how the target was reset ("sysresetreq", ...)
     error: dict | None = None  # {message, exit_code}
     warnings: list[str] = field(default_factory=list)  # configured values the chip overrode
+    probe: dict | None = None  # {interface, serial, speed_khz}: how the target was reached
+    speed_khz: float | None = None  # the SWD clock used (None: a GDB server chose it)
+    recover: dict | None = None  # `recover`: per core, the erase and the access port before/after
+    selftest: dict | None = None  # `selftest`: checks, patterns, speeds, restore
+    summary: str | None = None  # the summary line of commands that describe themselves
 
     @property
     def verified(self) -> bool:

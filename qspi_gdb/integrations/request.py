@@ -41,7 +41,7 @@ class FlashRequest:
     def target(self) -> api.Target:
         return api.Target(board=board_preset(self.board), config=self.ext_mem_config_file,
                           reset=self.reset, interface=self.interface,
-                          gdb_server=self.gdb_server, dev_id=self.dev_id,
+                          gdb_server=self.gdb_server, serial=self.dev_id,
                           usb_location=self.usb_location, sim_image=self.sim_image)
 
     def run(self, progress: Callable[[ProgressEvent], None] | None = None) -> Result:

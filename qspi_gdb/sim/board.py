@@ -43,6 +43,8 @@ from ..log import get_logger
 from .bus import BusFault
 from .clock import Clock
 from .core import XPSR_T, CortexM
+from .ctrlap import ChipProtection
+from .netcore import NetworkCore, PowerResetBlock
 from .nor import NorFlash
 from .nvic import Nvic
 from .periph import (
@@ -366,7 +368,11 @@ class BoardStats(MutableMapping):
 class Board:
     """One virtual board. Not thread-safe: one thread drives it (the wire server or a test)."""
 
-    def __init__(self, board: str | boards.Board, sim_image: str | PathLike | None = None) -> None:
+    def __init__(self, board: str | boards.Board, sim_image: str | PathLike | None = None, *,
+                 locked: tuple[str, ...] = (), network_running: bool = False) -> None:
+        """locked: the cores whose access port starts protected ("application", "network");
+        network_running: the nRF5340 network core starts released from Force-OFF (as the
+        application firmware of a DK does)."""
         row = BOARDS.get(board) if isinstance(board, str) else board
         if row is None or not row.virtual:
             raise ValueError(f"unknown virtual board {board!r} (known: {', '.join(BOARDS)})")
@@ -393,6 +399,13 @@ class Board:
         self.ficr = ficr_nrf5340() if nrf53 else ficr_nrf52840()
         self.uicr = uicr(self.chip)
         self.nvmc = Nvmc(self.chip)
+        self.network = NetworkCore(running=network_running) if nrf53 else None
+        self.protection = ChipProtection(self.chip, board=self)
+        self.protection.protect(locked)
+        # told of every SYSRESETREQ / pin reset (not of the CTRL-AP's own RESET pulse)
+        self.reset_listeners = [self.protection.on_system_reset]
+        if self.network is not None:
+            self.reset_listeners.append(self.network.on_app_system_reset)
         self.peripherals: list[Peripheral] = [
             self.clock_periph, *self.timers, *self.gpio, self.nvmc,
         ]
@@ -514,7 +527,8 @@ class Board:
             bus.add(Region(base, 0x1000, "QSPI", qspi_dev))
         if nrf53:
             ns = 0x10000000
-            periph(0x50005000, self.clock_periph, "CLOCK", aliases=(0x50005000 - ns,))
+            power_reset = PowerResetBlock(self.clock_periph, self.network)  # + RESET.NETWORK
+            periph(0x50005000, power_reset, "CLOCK", aliases=(0x50005000 - ns,))
             for i, base in enumerate((0x5000F000, 0x50010000, 0x50011000)):
                 periph(base, self.timers[i], f"TIMER{i}", aliases=(base - ns,))
             periph(0x50039000, self.nvmc, "NVMC", aliases=(0x50039000 - ns,))
@@ -548,6 +562,8 @@ class Board:
         self.qspi.reset()
         self.nvic.reset()
         self.scs.note_reset()  # SCB (VTOR, ...) back to reset values; idempotent per reset
+        for listener in self.reset_listeners:
+            listener()
         self.core.reset()
 
     def service(self, max_wall_s: float = 0.005) -> None:

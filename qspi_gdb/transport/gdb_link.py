@@ -15,6 +15,7 @@ from pathlib import Path
 
 from qspi_gdb import log
 from qspi_gdb.errors import ConnectionLost, TargetError, UsageError
+from qspi_gdb.transport.dap import results as dap_results
 from qspi_gdb.transport.gdbmi import GdbError, GdbMi, GdbTimeout, mi_quote
 
 _log = log.get_logger(__name__)
@@ -208,6 +209,18 @@ class GdbLink:
         self._flush_registers()
         self.halted = halt
         return how
+
+    def read_ap(self, ap: int, reg: int) -> int:
+        """An access-port register of the debug port, through our OpenOCD (its Tcl helper in
+        openocd_cfg/target/nordic_ctrlap.tcl); a GDB server someone else runs cannot."""
+        if not self.monitor:
+            raise TargetError("the debug port's access ports can only be read through an "
+                              "OpenOCD qspi-gdb starts (not --gdb-server)")
+        result = self.gdb.console(f"monitor qspi_gdb_apregs {{{int(ap)} {int(reg):#x}}}")
+        answers = dap_results([("read", ap, reg)], result.console_text)
+        if answers[0]["value"] is None:
+            raise TargetError(f"OpenOCD could not read AP {ap} register {reg:#04x}")
+        return answers[0]["value"]
 
     # -- helpers -------------------------------------------------------------------------------
 
