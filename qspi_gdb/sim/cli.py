@@ -53,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="modelled debug adapter clock (default 4000 kHz)")
     parser.add_argument("--round-trip-latency-us", type=float, default=0.0,
                         help="modelled latency per wire round trip (default 0)")
+    parser.add_argument("--console", metavar="FILE",
+                        help="write what the board's UARTE0 transmits (an application's "
+                        "console) to FILE, created or truncated; flushed at each line end")
     return parser
 
 
@@ -83,9 +86,17 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--adapter-khz must be > 0 and --round-trip-latency-us >= 0")
     if args.sim_image and os.path.isdir(args.sim_image):
         raise UsageError(f"--sim-image {args.sim_image}: is a directory (name a file)")
+    console = None
+    if args.console:
+        try:
+            console = open(args.console, "wb")  # closed after the board
+        except OSError as exc:
+            raise UsageError(f"--console {args.console}: {exc.strerror or exc}") from exc
     try:
-        board = Board(args.board, sim_image=args.sim_image)
+        board = Board(args.board, sim_image=args.sim_image, console=console)
     except (OSError, ValueError) as exc:
+        if console is not None:
+            console.close()
         if not args.sim_image:
             raise
         # The flash file cannot be created, or holds another chip's size: bad input, one line.
@@ -119,7 +130,9 @@ def run(args: argparse.Namespace) -> int:
         finally:
             server.close()
     finally:
-        board.close()  # flushes the flash image
+        board.close()  # flushes the flash image and the console
+        if console is not None:
+            console.close()
     stats = {"modelled_s": board.clock.now, **dict(board.stats.items())}
     if args.json:
         print(json.dumps({"board": args.board, "stats": stats}, default=str), flush=True)
