@@ -6,7 +6,7 @@ import time
 import zlib
 
 import pytest
-from armgcc import build
+from armgcc import build, run_on_board
 
 from qspi_gdb.errors import TargetError
 from qspi_gdb.sim.board import BOARDS, Board, InProcessLink
@@ -38,13 +38,7 @@ def halted_link(board: Board) -> InProcessLink:
 
 
 def run_program(board: Board, tmp_path, source: str, timeout_s: float = 1.0) -> int:
-    elf = build(tmp_path, source, CHIP[board.name][0])
-    link = halted_link(board)
-    link.load_elf(elf)
-    link.resume()
-    link.wait_halt(timeout_s)
-    assert board.core.halt_reason == "bkpt", board.core.fault
-    return link.read_register("r0")
+    return run_on_board(board, tmp_path, source, timeout_s)
 
 
 @pytest.mark.parametrize("name", sorted(BOARDS))

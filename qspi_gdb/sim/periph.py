@@ -160,7 +160,14 @@ HFXO_STARTUP_S = 360e-6  # HFXO start-up, typical (nRF52840 PS tSTART,HFXO; same
 HFINT_STARTUP_S = 3e-6  # nRF5340 HFCLKSRC=HFINT: no crystal to wait for (estimate)
 HFCLK192M_STARTUP_S = 360e-6
 HFCLKAUDIO_STARTUP_S = 360e-6
-LF_STARTUP_S = {0: 600e-6, 1: 0.25, 2: 600e-6}  # LFRC, LFXO (typ. 0.25 s), LFSYNT
+# LFCLK start-up by LFCLKSRC.SRC, which the chips encode differently (MDK bitfields): nRF52840
+# 0 RC, 1 Xtal, 2 Synth; nRF5340 1 LFRC, 2 LFXO, 3 LFSYNT. LFRC / LFSYNT 600 us, LFXO 0.25 s
+# (typical start-up times, PS LFRC / LFXO electrical specifications).
+LFRC_STARTUP_S, LFXO_STARTUP_S, LFSYNT_STARTUP_S = 600e-6, 0.25, 600e-6
+LF_STARTUP_S = {
+    "nrf52840": {0: LFRC_STARTUP_S, 1: LFXO_STARTUP_S, 2: LFSYNT_STARTUP_S},
+    "nrf5340": {1: LFRC_STARTUP_S, 2: LFXO_STARTUP_S, 3: LFSYNT_STARTUP_S},
+}
 
 
 class NrfClock(Peripheral):
@@ -307,7 +314,8 @@ class NrfClock(Peripheral):
                 self._set_event(0x104)
                 self._notify()  # the RTCs count from now on
 
-            self._after("lf", LF_STARTUP_S.get(self.lfclksrc & 3, 600e-6), lf_started)
+            self._after("lf", LF_STARTUP_S[self.chip].get(self.lfclksrc & 3, LFRC_STARTUP_S),
+                        lf_started)
         elif offset == 0x00C:  # LFCLKSTOP
             self.lfclk_run = 0
             self.lfclk_running = False

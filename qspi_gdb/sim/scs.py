@@ -773,8 +773,9 @@ class MpuRegisters:
     unicorn's own MPU cannot be programmed from outside, so accesses are never checked
     against these regions, and the ARMv8-M TT instruction (answered by unicorn) reports no
     region. TYPE.DREGION = 8 on both cores. RBAR/RASR (ARMv7-M) or RBAR/RLAR (ARMv8-M) are
-    banked by RNR; the alias registers at +8/+16/+24 reach RNR's region (ARMv7-M, where a
-    RBAR write with VALID=1 selects the region first) or regions RNR[7:2]:n (ARMv8-M)."""
+    banked by RNR; the alias registers RBAR_An/RASR_An (RLAR_An) at +8n reach RNR's region
+    (ARMv7-M, where a RBAR write with VALID=1 selects the region first) or region
+    RNR[7:2]:n (ARMv8-M)."""
 
     def __init__(self, v8m: bool) -> None:
         self.v8m = v8m
@@ -787,7 +788,7 @@ class MpuRegisters:
     def _region(self, addr: int) -> tuple[int, bool]:
         """(region number, is RBAR) of an RBAR/RASR(RLAR) register or alias."""
         alias, second = divmod(addr - MPU_RBAR, 8)
-        region = ((self.rnr & ~3) | alias) if self.v8m else self.rnr
+        region = ((self.rnr & ~3) | alias) if self.v8m and alias else self.rnr
         return region % MPU_REGIONS, second == 0
 
     def read(self, addr: int) -> int:
