@@ -36,6 +36,7 @@ class Connection:
     openocd_config: Sequence[str | os.PathLike] | None = None  # instead of interface + target
     sim_image: str | os.PathLike | None = None  # virtual boards: the flash contents file
     serial: str | None = None  # the probe's serial number (picks the probe, names its lock)
+    usb_location: str | None = None  # the probe's USB path, e.g. 1-1.2 (`adapter usb location`)
     wait_lock_s: float | None = None  # wait this long for a board or probe in use
 
 
@@ -45,6 +46,7 @@ def target_options(board: Board, connection: Connection) -> TargetOptions:
         gdb_server=connection.gdb_server, interface=connection.interface,
         openocd_config=connection.openocd_config, sim_image=connection.sim_image,
         serial=connection.serial, lock_wait_s=connection.wait_lock_s,
+        usb_location=connection.usb_location,
         **(VIRTUAL_BOARD_WAIT if board.virtual else REAL_BOARD_WAIT),
     )
 

@@ -12,6 +12,7 @@ class QspiGdbError(Exception):
     """Base of every error the CLI renders as one line and an exit code."""
 
     exit_code = EXIT_TARGET
+    result = None  # the Result so far, where the Python API or the labgrid driver set it
 
 
 class UsageError(QspiGdbError):
@@ -24,6 +25,7 @@ class TargetError(QspiGdbError):
     """The probe, OpenOCD, GDB, the loader or the flash chip failed."""
 
     exit_code = EXIT_TARGET
+    result = None  # the Result so far, where the Python API or the labgrid driver set it
 
 
 class VerifyError(QspiGdbError):

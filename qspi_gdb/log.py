@@ -55,5 +55,12 @@ def configure(verbose: int = 0, *, json_lines: bool | None = None, stream=None) 
     )
 
 
+def configure_unless_configured() -> None:
+    """For library use (the Python API, the integrations): our set-up unless the program set
+    up structlog itself; structlog's own default prints debug lines on stdout."""
+    if not structlog.is_configured():
+        configure(0)
+
+
 def get_logger(name: str):
     return structlog.get_logger(name)

@@ -17,9 +17,10 @@ PACKAGE = Path(__file__).resolve().parents[1] / "qspi_gdb"
 MAX_LINES = 450  # per product module outside sim/: split by job beyond this
 
 # layer -> the layers it may import (itself included). A layer is a top-level module or a
-# subpackage of qspi_gdb; "qspi_gdb" is the package's own __init__ (the version).
+# subpackage of qspi_gdb; "qspi_gdb" is the package's own __init__ (the version and the
+# re-exported Python API).
 ALLOWED: dict[str, set[str]] = {
-    "qspi_gdb": set(),
+    "qspi_gdb": {"api"},
     "errors": set(),
     "log": set(),
     "inputs": {"errors", "log"},
@@ -27,15 +28,30 @@ ALLOWED: dict[str, set[str]] = {
     "flash": {"errors", "log", "inputs", "loader"},
     "transport": {"errors", "log"},
     "connect": {"errors", "log", "inputs", "loader", "flash", "transport"},
-    "cli": {"qspi_gdb", "errors", "log", "inputs", "loader", "flash", "transport", "connect"},
+    "api": {"errors", "log", "inputs", "loader", "flash", "transport", "connect"},
+    "cli": {"qspi_gdb", "errors", "log", "inputs", "loader", "flash", "transport", "connect",
+            "api"},
+    # west, the Zephyr runner, labgrid, the GDB command: adapters over the API, never the CLI
+    "integrations": {"errors", "log", "inputs", "loader", "flash", "connect", "api"},
     "__main__": {"cli"},
     "sim": {"errors", "log", "inputs"},  # and of inputs only the leaves: see below
 }
 # What the virtual board may use of the product: leaf modules only.
 SIM_MAY_IMPORT = {"qspi_gdb.errors", "qspi_gdb.log", "qspi_gdb.inputs.boards",
                   "qspi_gdb.inputs.parts", "qspi_gdb.inputs"}
-# Where argparse may be imported: the two command lines (the product's and the virtual board's).
-ARGPARSE_HOMES = ("qspi_gdb.cli", "qspi_gdb.sim.cli")
+# Where argparse may be imported: the command lines (the product's, the virtual board's, and the
+# `qspi` command typed inside a GDB session).
+ARGPARSE_HOMES = ("qspi_gdb.cli", "qspi_gdb.sim.cli", "qspi_gdb.integrations.gdb_command")
+# The optional frameworks (extras `west`, `labgrid`; Zephyr's runners package; gdb's embedded
+# `gdb` module) each live in one integration module: the rest of the package imports without them.
+FRAMEWORK_HOMES = {
+    "west": ("qspi_gdb.integrations.west_command",),
+    "runners": ("qspi_gdb.integrations.zephyr_runner",),
+    "labgrid": ("qspi_gdb.integrations.labgrid_driver",),
+    "attr": ("qspi_gdb.integrations.labgrid_driver",),
+    "gdb": ("qspi_gdb.integrations.gdb_session", "qspi_gdb.integrations.gdb_command",
+            "qspi_gdb.integrations.gdb_script"),
+}
 
 
 def _module_name(path: Path) -> str:
@@ -115,6 +131,14 @@ def test_the_virtual_board_imports_only_leaf_modules_of_the_product():
 def test_argparse_only_at_the_command_line_boundaries():
     users = sorted(name for name, tree in MODULES.items() if "argparse" in _imports(name, tree))
     assert users and all(u.startswith(ARGPARSE_HOMES) for u in users), users
+
+
+def test_optional_frameworks_only_in_their_integration_module():
+    misplaced = sorted(
+        (name, imported) for name, tree in MODULES.items() for imported in _imports(name, tree)
+        if (top := imported.split(".")[0]) in FRAMEWORK_HOMES
+        and name not in FRAMEWORK_HOMES[top])
+    assert not misplaced, misplaced
 
 
 def test_no_module_is_loaded_by_name():

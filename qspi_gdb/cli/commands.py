@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 
+from qspi_gdb.cli import gdb_script
 from qspi_gdb.cli.options import connection, flash_options, image_spec, target_spec
+from qspi_gdb.cli.report import write_layout
 from qspi_gdb.cli.run import run
 from qspi_gdb.connect import opener
 from qspi_gdb.errors import UsageError
@@ -43,6 +45,9 @@ def _add_target_options(parser: argparse.ArgumentParser) -> None:
     conn.add_argument("--serial", metavar="SN",
                       help="serial number of the probe to use (OpenOCD 'adapter serial'); "
                       "without it the first probe of the interface is used")
+    conn.add_argument("--usb-location", metavar="PATH",
+                      help="USB path of the probe to use, e.g. 1-1.2 (OpenOCD 'adapter usb "
+                      "location', what labgrid's USB resources give)")
     conn.add_argument("--sim-image", metavar="PATH",
                       help="virtual boards: file holding the flash contents (kept between runs)")
     conn.add_argument("--wait-lock", metavar="SECONDS", type=_seconds,
@@ -52,6 +57,9 @@ def _add_target_options(parser: argparse.ArgumentParser) -> None:
                         help="reset the target when done (lets the application run)")
     parser.add_argument("--json", action="store_true",
                         help="print one result object on stdout (schema in README)")
+    parser.add_argument("--report", metavar="FILE",
+                        help="write a JUnit XML report for CI (one test case per command; "
+                        "added to FILE when it holds a qspi-gdb report already)")
 
 
 def _seconds(text: str) -> float:
@@ -70,6 +78,8 @@ def _add_image_options(parser: argparse.ArgumentParser) -> None:
                         ".hex / .elf (their addresses are XIP addresses)")
     parser.add_argument("--addr", "-a", metavar="ADDR",
                         help=".bin address: XIP address (e.g. 0x11E98000) or flash offset")
+    parser.add_argument("--file-type", choices=("bin", "hex", "elf"),
+                        help="the image's format when its name does not say (.bin/.hex/.elf)")
     parser.add_argument("--raw-offsets", action="store_true",
                         help=".hex/.elf addresses are flash offsets, not XIP addresses")
     parser.add_argument("--only-qspi", action="store_true",
@@ -100,6 +110,9 @@ def register(subparsers) -> None:
                        help="erase the whole chip first (bytes outside the image are lost)")
     flash.add_argument("--dry-run", action="store_true",
                        help="print the plan; connect to nothing, write nothing")
+    flash.add_argument("--layout", metavar="FILE.svg",
+                       help="draw the plan (with --dry-run) or what was done as an SVG picture "
+                       "of the flash")
     _add_target_options(flash)
     flash.set_defaults(func=run_flash)
 
@@ -142,6 +155,7 @@ def register(subparsers) -> None:
     _add_target_options(info)
     info.set_defaults(func=run_info)
 
+    gdb_script.register(subparsers)
     subparsers.add_parser(
         "sim", help="run a virtual board (remote_bitbang server for OpenOCD)", add_help=False,
         description="Run a virtual nRF board; 'qspi-gdb sim --help' shows its options.")
@@ -154,8 +168,12 @@ def register(subparsers) -> None:
 
 def run_flash(args: argparse.Namespace) -> int:
     def body(progress, result):
+        if args.layout:
+            jobs.check_output_file(args.layout, "--layout")
         plan = jobs.flash(target_spec(args), image_spec(args), flash_options(args),
                           opener(connection(args)), progress, result)
+        if args.layout:
+            write_layout(args.layout, plan, done=not result.dry_run)
         return render_plan(plan) if result.dry_run else None
 
     return run(args, "flash", body)

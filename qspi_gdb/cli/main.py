@@ -10,12 +10,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import signal
 import sys
 
 from qspi_gdb import __version__, log
 from qspi_gdb.cli import commands, demo
 from qspi_gdb.cli.output import StdoutLost, write_stdout
+from qspi_gdb.cli.report import report_in, write_report
 from qspi_gdb.cli.run import internal_error_text
 from qspi_gdb.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, QspiGdbError
 from qspi_gdb.flash.result import Result
@@ -119,15 +121,17 @@ def main(argv: list[str] | None = None) -> int:
         command = next((a for a in argv if a in parser.commands), "")
         if "--json" in argv:  # the result object is promised on every failure
             try:
-                write_stdout(json.dumps(_usage_failure(command, exc.message)) + "\n")
+                write_stdout(json.dumps(_usage_failure(command, exc.message).to_json()) + "\n")
             except StdoutLost:
                 pass  # the error line below still says it
+        _report_refusal(argv, command, exc.message)
         # Unknown options are found by the top-level parser; the help to read is the command's.
         prog = f"{exc.prog} {command}" if exc.prog == parser.prog and command else exc.prog
         print(f"{exc.prog}: {_red('error:')} {exc.message} (see '{prog} --help')",
               file=sys.stderr)
         raise SystemExit(EXIT_USAGE) from None  # as argparse itself exits
     log.configure(args.verbose)
+    args.command_line = ["qspi-gdb", *argv]  # names the test case of --report
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return EXIT_USAGE
@@ -154,7 +158,17 @@ def _red(text: str) -> str:
     return text
 
 
-def _usage_failure(command: str, message: str) -> dict:
+def _usage_failure(command: str, message: str) -> Result:
     result = Result(command=command)
     result.error = {"message": message, "exit_code": EXIT_USAGE}
-    return result.to_json()
+    return result
+
+
+def _report_refusal(argv: list[str], command: str, message: str) -> None:
+    """--report FILE on a refused command line: the refusal as a failed test case."""
+    path = report_in(argv)
+    if path:
+        try:
+            write_report(path, _usage_failure(command, message), shlex.join(["qspi-gdb", *argv]))
+        except (QspiGdbError, OSError):
+            pass  # the refusal itself is what the user must see

@@ -16,7 +16,7 @@ def target_spec(args: argparse.Namespace) -> TargetSpec:
 
 def image_spec(args: argparse.Namespace) -> ImageSpec:
     return ImageSpec(path=args.image, addr=args.addr, raw_offsets=args.raw_offsets,
-                     only_qspi=args.only_qspi)
+                     only_qspi=args.only_qspi, kind=args.file_type)
 
 
 def flash_options(args: argparse.Namespace) -> FlashOptions:
@@ -27,4 +27,5 @@ def flash_options(args: argparse.Namespace) -> FlashOptions:
 def connection(args: argparse.Namespace) -> Connection:
     return Connection(gdb_server=args.gdb_server, interface=args.interface,
                       openocd_config=args.openocd_config, sim_image=args.sim_image,
-                      serial=args.serial, wait_lock_s=args.wait_lock)
+                      serial=args.serial, wait_lock_s=args.wait_lock,
+                      usb_location=args.usb_location)

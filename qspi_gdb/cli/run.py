@@ -7,6 +7,7 @@ succeeded into a failure: stderr says so and the exit code stays the command's.
 
 from __future__ import annotations
 
+import shlex
 import signal
 import sys
 import time
@@ -20,6 +21,7 @@ from qspi_gdb.cli.output import (
     summary_line,
     write_stdout,
 )
+from qspi_gdb.cli.report import check_report, write_report
 from qspi_gdb.errors import (
     EXIT_INTERNAL,
     EXIT_INTERRUPTED,
@@ -67,6 +69,14 @@ def _record_failure(args, result: Result, started: float, message: str, exit_cod
             print_result(result, as_json=True)
         except StdoutLost:
             pass  # the error itself still goes to stderr
+    _report(args, result)
+
+
+def _report(args, result: Result) -> None:
+    """--report FILE: this command as one JUnit test case (its failure with the error text)."""
+    if getattr(args, "report", None):
+        name = shlex.join(getattr(args, "command_line", None) or [result.command])
+        write_report(args.report, result, name, summary_line(result) if result.ok else "")
 
 
 def run(args, command: str, body: Callable[[ProgressView, Result], str | None]) -> int:
@@ -74,6 +84,8 @@ def run(args, command: str, body: Callable[[ProgressView, Result], str | None]) 
     any: a plan, the info lines); errors are re-raised typed."""
     started = time.monotonic()
     result = Result(command=command, board=getattr(args, "board", None))
+    if getattr(args, "report", None):
+        check_report(args.report)  # refused before anything starts
     progress = ProgressView(sys.stderr)
     try:
         with _terminate_as_interrupt():
@@ -103,6 +115,7 @@ def run(args, command: str, body: Callable[[ProgressView, Result], str | None]) 
         print(f"qspi-gdb: warning: the result could not be printed on stdout ({exc}); the "
               f"command itself {'succeeded' if code == EXIT_OK else 'ended'}: "
               f"{summary_line(result)}", file=sys.stderr, flush=True)
+    _report(args, result)
     return code
 
 

@@ -61,7 +61,7 @@ def preset_config(target: TargetSpec) -> FlashConfig:
 
 def _image(spec: ImageSpec, cfg: FlashConfig) -> Image:
     return load_image(spec.path, xip_base=cfg.xip_base, addr=spec.addr,
-                      raw_offsets=spec.raw_offsets, only_qspi=spec.only_qspi)
+                      raw_offsets=spec.raw_offsets, only_qspi=spec.only_qspi, kind=spec.kind)
 
 
 def _assumed(cfg: FlashConfig) -> FlashConfig | None:
@@ -102,16 +102,17 @@ def _address(text: str | int, cfg: FlashConfig, what: str = "address") -> int:
     return offset
 
 
-def _check_output(output: str | os.PathLike) -> Path:
-    """read -o FILE: refused before connecting when FILE cannot be written."""
+def check_output_file(output: str | os.PathLike, option: str = "--output") -> Path:
+    """A file a command writes (read -o FILE, --report, --layout): refused before connecting
+    when it cannot be written."""
     path = Path(output)
     if path.is_dir():
-        raise UsageError(f"--output {output}: is a directory (name a file)")
+        raise UsageError(f"{option} {output}: is a directory (name a file)")
     parent = path.absolute().parent
     if not parent.is_dir():
-        raise UsageError(f"--output {output}: no such directory {parent}")
+        raise UsageError(f"{option} {output}: no such directory {parent}")
     if not os.access(parent, os.W_OK):
-        raise UsageError(f"--output {output}: directory {parent} is not writable")
+        raise UsageError(f"{option} {output}: directory {parent} is not writable")
     return path
 
 
@@ -280,7 +281,7 @@ def verify(target: TargetSpec, image_spec: ImageSpec, open_target: OpenTarget,
 def read(target: TargetSpec, address: str | int, length: str | int, output: str | os.PathLike,
          open_target: OpenTarget, progress: ProgressSink, result: Result) -> bytes:
     """Read LEN bytes at ADDR into the file `output` (replaced); returns the bytes."""
-    path = _check_output(output)
+    path = check_output_file(output)
     cfg = preset_config(target)
     r = Range(_address(address, cfg), parse_int(length, "length"))
     rules.check_stated_range(cfg, r, "read")  # before starting anything

@@ -26,6 +26,7 @@ class ImageSpec:
     addr: str | int | None = None
     raw_offsets: bool = False  # .hex/.elf addresses are flash offsets, not XIP addresses
     only_qspi: bool = False  # skip segments outside the XIP window instead of refusing
+    kind: str | None = None  # "bin" | "hex" | "elf"; None: from the file name's suffix
 
 
 @dataclass(frozen=True)

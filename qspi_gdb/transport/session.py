@@ -48,6 +48,7 @@ class TargetOptions:
     sim_args: Sequence[str] = ()
     adapter_khz: int = 4000
     serial: str | None = None  # the probe's serial number (OpenOCD `adapter serial`)
+    usb_location: str | None = None  # the probe's USB path (OpenOCD `adapter usb location`)
     lock_wait_s: float | None = None  # wait this long for a target in use (None: refuse)
     # A wait on a running loader: deadline = max(floor, scale * the target-time timeout).
     wait_scale: float = 2.0
@@ -80,7 +81,8 @@ def checked_options(options: TargetOptions) -> TargetOptions:
     that run in temporary directories (OpenOCD) absolute."""
     started_board = options.virtual and not options.openocd_config
     if started_board:
-        for option, value in (("--interface", options.interface), ("--serial", options.serial)):
+        for option, value in (("--interface", options.interface), ("--serial", options.serial),
+                              ("--usb-location", options.usb_location)):
             if value:
                 raise UsageError(f"{option} {value}: {options.board} is a virtual board (no "
                                  f"probe to choose); drop {option}")
@@ -100,6 +102,9 @@ def openocd_script(options: TargetOptions, sim: VirtualBoardProcess | None) -> l
     """The -f/-c steps for OpenOCD (after our base commands) for these options."""
     serial = [("c", f"adapter serial {tcl_word(options.serial, '--serial')}")] \
         if options.serial else []
+    if options.usb_location:  # generic adapter settings: any driver, before `init`
+        serial.append(("c", "adapter usb location "
+                       f"{tcl_word(options.usb_location, '--usb-location')}"))
     if options.openocd_config:
         return [*(("f", str(path)) for path in options.openocd_config), *serial]
     target = ("f", f"target/{options.chip}.cfg")
