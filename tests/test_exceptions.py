@@ -196,6 +196,34 @@ def test_basepri_holds_back_lower_priorities_only(board, tmp_path):
     assert run_on_board(board, tmp_path, src) == 1
 
 
+def test_basepri_max_only_raises_the_priority_and_cpsie_unmasks(board, tmp_path):
+    src = PRELUDE + r"""
+    static uint32_t basepri(void) { uint32_t v; __asm volatile("mrs %0, basepri" : "=r"(v)); return v; }
+    static void irq5(void) { note(5); }
+    uint32_t main(void) {
+        vectors[16 + 5] = (uint32_t)irq5;
+        install();
+        set_basepri(0x40);
+        __asm volatile("msr basepri_max, %0" :: "r"(0x60u));   /* lower priority: no change */
+        if (basepri() != 0x40) return 2;
+        __asm volatile("msr basepri_max, %0" :: "r"(0x20u));   /* raises */
+        if (basepri() != 0x20) return 3;
+        set_basepri(0);
+        REG(IPR(5)) = 0x80;
+        REG(ISER0) = 1u << 5;
+        __asm volatile("cpsid i" ::: "memory");
+        REG(ISPR0) = 1u << 5;
+        isb();
+        note(1);                   /* PRIMASK holds IRQ 5 back */
+        __asm volatile("cpsie i" ::: "memory");
+        note(2);
+        static const uint32_t want[] = {1, 5, 2};
+        return expect(want, 3);
+    }
+    """
+    assert run_on_board(board, tmp_path, src) == 1
+
+
 def test_svc_with_primask_set_escalates_to_hardfault(board, tmp_path):
     src = PRELUDE + r"""
     __attribute__((naked)) static void hardfault(void) { __asm volatile("bkpt #0xFA\n b ."); }

@@ -217,7 +217,7 @@ def test_ctrl_ap_reset_resets_the_board(host, board):
     host.ap_write(ctrl, 0x000, 1)
     host.ap_write(ctrl, 0x000, 0)
     assert board.resets == 1
-    host.ap_write(ctrl, 0x004, 1)  # ERASEALL accepted, ready at once
+    host.ap_write(ctrl, 0x004, 1)  # ERASEALL, ready at once
     assert host.ap_read(ctrl, 0x008) == 0
 
 

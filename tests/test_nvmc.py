@@ -201,3 +201,19 @@ def test_an_application_loaded_into_flash_by_the_debugger_boots_from_reset(board
     link.reset(halt=False)
     link.wait_halt(1.0)
     assert board.core.halt_reason == "bkpt" and link.read_register("r0") == 45
+
+
+def test_ctrl_ap_eraseall_erases_flash_and_uicr(board):
+    """The debugger's recovery path (CTRL-AP ERASEALL, what `nrfjprog --recover` uses)."""
+    from qspi_gdb.sim.wire import DebugWire
+
+    nvmc(board, CONFIG, WEN)
+    board.bus.write(0x10000, 4, 0)
+    wait_ready(board)
+    board.bus.write(UICR[board.chip] + 0x84, 4, 0)
+    wait_ready(board)
+    ctrl_ap = DebugWire(board).dp.aps[1 if board.chip == "nrf52840" else 2]
+    ctrl_ap.write(0x004, 1)  # ERASEALL
+    assert ctrl_ap.read(0x008) == 0  # ERASEALLSTATUS: ready
+    assert board.bus.read(0x10000, 4) == 0xFFFFFFFF
+    assert board.bus.read(UICR[board.chip] + 0x84, 4) == 0xFFFFFFFF

@@ -1,30 +1,43 @@
 """Virtual boards: the chip models, the memory map of each chip, and the Board that wires them up.
 
-A Board holds one modelled clock, the application core (unicorn), its RAM and internal-flash
-ROM, the peripherals (CLOCK, GPIO, TIMER0..2, FICR, UICR, NVMC, QSPI), the external NOR chip
-and the System Control Space. `board.bus` is the AHB view of the application core: the CPU's
-MMIO and the debugger's MEM-AP 0 both go through it, so they see the same things.
+A Board holds one modelled clock, the application core (unicorn), its RAM and internal flash, the
+peripherals, the external NOR chip and the System Control Space. `board.bus` is the AHB view of
+the application core: the CPU's MMIO and the debugger's MEM-AP 0 both go through it, so they see
+the same things.
 
-Memory map (application core):
+Memory map (application core; IRQ numbers from the MDK's IRQn_Type):
 
-| region            | nRF52840                 | nRF5340 (app)                        |
-|-------------------|--------------------------|--------------------------------------|
-| internal flash    | 0x00000000, 1 MiB (ROM)  | 0x00000000, 1 MiB (ROM)              |
-| code RAM alias    | 0x00800000, 256 KiB      | -                                    |
-| FICR / UICR       | 0x10000000 / 0x10001000  | 0x00FF0000 / 0x00FF8000              |
-| XIP (read-only)   | 0x12000000, 128 MiB      | 0x10000000, 128 MiB                  |
-| RAM               | 0x20000000, 256 KiB      | 0x20000000, 512 KiB                  |
-| CLOCK/POWER       | 0x40000000               | 0x50005000 (+ 0x40005000)            |
-| TIMER0/1/2        | 0x40008000/9000/A000     | 0x5000F000/0x50010000/0x50011000 (+) |
-| NVMC              | 0x4001E000               | 0x50039000 (+)                       |
-| QSPI              | 0x40029000 (IRQ 41)      | 0x5002B000 + 0x4002B000 (IRQ 43)     |
-| GPIO P0 / P1      | 0x50000000 / 0x50000300  | 0x50842500 / 0x50842800 (+)          |
-| PPB (SCS, NVIC)   | 0xE0000000..0xE00FFFFF   | same                                 |
+| region                 | nRF52840                    | nRF5340 (app)                         |
+|------------------------|-----------------------------|---------------------------------------|
+| internal flash         | 0x00000000, 1 MiB           | 0x00000000, 1 MiB                     |
+| code RAM alias         | 0x00800000, 256 KiB         | -                                     |
+| FICR / UICR            | 0x10000000 / 0x10001000     | 0x00FF0000 / 0x00FF8000               |
+| XIP (read-only)        | 0x12000000, 128 MiB         | 0x10000000, 128 MiB                   |
+| RAM                    | 0x20000000, 256 KiB         | 0x20000000, 512 KiB                   |
+| CLOCK/POWER (/RESET)   | 0x40000000 (IRQ 0)          | 0x50005000 (IRQ 5) (+)                |
+| UARTE0                 | 0x40002000 (IRQ 2)          | 0x50008000 (IRQ 8) (+)                |
+| GPIOTE                 | 0x40006000 (IRQ 6)          | 0x5000D000 (IRQ 13) (+)               |
+| TIMER0/1/2             | 0x40008000/9000/A000 (8-10) | 0x5000F000/0x50010000/0x50011000 (+)  |
+| RTC0/1(/2)             | 0x4000B000/0x40011000/0x40024000 (11, 17, 36) | 0x50014000/0x50015000 (20, 21) (+) |
+| TEMP / PPI             | 0x4000C000 (IRQ 12) / 0x4001F000 | -                                |
+| DPPIC, CACHE, IPC      | -                           | 0x50017000, 0x50001000, 0x5002A000 (+)|
+| OSCILLATORS/REGULATORS | -                           | 0x50004000 (+)                        |
+| CTRLAP                 | -                           | 0x50006000                            |
+| NVMC                   | 0x4001E000                  | 0x50039000 (+)                        |
+| QSPI                   | 0x40029000 (IRQ 41)         | 0x5002B000 + 0x4002B000 (IRQ 43)      |
+| GPIO P0 / P1           | 0x50000000 / 0x50000300     | 0x50842500 / 0x50842800 (+)           |
+| PPB (SCS, NVIC)        | 0xE0000000..0xE00FFFFF      | same                                  |
 
 (+) the nRF5340's non-secure alias at 0x4xxxxxxx maps to the same model: unicorn has no
-SAU/IDAU, and the core always runs Secure. The internal flash is blank (0xFF) and read-only
-(the NVMC's programming functions are not modelled), so after a reset without vector catch
-the core locks up as a blank nRF does; a debugger halts it and loads code into RAM.
+SAU/IDAU, and the core always runs Secure. The nRF5340 also has the undocumented words its
+errata workarounds touch (`regfile.NRF5340_ERRATA_WORDS`).
+
+The internal flash is blank (0xFF) at power-on and is written through the NVMC, by the core or a
+debugger (`qspi_gdb.sim.nvmc`): so after a reset without vector catch the core locks up as a
+blank nRF does, until a debugger halts it and loads code into RAM, or programs an application
+into the flash. UARTE0's transmitter writes to the board's console (`Board(console=...)`, the
+`--console FILE` of `qspi-gdb sim`). Events are routed between peripherals by PPI (nRF52840)
+or DPPI (nRF5340) (`qspi_gdb.sim.ppi`).
 """
 
 from __future__ import annotations
@@ -647,6 +660,10 @@ class Board:
         self.nvic.reset()
         self.scs.note_reset()  # SCB (VTOR, ...) back to reset values; idempotent per reset
         self.core.reset()
+
+    def erase_all(self) -> None:
+        """CTRL-AP ERASEALL: the internal flash and the UICR erased (nRF52840 PS CTRL-AP)."""
+        self.nvmc.erase_everything()
 
     def service(self, max_wall_s: float = 0.005) -> None:
         """Let a running core execute for up to max_wall_s of host time."""

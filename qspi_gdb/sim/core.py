@@ -14,12 +14,23 @@ one of these states:
   handler, a stacking failure). The reason is logged loudly and kept in `fault`; the PC stays
   where it was (silicon shows 0xEFFFFFFE) so a debugger sees where it happened.
 
-Exceptions: faults (bus fault, undefined instruction, INVSTATE, ...) escalate to HardFault
-(configurable fault handlers are not modelled: SHCSR enables are ignored) and SVC goes to
-SVCall; an enabled pending IRQ preempts when PRIMASK/FAULTMASK/BASEPRI and the current
-priority allow. Entry stacks the basic 8-word frame (no FP context), takes the vector from
-VTOR and sets LR to EXC_RETURN; a branch to EXC_RETURN in Handler mode unstacks. DEMCR vector
-catch (VC_HARDERR) halts at the handler's first instruction.
+Exceptions (ARMv7-M B1.5, ARMv8-M B3; state in `nvic.Nvic`): faults (bus fault, undefined
+instruction, INVSTATE, ...) escalate to HardFault (configurable fault handlers are not modelled:
+SHCSR enables are kept but ignored); SVC goes to SVCall, or escalates to HardFault when its
+priority does not preempt; NMI, PendSV and SysTick are pended through ICSR; IRQs through the
+NVIC. A pending exception is taken when its group priority (IPR / SHPR, split by
+AIRCR.PRIGROUP) beats the execution priority: the active exceptions, BASEPRI, PRIMASK and
+FAULTMASK (DHCSR.C_MASKINTS masks PendSV, SysTick and IRQs). It is taken at an instruction
+boundary: at once on exception return (tail-chaining), right after an instruction that can
+unmask it (CPSIE, MSR PRIMASK/BASEPRI/BASEPRI_MAX/FAULTMASK) or make a register write take effect
+(ISB), and otherwise at the next slice boundary (up to one slice late, which the architecture
+allows for a write without a context synchronization). Entry stacks the basic 8-word frame (no
+FP context), takes the vector from VTOR and sets LR to EXC_RETURN; a branch to EXC_RETURN in
+Handler mode unstacks (xPSR restored before CONTROL.SPSEL, which ARMv7-M ignores while in
+Handler mode). DEMCR vector catch (VC_HARDERR) halts at the handler's first instruction.
+
+Stores to read-only mapped memory (the internal flash) are offered to `rom_write` (the board's
+NVMC): when it programs the word unicorn completes the store, otherwise a bus fault is taken.
 
 Modelled time: each completed slice of N instructions advances the clock by N / core_hz (one
 cycle per instruction, an estimate). A slice ends no later than the next clock event (timer
@@ -27,17 +38,26 @@ compare, QSPI completion...), so events and their interrupts land at the right i
 (within 64 instructions). A slice cut short by bkpt, a sleeping WFI/WFE, a
 breakpoint, a halt or a fault charges nothing for its partial part (unicorn does not report
 how far it got): up to one slice (16384 instructions, 256 us at 64 MHz) per such stop is not
-counted. A pending IRQ is taken at the next slice boundary (up to one slice late); exception
-returns happen inside the slice. Peripheral accesses charge their own bus cycles.
+counted. Exceptions taken inside a slice (returns, tail-chaining, after CPSIE/MSR/ISB) keep the
+slice going. Peripheral accesses charge their own bus cycles.
 
 Known gaps (unicorn): LDRD/STRD/LDM/STM at unaligned addresses succeed (silicon faults); the
 FPU is usable whatever CPACR says; code cannot execute from MMIO (the XIP window); stack
-limit registers written by a debugger are kept but not enforced.
+limit registers written by a debugger are kept but not enforced; BASEPRI reads back all 8 bits
+written (silicon: only the implemented priority bits; the model's priority comparisons drop
+the others); the MPU registers are kept but not enforced, and the ARMv8-M TT instruction
+(answered by unicorn's own, never programmed MPU) reports no region. A tight loop that starts
+right after a CPSIE / MSR <mask> / ISB (`isb; b .`, Zephyr's halt loop) costs a host call per
+iteration.
 
 Unicorn facts this relies on (see UNICORN_NOTES.md): BKPT raises interrupt 7 with the PC on
 the instruction; WFI returns from emu_start with the PC after it; WFE/YIELD come in as invalid
 instructions; code written behind unicorn's back needs its translation cache dropped; a code
-hook that calls emu_stop stops *before* the hooked instruction (FPB semantics).
+hook that calls emu_stop stops *before* the hooked instruction (FPB semantics); a PC written in
+a code or interrupt hook sends execution there; a write-protection hook that returns True lets
+the store complete with the raw value; emu_stop inside an MMIO callback restarts the
+instruction when emulation resumes (fine for a fault, which never completes the access, wrong
+for anything else: exceptions are therefore not taken from inside register accesses).
 """
 
 from __future__ import annotations
@@ -49,6 +69,7 @@ from collections.abc import Callable
 
 from unicorn import (
     UC_ARCH_ARM,
+    UC_HOOK_BLOCK,
     UC_HOOK_CODE,
     UC_HOOK_INSN_INVALID,
     UC_HOOK_INTR,
@@ -117,16 +138,21 @@ _THUMB_YIELD = 0xBF10
 _NO_EXIT = 0xFFFFFFFF  # an odd address is never a PC: emu_start's `until` never triggers
 
 # Instructions _hook_hints hooks, as byte patterns of little-endian Thumb halfwords (found at
-# even offsets; lookahead so that matches may overlap): (pattern, hook table, handler, offset of
-# the hooked instruction from the match: 0 the instruction itself, 2 / 4 the one after a
-# 16 / 32-bit instruction).
+# even offsets; lookahead so that matches may overlap): (pattern, hook table, handler, hook
+# type, where: 0 = on the instruction, 2 / 4 = on the one after a 16 / 32-bit instruction).
+# Unicorn calls every code hook's range check for every instruction while emu_start counts
+# instructions (count=), so each UC_HOOK_CODE slows all code down; a UC_HOOK_BLOCK costs only
+# where a translation block starts at its address. qemu ends the block after CPSIE, MSR to a
+# special register and ISB, so a block hook on the next instruction sees each of them complete.
 _HINTS = (
-    (re.compile(rb"(?=\x40\xbf)"), "_sev_hooks", "_on_sev", 0),  # SEV
-    (re.compile(rb"(?=\x30\xbf)"), "_wfi_hooks", "_on_wfi", 0),  # WFI
-    (re.compile(rb"(?=[\x61-\x63]\xb6)"), "_unmask_hooks", "_on_unmask", 2),  # CPSIE i/f/if
+    (re.compile(rb"(?=\x40\xbf)"), "_sev_hooks", "_on_sev", UC_HOOK_CODE, 0),  # SEV
+    (re.compile(rb"(?=\x30\xbf)"), "_wfi_hooks", "_on_wfi", UC_HOOK_CODE, 0),  # WFI
+    (re.compile(rb"(?=[\x61-\x63]\xb6)"), "_unmask_hooks", "_on_unmask", UC_HOOK_BLOCK, 2),  # CPSIE
     # MSR PRIMASK/BASEPRI/BASEPRI_MAX/FAULTMASK, Rn: F38n 88xx, SYSm 0x10..0x13
-    (re.compile(rb"(?=[\x80-\x8f]\xf3[\x10-\x13]\x88)", re.S), "_unmask_hooks", "_on_unmask", 4),
-    (re.compile(rb"(?=\xbf\xf3[\x60-\x6f]\x8f)", re.S), "_unmask_hooks", "_on_unmask", 4),  # ISB
+    (re.compile(rb"(?=[\x80-\x8f]\xf3[\x10-\x13]\x88)", re.S), "_unmask_hooks", "_on_unmask",
+     UC_HOOK_BLOCK, 4),
+    (re.compile(rb"(?=\xbf\xf3[\x60-\x6f]\x8f)", re.S), "_unmask_hooks", "_on_unmask",
+     UC_HOOK_BLOCK, 4),  # ISB
 )
 
 SLICE_INSTRUCTIONS = 16384
@@ -569,7 +595,9 @@ class CortexM:
         priority = 256
         for exception in nvic.active_exceptions():
             priority = min(priority, nvic.group_priority(nvic.exception_priority(exception)))
-        basepri = uc.reg_read(A.UC_ARM_REG_BASEPRI) & 0xFF
+        # BASEPRI's unimplemented low bits are RAZ/WI on silicon; unicorn keeps all 8 (an MRS
+        # reads them back), so the comparison drops them
+        basepri = uc.reg_read(A.UC_ARM_REG_BASEPRI) & nvic.implemented_mask
         if basepri:
             priority = min(priority, nvic.group_priority(basepri))
         if not ignore_primask and uc.reg_read(A.UC_ARM_REG_PRIMASK) & 1:
@@ -699,6 +727,8 @@ class CortexM:
             return
         if exception:
             self.nvic.deactivate(exception)
+        if exception != 2:  # DeActivate(): FAULTMASK clears on any return but NMI's
+            uc.reg_write(A.UC_ARM_REG_FAULTMASK, 0)
         for reg, value in zip((_GPR[0], _GPR[1], _GPR[2], _GPR[3], _GPR[12], A.UC_ARM_REG_LR),
                               words[:6]):
             uc.reg_write(reg, value)
@@ -784,16 +814,18 @@ class CortexM:
             code = bytes(self.uc.mem_read(base, (hi - base + 1) & ~1))
         except UcError:
             return
-        for pattern, table_name, handler, after in _HINTS:
+        for pattern, table_name, handler, kind, after in _HINTS:
             table = getattr(self, table_name)
             for match in pattern.finditer(code):
                 at = match.start()
                 addr = base + at + after
                 if not at & 1 and addr not in table:
-                    table[addr] = self.uc.hook_add(UC_HOOK_CODE, getattr(self, handler),
+                    table[addr] = self.uc.hook_add(kind, getattr(self, handler),
                                                    begin=addr, end=addr)
 
     def _on_unmask(self, uc, address, size, _ud):
+        """A block starts right after a CPSIE / MSR <mask> / ISB (or is entered there from
+        elsewhere, which changes nothing): take an exception that now preempts."""
         if self._step_from == address:
             return  # a stepped instruction runs; the step checks for exceptions itself
         self._take_in_emulation(address)

@@ -201,12 +201,15 @@ class FaultingBus:
 
 class Nrf52CtrlAp(AccessPort):
     """nRF52840 CTRL-AP (AP 1): RESET 0x000, ERASEALL 0x004, ERASEALLSTATUS 0x008,
-    APPROTECTSTATUS 0x00C (1 = not protected), IDR 0x0FC = 0x02880000."""
+    APPROTECTSTATUS 0x00C (1 = not protected), IDR 0x0FC = 0x02880000. ERASEALL erases the
+    internal flash and the UICR through `erase_all` (the board's NVMC) and is ready at once."""
 
     idr = 0x02880000
 
-    def __init__(self, system_reset: Callable[[], None]) -> None:
+    def __init__(self, system_reset: Callable[[], None],
+                 erase_all: Callable[[], None] | None = None) -> None:
         self.system_reset = system_reset
+        self.erase_all = erase_all
         self.reset_reg = 0
         self.eraseall = 0
 
@@ -216,7 +219,7 @@ class Nrf52CtrlAp(AccessPort):
         if reg == 0x004:
             return self.eraseall
         if reg == 0x008:
-            return 0  # ERASEALLSTATUS: ready (erase of internal flash is not modelled)
+            return 0  # ERASEALLSTATUS: ready (the erase is done at once)
         if reg == 0x00C:
             return 1
         return super().read(reg)
@@ -227,8 +230,10 @@ class Nrf52CtrlAp(AccessPort):
                 self.system_reset()
             self.reset_reg = value & 1
         elif reg == 0x004:
-            if value & 1:
-                log.info("ctrl_ap_eraseall", note="internal flash erase accepted (not modelled)")
+            if value & 1 and not self.eraseall:
+                log.info("ctrl_ap_eraseall", note="internal flash and UICR erased")
+                if self.erase_all is not None:
+                    self.erase_all()
             self.eraseall = value & 1
 
 
@@ -239,8 +244,9 @@ class Nrf53CtrlAp(Nrf52CtrlAp):
 
     idr = 0x12880000
 
-    def __init__(self, system_reset: Callable[[], None]) -> None:
-        super().__init__(system_reset)
+    def __init__(self, system_reset: Callable[[], None],
+                 erase_all: Callable[[], None] | None = None) -> None:
+        super().__init__(system_reset, erase_all)
         self.regs: dict[int, int] = {}
 
     def read(self, reg: int) -> int:
@@ -384,13 +390,14 @@ def build_dap(
     *,
     on_transaction: Callable[[], None] | None = None,
     on_access: Callable[[int, bool], None] | None = None,
+    erase_all: Callable[[], None] | None = None,
 ) -> JtagDp:
     """The chip's real AP layout: nRF52840 AHB-AP 0 + CTRL-AP 1; nRF5340 application AHB-AP 0,
     network AHB-AP 1, CTRL-APs 2 (application) and 3 (network)."""
     rom = ROM_TABLE | 0b11  # BASE: entry present, ADIv5 format; the SCS model serves the table
     if chip == "nrf52840":
         app = MemAp(bus, idr=0x24770011, base=rom, tar_wrap=4096, on_access=on_access)
-        aps: list[AccessPort] = [app, Nrf52CtrlAp(system_reset)]
+        aps: list[AccessPort] = [app, Nrf52CtrlAp(system_reset, erase_all)]
     elif chip == "nrf5340":
         # OpenOCD 0.12 rewrites TAR every 1 KiB on the Cortex-M33.
         csw_fixed = CSW_DEVICEEN | CSW_SPIDEN  # secure debug enabled (device not protected)
@@ -404,7 +411,8 @@ def build_dap(
             tar_wrap=1024,
             csw_fixed=csw_fixed,
         )
-        aps = [app, net, Nrf53CtrlAp(system_reset), Nrf53CtrlAp(system_reset)]
+        # the network core's CTRL-AP erases the network core's flash: not modelled
+        aps = [app, net, Nrf53CtrlAp(system_reset, erase_all), Nrf53CtrlAp(system_reset)]
     else:
         raise ValueError(f"unknown chip {chip!r}")
     return JtagDp(aps, dpidr=DP_IDCODES[chip], on_transaction=on_transaction)

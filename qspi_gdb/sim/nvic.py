@@ -73,6 +73,11 @@ class Nvic:
 
     # -- priorities ----------------------------------------------------------------------
     @property
+    def implemented_mask(self) -> int:
+        """The priority bits the NVIC implements (the high `priority_bits` of 8)."""
+        return self._implemented
+
+    @property
     def _implemented(self) -> int:
         return (0xFF << (8 - self.priority_bits)) & 0xFF
 

@@ -207,11 +207,16 @@ class Nvmc(Peripheral):
         if not self._erase_enabled("ERASEALL"):
             return
         self._wait_ready()
+        self.erase_everything()
+        self._busy(self.t_eraseall)
+
+    def erase_everything(self) -> None:
+        """The flash and the UICR back to 0xFF (NVMC.ERASEALL, or the CTRL-AP's ERASEALL)."""
+        self.settle()
         self.flash[:] = b"\xff" * len(self.flash)
         self.flash_written(0, len(self.flash))
         self._erase_uicr()
         self.stats["erase_all"] += 1
-        self._busy(self.t_eraseall)
 
     # -- time -----------------------------------------------------------------------------
     def _wait_ready(self) -> None:

@@ -1,7 +1,9 @@
 """nRF52840 / nRF5340 (application core) peripherals a loader or OpenOCD touches.
 
-Modelled: CLOCK (+ the POWER/RESET registers sharing its base), GPIO ports P0/P1, TIMER0..2,
-FICR, UICR, NVMC (status and configuration only). Register offsets follow the nrfx MDK headers
+Modelled here: CLOCK (+ the POWER/RESET registers sharing its base, with POWER's SLEEPENTER /
+SLEEPEXIT events), GPIO ports P0/P1, TIMER0..2, FICR and UICR (UICR writes go to the NVMC,
+`qspi_gdb.sim.nvmc`). The RTC, UARTE, PPI / DPPI and the register-file peripherals have their
+own modules. Register offsets follow the nrfx MDK headers
 (nrf52840.h, nrf5340_application.h). Registers are 32-bit: a sub-word read returns part of the
 word, a sub-word write is refused. An offset a model does not implement raises BusFault (the
 board logs it): nothing reads as a silent zero.

@@ -111,6 +111,7 @@ class DebugWire:
             self._system_reset,
             on_transaction=self._on_transaction,
             on_access=self._on_access,
+            erase_all=getattr(board, "erase_all", None),
         )
         self.tap = JtagTap(self.dp.dpidr, self.dp)
         self._srst = False
