@@ -102,6 +102,16 @@ def run(args: argparse.Namespace) -> int:
         # The flash file cannot be created, or holds another chip's size: bad input, one line.
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise UsageError(f"--sim-image {args.sim_image}: {reason}") from exc
+    # SIGINT/SIGTERM end serving; the handlers stay until the image is flushed, since a
+    # terminal or `qspi-gdb sim` may deliver the same signal twice (group and forwarded)
+    stop: list = []
+
+    def on_signal(*_) -> None:
+        if not stop:
+            raise KeyboardInterrupt  # not serving yet
+        stop[0]()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         wire = DebugWire(
             board,
@@ -113,6 +123,7 @@ def run(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise UsageError(f"cannot listen on {args.socket or args.port}: {exc}") from exc
         try:
+            stop.append(server.stop)  # before the endpoint is out: its reader may signal at once
             endpoint = f"remote_bitbang {server.endpoint}"
             if args.json:
                 print(json.dumps({"remote_bitbang": server.endpoint, "board": args.board,
@@ -120,19 +131,17 @@ def run(args: argparse.Namespace) -> int:
             else:
                 print(endpoint, flush=True)
             log.info("virtual board serving", board=args.board, endpoint=server.endpoint)
-            previous = {sig: signal.signal(sig, lambda *_: server.stop())
-                        for sig in (signal.SIGINT, signal.SIGTERM)}
-            try:
-                server.serve_forever()
-            finally:
-                for sig, handler in previous.items():
-                    signal.signal(sig, handler)
+            server.serve_forever()
         finally:
             server.close()
     finally:
-        board.close()  # flushes the flash image and the console
-        if console is not None:
-            console.close()
+        try:
+            board.close()  # flushes the flash image and the console
+            if console is not None:
+                console.close()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
     stats = {"modelled_s": board.clock.now, **dict(board.stats.items())}
     if args.json:
         print(json.dumps({"board": args.board, "stats": stats}, default=str), flush=True)
