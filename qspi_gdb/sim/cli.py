@@ -67,6 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-register", dest="register", action="store_false",
                         help="do not announce this board as a virtual probe (qspi-gdb's own "
                         "boards for one command)")
+    parser.add_argument("--console", metavar="FILE",
+                        help="write what the board's UARTE0 transmits (an application's "
+                        "console) to FILE, created or truncated; flushed at each line end")
     return parser
 
 
@@ -123,15 +126,33 @@ def run(args: argparse.Namespace) -> int:
     locked = locked_cores(args.locked, chip)
     if args.network_core == "running" and chip != "nrf5340":
         raise UsageError(f"--network-core: {args.board} ({chip}) has no network core")
+    console = None
+    if args.console:
+        try:
+            console = open(args.console, "wb")  # closed after the board
+        except OSError as exc:
+            raise UsageError(f"--console {args.console}: {exc.strerror or exc}") from exc
     try:
         board = Board(args.board, sim_image=args.sim_image, locked=locked,
-                      network_running=args.network_core == "running")
+                      network_running=args.network_core == "running", console=console)
     except (OSError, ValueError) as exc:
+        if console is not None:
+            console.close()
         if not args.sim_image:
             raise
         # The flash file cannot be created, or holds another chip's size: bad input, one line.
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise UsageError(f"--sim-image {args.sim_image}: {reason}") from exc
+    # SIGINT/SIGTERM end serving; the handlers stay until the image is flushed, since a
+    # terminal or `qspi-gdb sim` may deliver the same signal twice (group and forwarded)
+    stop: list = []
+
+    def on_signal(*_) -> None:
+        if not stop:
+            raise KeyboardInterrupt  # not serving yet
+        stop[0]()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         wire = DebugWire(
             board,
@@ -144,6 +165,7 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"cannot listen on {args.socket or args.port}: {exc}") from exc
         registration = None
         try:
+            stop.append(server.stop)  # before the endpoint is out: its reader may signal at once
             serial = args.serial or default_serial()
             about = {"remote_bitbang": server.endpoint, "board": args.board,
                      "sim_image": args.sim_image, "serial": serial,
@@ -160,19 +182,19 @@ def run(args: argparse.Namespace) -> int:
             else:
                 print(endpoint, flush=True)
             log.info("virtual board serving", board=args.board, endpoint=server.endpoint)
-            previous = {sig: signal.signal(sig, lambda *_: server.stop())
-                        for sig in (signal.SIGINT, signal.SIGTERM)}
-            try:
-                server.serve_forever()
-            finally:
-                for sig, handler in previous.items():
-                    signal.signal(sig, handler)
+            server.serve_forever()
         finally:
             if registration is not None:
                 registration.close()
             server.close()
     finally:
-        board.close()  # flushes the flash image
+        try:
+            board.close()  # flushes the flash image and the console
+            if console is not None:
+                console.close()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
     stats = {"modelled_s": board.clock.now, **dict(board.stats.items()),
              "protection": board.protection.as_dict()}
     if board.network is not None:

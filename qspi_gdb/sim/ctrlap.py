@@ -194,7 +194,7 @@ class ChipProtection:
         if board is not None:
             if domain.name == APPLICATION or self.chip == "nrf5340":
                 # the network CTRL-AP's ERASEALL erases the flash of both cores
-                board.internal_flash[:] = b"\xff" * len(board.internal_flash)
+                board.erase_internal_flash()
             if domain.name == APPLICATION:
                 board.ram[:] = bytes(len(board.ram))  # RAM erased (content UNVERIFIED: zeros)
             network = getattr(board, "network", None)
