@@ -45,6 +45,9 @@ class Target:
     board: a preset (`nrf5340dk`, `sim-nrf5340-32mb`, ...), or None when `config` names it.
     config: nrfutil ext-mem JSON, nrfjprog ini or TOML. jedec_id: the flash you expect.
     loader: a loader ELF built elsewhere. reset: reset the target after each command.
+    settings: overrides of the config file, FlashConfig names as the command line's
+    `--flash-size` & co. ({"size": "32M", "readoc": "READ4O"}); allow_unknown_keys: a config
+    file's keys this version does not know are a warning, not an error.
     gdb_server / interface / openocd_config / serial / usb_location / sim_image: how to
     connect (README); wait_lock_s: wait for a probe or flash file another qspi-gdb uses.
     open_target: a different way to open the link (an `OpenTarget`, e.g. an existing GDB
@@ -58,10 +61,12 @@ class Target:
                  openocd_config: list[str | os.PathLike] | None = None,
                  serial: str | None = None, usb_location: str | None = None,
                  wait_lock_s: float | None = None, sim_image: str | os.PathLike | None = None,
-                 open_target: OpenTarget | None = None):
+                 open_target: OpenTarget | None = None, settings: dict | None = None,
+                 allow_unknown_keys: bool = False):
         log.configure_unless_configured()
         self.spec = TargetSpec(board=board, config_file=config, jedec_id=jedec_id,
-                               loader=loader, reset=reset)
+                               loader=loader, reset=reset, settings=dict(settings or {}),
+                               allow_unknown_keys=allow_unknown_keys)
         self.connection = Connection(gdb_server=gdb_server, interface=interface,
                                      openocd_config=openocd_config, sim_image=sim_image,
                                      serial=serial, usb_location=usb_location,
@@ -160,30 +165,40 @@ def _run(command: str, target: Target, progress: ProgressSink | None,
     return result
 
 
-def _image(image: str | os.PathLike, addr: str | int | None, file_type: str | None,
-           raw_offsets: bool, only_qspi: bool) -> ImageSpec:
-    return ImageSpec(path=os.fspath(image), addr=addr, raw_offsets=raw_offsets,
-                     only_qspi=only_qspi, kind=file_type)
+Images = str | os.PathLike | list[str | os.PathLike] | tuple[str | os.PathLike, ...]
 
 
-def flash(target: Target, image: str | os.PathLike, *, addr: str | int | None = None,
+def _image(image: Images, addr: str | int | None, file_type: str | None,
+           raw_offsets: bool, only_qspi: bool) -> tuple[ImageSpec, ...]:
+    """One image, or several (a list: merged into one plan, as `qspi-gdb flash a.bin b.hex`)."""
+    paths = list(image) if isinstance(image, (list, tuple)) else [image]
+    if addr is not None and len(paths) > 1:
+        raise UsageError("addr applies to one image; with several, give each .bin as FILE@ADDR")
+    return tuple(ImageSpec(path=os.fspath(path), addr=addr, raw_offsets=raw_offsets,
+                           only_qspi=only_qspi, kind=file_type) for path in paths)
+
+
+def flash(target: Target, image: Images, *, addr: str | int | None = None,
           file_type: str | None = None, verify: bool = True, force: bool = False,
           chip_erase: bool | None = None, compress: bool = True, dry_run: bool = False,
           raw_offsets: bool = False, only_qspi: bool = False,
           progress: ProgressSink | None = None) -> Result:
-    """Write an image (.bin with `addr` or IMAGE@ADDR, .hex, .elf) and verify it on the target.
-    chip_erase: True erases the chip first (bytes outside the image are lost), False never
-    does, None lets the plan choose one when it is faster and loses nothing. compress: send
-    blocks that compress as LZ4 (decoded and CRC-checked on the target).
-    dry_run: plan only (result.plan), nothing is connected or written."""
+    """Write an image (.bin with `addr` or IMAGE@ADDR, .hex, .elf), or a list of them in one
+    plan, and verify it on the target. chip_erase: True erases the chip first (bytes outside
+    the image are lost), False never does, None lets the plan choose one when it is faster and
+    loses nothing. compress: send blocks that compress as LZ4 (decoded and CRC-checked on the
+    target). dry_run: plan only (result.plan, with the estimate for the target's probe),
+    nothing is connected or written."""
     spec = _image(image, addr, file_type, raw_offsets, only_qspi)
+    connection = target.connection
     options = FlashOptions(verify=verify, force=force, chip_erase=chip_erase, compress=compress,
-                           dry_run=dry_run)
+                           dry_run=dry_run,
+                           probe="gdb-server" if connection.gdb_server else connection.interface)
     return _run("flash", target, progress, lambda open_target, sink, result: jobs.flash(
         target.spec, spec, options, open_target, sink, result))
 
 
-def verify(target: Target, image: str | os.PathLike, *, addr: str | int | None = None,
+def verify(target: Target, image: Images, *, addr: str | int | None = None,
            file_type: str | None = None, raw_offsets: bool = False, only_qspi: bool = False,
            progress: ProgressSink | None = None) -> Result:
     """Compare the flash with an image (CRC32 on the target); VerifyError when they differ."""

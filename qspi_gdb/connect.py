@@ -15,10 +15,12 @@ from pathlib import Path
 from typing import Sequence
 
 from qspi_gdb.errors import UsageError
+from qspi_gdb.flash.chip_state import RunDap
 from qspi_gdb.flash.jobs import OpenTarget
+from qspi_gdb.flash.result import Result
 from qspi_gdb.inputs.boards import Board
 from qspi_gdb.loader.target import TargetLink
-from qspi_gdb.transport.session import TargetOptions, open_link
+from qspi_gdb.transport.session import TargetOptions, open_link, run_dap
 
 # Deadlines for waits on a running loader, from the target-time timeout the loader client
 # computes: a virtual board's wall time can exceed its modelled time many times over (a CPU
@@ -35,8 +37,12 @@ class Connection:
     interface: str | None = None  # OpenOCD probe name for a real board (default jlink)
     openocd_config: Sequence[str | os.PathLike] | None = None  # instead of interface + target
     sim_image: str | os.PathLike | None = None  # virtual boards: the flash contents file
+    # virtual boards of qspi-gdb's own: start with these cores' access ports protected
+    # ("all", "application", "network"), as a chip with APPROTECT on
+    sim_locked: Sequence[str] = ()
     serial: str | None = None  # the probe's serial number (picks the probe, names its lock)
     usb_location: str | None = None  # the probe's USB path, e.g. 1-1.2 (`adapter usb location`)
+    speed_khz: int | None = None  # SWD clock, OpenOCD `adapter speed` (None: 4000 kHz)
     wait_lock_s: float | None = None  # wait this long for a board or probe in use
 
 
@@ -45,19 +51,45 @@ def target_options(board: Board, connection: Connection) -> TargetOptions:
         board=board.name, chip=board.chip, virtual=board.virtual,
         gdb_server=connection.gdb_server, interface=connection.interface,
         openocd_config=connection.openocd_config, sim_image=connection.sim_image,
-        serial=connection.serial, lock_wait_s=connection.wait_lock_s,
-        usb_location=connection.usb_location,
+        sim_locked=tuple(connection.sim_locked), serial=connection.serial,
+        usb_location=connection.usb_location, adapter_khz=connection.speed_khz,
+        lock_wait_s=connection.wait_lock_s,
         **(VIRTUAL_BOARD_WAIT if board.virtual else REAL_BOARD_WAIT),
     )
 
 
-def opener(connection: Connection) -> OpenTarget:
+def _reporter(result: Result | None):
+    """Copies how the target was reached (probe, serial, speed) into the result."""
+
+    def report(route) -> None:
+        if result is not None and route is not None:
+            result.probe = route.describe_probe()
+            result.speed_khz = route.speed_khz
+
+    return report
+
+
+def opener(connection: Connection, result: Result | None = None) -> OpenTarget:
     """The OpenTarget for these connection options: starts what the board needs (its virtual
-    board process, OpenOCD, gdb-multiarch) and ends it all with the context."""
+    board process, OpenOCD, gdb-multiarch) and ends it all with the context. The probe and
+    speed used go into `result`."""
 
     def open_target(board: Board | None, loader: Path) -> AbstractContextManager[TargetLink]:
         if board is None:
             raise UsageError("the configuration names no known board")
-        return open_link(target_options(board, connection), elf=loader)
+        return open_link(target_options(board, connection), elf=loader,
+                         on_route=_reporter(result))
 
     return open_target
+
+
+def dap_runner(connection: Connection, result: Result | None = None) -> RunDap:
+    """The RunDap for these connection options: DAP operations in one OpenOCD run that needs no
+    core (after starting a virtual board of our own when the board is one)."""
+
+    def run(board: Board, ops, timeout_s: float) -> list[dict]:
+        answers, route = run_dap(target_options(board, connection), ops, timeout_s)
+        _reporter(result)(route)
+        return answers
+
+    return run

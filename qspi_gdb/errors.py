@@ -1,4 +1,7 @@
-"""Typed errors and the exit codes they map to (README "Exit codes")."""
+"""Typed errors and the exit codes they map to (README "Exit codes"), and the "did you mean"
+hint every refusal of a misspelt name carries."""
+
+import difflib
 
 EXIT_OK = 0
 EXIT_INTERNAL = 1  # an unexpected exception: a bug
@@ -37,3 +40,26 @@ class VerifyError(QspiGdbError):
 class ConnectionLost(TargetError):
     """A process on the way to the target (OpenOCD, a virtual board, gdb-multiarch) has ended:
     nothing more can be asked of the target in this session."""
+
+
+def closest(word: str, candidates) -> str | None:
+    """The candidate nearest to a misspelt word (difflib's ratio of at least 0.6, as Python's
+    own suggestions; case ignored when nothing matches as typed), or None."""
+    candidates = list(candidates)
+    close = difflib.get_close_matches(word, candidates, n=1, cutoff=0.6)
+    if close:
+        return close[0]
+    lowered = {c.lower(): c for c in candidates}
+    close = difflib.get_close_matches(word.lower(), list(lowered), n=1, cutoff=0.6)
+    return lowered[close[0]] if close else None
+
+
+def did_you_mean(word: str, candidates, quote: str = "'") -> str:
+    """' (did you mean 'x'?)' for the candidate nearest to a misspelt word, or ''."""
+    near = closest(word, candidates)
+    return f" (did you mean {quote}{near}{quote}?)" if near else ""
+
+
+class ChipProtected(TargetError):
+    """The chip's access-port protection (APPROTECT) keeps the debugger from its core; the
+    message says how to unlock it and what that erases."""

@@ -42,18 +42,34 @@ def need_gcc() -> None:
         pytest.skip(f"{GCC} is not installed")
 
 
-def build(tmp_path: Path, source: str, core: str = "cortex-m4f", name: str = "prog") -> Path:
+def build(tmp_path: Path, source: str, core: str = "cortex-m4f", name: str = "prog", *,
+          startup: str = STARTUP, linker_script: str = LINKER_SCRIPT) -> Path:
     """Compile `source` (C, defines main) with the startup code; returns the ELF path."""
     need_gcc()
     c_file = tmp_path / f"{name}.c"
-    c_file.write_text(STARTUP + source)
-    ld_file = tmp_path / "ram.ld"
-    ld_file.write_text(LINKER_SCRIPT)
+    c_file.write_text(startup + source)
+    ld_file = tmp_path / f"{name}.ld"
+    ld_file.write_text(linker_script)
     elf = tmp_path / f"{name}.elf"
-    subprocess.run(
+    result = subprocess.run(
         [GCC, *CPU_FLAGS[core], "-O2", "-nostdlib", "-ffreestanding", "-T", str(ld_file),
          str(c_file), "-o", str(elf)],
-        check=True,
-        capture_output=True,
+        capture_output=True, text=True,
     )
+    assert result.returncode == 0, result.stderr
     return elf
+
+
+def run_on_board(board, tmp_path: Path, source: str, timeout_s: float = 1.0) -> int:
+    """Build `source` for the board's core, load it into RAM through an in-process link, run it
+    to its final `bkpt` and return main's result (r0)."""
+    from qspi_gdb.sim.board import InProcessLink
+
+    elf = build(tmp_path, source, board.model.core)
+    link = InProcessLink(board)
+    link.halt()
+    link.load_elf(elf)
+    link.resume()
+    link.wait_halt(timeout_s)
+    assert board.core.halt_reason == "bkpt", board.core.fault
+    return link.read_register("r0")

@@ -11,3 +11,13 @@ def logging_to_a_live_stream():
     """An earlier test may have pointed structlog at its own, now closed, captured stream
     (cli.main configures logging); log with structlog's defaults (stdout at call time)."""
     structlog.reset_defaults()
+
+
+@pytest.fixture
+def private_runtime(tmp_path, monkeypatch):
+    """This test's own per-user runtime directory (locks, the virtual-probe registry): the real
+    one may hold other runs' locks and virtual boards. Child processes inherit it."""
+    where = tmp_path / "run"
+    where.mkdir(mode=0o700)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(where))
+    return where

@@ -89,7 +89,7 @@ def test_errors_are_typed_and_carry_the_result(tmp_path):
     assert "no such file" in missing.value.result.error["message"]
     with pytest.raises(UsageError, match="unknown board 'no-such-board'"):
         Target(board="no-such-board").open()
-    with pytest.raises(UsageError, match="--serial 123: sim-nrf5340dk is a virtual board"):
+    with pytest.raises(UsageError, match="--dev-id 123: sim-nrf5340dk is a virtual board"):
         Target(board="sim-nrf5340dk", serial="123").open()
 
 

@@ -23,10 +23,11 @@ ALLOWED: dict[str, set[str]] = {
     "qspi_gdb": {"api"},
     "errors": set(),
     "log": set(),
+    "rundir": set(),
     "inputs": {"errors", "log"},
     "loader": {"errors", "log", "inputs"},
     "flash": {"errors", "log", "inputs", "loader"},
-    "transport": {"errors", "log"},
+    "transport": {"errors", "log", "rundir"},
     "connect": {"errors", "log", "inputs", "loader", "flash", "transport"},
     "api": {"errors", "log", "inputs", "loader", "flash", "transport", "connect"},
     "cli": {"qspi_gdb", "errors", "log", "inputs", "loader", "flash", "transport", "connect",
@@ -34,11 +35,11 @@ ALLOWED: dict[str, set[str]] = {
     # west, the Zephyr runner, labgrid, the GDB command: adapters over the API, never the CLI
     "integrations": {"errors", "log", "inputs", "loader", "flash", "connect", "api"},
     "__main__": {"cli"},
-    "sim": {"errors", "log", "inputs"},  # and of inputs only the leaves: see below
+    "sim": {"errors", "log", "rundir", "inputs"},  # and of inputs only the leaves: see below
 }
 # What the virtual board may use of the product: leaf modules only.
-SIM_MAY_IMPORT = {"qspi_gdb.errors", "qspi_gdb.log", "qspi_gdb.inputs.boards",
-                  "qspi_gdb.inputs.parts", "qspi_gdb.inputs"}
+SIM_MAY_IMPORT = {"qspi_gdb.errors", "qspi_gdb.log", "qspi_gdb.rundir", "qspi_gdb.inputs.boards",
+                  "qspi_gdb.inputs.parts", "qspi_gdb.inputs.probes", "qspi_gdb.inputs"}
 # Where argparse may be imported: the command lines (the product's, the virtual board's, and the
 # `qspi` command typed inside a GDB session).
 ARGPARSE_HOMES = ("qspi_gdb.cli", "qspi_gdb.sim.cli", "qspi_gdb.integrations.gdb_command")

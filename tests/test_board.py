@@ -6,7 +6,7 @@ import time
 import zlib
 
 import pytest
-from armgcc import build
+from armgcc import build, run_on_board
 
 from qspi_gdb.errors import TargetError
 from qspi_gdb.sim.board import BOARDS, Board, InProcessLink
@@ -38,13 +38,7 @@ def halted_link(board: Board) -> InProcessLink:
 
 
 def run_program(board: Board, tmp_path, source: str, timeout_s: float = 1.0) -> int:
-    elf = build(tmp_path, source, CHIP[board.name][0])
-    link = halted_link(board)
-    link.load_elf(elf)
-    link.resume()
-    link.wait_halt(timeout_s)
-    assert board.core.halt_reason == "bkpt", board.core.fault
-    return link.read_register("r0")
+    return run_on_board(board, tmp_path, source, timeout_s)
 
 
 @pytest.mark.parametrize("name", sorted(BOARDS))
@@ -110,20 +104,20 @@ def test_ficr_identifies_the_chip(board, tmp_path):
 @pytest.mark.parametrize("board", CHIP_BOARDS, indirect=True)
 def test_unmodelled_addresses_fault_loudly(board, tmp_path):
     with pytest.raises(BusFault):
-        board.bus.read(0x40002000, 4)  # UARTE0 / SERIAL: not modelled
+        board.bus.read(0x40003000, 4)  # SPIM/TWIM (nRF52840), nothing (nRF5340): not modelled
     with pytest.raises(BusFault):
         board.bus.read(0x30000000, 4)  # nothing there
     with pytest.raises(BusFault):
-        board.bus.write(0x00000000, 4, 0)  # internal flash needs the NVMC
+        board.bus.write(0x00000000, 4, 0)  # internal flash: the NVMC is not in write mode
     src = r"""
     #include <stdint.h>
-    uint32_t main(void) { return *(volatile uint32_t *)0x40002000u; }
+    uint32_t main(void) { return *(volatile uint32_t *)0x40003000u; }
     """
     elf = build(tmp_path, src, CHIP[board.name][0])
     link = halted_link(board)
     link.load_elf(elf)
     link.resume()
-    with pytest.raises(TargetError, match="locked up.*0x40002000"):
+    with pytest.raises(TargetError, match="locked up.*0x40003000"):
         link.wait_halt(1.0)
 
 
@@ -411,7 +405,7 @@ def test_fault_vectors_through_vtor_to_the_programs_handler(board, tmp_path):
         for (int i = 2; i < 8; i++) vectors[i] = (uint32_t)handler;
         __asm volatile("dsb" ::: "memory");      /* the table is written before VTOR */
         REG(0xE000ED08u) = (uint32_t)vectors;   /* VTOR */
-        return REG(0x40002000u);                 /* unmodelled peripheral: BusFault */
+        return REG(0x40003000u);                 /* unmodelled peripheral: BusFault */
     }
     """
     elf = build(tmp_path, src, CHIP[board.name][0])
@@ -422,7 +416,7 @@ def test_fault_vectors_through_vtor_to_the_programs_handler(board, tmp_path):
     assert board.core.halt_reason == "bkpt"
     assert board.core.pc == _symbol(elf, "handler") & ~1
     assert link.read_register("xpsr") & 0x1FF == 3  # HardFault
-    assert "0x40002000" in board.core.fault
+    assert "0x40003000" in board.core.fault
 
 
 @pytest.mark.parametrize("board", CHIP_BOARDS, indirect=True)

@@ -141,7 +141,8 @@ def test_erase_usage_errors_print_the_json_object(argv, message, capsys):
      "read 0x00FFF000..0x01000FFF reaches 16 MiB or more but the address mode is MODE24BIT "
      "(cfg24.json); use MODE32BIT"),
     (["erase", "0x11FFF000", "0x2000", "--config", "cfg24.json"],
-     "erase 0x01FFF000..0x02000FFF runs past the end of IS25WP256 (32 MiB) at 0x01FFFFFF"),
+     "erase 0x01FFF000..0x02000FFF runs past the end of the flash (32 MiB per cfg24.json, not "
+     "detected) at 0x01FFFFFF"),
 ])
 def test_range_errors_are_refused_before_anything_starts(argv, message, tmp_path, monkeypatch,
                                                          capsys, flash_file):
@@ -159,7 +160,8 @@ def test_connection_options_that_cannot_work_are_refused_before_anything_starts(
     assert refused(capsys, ["info", *BOARD, "--interface", "cmsis-dap", "--sim-image",
                             str(flash_file)]) == (
         "--interface cmsis-dap: sim-nrf5340dk is a virtual board (no probe to choose); drop "
-        "--interface")
+        "--interface, or pass --interface sim to use a virtual board started with `qspi-gdb "
+        "sim`")
     assert not flash_file.exists()
     real = ["--board", "nrf5340dk"]
     if shutil.which("openocd"):
@@ -255,5 +257,5 @@ def test_make_flash_ext_takes_file_names_literally(tmp_path):
     assert not pwn.exists()
     done = subprocess.run(make, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert f"{image}: 4096 bytes at XIP address 0x10000000" in done.stdout
+    assert f"{image}: 4,096 bytes at XIP address 0x10000000" in done.stdout
     assert not pwn.exists()

@@ -300,8 +300,12 @@ def test_board_from_config_file_or_required():
     assert build_config(None, [layer]).board == "sim-nrf5340-32mb"
     with pytest.raises(UsageError, match="--board is required"):
         build_config(None, [parse_nrfutil_json(SEED_JSON, "x.json")])
-    with pytest.raises(UsageError, match=r"unknown board 'nrf9160dk' \(known: nrf52840dk, nrf5340dk"):
+    with pytest.raises(UsageError, match=r"unknown board 'nrf9160dk'.*; known: nrf52840dk, nrf5340dk"):
         build_config("nrf9160dk")
+    with pytest.raises(UsageError) as exc:
+        build_config("nrf5340-dk")
+    assert str(exc.value).startswith("unknown board 'nrf5340-dk' (did you mean 'nrf5340dk'?); "
+                                     "known: nrf52840dk, nrf5340dk, ")
 
 
 def test_pp_size_larger_than_chip_page():

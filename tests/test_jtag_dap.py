@@ -13,6 +13,7 @@ from fake_board import FakeBoard
 from qspi_gdb.sim import dap as D
 from qspi_gdb.sim import scs as S
 from qspi_gdb.sim.bus import BusFault
+from qspi_gdb.sim.ctrlap import ERASEALL_S, ChipProtection
 from qspi_gdb.sim.jtag import IR_APACC, IR_BYPASS, IR_DPACC, IR_IDCODE
 from qspi_gdb.sim.wire import DebugWire, RemoteBitbangServer
 
@@ -217,8 +218,21 @@ def test_ctrl_ap_reset_resets_the_board(host, board):
     host.ap_write(ctrl, 0x000, 1)
     host.ap_write(ctrl, 0x000, 0)
     assert board.resets == 1
-    host.ap_write(ctrl, 0x004, 1)  # ERASEALL accepted, ready at once
-    assert host.ap_read(ctrl, 0x008) == 0
+
+
+def test_ctrl_ap_eraseall_is_busy_for_its_erase_time(board):
+    now = [100.0]
+    board.protection = ChipProtection(board.chip, clock=board.clock, wall=lambda: now[0])
+    h = Host(DebugWire(board))
+    h.reset()
+    ctrl = 1 if board.chip == "nrf52840" else 2
+    h.ap_write(ctrl, 0x004, 1)
+    assert h.ap_read(ctrl, 0x008) == 1  # Busy
+    now[0] += ERASEALL_S / 2
+    assert h.ap_read(ctrl, 0x008) == 1
+    now[0] += ERASEALL_S / 2 + 0.001
+    assert h.ap_read(ctrl, 0x008) == 0  # Ready; the board's clock followed the erase
+    assert board.clock.now >= ERASEALL_S
 
 
 def test_network_ap_faults(board):
@@ -412,7 +426,7 @@ def test_ctrl_ap_of_the_nrf5340_keeps_its_disable_and_mailbox_registers(board):
     h.ap_write(3, 0x010, 0x50FA50FA)  # APPROTECT.DISABLE
     assert h.ap_read(3, 0x020) == 0xDEADBEEF
     assert h.ap_read(3, 0x010) == 0x50FA50FA
-    assert h.ap_read(3, 0x018) == 0  # ERASEPROTECT.STATUS
+    assert h.ap_read(3, 0x018) == 1  # ERASEPROTECT.STATUS: 1 = ERASEPROTECT disabled
 
 
 def test_reset_chars_reset_the_tap_and_the_system(board):

@@ -162,7 +162,7 @@ def test_driver_command_for_a_farm_usb_probe(tmp_path):
                     "--chip-erase", "--reset", "--json"]
     driver.serial = "000683000000"
     argv = driver.command(str(tmp_path / "app.bin"), reset=False, verify=False)
-    assert "--serial" in argv and "--usb-location" not in argv
+    assert "--dev-id" in argv and "--usb-location" not in argv
     assert "--reset" not in argv and "--no-verify" in argv
 
 

@@ -44,7 +44,8 @@ def test_argv_binds_locally_and_disables_telnet_tcl_and_memory_map():
 
 def test_scripts_per_connection_kind():
     real = TargetOptions(board="nrf5340dk", chip="nrf5340", virtual=False)
-    assert openocd_script(real, None) == [("f", "board/nrf5340dk.cfg")]
+    assert openocd_script(real, None) == [("f", "board/nrf5340dk.cfg"),
+                                          ("c", "adapter speed 4000")]
     probe = TargetOptions(board="nrf52840dk", chip="nrf52840", virtual=False,
                           interface="cmsis-dap")
     assert openocd_script(probe, None) == [
@@ -163,6 +164,9 @@ class _FakeOpenOcd:
 
     def error_summary(self, max_lines=4, *, fallback=True):
         return summarize_log(self.log, max_lines, fallback=fallback)
+
+    def stderr_text(self):
+        return self.log
 
     def exit_status(self):
         return None

@@ -53,6 +53,7 @@ def test_wheel_has_the_loaders_configs_and_the_virtual_board(wheel_names):
         assert f"qspi_gdb/loader/elf/qspi_loader_{chip}.elf" in wheel_names
         assert f"qspi_gdb/openocd_cfg/target/{chip}.cfg" in wheel_names
     assert "qspi_gdb/openocd_cfg/interface/sim.cfg" in wheel_names
+    assert "qspi_gdb/openocd_cfg/target/nordic_ctrlap.tcl" in wheel_names  # both targets need it
     assert "qspi_gdb/sim/__main__.py" in wheel_names
     for package in ("cli", "inputs", "flash", "loader", "transport", "sim", "integrations"):
         assert f"qspi_gdb/{package}/__init__.py" in wheel_names

@@ -126,7 +126,7 @@ def test_all_ff_image_pages_are_not_programmed():
     p = plan(seg_image((0, b"\xff" * 4096)), SMALL)
     (op,) = p.operations
     assert len(op.pages) == 16 and p.build(op).program == () and p.pages_to_program == 0
-    assert "16 all-0xFF page(s) need no programming" in render_plan(p)
+    assert "16 all-0xFF pages need no programming" in render_plan(p)
 
 
 def test_auto_uses_64k_only_for_fully_rewritten_blocks_when_faster():

@@ -11,14 +11,8 @@ import pytest
 
 from qspi_gdb.sim.clock import Clock
 from qspi_gdb.sim.nethop import GdbHopProxy, NetworkHop, _Framer, request_kind
-from qspi_gdb.sim.probe import (
-    CMSIS_DAP_HS,
-    JLINK_OB,
-    POLL_INTERVAL_S,
-    WIRE_ONLY,
-    ProbeClock,
-    get_profile,
-)
+from qspi_gdb.inputs.probes import CMSIS_DAP_HS, JLINK_OB, POLL_INTERVAL_S, WIRE_ONLY
+from qspi_gdb.sim.probe import ProbeClock, get_profile
 
 DP, AP = False, True
 CTRL_STAT, RDBUFF, DRW = 0x4, 0xC, 0xC

@@ -281,6 +281,27 @@ def test_tasks_need_enable_and_activation():
     assert not rig.r(EVENTS_READY)
 
 
+@pytest.mark.parametrize("chip", ["nrf52840", "nrf5340"])
+def test_activate_while_disabled_raises_ready_without_traffic(chip):
+    """nrfx's errata 215/43 workaround (nrfx_qspi_init -> qspi_configure) triggers ACTIVATE
+    with the pins disconnected before ENABLE and spins on READY: READY comes, nothing is sent,
+    the interface is not activated, and no rule violation is recorded."""
+    rig = Rig(chip, activate=False)
+    rig.irqs = 0
+    rig.w(INTENSET, 1)
+    rig.task(TASKS_ACTIVATE)  # ENABLE=0, PSELs at reset (disconnected)
+    assert rig.irqs == 1 and not rig.q.frames and not rig.q.errors
+    rig.w(EVENTS_READY, 0)
+    rig.w(TASKS_READSTART, 1)  # still not activated: a transfer is refused
+    assert "ENABLE=0" in rig.q.errors[-1]
+    rig.clock.run_until_idle()
+    assert not rig.r(EVENTS_READY)
+    rig.q.errors.clear()
+    rig.setup()  # pins, ENABLE=1
+    rig.task(TASKS_ACTIVATE)  # the real activation talks to the flash
+    assert [f[1] for f in rig.q.frames] == [0x05] and not rig.q.errors
+
+
 def test_ready_irq_and_inten():
     rig = Rig()
     rig.irqs = 0

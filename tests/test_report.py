@@ -30,11 +30,13 @@ def _flash_result(**changes) -> Result:
 
 
 def test_summary_line_names_erased_programmed_identical_rate_and_time():
-    line = summary_line(_flash_result())
-    assert line.startswith("Erased 504 KiB (126 sectors), programmed ")
-    assert "(2,003 pages)" in line and "identical 0 B (0 sectors) at " in line
-    assert "kB/s" in line and "verified 504 KiB in 1 range" in line
-    assert line.endswith("Finished in 1.23s")
+    """The rate is the programming's own: bytes programmed over the time the erase/program
+    pipeline ran (not the command's whole time, which includes OpenOCD's start-up)."""
+    line = summary_line(_flash_result(phase_seconds={PROGRAMMING: 0.5}, seconds=3.0))
+    assert line.startswith("Erased 504 KiB (126 sectors), programmed 500.6 KiB (2,003 pages) "
+                           "in 0.50s (1001.1 KiB/s), identical 0 B (0 sectors); ")
+    assert "verified 504 KiB in 1 range" in line
+    assert line.endswith("Finished in 3.00s")
 
 
 def test_summary_says_not_verified():
@@ -48,7 +50,8 @@ def test_unchanged_reflash_summary():
                                       sectors_skipped_unchanged=126,
                                       bytes_skipped_unchanged=126 * 4096))
     assert line.startswith("Erased 0 B (0 sectors), programmed 0 B (0 pages), identical 504 KiB "
-                           "(126 sectors)")
+                           "(126 sectors); verified")
+    assert "/s" not in line  # no rate for work not done
 
 
 def test_json_object_on_stdout_summary_on_stderr():
@@ -68,14 +71,14 @@ class _Tty(io.StringIO):
 
 def test_progress_bar_on_tty_shows_bytes_and_rate():
     stream = _Tty()
-    from qspi_gdb.cli.output import ProgressView
+    from qspi_gdb.cli.progress_view import ProgressView
 
     view = ProgressView(stream)
     view(PhaseStarted(PROGRAMMING, 8192))
     view(PhaseProgress(PROGRAMMING, 4096, 8192))
     view(PhaseFinished(PROGRAMMING, 8192, 0.5))
     text = stream.getvalue()
-    assert "Programming" in text and "8 KiB / 8 KiB" in text and "kB/s" in text
+    assert "Programming" in text and "8 KiB / 8 KiB" in text and "KiB/s" in text
     assert text.endswith("\n") and view.phase_seconds == {PROGRAMMING: 0.5}
 
 
@@ -83,7 +86,7 @@ def test_progress_as_json_lines_when_not_a_tty():
     stream = io.StringIO()
     log.configure(0, json_lines=True, stream=stream)
     try:
-        from qspi_gdb.cli.output import ProgressView
+        from qspi_gdb.cli.progress_view import ProgressView
 
         view = ProgressView(io.StringIO(), tty=False)
         view(PhaseStarted(PROGRAMMING, 100))
@@ -121,7 +124,7 @@ def _screen(text: str) -> list[str]:
 
 
 def test_pipelined_phases_each_leave_a_line_that_fits_the_terminal():
-    from qspi_gdb.cli.output import ProgressView
+    from qspi_gdb.cli.progress_view import ProgressView
     from qspi_gdb.flash.progress import ERASING
 
     stream = _Tty()
@@ -141,7 +144,7 @@ def test_pipelined_phases_each_leave_a_line_that_fits_the_terminal():
 
 
 def test_progress_close_ends_an_open_bar_line():
-    from qspi_gdb.cli.output import ProgressView
+    from qspi_gdb.cli.progress_view import ProgressView
 
     stream = _Tty()
     view = ProgressView(stream, columns=80)
@@ -153,7 +156,7 @@ def test_progress_close_ends_an_open_bar_line():
 
 def test_a_phase_with_nothing_to_do_shows_no_absurd_rate():
     """An unchanged re-flash verifies from CRCs already read: finished in ~0 s, no rate."""
-    from qspi_gdb.cli.output import ProgressView
+    from qspi_gdb.cli.progress_view import ProgressView
     from qspi_gdb.flash.progress import VERIFYING
 
     stream = _Tty()
@@ -164,7 +167,7 @@ def test_a_phase_with_nothing_to_do_shows_no_absurd_rate():
     assert "500.6 KiB / 500.6 KiB" in line and "/s" not in line
     view(PhaseStarted(VERIFYING, 4 << 20))
     view(PhaseFinished(VERIFYING, 4 << 20, 0.2))
-    assert _screen(stream.getvalue())[1].endswith("21.0 MB/s")
+    assert _screen(stream.getvalue())[1].endswith("20.0 MiB/s")
 
 
 def test_verified_ranges_are_counted_as_contiguous_runs():
@@ -183,7 +186,7 @@ def test_chip_erase_summary_says_how_much():
 
 def test_a_phase_of_zero_bytes_draws_nothing():
     """A chip-erase flash reads nothing back first: no 'Reading flash 0 B / 0 B' line."""
-    from qspi_gdb.cli.output import ProgressView
+    from qspi_gdb.cli.progress_view import ProgressView
     from qspi_gdb.flash.progress import READING
 
     stream = _Tty()

@@ -76,3 +76,16 @@ def test_port_and_socket_are_exclusive():
     with pytest.raises(SystemExit) as exc:
         sim_main(["--board", "sim-nrf52840dk", "--port", "1", "--socket", "/tmp/x"])
     assert exc.value.code == 2
+
+
+def test_console_file_is_created_and_a_directory_is_refused(tmp_path, capsys):
+    assert sim_main(["--board", "sim-nrf52840dk", "--console", str(tmp_path)]) == 2
+    assert "--console" in capsys.readouterr().err
+    console = tmp_path / "console.txt"
+    proc = _start("--board", "sim-nrf5340dk", "--console", str(console))
+    try:
+        assert _first_line(proc).startswith("remote_bitbang 127.0.0.1:")
+        assert console.exists() and console.read_bytes() == b""  # nothing transmitted yet
+    finally:
+        code, _ = _stop(proc, signal.SIGTERM)
+    assert code == 0

@@ -24,12 +24,9 @@ needs_tools = pytest.mark.skipif(not (shutil.which("openocd") and shutil.which("
 
 
 @pytest.fixture
-def lock_dir(tmp_path, monkeypatch) -> Path:
+def lock_dir(private_runtime) -> Path:
     """Locks of this test only (the real per-user directory may hold other runs' locks)."""
-    where = tmp_path / "run"
-    where.mkdir(mode=0o700)
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(where))
-    return where
+    return private_runtime
 
 
 @pytest.mark.integration

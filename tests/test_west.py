@@ -47,7 +47,7 @@ def test_zephyr_flags_become_one_request():
                                    erase=True, reset=False, only_qspi=True)
     assert request.argv() == [
         "qspi-gdb", "flash", "merged.hex", "--file-type", "hex", "--board", "nrf5340dk",
-        "--config", "ext.json", "--serial", "000683000000", "--chip-erase", "--only-qspi",
+        "--config", "ext.json", "--dev-id", "000683000000", "--chip-erase", "--only-qspi",
         "--json"]
 
 

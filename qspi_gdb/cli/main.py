@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shlex
 import signal
 import sys
@@ -19,11 +20,20 @@ from qspi_gdb.cli import commands, demo
 from qspi_gdb.cli.output import StdoutLost, write_stdout
 from qspi_gdb.cli.report import report_in, write_report
 from qspi_gdb.cli.run import internal_error_text
-from qspi_gdb.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, QspiGdbError
+from qspi_gdb.errors import (
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    QspiGdbError,
+    closest,
+    did_you_mean,
+)
 from qspi_gdb.flash.result import Result
 from qspi_gdb.transport.procgroup import spawn
 
-TOP_LEVEL_OPTIONS = ("-v", "--verbose", "-vv", "-vvv")
+# Global options that take a value (to find the command name behind them).
+_VALUE_OPTIONS = ("--log-format",)
+_INVALID_CHOICE = re.compile(r"invalid choice: '(?P<value>[^']*)' \(choose from (?P<choices>.*)\)")
 
 
 class ArgumentError(Exception):
@@ -40,7 +50,41 @@ class _Parser(argparse.ArgumentParser):
     like every other usage error; subcommand parsers inherit this class."""
 
     def error(self, message: str):
-        raise ArgumentError(self.prog, message)
+        raise ArgumentError(self.prog, _with_suggestion(message))
+
+
+def _with_suggestion(message: str) -> str:
+    """argparse's 'invalid choice' (a command, --log-format ...) with the nearest choice."""
+    match = _INVALID_CHOICE.search(message)
+    if not match:
+        return message
+    choices = re.findall(r"'([^']*)'", match["choices"])
+    hint = did_you_mean(match["value"], choices)
+    if message.startswith("argument COMMAND:"):
+        return f"unknown command '{match['value']}'{hint}; commands: {', '.join(choices)}"
+    return message.replace(f"invalid choice: '{match['value']}'",
+                           f"invalid choice: '{match['value']}'{hint}", 1) if hint else message
+
+
+def option_names(parser: argparse.ArgumentParser) -> list[str]:
+    """The long and short option names a parser documents (hidden aliases left out)."""
+    return [name for action in parser._actions if action.help != argparse.SUPPRESS
+            for name in action.option_strings]
+
+
+def _unknown_option_hints(message: str, parser: argparse.ArgumentParser | None) -> str:
+    """'unrecognized arguments: --erse' -> '... --erse (did you mean --erase?)'."""
+    prefix = "unrecognized arguments: "
+    if parser is None or not message.startswith(prefix):
+        return message
+    # compared without their dashes: every '--x' would look alike otherwise
+    names = {name.lstrip("-") for name in option_names(parser) if name.startswith("--")}
+    words = []
+    for word in message[len(prefix):].split(" "):
+        near = closest(word.split("=", 1)[0].lstrip("-"), names) if word.startswith("--") \
+            else None
+        words.append(f"{word} (did you mean --{near}?)" if near else word)
+    return prefix + " ".join(words)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"qspi-gdb {__version__}")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="debug log output")
+    commands.add_global_options(parser, after_command=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.register(sub)
     demo_parser = sub.add_parser(
@@ -65,19 +109,36 @@ def build_parser() -> argparse.ArgumentParser:
                              "virtual board's flash file go (default: build/demo)")
     demo_parser.add_argument("--keep-flash", dest="fresh", action="store_false",
                              help="keep the flash file of a previous run (shows skip-unchanged)")
-    demo_parser.set_defaults(func=lambda args: demo.run_demo(main, args.workdir, fresh=args.fresh))
-    parser.commands = frozenset(sub.choices)
+    commands.add_global_options(demo_parser, after_command=True)
+    demo_parser.set_defaults(func=_run_demo)
+    parser.commands = dict(sub.choices)
     return parser
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    """The demo's commands get the output options it was given (-q, --log-format ...)."""
+    passed = [*(["-v"] * args.verbose), *(["-q"] if args.quiet else []),
+              "--log-format", args.log_format, *(["--no-progress"] if args.no_progress else [])]
+    return demo.run_demo(lambda argv: main([*passed, *argv]), args.workdir, fresh=args.fresh)
+
+
+def _command_index(argv: list[str], commands) -> int | None:
+    """Where the command name is: the first word that is not a global option (or its value)."""
+    skip = False
+    for i, arg in enumerate(argv):
+        if skip:
+            skip = False
+        elif arg in _VALUE_OPTIONS:
+            skip = True
+        elif not arg.startswith("-"):
+            return i if arg in commands else None
+    return None
 
 
 def _sim_arguments(argv: list[str]) -> list[str] | None:
     """The virtual board's arguments when the command is `sim` (after top-level options)."""
-    for i, arg in enumerate(argv):
-        if arg == "sim":
-            return argv[i + 1:]
-        if arg not in TOP_LEVEL_OPTIONS:
-            return None
-    return None
+    i = _command_index(argv, ("sim",))
+    return argv[i + 1:] if i is not None else None
 
 
 def run_sim(arguments: list[str]) -> int:
@@ -118,19 +179,22 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = parser.parse_args(argv)
     except ArgumentError as exc:
-        command = next((a for a in argv if a in parser.commands), "")
+        index = _command_index(argv, parser.commands)
+        command = argv[index] if index is not None else ""
+        # Unknown options are found by the top-level parser; the help to read is the command's.
+        message = _unknown_option_hints(exc.message, parser.commands.get(command, parser))
         if "--json" in argv:  # the result object is promised on every failure
             try:
-                write_stdout(json.dumps(_usage_failure(command, exc.message).to_json()) + "\n")
+                write_stdout(json.dumps(_usage_failure(command, message).to_json()) + "\n")
             except StdoutLost:
                 pass  # the error line below still says it
-        _report_refusal(argv, command, exc.message)
-        # Unknown options are found by the top-level parser; the help to read is the command's.
+        _report_refusal(argv, command, message)
         prog = f"{exc.prog} {command}" if exc.prog == parser.prog and command else exc.prog
-        print(f"{exc.prog}: {_red('error:')} {exc.message} (see '{prog} --help')",
+        print(f"{exc.prog}: {_red('error:')} {message} (see '{prog} --help')",
               file=sys.stderr)
         raise SystemExit(EXIT_USAGE) from None  # as argparse itself exits
-    log.configure(args.verbose)
+    _settle_output_options(args)
+    log.configure(args.verbose, fmt=args.log_format, quiet=args.quiet)
     args.command_line = ["qspi-gdb", *argv]  # names the test case of --report
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
@@ -150,10 +214,18 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERNAL
 
 
+def _settle_output_options(args: argparse.Namespace) -> None:
+    """Global options given before and after the command, as one set: -v counts add up; the
+    log format defaults to json with --json, else console on a terminal, plain otherwise."""
+    args.verbose = getattr(args, "verbose", 0) + getattr(args, "verbose_after", 0)
+    if args.log_format is None:
+        args.log_format = "json" if args.json else log.default_format()
+
+
 def _red(text: str) -> str:
     """Bold red on a terminal (as the log's console renderer colours), plain otherwise or
     when NO_COLOR is set."""
-    if sys.stderr.isatty() and not os.environ.get("NO_COLOR"):
+    if log.colour_allowed(sys.stderr):
         return f"\033[1;31m{text}\033[0m"
     return text
 

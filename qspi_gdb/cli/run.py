@@ -14,13 +14,8 @@ import time
 from contextlib import contextmanager
 from typing import Callable
 
-from qspi_gdb.cli.output import (
-    ProgressView,
-    StdoutLost,
-    print_result,
-    summary_line,
-    write_stdout,
-)
+from qspi_gdb.cli.output import StdoutLost, print_result, summary_line, write_stdout
+from qspi_gdb.cli.progress_view import ProgressView, progress_mode
 from qspi_gdb.cli.report import check_report, write_report
 from qspi_gdb.errors import (
     EXIT_INTERNAL,
@@ -79,14 +74,23 @@ def _report(args, result: Result) -> None:
         write_report(args.report, result, name, summary_line(result) if result.ok else "")
 
 
-def run(args, command: str, body: Callable[[ProgressView, Result], str | None]) -> int:
+def progress_view(args) -> ProgressView:
+    """The progress view the output options ask for (`main` settled args.log_format)."""
+    mode = progress_mode(args.log_format, tty=sys.stderr.isatty(), quiet=args.quiet,
+                         no_progress=args.no_progress)
+    return ProgressView(sys.stderr, mode=mode, heartbeat=True)
+
+
+def run(args, command: str, body: Callable[[ProgressView, Result], str | None], *,
+        summary_to_stderr: bool = False) -> int:
     """Run body(progress, result) and render the result (after the text body returns, if
-    any: a plan, the info lines); errors are re-raised typed."""
+    any: a plan, the info lines); errors are re-raised typed. summary_to_stderr: stdout
+    carries the command's data (`read -o -`)."""
     started = time.monotonic()
     result = Result(command=command, board=getattr(args, "board", None))
     if getattr(args, "report", None):
         check_report(args.report)  # refused before anything starts
-    progress = ProgressView(sys.stderr)
+    progress = progress_view(args)
     try:
         with _terminate_as_interrupt():
             text = body(progress, result)
@@ -110,7 +114,7 @@ def run(args, command: str, body: Callable[[ProgressView, Result], str | None]) 
     try:
         if text and not args.json:
             write_stdout(text + "\n")
-        print_result(result, as_json=args.json)
+        print_result(result, as_json=args.json, summary_to_stderr=summary_to_stderr)
     except StdoutLost as exc:
         print(f"qspi-gdb: warning: the result could not be printed on stdout ({exc}); the "
               f"command itself {'succeeded' if code == EXIT_OK else 'ended'}: "

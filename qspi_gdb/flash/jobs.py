@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import os
 from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
 
 from qspi_gdb import log
 from qspi_gdb.errors import (
@@ -23,9 +24,12 @@ from qspi_gdb.errors import (
     VerifyError,
 )
 from qspi_gdb.flash import rules
+from qspi_gdb.flash.estimate import Estimate, choose_profile, estimate
+from qspi_gdb.flash.chip_state import describe_network_core, network_core
 from qspi_gdb.flash.options import FlashOptions, ImageSpec, TargetSpec
 from qspi_gdb.flash.plan import Plan
 from qspi_gdb.flash.plan import plan as make_plan
+from qspi_gdb.flash.plan_text import render_plan
 from qspi_gdb.flash.programmer import Programmer, WorkDone
 from qspi_gdb.flash.progress import ProgressSink
 from qspi_gdb.flash.ranges import Range
@@ -35,7 +39,13 @@ from qspi_gdb.inputs.config_files import load_config_file
 from qspi_gdb.inputs.config_values import cli_layer
 from qspi_gdb.inputs.detect import apply_chip
 from qspi_gdb.inputs.flash_config import FlashConfig, build_config
-from qspi_gdb.inputs.image import Image, load_image, parse_int, to_flash_offset
+from qspi_gdb.inputs.image import (
+    Image,
+    load_image,
+    merge_images,
+    parse_int,
+    to_flash_offset,
+)
 from qspi_gdb.loader import check_loader_elf, loader_elf
 from qspi_gdb.loader.target import TargetLink
 
@@ -53,15 +63,23 @@ def preset_config(target: TargetSpec) -> FlashConfig:
     """Board preset + config file + command-line overrides (before the chip is detected)."""
     layers = []
     if target.config_file:
-        layers.append(load_config_file(target.config_file))
-    if target.jedec_id:
-        layers.append(cli_layer(jedec_id=target.jedec_id))
+        layers.append(load_config_file(target.config_file,
+                                       allow_unknown_keys=target.allow_unknown_keys))
+    if target.jedec_id or target.settings:
+        layers.append(cli_layer(jedec_id=target.jedec_id, **target.settings))
     return build_config(target.board, layers)
 
 
-def _image(spec: ImageSpec, cfg: FlashConfig) -> Image:
-    return load_image(spec.path, xip_base=cfg.xip_base, addr=spec.addr,
-                      raw_offsets=spec.raw_offsets, only_qspi=spec.only_qspi, kind=spec.kind)
+ImageSpecs = ImageSpec | Sequence[ImageSpec]
+
+
+def _image(specs: ImageSpecs, cfg: FlashConfig) -> Image:
+    """One image file, or several merged into one (their data may not overlap)."""
+    specs = [specs] if isinstance(specs, ImageSpec) else list(specs)
+    return merge_images([load_image(spec.path, xip_base=cfg.xip_base, addr=spec.addr,
+                                    raw_offsets=spec.raw_offsets, only_qspi=spec.only_qspi,
+                                    kind=spec.kind)
+                         for spec in specs])
 
 
 def _assumed(cfg: FlashConfig) -> FlashConfig | None:
@@ -73,13 +91,14 @@ def _assumed(cfg: FlashConfig) -> FlashConfig | None:
         return None
 
 
-def _planning_config(cfg: FlashConfig, command: str) -> FlashConfig:
-    assumed = _assumed(cfg)
-    if assumed is None:
-        raise UsageError(f"{command} --dry-run cannot plan: the configuration contradicts the "
-                         "board's usual flash part, so only the chip present can decide; run "
-                         "`qspi-gdb info` first")
-    return assumed
+def planning_config(cfg: FlashConfig, command: str) -> FlashConfig:
+    """The configuration a dry run plans with: the board preset's usual part, assumed."""
+    try:
+        return apply_chip(cfg)
+    except UsageError as exc:
+        raise UsageError(f"{command} --dry-run cannot plan with the board's usual flash part "
+                         f"{cfg.part} (assumed, not detected): {exc}; the chip present decides "
+                         "(`qspi-gdb info` shows it)") from None
 
 
 def _precheck(image: Image, cfg: FlashConfig) -> None:
@@ -145,7 +164,7 @@ def _programmer(target: TargetSpec, cfg: FlashConfig, open_target: OpenTarget,
                 raise
             programmer.close()
             if target.reset:
-                link.reset(halt=False)
+                result.reset = link.reset(halt=False) or "reset"
         except QspiGdbError as exc:
             lost = _connection_lost(exc)
             state = "" if isinstance(exc, VerifyError) else _flash_state(programmer, result)
@@ -223,21 +242,42 @@ def _fill_plan_counts(result: Result, the_plan: Plan, *, would_do: bool = False)
 # -- the jobs -------------------------------------------------------------------------------
 
 
-def flash(target: TargetSpec, image_spec: ImageSpec, options: FlashOptions,
-          open_target: OpenTarget, progress: ProgressSink, result: Result) -> Plan:
-    """Write an image and verify it (unless options.verify is False). Returns the plan that was
-    carried out (or, with options.dry_run, the plan that would be)."""
+@dataclass(frozen=True)
+class PlannedFlash:
+    """What `flash` carried out (or, for a dry run, would carry out): the plan, the flash
+    configuration it was made for (detected, or for a dry run assumed) and, for a dry run, the
+    time estimate."""
+
+    plan: Plan
+    config: FlashConfig
+    estimate: Estimate | None = None
+    checks_unchanged: bool = True  # sectors holding the image are skipped (not with --force)
+
+    def text(self) -> str:
+        return render_plan(self.plan, self.config, self.estimate,
+                           checks_unchanged=self.checks_unchanged)
+
+
+def flash(target: TargetSpec, image_spec: ImageSpecs, options: FlashOptions,
+          open_target: OpenTarget, progress: ProgressSink, result: Result) -> PlannedFlash:
+    """Write one image, or several merged into one plan, and verify it (unless options.verify
+    is False); with options.dry_run only plan it, connecting to nothing."""
     cfg = preset_config(target)
     image = _image(image_spec, cfg)
     result.image = image.to_json()
     if options.dry_run:
-        the_plan = make_plan(image, _planning_config(cfg, "flash"), force=options.force,
-                             chip_erase=options.chip_erase)
+        assumed = planning_config(cfg, "flash")
+        the_plan = make_plan(image, assumed, force=options.force, chip_erase=options.chip_erase)
+        board = boards.find_board(assumed.board)
+        profile, reason = choose_profile(options.probe, virtual=bool(board and board.virtual))
+        crc_check = not (options.force or options.chip_erase)
+        est = estimate(the_plan, assumed, profile, reason, crc_check=crc_check)
         _fill_plan_counts(result, the_plan, would_do=True)
         result.dry_run = True
-        result.plan = the_plan.to_json()
+        result.plan = {**the_plan.to_json(), "flash": rules.chip_text(assumed),
+                       "detected": False, "estimate": est.to_json()}
         result.ok = True
-        return the_plan
+        return PlannedFlash(the_plan, assumed, est, checks_unchanged=crc_check)
     _precheck(image, cfg)
     with _programmer(target, cfg, open_target, progress, result) as programmer:
         outcome = programmer.flash(image, verify=options.verify, force=options.force,
@@ -257,13 +297,15 @@ def flash(target: TargetSpec, image_spec: ImageSpec, options: FlashOptions,
                               f"(CRC32 {first['actual']}, expected {first['expected']})")
         else:
             result.verify = "verified"
+        done = programmer.config
     result.ok = True
-    return outcome.plan
+    return PlannedFlash(outcome.plan, done)
 
 
-def verify(target: TargetSpec, image_spec: ImageSpec, open_target: OpenTarget,
+def verify(target: TargetSpec, image_spec: ImageSpecs, open_target: OpenTarget,
            progress: ProgressSink, result: Result) -> None:
-    """Compare the flash with an image (CRC32 on target); VerifyError when they differ."""
+    """Compare the flash with an image, or several (CRC32 on target); VerifyError when they
+    differ."""
     cfg = preset_config(target)
     image = _image(image_spec, cfg)
     result.image = image.to_json()
@@ -281,22 +323,26 @@ def verify(target: TargetSpec, image_spec: ImageSpec, open_target: OpenTarget,
     result.ok = True
 
 
-def read(target: TargetSpec, address: str | int, length: str | int, output: str | os.PathLike,
-         open_target: OpenTarget, progress: ProgressSink, result: Result) -> bytes:
-    """Read LEN bytes at ADDR into the file `output` (replaced); returns the bytes."""
-    path = check_output_file(output)
+def read(target: TargetSpec, address: str | int, length: str | int,
+         output: str | os.PathLike | None, open_target: OpenTarget, progress: ProgressSink,
+         result: Result) -> bytes:
+    """Read LEN bytes at ADDR into the file `output` (replaced; None: into no file, the caller
+    takes the returned bytes, e.g. to stdout); returns the bytes."""
+    path = None if output is None else check_output_file(output)
     cfg = preset_config(target)
     r = Range(_address(address, cfg), parse_int(length, "length"))
     rules.check_stated_range(cfg, r, "read")  # before starting anything
+    result.range = r.to_json()
     with _programmer(target, cfg, open_target, progress, result) as programmer:
         data = programmer.read(r.offset, r.length)
-    try:
-        path.write_bytes(data)
-    except OSError as exc:
-        raise UsageError(f"--output {output}: cannot write it: "
-                         f"{exc.strerror or exc}") from exc
+    if path is not None:
+        try:
+            path.write_bytes(data)
+        except OSError as exc:
+            raise UsageError(f"--output {output}: cannot write it: "
+                             f"{exc.strerror or exc}") from exc
     result.bytes_read = len(data)
-    result.output_file = str(path)
+    result.output_file = str(path) if path is not None else None
     result.ok = True
     return data
 
@@ -313,14 +359,21 @@ def erase(target: TargetSpec, address: str | int | None, length: str | int | Non
     r = None if whole else Range(_address(address, cfg), parse_int(length, "length"))
     if r is not None:
         rules.check_stated_range(cfg, r, "erase", erase=True)  # before starting anything
+        result.range = r.to_json()
+    else:
+        rules.check_stated_chip_erase(cfg)  # before starting anything
     if dry_run:
-        assumed = _planning_config(cfg, "erase")
+        assumed = planning_config(cfg, "erase")
         result.dry_run = True
+        result.plan = {"flash": rules.chip_text(assumed), "detected": False}
         if whole:
             rules.check_chip_erase(assumed, whole_chip_verified=True)
             result.chip_erased, result.bytes_erased = True, assumed.size
+            result.range = Range(0, assumed.size).to_json()
         else:
             runs = rules.erase_runs(assumed, r)
+            result.plan["erase"] = [{"offset": run.offset, "length": run.length,
+                                     "block": run.block} for run in runs]
             result.sectors_erased = sum(run.units for run in runs)
             result.bytes_erased = r.length
         result.ok = True
@@ -329,6 +382,7 @@ def erase(target: TargetSpec, address: str | int | None, length: str | int | Non
         cfg = programmer.config
         if whole:
             rules.check_chip_erase(cfg, whole_chip_verified=True)  # before erasing anything
+            result.range = Range(0, cfg.size).to_json()
             programmer.erase_chip()
             r = Range(0, cfg.size)
         else:
@@ -355,5 +409,9 @@ def info(target: TargetSpec, open_target: OpenTarget, progress: ProgressSink,
             lines += programmer.sfdp.describe()
         else:
             lines.append("SFDP: none (part table or configuration used)")
+        network = network_core(programmer.link, cfg.chip)
+        if network is not None:
+            result.info["network_core"] = network
+            lines.append(describe_network_core(network))
     result.ok = True
     return lines

@@ -4,7 +4,8 @@ once from argparse (`qspi_gdb.cli.options`); scripts and integrations build them
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any, Mapping
 
 
 @dataclass(frozen=True)
@@ -16,6 +17,10 @@ class TargetSpec:
     jedec_id: str | None = None  # expected JEDEC ID (a mismatch is an error)
     loader: str | os.PathLike | None = None  # a loader ELF built elsewhere (default: packaged)
     reset: bool = False  # reset the target when done (the application runs)
+    # command-line overrides of the config file: FlashConfig field names -> values as typed,
+    # read by `inputs.config_values.cli_layer` (e.g. {"size": "32M", "readoc": "READ4O"})
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    allow_unknown_keys: bool = False  # config keys this version does not know: warn, not refuse
 
 
 @dataclass(frozen=True)
@@ -38,6 +43,9 @@ class FlashOptions:
     # never a chip erase
     chip_erase: bool | None = None
     dry_run: bool = False  # plan only: connect to nothing, write nothing
+    # the dry run's time estimate: an inputs.probes profile name, or the OpenOCD interface
+    # name / "gdb-server" the connection uses (None: the board's usual probe)
+    probe: str | None = None
     compress: bool = True  # send program data as LZ4 blocks the loader decodes (when smaller)
 
 

@@ -14,7 +14,7 @@ SCHEMA = "qspi-gdb/result/1"
 class Result:
     """One command's outcome. Offsets are flash offsets; sizes in bytes."""
 
-    command: str  # flash | verify | read | erase | info
+    command: str  # flash | verify | read | erase | info | recover | selftest | probes
     ok: bool = False
     board: str | None = None
     part: str | None = None  # detected part name, when known
@@ -37,16 +37,23 @@ class Result:
     verify: str = "not run"  # "verified" | "not verified" | "mismatch" | "not run"
     verified_ranges: list[dict] = field(default_factory=list)  # {offset, length, crc32}
     mismatched_ranges: list[dict] = field(default_factory=list)  # {offset, length, expected, actual}
+    range: dict | None = None  # read / erase: {offset, length} of the flash range
     bytes_read: int = 0
-    output_file: str | None = None
+    output_file: str | None = None  # read: the file written (None: stdout, `-o -`)
     seconds: float = 0.0
     phase_seconds: dict[str, float] = field(default_factory=dict)
     stops: int = 0  # times the loader was halted (by the host's request, or noticed halts)
     noticed_halts: int = 0  # halts the loader made itself (a fault): seen at the debugger's poll
     info: dict | None = None  # `info`: detected chip, SFDP summary
     plan: dict | None = None  # --dry-run: the plan
+    reset: str | None = None  # --reset: how the target was reset ("sysresetreq", ...)
     error: dict | None = None  # {message, exit_code}
     warnings: list[str] = field(default_factory=list)  # configured values the chip overrode
+    probe: dict | None = None  # {interface, serial, speed_khz}: how the target was reached
+    speed_khz: float | None = None  # the SWD clock used (None: a GDB server chose it)
+    recover: dict | None = None  # `recover`: per core, the erase and the access port before/after
+    selftest: dict | None = None  # `selftest`: checks, patterns, speeds, restore
+    summary: str | None = None  # the summary line of commands that describe themselves
 
     @property
     def verified(self) -> bool:

@@ -39,12 +39,28 @@ def size_text(n: int) -> str:
         return f"{n >> 20} MiB"
     if n >= 1024 and n % 1024 == 0:
         return f"{n >> 10} KiB"
-    return f"{n} B"
+    return f"{n:,} B"
+
+
+def chip_text(cfg: FlashConfig, size: int | None = None) -> str:
+    """The flash as messages name it, saying whether it was detected or only assumed: 'IS25WP256
+    (32 MiB, detected)', 'MX25R6435F (8 MiB, assumed from preset nrf5340dk, not detected)', or
+    'the flash (8 MiB per ext.json, not detected)' when a config file states the size."""
+    size = cfg.size if size is None else size
+    size_part = size_text(size) if size else "size unknown"
+    if cfg.detected in ("sfdp", "jedec-table"):
+        return f"{cfg.part or 'the flash'} ({size_part}, detected)"
+    size_source = cfg.sources.get("size", "")
+    if cfg.detected == "assumed" or not size_source or size_source.startswith("preset "):
+        board = cfg.sources.get("board", "the board preset")
+        return f"{cfg.part or 'the flash'} ({size_part}, assumed from {board}, not detected)"
+    return f"the flash ({size_part} per {size_source}, not detected)"
 
 
 def erase_unit(cfg: FlashConfig) -> int:
-    """The smallest erase the plan uses: 4 KiB, or 64 KiB on a chip without a 4 KiB erase."""
-    return SECTOR if cfg.erase_spec(SECTOR) else BLOCK
+    """The smallest erase the plan uses: 4 KiB, or 64 KiB when the configuration asks for it
+    (nrfutil `page_size` 65536, `--page-size 65536`) or the chip has no 4 KiB erase."""
+    return SECTOR if cfg.sector_size != BLOCK and cfg.erase_spec(SECTOR) else BLOCK
 
 
 def _address_mode_source(cfg: FlashConfig) -> str:
@@ -65,7 +81,7 @@ def check_image(image: Image, cfg: FlashConfig) -> None:
     for a, b in zip(ordered, ordered[1:]):
         if b.offset < a.end:
             raise UsageError(f"{image.path}: image ranges overlap: {a} and {b}")
-    chip = f"{cfg.part or 'the flash'} ({size_text(cfg.size)})"
+    chip = chip_text(cfg)
     for r in ordered:
         if r.offset < 0:
             raise UsageError(f"{image.path}: negative flash offset {r.offset}")
@@ -129,9 +145,7 @@ def _check_whole_units(r: Range, unit: int) -> None:
 def _check_end(cfg: FlashConfig, size: int | None, r: Range, what: str, xip: str = "") -> None:
     if size is not None and r.end > size:
         raise UsageError(
-            f"{what} {r}{xip} runs past the end of {cfg.part or 'the flash'} "
-            f"({size_text(size)}) at 0x{size - 1:08X}"
-        )
+            f"{what} {r}{xip} runs past the end of {chip_text(cfg, size)} at 0x{size - 1:08X}")
 
 
 def _check_24_bit(cfg: FlashConfig, mode: int | None, r: Range, what: str, xip: str = "") -> None:
@@ -188,9 +202,22 @@ def check_chip_erase(cfg: FlashConfig, *, whole_chip_verified: bool) -> None:
     16 MiB cannot be read back, so that is refused before anything is erased."""
     if cfg.chip_erase is None:
         raise UsageError("chip erase time unknown for this flash")
-    if whole_chip_verified and cfg.size > MIB16 and cfg.address_mode != 32:
+    if whole_chip_verified:
+        check_stated_chip_erase(cfg, cfg.address_mode)
+
+
+def check_stated_chip_erase(cfg: FlashConfig, mode: int | None = None) -> None:
+    """`erase --all` before connecting, with the configuration as stated: a chip above 16 MiB
+    cannot be read back (verified) in 24-bit mode. mode None: the address mode as stated, and
+    nothing to refuse while the size is only a preset's assumption."""
+    if mode is None:
+        if cfg.sources.get("size", "preset ").startswith("preset "):
+            return
+        mode = cfg.address_mode
+    if cfg.size and cfg.size > MIB16 and mode is not None and mode != 32:
         raise UsageError(f"erase --all: the {cfg.size >> 20} MiB chip cannot be verified above "
-                         f"16 MiB in 24-bit address mode; use MODE32BIT")
+                         f"16 MiB in 24-bit address mode ({_address_mode_source(cfg)}); use "
+                         "MODE32BIT")
 
 
 def chip_erase_pays(cfg: FlashConfig, units: list[Range], units_erase_s: float) -> bool:

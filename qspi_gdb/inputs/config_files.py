@@ -1,7 +1,10 @@
 """Config-file parsers: the nrfutil `--x-ext-mem-config-file` JSON, nrfjprog's
 `QspiDefault.ini` and the `[qspi]` table of its `config.toml` (README "Configuration formats").
 Each returns a ConfigLayer with FlashConfig field names; malformed input is a UsageError naming
-the file and the reason, on one line.
+the file and the reason, on one line. Configs are strict: a key this version does not know (a
+typo such as `flash_sise`) is an error naming the file, the key and the nearest known key, so a
+command never runs with defaults in place of what was meant; `allow_unknown_keys` (a file
+written for a newer version) turns that into a warning.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from qspi_gdb.errors import UsageError
+from qspi_gdb.errors import UsageError, did_you_mean
 from qspi_gdb.inputs.boards import PIN_NAMES
 from qspi_gdb.inputs.config_values import (
     READ_OPCODES,
@@ -36,6 +39,24 @@ from qspi_gdb.log import get_logger
 
 log = get_logger(__name__)
 
+
+def check_keys(source: str, keys, known, *, where: str = "", allow_unknown: bool = False) -> None:
+    """Refuse keys that are not in `known` (where: 'pins.' etc. for the message), naming each
+    with the nearest known key; with allow_unknown, warn and ignore them instead."""
+    unknown = sorted(k for k in keys if k not in known)
+    if not unknown:
+        return
+    if allow_unknown:
+        log.warning("ignoring unknown keys (--allow-unknown-keys)", source=source,
+                    keys=[f"{where}{k}" for k in unknown])
+        return
+    named = ", ".join(f'"{where}{k}"'
+                      f'{did_you_mean(where + k, [where + n for n in sorted(known)], quote=chr(34))}'
+                      for k in unknown)
+    raise setting_error(source, f"unknown key{'s' if len(unknown) > 1 else ''} {named}; "
+                        "--allow-unknown-keys ignores keys of newer versions with a warning")
+
+
 # ----- nrfutil ext-mem JSON
 
 
@@ -55,7 +76,8 @@ NRFUTIL_KEYS = {
 }
 
 
-def parse_nrfutil_json(text: str, source: str = "nrfutil JSON") -> ConfigLayer:
+def parse_nrfutil_json(text: str, source: str = "nrfutil JSON", *,
+                      allow_unknown_keys: bool = False) -> ConfigLayer:
     """nrfutil device --x-ext-mem-config-file JSON (QSPI peripheral only)."""
     try:
         doc = json.loads(text)
@@ -63,12 +85,12 @@ def parse_nrfutil_json(text: str, source: str = "nrfutil JSON") -> ConfigLayer:
         raise setting_error(source, f"malformed JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
     if not isinstance(doc, dict):
         raise setting_error(source, "malformed config: the top level must be a JSON object")
-    unknown = sorted(set(doc) - NRFUTIL_KEYS)
-    if unknown:
-        log.warning("ignoring unknown keys in the nrfutil config", source=source, keys=unknown)
+    check_keys(source, doc, NRFUTIL_KEYS, allow_unknown=allow_unknown_keys)
     fw = doc.get("firmware_config")
     if not isinstance(fw, dict) or "peripheral" not in fw:
         raise setting_error(source, 'missing "firmware_config": {"peripheral": "QSPI"}')
+    check_keys(source, fw, {"peripheral"}, where="firmware_config.",
+               allow_unknown=allow_unknown_keys)
     if str(fw["peripheral"]).upper() != "QSPI":
         raise setting_error(
             source, f"peripheral {fw['peripheral']!r} is not supported: qspi-gdb drives the QSPI peripheral"
@@ -78,6 +100,7 @@ def parse_nrfutil_json(text: str, source: str = "nrfutil JSON") -> ConfigLayer:
     if pins is not None:
         if not isinstance(pins, dict):
             raise setting_error(source, '"pins" must be an object like {"sck": 17, "csn": 18, ...}')
+        check_keys(source, pins, PIN_NAMES, where="pins.", allow_unknown=allow_unknown_keys)
         missing = [p for p in ("sck", "csn", "io0", "io1") if p not in pins]
         if missing:
             raise setting_error(source, f"pins: missing {', '.join(missing)}")
@@ -170,11 +193,10 @@ def _level(source: str, key: str, value: Any) -> bool:
     return parse_enum(source, key, value, ("LEVEL_HIGH", "LEVEL_LOW")) == "LEVEL_HIGH"
 
 
-def parse_nrfjprog_ini(text: str, source: str = "nrfjprog ini") -> ConfigLayer:
+def parse_nrfjprog_ini(text: str, source: str = "nrfjprog ini", *,
+                      allow_unknown_keys: bool = False) -> ConfigLayer:
     raw = _read_ini(text, source)
-    unknown = sorted(set(raw) - INI_KEYS)
-    if unknown:
-        log.warning("ignoring unknown keys in the nrfjprog ini", source=source, keys=unknown)
+    check_keys(source, raw, INI_KEYS, allow_unknown=allow_unknown_keys)
 
     def one(key):
         vals = raw.get(key)
@@ -211,7 +233,15 @@ def parse_nrfjprog_ini(text: str, source: str = "nrfjprog ini") -> ConfigLayer:
     return _nrfjprog_layer(source, flat, pins, instructions)
 
 
-def parse_nrfjprog_toml(text: str, source: str = "nrfjprog TOML") -> ConfigLayer:
+_TOML_PIN_TABLES = {"sck": "sck", "csn": "csn", "io0": "dio0", "io1": "dio1", "io2": "dio2",
+                    "io3": "dio3"}
+_TOML_KEYS = {"mem_size", "read_mode", "write_mode", "address_mode", "frequency", "spi_mode",
+              "rx_delay", "wip_index", "page_program_size", "retain_ram", "custom",
+              *_TOML_PIN_TABLES.values()}
+
+
+def parse_nrfjprog_toml(text: str, source: str = "nrfjprog TOML", *,
+                        allow_unknown_keys: bool = False) -> ConfigLayer:
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
@@ -219,34 +249,20 @@ def parse_nrfjprog_toml(text: str, source: str = "nrfjprog TOML") -> ConfigLayer
     q = doc.get("qspi")
     if not isinstance(q, dict):
         raise setting_error(source, "no [qspi] table (not an nrfjprog config.toml with QSPI settings)")
-    keys = (
-        "mem_size",
-        "read_mode",
-        "write_mode",
-        "address_mode",
-        "frequency",
-        "spi_mode",
-        "rx_delay",
-        "wip_index",
-        "page_program_size",
-    )
-    flat = {k: q[k] for k in keys if k in q}
+    check_keys(source, q, _TOML_KEYS, where="qspi.", allow_unknown=allow_unknown_keys)
+    flat = {k: q[k] for k in _TOML_KEYS - {"custom", "retain_ram", *_TOML_PIN_TABLES.values()}
+            if k in q}
     if isinstance(doc.get("board"), str):
         flat["board"] = doc["board"]
     pins: dict[str, Any] = {}
-    for p, table in (
-        ("sck", "sck"),
-        ("csn", "csn"),
-        ("io0", "dio0"),
-        ("io1", "dio1"),
-        ("io2", "dio2"),
-        ("io3", "dio3"),
-    ):
+    for p, table in _TOML_PIN_TABLES.items():
         t = q.get(table)
         if t is None:
             continue
         if not isinstance(t, dict):
             raise setting_error(source, f"[qspi.{table}] must be a table")
+        check_keys(source, t, {"pin", "port", *(("delay",) if table == "sck" else ())},
+                   where=f"qspi.{table}.", allow_unknown=allow_unknown_keys)
         if "pin" in t:
             pins[p] = (t["pin"], t.get("port", 0))
         if table == "sck" and "delay" in t:
@@ -255,12 +271,16 @@ def parse_nrfjprog_toml(text: str, source: str = "nrfjprog TOML") -> ConfigLayer
     custom = q.get("custom", {})
     if not isinstance(custom, dict):
         raise setting_error(source, "[qspi.custom] must be a table")
+    check_keys(source, custom, {"io2_level", "io3_level", "instructions"}, where="qspi.custom.",
+               allow_unknown=allow_unknown_keys)
     for key in ("io2_level", "io3_level"):
         if key in custom:
             flat[key] = custom[key]
     for i, ins in enumerate(custom.get("instructions", [])):
         if not isinstance(ins, dict) or "command" not in ins:
             raise setting_error(source, f"qspi.custom.instructions[{i}] needs a 'command'")
+        check_keys(source, ins, {"command", "data"}, where=f"qspi.custom.instructions[{i}].",
+                   allow_unknown=allow_unknown_keys)
         data = ins.get("data", [])
         if not isinstance(data, list) or len(data) > 8:
             raise setting_error(source, f"qspi.custom.instructions[{i}].data must be a list of at most 8 bytes")
@@ -315,8 +335,10 @@ def _nrfjprog_layer(source: str, flat: dict, pins: dict, instructions: list) -> 
     return ConfigLayer(source=source, values=values, board=flat.get("board"), pins_binding=False)
 
 
-def load_config_file(path: str | Path) -> ConfigLayer:
-    """Read an nrfutil JSON (.json), nrfjprog ini (.ini) or nrfjprog TOML (.toml) config."""
+def load_config_file(path: str | Path, *, allow_unknown_keys: bool = False) -> ConfigLayer:
+    """Read an nrfutil JSON (.json), nrfjprog ini (.ini) or nrfjprog TOML (.toml) config.
+    allow_unknown_keys: ignore keys this version does not know, with a warning (else an
+    error)."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8-sig")  # a leading BOM (Windows editors) is fine
@@ -326,9 +348,9 @@ def load_config_file(path: str | Path) -> ConfigLayer:
         raise UsageError(f"{path}: cannot read: {e}") from None
     suffix = path.suffix.lower()
     if suffix == ".json" or (suffix not in (".ini", ".toml") and text.lstrip().startswith("{")):
-        return parse_nrfutil_json(text, f"{path}")
+        return parse_nrfutil_json(text, f"{path}", allow_unknown_keys=allow_unknown_keys)
     if suffix == ".toml":
-        return parse_nrfjprog_toml(text, f"{path}")
+        return parse_nrfjprog_toml(text, f"{path}", allow_unknown_keys=allow_unknown_keys)
     if suffix == ".ini" or INI_SECTION in text:
-        return parse_nrfjprog_ini(text, f"{path}")
+        return parse_nrfjprog_ini(text, f"{path}", allow_unknown_keys=allow_unknown_keys)
     raise UsageError(f"{path}: unknown config format (use .json for nrfutil, .ini or .toml for nrfjprog)")

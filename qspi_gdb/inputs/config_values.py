@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
-from qspi_gdb.errors import UsageError
+from qspi_gdb.errors import UsageError, did_you_mean
 from qspi_gdb.inputs.boards import PIN_NAMES
 from qspi_gdb.inputs.image import parse_int
 
@@ -52,7 +52,8 @@ def setting_error(source: str, message: str) -> UsageError:
 def parse_enum(source: str, key: str, value: Any, allowed: Iterable[str]) -> str:
     allowed = tuple(allowed)
     if not isinstance(value, str) or value.upper() not in allowed:
-        raise setting_error(source, f"{key} {value!r} is not one of {', '.join(allowed)}")
+        hint = did_you_mean(value.upper(), allowed) if isinstance(value, str) else ""
+        raise setting_error(source, f"{key} {value!r} is not one of {', '.join(allowed)}{hint}")
     return value.upper()
 
 
@@ -91,21 +92,26 @@ def _named(source: str, key: str, value: Any, table: Mapping[str, int], expected
     """The number a symbolic setting names (case and surrounding blanks ignored)."""
     text = str(value).strip().upper()
     if text not in table:
-        raise setting_error(source, f"{key} {value!r} is not {expected}")
+        hint = did_you_mean(text, [k for k in table if not k.isdigit()])
+        raise setting_error(source, f"{key} {value!r} is not {expected}{hint}")
     return table[text]
 
 
+_ADDRESS_MODES = {"MODE24BIT": 24, "BIT24": 24, "24": 24, "MODE32BIT": 32, "BIT32": 32, "32": 32}
+_PP_SIZES = {"PPSIZE256": 256, "PAGE256": 256, "256": 256, "PPSIZE512": 512, "PAGE512": 512,
+             "512": 512}
+_SPI_MODES = {"MODE0": 0, "0": 0, "MODE3": 3, "3": 3}
+
+
 def parse_address_mode(source: str, value: Any) -> int:
-    table = {"MODE24BIT": 24, "BIT24": 24, "24": 24, "MODE32BIT": 32, "BIT32": 32, "32": 32}
-    return _named(source, "address_mode", value, table, "MODE24BIT or MODE32BIT")
+    return _named(source, "address_mode", value, _ADDRESS_MODES, "MODE24BIT or MODE32BIT")
 
 
 def parse_pp_size(source: str, value: Any) -> int:
-    table = {"PPSIZE256": 256, "PAGE256": 256, "256": 256, "PPSIZE512": 512, "PAGE512": 512, "512": 512}
-    return _named(source, "pp_size", value, table, "PPSIZE256 or PPSIZE512")
+    return _named(source, "pp_size", value, _PP_SIZES, "PPSIZE256 or PPSIZE512")
 
 
-def parse_frequency(source: str, value: Any) -> int:
+def parse_frequency(source: str, value: Any, key: str = "sck_frequency") -> int:
     """Hz from 8000000, '8M', '8MHz' or nrfjprog's 'M8'."""
     if isinstance(value, str):
         t = value.strip().upper().replace("HZ", "")
@@ -114,9 +120,9 @@ def parse_frequency(source: str, value: Any) -> int:
             return int(m.group(1)) * 1_000_000
         m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([KM]?)", t)
         if not m:
-            raise setting_error(source, f"sck_frequency {value!r} is not a frequency (e.g. 8000000 or 8M)")
+            raise setting_error(source, f"{key} {value!r} is not a frequency (e.g. 8000000 or 8M)")
         return int(float(m.group(1)) * {"": 1, "K": 1e3, "M": 1e6}[m.group(2)])
-    return parse_setting_int(source, "sck_frequency", value, 1)
+    return parse_setting_int(source, key, value, 1)
 
 
 def parse_jedec_id(value: str | bytes, source: str = "--jedec-id") -> bytes:
@@ -134,7 +140,7 @@ def parse_jedec_id(value: str | bytes, source: str = "--jedec-id") -> bytes:
 
 
 def parse_spi_mode(source: str, value: Any) -> int:
-    return _named(source, "spi_mode", value, {"MODE0": 0, "0": 0, "MODE3": 3, "3": 3}, "MODE0 or MODE3")
+    return _named(source, "spi_mode", value, _SPI_MODES, "MODE0 or MODE3")
 
 
 def parse_custom_instruction(source: str, text: str) -> CustomInstruction:
@@ -165,6 +171,24 @@ def parse_pin(source: str, key: str, value: Any) -> int | None:
     return v
 
 
+# The command-line override of each FlashConfig setting, named after the nrfutil JSON key
+# (README "Configuration formats"); messages about a command-line value name the option.
+CLI_OPTIONS = {
+    "size": "--flash-size",
+    "address_mode": "--address-mode",
+    "sck_frequency": "--sck-frequency",
+    "readoc": "--readoc",
+    "writeoc": "--writeoc",
+    "pp_size": "--pp-size",
+    "sck_delay": "--sck-delay",
+    "rx_delay": "--rx-delay",
+    "spi_mode": "--spi-mode",
+    "sector_size": "--page-size",
+    "pins": "--pins",
+    "expected_jedec_id": "--jedec-id",
+}
+
+
 def cli_layer(
     *,
     address_mode: str | int | None = None,
@@ -180,31 +204,34 @@ def cli_layer(
     pins: str | Mapping[str, int] | None = None,
     sector_size: str | int | None = None,
 ) -> ConfigLayer:
-    """CLI overrides (None = not given). pins: 'sck=19,csn=17,io0=20,...' or a mapping."""
+    """Command-line overrides (None = not given), keyword names as FlashConfig fields (the
+    options are CLI_OPTIONS). pins: 'sck=19,csn=17,io0=20,...' or a mapping."""
     s = "command line"
+    o = CLI_OPTIONS
     v: dict[str, Any] = {}
     if address_mode is not None:
-        v["address_mode"] = parse_address_mode(s, address_mode)
+        v["address_mode"] = _named(s, o["address_mode"], address_mode, _ADDRESS_MODES,
+                                   "MODE24BIT or MODE32BIT")
     if size is not None:
-        v["size"] = parse_setting_int(s, "--size", size, 1)
+        v["size"] = parse_size(s, o["size"], size)
     if sck_frequency is not None:
-        v["sck_frequency"] = parse_frequency(s, sck_frequency)
+        v["sck_frequency"] = parse_frequency(s, sck_frequency, o["sck_frequency"])
     if readoc is not None:
-        v["readoc"] = parse_enum(s, "--readoc", readoc, READ_OPCODES)
+        v["readoc"] = parse_enum(s, o["readoc"], readoc, READ_OPCODES)
     if writeoc is not None:
-        v["writeoc"] = parse_enum(s, "--writeoc", writeoc, WRITE_OPCODES)
+        v["writeoc"] = parse_enum(s, o["writeoc"], writeoc, WRITE_OPCODES)
     if pp_size is not None:
-        v["pp_size"] = parse_pp_size(s, pp_size)
+        v["pp_size"] = _named(s, o["pp_size"], pp_size, _PP_SIZES, "PPSIZE256 or PPSIZE512")
     if sck_delay is not None:
-        v["sck_delay"] = parse_setting_int(s, "--sck-delay", sck_delay, 0, SCK_DELAY_MAX)
+        v["sck_delay"] = parse_setting_int(s, o["sck_delay"], sck_delay, 0, SCK_DELAY_MAX)
     if rx_delay is not None:
-        v["rx_delay"] = parse_setting_int(s, "--rx-delay", rx_delay, 0, RX_DELAY_MAX)
+        v["rx_delay"] = parse_setting_int(s, o["rx_delay"], rx_delay, 0, RX_DELAY_MAX)
     if spi_mode is not None:
-        v["spi_mode"] = parse_spi_mode(s, spi_mode)
+        v["spi_mode"] = _named(s, o["spi_mode"], spi_mode, _SPI_MODES, "MODE0 or MODE3")
     if jedec_id is not None:
         v["expected_jedec_id"] = parse_jedec_id(jedec_id)
     if sector_size is not None:
-        v["sector_size"] = parse_setting_int(s, "--sector-size", sector_size, 1)
+        v["sector_size"] = parse_setting_int(s, o["sector_size"], sector_size, 1)
     if pins is not None:
         if isinstance(pins, str):
             parsed = {}

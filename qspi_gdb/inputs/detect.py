@@ -153,7 +153,7 @@ def apply_chip(cfg: FlashConfig, *, jedec_id: bytes | None = None, sfdp: Sfdp | 
     elif cfg.size is None or "size" not in explicit:
         raise UsageError(
             f"cannot tell the flash size: chip {jedec_id.hex().upper() if jedec_id else '?'} has no SFDP and "
-            f"is not in the part table; give flash_size in a config file or --size"
+            f"is not in the part table; give flash_size in a config file or --flash-size"
         )
 
     # Erase types the nRF can issue, with times.

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Iterable, Mapping
 
-from qspi_gdb.errors import UsageError
+from qspi_gdb.errors import UsageError, did_you_mean
 from qspi_gdb.inputs.boards import BOARDS, CHIPS, PIN_NAMES, Board, Chip, Pins
 from qspi_gdb.inputs.config_values import ConfigLayer, CustomInstruction, setting_error
 from qspi_gdb.inputs.parts import by_name
@@ -189,33 +189,44 @@ class FlashConfig:
         }
 
     def describe(self) -> list[str]:
-        """Lines for `info` / `--dry-run`: each value with the layer it came from."""
+        """Lines for `info`: each value with the layer it came from ("default", "preset
+        NAME", a config file, "command line", the chip: "SFDP", "JEDEC ID ...")."""
 
         def src(name):
             return f"  [{self.sources.get(name, 'default')}]"
 
         size = f"{self.size} bytes ({self.size / (1 << 20):g} MiB)" if self.size else "unknown"
+        how = {"sfdp": "detected (SFDP)", "jedec-table": "detected (JEDEC ID, part table)",
+               "assumed": "assumed, not detected"}.get(self.detected or "", "not detected yet")
         lines = [
             f"board {self.board} ({self.chip}, XIP base 0x{self.xip_base:08X})" + src("board"),
             f"flash {self.part or 'unknown part'}, JEDEC ID {_hex_id(self.jedec_id) or 'not read'}"
-            + src("part"),
+            f", {how}" + src("part"),
             f"size {size}" + src("size"),
             f"pins {self.pins.describe()}" + src("pins"),
             f"address mode {self.addrmode_name}" + src("address_mode"),
             f"4-byte entry {self.four_byte_entry or 'none'}{src('four_byte_entry')}, "
             f"exit {self.four_byte_exit or 'none'}{src('four_byte_exit')}",
-            f"read {self.readoc}{src('readoc')}, write {self.writeoc}{src('writeoc')}, pp_size {self.pp_size}",
+            f"read {self.readoc}" + src("readoc"),
+            f"write {self.writeoc}" + src("writeoc"),
+            f"pp_size {self.pp_size}" + src("pp_size"),
+            f"page_size (erase unit) {self.sector_size}" + src("sector_size"),
             f"quad enable {self.quad_enable if self.quad_enable is not None else 'unknown'}"
             + src("quad_enable"),
-            f"SCK {self.sck_frequency / 1e6:g} MHz, sck_delay {self.sck_delay}, rx_delay "
-            f"{'reset value' if self.rx_delay is None else self.rx_delay}, SPI mode {self.spi_mode}"
-            + src("sck_frequency"),
+            f"sck_frequency {self.sck_frequency / 1e6:g} MHz" + src("sck_frequency"),
+            f"sck_delay {self.sck_delay}" + src("sck_delay"),
+            f"rx_delay {'reset value' if self.rx_delay is None else self.rx_delay}"
+            + src("rx_delay"),
+            f"spi_mode MODE{self.spi_mode}" + src("spi_mode"),
             "erase "
             + ", ".join(
                 f"{e.size // 1024} KiB 0x{e.opcode:02X} typ {e.time.typ_s * 1e3:g} ms" for e in self.erase
             )
             + src("erase"),
         ]
+        if self.expected_jedec_id is not None:
+            lines.append(f"expected JEDEC ID {_hex_id(self.expected_jedec_id)}"
+                         + src("expected_jedec_id"))
         if self.init_instructions:
             lines.append(
                 "init instructions "
@@ -236,7 +247,8 @@ def board_preset(name: str) -> Board:
     try:
         return BOARDS[name]
     except KeyError:
-        raise UsageError(f"unknown board {name!r} (known: {', '.join(BOARDS)})") from None
+        raise UsageError(f"unknown board {name!r}{did_you_mean(name, BOARDS)}; known: "
+                         f"{', '.join(BOARDS)}") from None
 
 
 def build_config(board: str | None, layers: Iterable[ConfigLayer] = ()) -> FlashConfig:

@@ -55,6 +55,7 @@ class Image:
     given_address: int | None = None  # .bin: the address the user gave
     address_kind: str = "xip"  # "xip" | "offset": how addresses were read
     skipped: tuple[tuple[int, int], ...] = ()  # (address, length) outside the XIP window (only_qspi)
+    files: tuple["Image", ...] = ()  # the images merged into this one (several image files)
 
     @property
     def size(self) -> int:
@@ -69,7 +70,7 @@ class Image:
         return self.segments[-1].end
 
     def to_json(self) -> dict:
-        return {
+        data = {
             "path": self.path,
             "kind": self.kind,
             "bytes": self.size,
@@ -79,16 +80,23 @@ class Image:
             "segments": [s.to_json() for s in self.segments],
             "skipped": [{"address": a, "length": n} for a, n in self.skipped],
         }
+        if self.files:
+            data["files"] = [f.to_json() for f in self.files]
+        return data
 
     def describe(self) -> str:
+        """'app.bin: 512,583 bytes at XIP address 0x11E98000 (flash offset 0x01E98000)'."""
+        if self.files:
+            return f"{len(self.files)} files, {self.size:,} bytes: " + "; ".join(
+                f.describe() for f in self.files)
         if self.given_address is not None:
-            kind = "XIP address" if self.address_kind == "xip" else "flash offset"
-            return (
-                f"{self.path}: {self.size} bytes at {kind} 0x{self.given_address:08X} "
-                f"(flash offset 0x{self.start:08X})"
-            )
+            if self.address_kind == "xip":
+                return (f"{self.path}: {self.size:,} bytes at XIP address "
+                        f"0x{self.given_address:08X} (flash offset 0x{self.start:08X})")
+            return f"{self.path}: {self.size:,} bytes at flash offset 0x{self.start:08X}"
+        count = len(self.segments)
         return (
-            f"{self.path}: {self.size} bytes in {len(self.segments)} segment(s), "
+            f"{self.path}: {self.size:,} bytes in {count} segment{'' if count == 1 else 's'}, "
             f"flash offsets 0x{self.start:08X}..0x{self.end - 1:08X}"
         )
 
@@ -381,6 +389,40 @@ def _merge_touching(chunks: list[tuple[int, bytes]]) -> list[tuple[int, bytes]]:
         else:
             merged.append((addr, bytearray(data)))
     return [(a, bytes(d)) for a, d in merged]
+
+
+def merge_images(images: list[Image] | tuple[Image, ...]) -> Image:
+    """Several image files as one Image (one plan, one connection); data of two files that
+    overlaps is refused naming both files and their ranges. One image is returned as it is."""
+    if len(images) == 1:
+        return images[0]
+    if not images:
+        raise UsageError("no image given")
+    placed = sorted(((s.offset, s.end, img.path) for img in images for s in img.segments))
+    reach = placed[0]
+    for here in placed[1:]:
+        if here[0] < reach[1]:
+            first, second = (reach, here) if reach[2] != here[2] else (here, reach)
+            raise UsageError(
+                f"{first[2]} (flash offsets 0x{first[0]:08X}..0x{first[1] - 1:08X}) and "
+                f"{second[2]} (0x{second[0]:08X}..0x{second[1] - 1:08X}) overlap at flash "
+                f"offset 0x{here[0]:08X}")
+        if here[1] > reach[1]:
+            reach = here
+    kinds = {img.kind for img in images}
+    address_kinds = {img.address_kind for img in images}
+    chunks = [(s.offset, s.data) for img in images for s in img.segments]
+    return Image(
+        path=" + ".join(img.path for img in images),
+        kind=kinds.pop() if len(kinds) == 1 else "mixed",
+        segments=tuple(Segment(offset=o, data=d, address=o + (images[0].xip_base if
+                                                              address_kinds == {"xip"} else 0))
+                       for o, d in _merge_touching(chunks)),
+        xip_base=images[0].xip_base,
+        address_kind="xip" if address_kinds == {"xip"} else "offset",
+        skipped=tuple(x for img in images for x in img.skipped),
+        files=tuple(images),
+    )
 
 
 def image_from_segments(

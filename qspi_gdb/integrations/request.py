@@ -27,7 +27,7 @@ class FlashRequest:
     address: str | None = None  # .bin: XIP address or flash offset
     board: str | None = None  # qspi-gdb board preset (or a Zephyr board name, see board_preset)
     ext_mem_config_file: str | None = None  # nrfutil JSON (or any --config format)
-    dev_id: str | None = None  # probe serial number (Zephyr's name; qspi-gdb's --serial)
+    dev_id: str | None = None  # probe serial number (Zephyr's name, qspi-gdb's --dev-id)
     usb_location: str | None = None  # probe USB path (labgrid's USB resources)
     erase: bool = False  # chip erase first, as the nRF runners' --erase
     reset: bool = True  # reset after flashing (the nRF runners' default)
@@ -56,7 +56,7 @@ class FlashRequest:
         for option, value in (("--addr", self.address), ("--file-type", self.file_type),
                               ("--board", board_preset(self.board)),
                               ("--config", self.ext_mem_config_file),
-                              ("--serial", self.dev_id), ("--usb-location", self.usb_location),
+                              ("--dev-id", self.dev_id), ("--usb-location", self.usb_location),
                               ("--interface", self.interface),
                               ("--gdb-server", self.gdb_server),
                               ("--sim-image", self.sim_image)):

@@ -42,5 +42,6 @@ class TargetLink(Protocol):
 
     def halt(self) -> None: ...
 
-    def reset(self, halt: bool = True) -> None:
-        """System reset (SYSRESETREQ); halt at the reset vector when halt is True."""
+    def reset(self, halt: bool = True) -> str | None:
+        """System reset (SYSRESETREQ); halt at the reset vector when halt is True. Returns how
+        it was done, for the report (e.g. "sysresetreq"), or None."""

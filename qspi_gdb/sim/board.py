@@ -1,30 +1,43 @@
 """Virtual boards: the chip models, the memory map of each chip, and the Board that wires them up.
 
-A Board holds one modelled clock, the application core (unicorn), its RAM and internal-flash
-ROM, the peripherals (CLOCK, GPIO, TIMER0..2, FICR, UICR, NVMC, QSPI), the external NOR chip
-and the System Control Space. `board.bus` is the AHB view of the application core: the CPU's
-MMIO and the debugger's MEM-AP 0 both go through it, so they see the same things.
+A Board holds one modelled clock, the application core (unicorn), its RAM and internal flash, the
+peripherals, the external NOR chip and the System Control Space. `board.bus` is the AHB view of
+the application core: the CPU's MMIO and the debugger's MEM-AP 0 both go through it, so they see
+the same things.
 
-Memory map (application core):
+Memory map (application core; IRQ numbers from the MDK's IRQn_Type):
 
-| region            | nRF52840                 | nRF5340 (app)                        |
-|-------------------|--------------------------|--------------------------------------|
-| internal flash    | 0x00000000, 1 MiB (ROM)  | 0x00000000, 1 MiB (ROM)              |
-| code RAM alias    | 0x00800000, 256 KiB      | -                                    |
-| FICR / UICR       | 0x10000000 / 0x10001000  | 0x00FF0000 / 0x00FF8000              |
-| XIP (read-only)   | 0x12000000, 128 MiB      | 0x10000000, 128 MiB                  |
-| RAM               | 0x20000000, 256 KiB      | 0x20000000, 512 KiB                  |
-| CLOCK/POWER       | 0x40000000               | 0x50005000 (+ 0x40005000)            |
-| TIMER0/1/2        | 0x40008000/9000/A000     | 0x5000F000/0x50010000/0x50011000 (+) |
-| NVMC              | 0x4001E000               | 0x50039000 (+)                       |
-| QSPI              | 0x40029000 (IRQ 41)      | 0x5002B000 + 0x4002B000 (IRQ 43)     |
-| GPIO P0 / P1      | 0x50000000 / 0x50000300  | 0x50842500 / 0x50842800 (+)          |
-| PPB (SCS, NVIC)   | 0xE0000000..0xE00FFFFF   | same                                 |
+| region                 | nRF52840                    | nRF5340 (app)                         |
+|------------------------|-----------------------------|---------------------------------------|
+| internal flash         | 0x00000000, 1 MiB           | 0x00000000, 1 MiB                     |
+| code RAM alias         | 0x00800000, 256 KiB         | -                                     |
+| FICR / UICR            | 0x10000000 / 0x10001000     | 0x00FF0000 / 0x00FF8000               |
+| XIP (read-only)        | 0x12000000, 128 MiB         | 0x10000000, 128 MiB                   |
+| RAM                    | 0x20000000, 256 KiB         | 0x20000000, 512 KiB                   |
+| CLOCK/POWER (/RESET)   | 0x40000000 (IRQ 0)          | 0x50005000 (IRQ 5) (+)                |
+| UARTE0                 | 0x40002000 (IRQ 2)          | 0x50008000 (IRQ 8) (+)                |
+| GPIOTE                 | 0x40006000 (IRQ 6)          | 0x5000D000 (IRQ 13) (+)               |
+| TIMER0/1/2             | 0x40008000/9000/A000 (8-10) | 0x5000F000/0x50010000/0x50011000 (+)  |
+| RTC0/1(/2)             | 0x4000B000/0x40011000/0x40024000 (11, 17, 36) | 0x50014000/0x50015000 (20, 21) (+) |
+| TEMP / PPI             | 0x4000C000 (IRQ 12) / 0x4001F000 | -                                |
+| DPPIC, CACHE, IPC      | -                           | 0x50017000, 0x50001000, 0x5002A000 (+)|
+| OSCILLATORS/REGULATORS | -                           | 0x50004000 (+)                        |
+| CTRLAP                 | -                           | 0x50006000                            |
+| NVMC                   | 0x4001E000                  | 0x50039000 (+)                        |
+| QSPI                   | 0x40029000 (IRQ 41)         | 0x5002B000 + 0x4002B000 (IRQ 43)      |
+| GPIO P0 / P1           | 0x50000000 / 0x50000300     | 0x50842500 / 0x50842800 (+)           |
+| PPB (SCS, NVIC)        | 0xE0000000..0xE00FFFFF      | same                                  |
 
 (+) the nRF5340's non-secure alias at 0x4xxxxxxx maps to the same model: unicorn has no
-SAU/IDAU, and the core always runs Secure. The internal flash is blank (0xFF) and read-only
-(the NVMC's programming functions are not modelled), so after a reset without vector catch
-the core locks up as a blank nRF does; a debugger halts it and loads code into RAM.
+SAU/IDAU, and the core always runs Secure. The nRF5340 also has the undocumented words its
+errata workarounds touch (`regfile.NRF5340_ERRATA_WORDS`).
+
+The internal flash is blank (0xFF) at power-on and is written through the NVMC, by the core or a
+debugger (`qspi_gdb.sim.nvmc`): so after a reset without vector catch the core locks up as a
+blank nRF does, until a debugger halts it and loads code into RAM, or programs an application
+into the flash. UARTE0's transmitter writes to the board's console (`Board(console=...)`, the
+`--console FILE` of `qspi-gdb sim`). Events are routed between peripherals by PPI (nRF52840)
+or DPPI (nRF5340) (`qspi_gdb.sim.ppi`).
 """
 
 from __future__ import annotations
@@ -34,6 +47,7 @@ from bisect import bisect_right
 from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass, field
 from os import PathLike
+from typing import BinaryIO
 
 from elftools.elf.elffile import ELFFile
 
@@ -43,18 +57,33 @@ from ..log import get_logger
 from .bus import BusFault
 from .clock import Clock
 from .core import XPSR_T, CortexM
+from .ctrlap import ChipProtection
+from .netcore import NetworkCore, PowerResetBlock
 from .nor import NorFlash
 from .nvic import Nvic
+from .nvmc import Nvmc
 from .periph import (
     GpioPort,
     NrfClock,
-    Nvmc,
     Peripheral,
     Timer,
     ficr_nrf5340,
     ficr_nrf52840,
     uicr,
 )
+from .ppi import Dppic, EventRouter, Ppi
+from .regfile import (
+    NRF5340_ERRATA_WORDS,
+    ErrataWord,
+    cache,
+    ctrlap,
+    gpiote,
+    ipc,
+    oscillators_regulators,
+    temp,
+)
+from .rtc import Rtc
+from .uarte import Uarte
 
 log = get_logger(__name__)
 
@@ -83,8 +112,11 @@ class ChipModel:
         return self.qspi_bases[0]
 
 
-_IRQS_52840 = {"CLOCK_POWER": 0, "TIMER0": 8, "TIMER1": 9, "TIMER2": 10, "QSPI": 41}
-_IRQS_5340 = {"CLOCK_POWER": 5, "TIMER0": 15, "TIMER1": 16, "TIMER2": 17, "QSPI": 43}
+# IRQ numbers: nrf52840.h / nrf5340_application.h IRQn_Type
+_IRQS_52840 = {"CLOCK_POWER": 0, "UARTE0": 2, "GPIOTE": 6, "TIMER0": 8, "TIMER1": 9,
+               "TIMER2": 10, "RTC0": 11, "TEMP": 12, "RTC1": 17, "RTC2": 36, "QSPI": 41}
+_IRQS_5340 = {"CLOCK_POWER": 5, "UARTE0": 8, "GPIOTE": 13, "TIMER0": 15, "TIMER1": 16,
+              "TIMER2": 17, "RTC0": 20, "RTC1": 21, "IPC": 42, "QSPI": 43}
 
 CHIP_MODELS: dict[str, ChipModel] = {
     "nrf52840": ChipModel("cortex-m4f", 256 * KIB, (0x40029000,), _IRQS_52840),
@@ -101,6 +133,7 @@ XIP_SIZE = 128 * MIB
 PPB_BASE = 0xE0000000
 PPB_SIZE = 0x00100000
 NUM_IRQS = {"nrf52840": 48, "nrf5340": 69}
+UICR_BASE = {"nrf52840": 0x10001000, "nrf5340": 0x00FF8000}
 
 
 # -- the bus -----------------------------------------------------------------------------
@@ -116,6 +149,8 @@ class Region:
     absolute: bool = False  # device takes absolute addresses (SCS)
     memory: bytearray | None = None  # plain memory: block accesses slice it directly
     writable: bool = True
+    # read-only memory written through a controller instead (the internal flash: the NVMC)
+    programmer: object = None  # write(addr, size, value); settle() before any read
     end: int = field(init=False)
 
     def __post_init__(self) -> None:
@@ -153,6 +188,8 @@ class SystemBus:
     def read_in(self, region: Region, addr: int, size: int) -> int:
         """Read from an already decoded region."""
         if region.memory is not None:
+            if region.programmer is not None:
+                region.programmer.settle()
             off = addr - region.base
             return int.from_bytes(region.memory[off : off + size], "little")
         try:
@@ -166,6 +203,12 @@ class SystemBus:
     def write_in(self, region: Region, addr: int, size: int, value: int) -> None:
         """Write to an already decoded region."""
         if region.memory is not None:
+            if region.programmer is not None:
+                try:
+                    region.programmer.write(addr, size, value)
+                except BusFault as fault:
+                    raise self._fault(addr, True, fault.why) from None
+                return
             if not region.writable:
                 raise self._fault(addr, True, f"{region.name} is read-only")
             off = addr - region.base
@@ -185,6 +228,8 @@ class SystemBus:
         while length > 0:
             region = self._decode(addr, 1, False)
             if region.memory is not None:
+                if region.programmer is not None:
+                    region.programmer.settle()
                 n = min(length, region.end - addr)
                 off = addr - region.base
                 out += region.memory[off : off + n]
@@ -368,7 +413,12 @@ class BoardStats(MutableMapping):
 class Board:
     """One virtual board. Not thread-safe: one thread drives it (the wire server or a test)."""
 
-    def __init__(self, board: str | boards.Board, sim_image: str | PathLike | None = None) -> None:
+    def __init__(self, board: str | boards.Board, sim_image: str | PathLike | None = None, *,
+                 locked: tuple[str, ...] = (), network_running: bool = False,
+                 console: str | PathLike | BinaryIO | None = None) -> None:
+        """locked: the cores whose access port starts protected ("application", "network");
+        network_running: the nRF5340 network core starts released from Force-OFF (as the
+        application firmware of a DK does); console: where UARTE0's output goes."""
         row = BOARDS.get(board) if isinstance(board, str) else board
         if row is None or not row.virtual:
             raise ValueError(f"unknown virtual board {board!r} (known: {', '.join(BOARDS)})")
@@ -395,13 +445,48 @@ class Board:
         self.gpio = [GpioPort("P0", self.chip), GpioPort("P1", self.chip, pins=16)]
         self.ficr = ficr_nrf5340() if nrf53 else ficr_nrf52840()
         self.uicr = uicr(self.chip)
-        self.nvmc = Nvmc(self.chip)
+        uicr_base = UICR_BASE[self.chip]
+        self.nvmc = Nvmc(self.chip, self.clock, self.internal_flash, self.uicr,
+                         uicr_base=uicr_base, flash_written=self._memory_written,
+                         cpu_runs_from_flash=self._cpu_runs_from_flash)
+        self.uicr.writer = lambda offset, size, value: self.nvmc.program(
+            uicr_base + offset, size, value, flash_offset=None)
+        self.memory = RamMemory(self)
+        self.console = _Console(console)
+        lfclk_running = lambda: self.clock_periph.lfclk_running  # noqa: E731
+        self.rtcs = [
+            Rtc(f"RTC{i}", self.chip, self.clock, lfclk_running,
+                cc_count=3 if (i == 0 and not nrf53) else 4, irq=self._irq_line(irqs[f"RTC{i}"]))
+            for i in range(2 if nrf53 else 3)
+        ]
+        for rtc in self.rtcs:
+            self.clock_periph.listeners.append(rtc.lfclk_changed)
+        self.uarte = Uarte("UARTE0", self.chip, self.clock, self.memory,
+                           irq=self._irq_line(irqs["UARTE0"]), output=self.console.write)
+        self.gpiote = gpiote(self.chip)
+        self.router = EventRouter()
+        if nrf53:
+            self.router.controller = self.dppic = Dppic()
+            self.cache, self.ctrlap, self.ipc = cache(), ctrlap(), ipc()
+            self.oscillators_regulators = oscillators_regulators()
+            self.others: list[Peripheral] = [
+                self.dppic, self.cache, self.oscillators_regulators, self.ctrlap, self.ipc]
+        else:
+            self.temp = temp()
+            self.others = [self.temp]
+        self.network = NetworkCore(running=network_running) if nrf53 else None
+        self.protection = ChipProtection(self.chip, board=self)
+        self.protection.protect(locked)
+        # told of every SYSRESETREQ / pin reset (not of the CTRL-AP's own RESET pulse)
+        self.reset_listeners = [self.protection.on_system_reset]
+        if self.network is not None:
+            self.reset_listeners.append(self.network.on_app_system_reset)
         self.peripherals: list[Peripheral] = [
-            self.clock_periph, *self.timers, *self.gpio, self.nvmc,
+            self.clock_periph, *self.timers, *self.gpio, self.nvmc, *self.rtcs, self.uarte,
+            self.gpiote, *self.others,
         ]
 
         self.flash = NorFlash.from_part(row.part, sim_image)
-        self.memory = RamMemory(self)
         # The QSPI model drives the chip's advance() from this clock and advances the clock
         # itself for register accesses and SCK time.
         self.qspi = NrfQspi(
@@ -417,6 +502,9 @@ class Board:
         self._clock_dividers_changed()
 
         self.bus = SystemBus(on_write_memory=self._memory_written)
+        if not nrf53:
+            self.router.controller = self.ppi = Ppi(self.bus)
+            self.peripherals.append(self.ppi)
         self.cpu_bus = CpuBus(self.bus, self.clock, lambda: self.core_hz)
         self.core = CortexM(
             model.core,
@@ -430,6 +518,8 @@ class Board:
         self.scs = SystemControlSpace(self)
         self.core.vtor = lambda: self.scs.vtor
         self.core.exception_catch = self._vector_catch
+        self.core.rom_write = self._rom_write
+        self.core.on_sleep = self.clock_periph.note_sleep
         self.core.reset()  # power-on: vectors from the (blank) internal flash
         self.core.resume()
 
@@ -437,6 +527,16 @@ class Board:
     @property
     def core_hz(self) -> float:
         return self.clock_periph.cpu_hz
+
+    def _cpu_runs_from_flash(self) -> bool:
+        core = getattr(self, "core", None)
+        return core is not None and core.in_emulation and core.pc < INTERNAL_FLASH_SIZE
+
+    def _rom_write(self, addr: int, size: int, value: int) -> bool:
+        """The core stored to read-only mapped memory: the internal flash goes to the NVMC."""
+        if addr + size <= INTERNAL_FLASH_SIZE:
+            return self.nvmc.cpu_write(addr, size, value)
+        return False
 
     def _irq_line(self, irq: int):
         def drive(level: bool) -> None:
@@ -487,14 +587,17 @@ class Board:
 
     def _build_memory_map(self) -> None:
         nrf53 = self.chip == "nrf5340"
-        bus, core = self.bus, self.core
+        bus, core, router = self.bus, self.core, self.router
 
         def periph(base: int, model, name: str, size: int = 0x1000, aliases=()) -> None:
             for b in (base, *aliases):
                 bus.add(Region(b, size, name, model, cpu_cycles=PERIPH_ACCESS_CYCLES))
+            if isinstance(model, Peripheral):
+                router.attach(model, base)
 
         bus.add(Region(0x00000000, INTERNAL_FLASH_SIZE, "internal flash", None,
-                       memory=self.internal_flash, writable=False))
+                       memory=self.internal_flash, writable=False,
+                       programmer=_FlashProgrammer(self.nvmc)))
         core.map_memory(0x00000000, self.internal_flash, writable=False)
         bus.add(Region(RAM_BASE, len(self.ram), "RAM", None, memory=self.ram))
         core.map_memory(RAM_BASE, self.ram)
@@ -503,13 +606,14 @@ class Board:
             core.map_memory(CODE_RAM_ALIAS_52840, self.ram)
 
         if nrf53:
-            ficr_base, uicr_base = 0x00FF0000, 0x00FF8000
+            ficr_base = 0x00FF0000
             core.map_mmio(0x00FF0000, 0x10000)
         else:
-            ficr_base, uicr_base = 0x10000000, 0x10001000
+            ficr_base = 0x10000000
             core.map_mmio(0x10000000, 0x2000)
         bus.add(Region(ficr_base, 0x1000, "FICR", self.ficr, cpu_cycles=PERIPH_ACCESS_CYCLES))
-        bus.add(Region(uicr_base, 0x1000, "UICR", self.uicr, cpu_cycles=PERIPH_ACCESS_CYCLES))
+        bus.add(Region(UICR_BASE[self.chip], 0x1000, "UICR", self.uicr,
+                       cpu_cycles=PERIPH_ACCESS_CYCLES))
 
         # XIP: the QSPI model charges its own SCK time
         bus.add(Region(self.row.xip_base, XIP_SIZE, "XIP", XipWindow(self.qspi)))
@@ -520,18 +624,40 @@ class Board:
         for base in self.model.qspi_bases:
             bus.add(Region(base, 0x1000, "QSPI", qspi_dev))
         if nrf53:
+            # secure addresses, each with its non-secure alias 0x10000000 lower
+            # (nrf5340_application.h NRF_*_S_BASE / NRF_*_NS_BASE)
             ns = 0x10000000
-            periph(0x50005000, self.clock_periph, "CLOCK", aliases=(0x50005000 - ns,))
-            for i, base in enumerate((0x5000F000, 0x50010000, 0x50011000)):
-                periph(base, self.timers[i], f"TIMER{i}", aliases=(base - ns,))
-            periph(0x50039000, self.nvmc, "NVMC", aliases=(0x50039000 - ns,))
+            power_reset = PowerResetBlock(self.clock_periph, self.network)  # + RESET.NETWORK
+            periph(0x50005000, power_reset, "CLOCK", aliases=(0x50005000 - ns,))
+            router.attach(self.clock_periph, 0x50005000)  # its events and tasks
+            secure = [(0x5000F000, self.timers[0], "TIMER0"),
+                      (0x50010000, self.timers[1], "TIMER1"),
+                      (0x50011000, self.timers[2], "TIMER2"),
+                      (0x50039000, self.nvmc, "NVMC"),
+                      (0x50014000, self.rtcs[0], "RTC0"), (0x50015000, self.rtcs[1], "RTC1"),
+                      (0x50008000, self.uarte, "UARTE0"), (0x5000D000, self.gpiote, "GPIOTE0"),
+                      (0x50017000, self.dppic, "DPPIC"), (0x50001000, self.cache, "CACHE"),
+                      (0x50004000, self.oscillators_regulators, "OSCILLATORS/REGULATORS"),
+                      (0x5002A000, self.ipc, "IPC")]
+            for base, model, name in secure:
+                periph(base, model, name, aliases=(base - ns,))
+            periph(0x50006000, self.ctrlap, "CTRLAP")  # secure only
             periph(0x50842500, self.gpio[0], "P0", self.gpio[0].size, aliases=(0x40842500,))
             periph(0x50842800, self.gpio[1], "P1", self.gpio[1].size, aliases=(0x40842800,))
+            for addr, erratum in NRF5340_ERRATA_WORDS:
+                bus.add(Region(addr, 4, f"erratum {erratum.split(':')[0]}", ErrataWord(erratum),
+                               cpu_cycles=PERIPH_ACCESS_CYCLES))
         else:
             periph(0x40000000, self.clock_periph, "CLOCK/POWER")
             for i, base in enumerate((0x40008000, 0x40009000, 0x4000A000)):
                 periph(base, self.timers[i], f"TIMER{i}")
             periph(0x4001E000, self.nvmc, "NVMC")
+            for i, base in enumerate((0x4000B000, 0x40011000, 0x40024000)):
+                periph(base, self.rtcs[i], f"RTC{i}")
+            periph(0x40002000, self.uarte, "UARTE0")
+            periph(0x40006000, self.gpiote, "GPIOTE")
+            periph(0x4000C000, self.temp, "TEMP")
+            periph(0x4001F000, self.ppi, "PPI")
             # P0 and P1 share a 4 KiB page: map just each port's register span
             for port, base in ((self.gpio[0], 0x50000000), (self.gpio[1], 0x50000300)):
                 bus.add(Region(base + 0x504, port.size - 0x504, port.name,
@@ -555,7 +681,14 @@ class Board:
         self.qspi.reset()
         self.nvic.reset()
         self.scs.note_reset()  # SCB (VTOR, ...) back to reset values; idempotent per reset
+        for listener in self.reset_listeners:
+            listener()
         self.core.reset()
+
+    def erase_internal_flash(self) -> None:
+        """The internal flash back to 0xFF (a CTRL-AP ERASEALL; `ctrlap` clears the UICR and
+        RAM of its domain), with the core's view of it refreshed."""
+        self.nvmc.erase_flash()
 
     def service(self, max_wall_s: float = 0.005, until: float | None = None) -> None:
         """Let a running core execute for up to max_wall_s of host time. until: a modelled time
@@ -581,12 +714,40 @@ class Board:
                     clock.advance_to(due)  # sleep: jump to the next thing that can happen
             else:
                 core.run_slice()
+                self.nvmc.settle()
             if until is not None and clock.now >= until:
                 return
             if time.perf_counter() >= wall_deadline:
                 return
 
-    def run_for(self, modelled_s: float) -> bool:
+    def run_for(self, modelled_s: float, *, max_wall_s: float = 60.0) -> str:
+        """Let a running core go on for `modelled_s` seconds of board time (a program that
+        does not halt: an application logging to its console). Returns why it stopped:
+        "time", "halted", "lockup", "asleep" (sleeping with nothing left that could wake it)
+        or "wall" (max_wall_s of host time used up first)."""
+        core, clock = self.core, self.clock
+        until = clock.now + modelled_s
+        wall_deadline = time.perf_counter() + max_wall_s
+        while True:
+            if core.halted:
+                return "halted"
+            if core.lockup:
+                return "lockup"
+            if clock.now >= until:
+                return "time"
+            if time.perf_counter() >= wall_deadline:
+                return "wall"
+            if core.sleeping and not core.wake_pending():
+                due = clock.next_event_time()
+                if due is None:
+                    core.log_sleep_forever_once()
+                    return "asleep"
+                if due > until:
+                    clock.advance_to(until)
+                    return "time"
+            self._run(min(wall_deadline, time.perf_counter() + 0.05), until)
+
+    def run_then_halt(self, modelled_s: float) -> bool:
         """Let the core run `modelled_s` of modelled time, then halt it (as a debugger's halt
         request would). True when it halted by itself first. Raises TargetError on a lockup."""
         core, clock = self.core, self.clock
@@ -623,7 +784,8 @@ class Board:
                     clock.advance_to(deadline)
 
     def close(self) -> None:
-        """Flush and release the flash image."""
+        """Flush and release the flash image and the console file."""
+        self.console.close()
         self.flash.close()
 
     def __enter__(self) -> Board:
@@ -653,6 +815,39 @@ class Board:
         self.core.write_core_reg(15, entry & ~1)
         self.core.write_core_reg(16, self.core.read_core_reg(16) | XPSR_T)
         return entry
+
+
+class _FlashProgrammer:
+    """The internal flash's bus writes (a debugger's MEM-AP, the CPU through the bus) go to the
+    NVMC; reads settle the CPU's raw stores first (see qspi_gdb.sim.nvmc)."""
+
+    def __init__(self, nvmc: Nvmc) -> None:
+        self.nvmc = nvmc
+        self.settle = nvmc.settle
+
+    def write(self, addr: int, size: int, value: int) -> None:
+        self.nvmc.program(addr, size, value, flash_offset=addr)
+
+
+class _Console:
+    """Where UARTE0's transmitter writes: a file (flushed at each line end), or nowhere."""
+
+    def __init__(self, target: str | PathLike | BinaryIO | None) -> None:
+        self._owned = isinstance(target, (str, PathLike))
+        self._file: BinaryIO | None = open(target, "wb") if self._owned else target
+
+    def write(self, data: bytes) -> None:
+        if self._file is not None:
+            self._file.write(data)
+            if b"\n" in data:
+                self._file.flush()
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.flush()
+            if self._owned:
+                self._file.close()
+            self._file = None
 
 
 class _Offset:
@@ -739,7 +934,7 @@ class InProcessLink:
 
     def run_for(self, seconds: float) -> bool:
         self.board.core.resume()
-        return self.board.run_for(seconds)
+        return self.board.run_then_halt(seconds)
 
     def wait_halt(self, timeout_s: float) -> None:
         self.board.run_until_halt(timeout_s)

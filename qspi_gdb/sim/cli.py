@@ -20,6 +20,7 @@ from qspi_gdb import log as logging_setup
 from qspi_gdb.errors import EXIT_INTERRUPTED, EXIT_USAGE, QspiGdbError, UsageError
 from qspi_gdb.log import get_logger
 from qspi_gdb.sim.probe import DEFAULT_PROFILE, PROFILES, get_profile
+from qspi_gdb.sim.registry import Registration, default_serial
 
 log = get_logger("qspi_gdb.sim.cli")
 PROG = "qspi-gdb sim"
@@ -60,7 +61,45 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--hop-socket", metavar="PATH",
                         help="network profiles: UNIX socket where a GDB proxy "
                         "(qspi_gdb.sim.nethop) reports the packets it forwards")
+    parser.add_argument("--locked", nargs="?", const="all", metavar="CORES",
+                        help="start with access-port protection (APPROTECT) on, as a chip whose "
+                        "firmware enabled it: all (default), application or network (nRF5340; "
+                        "comma-separated)")
+    parser.add_argument("--network-core", choices=("off", "running"), default="off",
+                        help="nRF5340: the network core starts held in Force-OFF (off, the reset "
+                        "value) or released, as a DK's application firmware leaves it (running)")
+    parser.add_argument("--serial", metavar="SN",
+                        help="serial number as a virtual probe (default SIM<pid>); listed by "
+                        "'qspi-gdb probes' and chosen with --dev-id")
+    parser.add_argument("--no-register", dest="register", action="store_false",
+                        help="do not announce this board as a virtual probe (qspi-gdb's own "
+                        "boards for one command)")
+    parser.add_argument("--console", metavar="FILE",
+                        help="write what the board's UARTE0 transmits (an application's "
+                        "console) to FILE, created or truncated; flushed at each line end")
     return parser
+
+
+CORES = {"application": ("application",), "app": ("application",),
+         "network": ("network",), "net": ("network",)}
+
+
+def locked_cores(text: str | None, chip: str) -> tuple[str, ...]:
+    """--locked CORES: the protected domains of the chip ("all": every core it has)."""
+    if not text:
+        return ()
+    every = ("application", "network") if chip == "nrf5340" else ("application",)
+    cores: list[str] = []
+    for word in text.split(","):
+        word = word.strip().lower()
+        if word == "all":
+            cores += every
+        elif word in CORES and set(CORES[word]) <= set(every):
+            cores += CORES[word]
+        else:
+            raise UsageError(f"--locked {text}: cores of the {chip} are {', '.join(every)} "
+                             "(or all)")
+    return tuple(dict.fromkeys(cores))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -95,9 +134,22 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--hop-socket needs a network profile (remote-*), not {profile.name}")
     if args.sim_image and os.path.isdir(args.sim_image):
         raise UsageError(f"--sim-image {args.sim_image}: is a directory (name a file)")
+    chip = BOARDS[args.board].chip
+    locked = locked_cores(args.locked, chip)
+    if args.network_core == "running" and chip != "nrf5340":
+        raise UsageError(f"--network-core: {args.board} ({chip}) has no network core")
+    console = None
+    if args.console:
+        try:
+            console = open(args.console, "wb")  # closed after the board
+        except OSError as exc:
+            raise UsageError(f"--console {args.console}: {exc.strerror or exc}") from exc
     try:
-        board = Board(args.board, sim_image=args.sim_image)
+        board = Board(args.board, sim_image=args.sim_image, locked=locked,
+                      network_running=args.network_core == "running", console=console)
     except (OSError, ValueError) as exc:
+        if console is not None:
+            console.close()
         if not args.sim_image:
             raise
         # The flash file cannot be created, or holds another chip's size: bad input, one line.
@@ -120,26 +172,43 @@ def run(args: argparse.Namespace) -> int:
                                          hop_socket_path=args.hop_socket)
         except OSError as exc:
             raise UsageError(f"cannot listen on {args.socket or args.port}: {exc}") from exc
+        registration = None
         try:
+            stop.append(server.stop)  # before the endpoint is out: its reader may signal at once
+            serial = args.serial or default_serial()
+            about = {"remote_bitbang": server.endpoint, "board": args.board,
+                     "sim_image": args.sim_image, "serial": serial,
+                     "adapter_khz": profile.adapter_hz / 1000.0, "probe_profile": profile.name,
+                     "hop_socket": args.hop_socket, "locked": list(locked),
+                     "network_core": args.network_core if chip == "nrf5340" else None}
+            if args.register:
+                try:
+                    registration = Registration(serial, {**about, "chip": chip})
+                except OSError as exc:
+                    raise UsageError(f"cannot register the virtual probe: {exc}") from exc
             endpoint = f"remote_bitbang {server.endpoint}"
             if args.json:
-                print(json.dumps({"remote_bitbang": server.endpoint, "board": args.board,
-                                  "sim_image": args.sim_image, "probe_profile": profile.name,
-                                  "hop_socket": args.hop_socket}), flush=True)
+                print(json.dumps(about), flush=True)
             else:
                 print(endpoint, flush=True)
             log.info("virtual board serving", board=args.board, endpoint=server.endpoint)
-            stop.append(server.stop)
             server.serve_forever()
         finally:
+            if registration is not None:
+                registration.close()
             server.close()
     finally:
         try:
-            board.close()  # flushes the flash image
+            board.close()  # flushes the flash image and the console
+            if console is not None:
+                console.close()
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-    stats = {"modelled_s": board.clock.now, **dict(board.stats.items())}
+    stats = {"modelled_s": board.clock.now, **dict(board.stats.items()),
+             "protection": board.protection.as_dict()}
+    if board.network is not None:
+        stats["network_core"] = board.network.as_dict()
     if args.json:
         print(json.dumps({"board": args.board, "stats": stats}, default=str), flush=True)
     else:

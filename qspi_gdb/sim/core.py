@@ -14,12 +14,23 @@ one of these states:
   handler, a stacking failure). The reason is logged loudly and kept in `fault`; the PC stays
   where it was (silicon shows 0xEFFFFFFE) so a debugger sees where it happened.
 
-Exceptions: faults (bus fault, undefined instruction, INVSTATE, ...) escalate to HardFault
-(configurable fault handlers are not modelled: SHCSR enables are ignored) and SVC goes to
-SVCall; an enabled pending IRQ preempts when PRIMASK/FAULTMASK/BASEPRI and the current
-priority allow. Entry stacks the basic 8-word frame (no FP context), takes the vector from
-VTOR and sets LR to EXC_RETURN; a branch to EXC_RETURN in Handler mode unstacks. DEMCR vector
-catch (VC_HARDERR) halts at the handler's first instruction.
+Exceptions (ARMv7-M B1.5, ARMv8-M B3; state in `nvic.Nvic`): faults (bus fault, undefined
+instruction, INVSTATE, ...) escalate to HardFault (configurable fault handlers are not modelled:
+SHCSR enables are kept but ignored); SVC goes to SVCall, or escalates to HardFault when its
+priority does not preempt; NMI, PendSV and SysTick are pended through ICSR; IRQs through the
+NVIC. A pending exception is taken when its group priority (IPR / SHPR, split by
+AIRCR.PRIGROUP) beats the execution priority: the active exceptions, BASEPRI, PRIMASK and
+FAULTMASK (DHCSR.C_MASKINTS masks PendSV, SysTick and IRQs). It is taken at an instruction
+boundary: at once on exception return (tail-chaining), right after an instruction that can
+unmask it (CPSIE, MSR PRIMASK/BASEPRI/BASEPRI_MAX/FAULTMASK) or make a register write take effect
+(ISB), and otherwise at the next slice boundary (up to one slice late, which the architecture
+allows for a write without a context synchronization). Entry stacks the basic 8-word frame (no
+FP context), takes the vector from VTOR and sets LR to EXC_RETURN; a branch to EXC_RETURN in
+Handler mode unstacks (xPSR restored before CONTROL.SPSEL, which ARMv7-M ignores while in
+Handler mode). DEMCR vector catch (VC_HARDERR) halts at the handler's first instruction.
+
+Stores to read-only mapped memory (the internal flash) are offered to `rom_write` (the board's
+NVMC): when it programs the word unicorn completes the store, otherwise a bus fault is taken.
 
 Modelled time: each completed slice of N instructions advances the clock by N / core_hz (one
 cycle per instruction, an estimate). A slice ends no later than the next clock event (timer
@@ -27,27 +38,38 @@ compare, QSPI completion...), so events and their interrupts land at the right i
 (within 64 instructions). A slice cut short by bkpt, a sleeping WFI/WFE, a
 breakpoint, a halt or a fault charges nothing for its partial part (unicorn does not report
 how far it got): up to one slice (16384 instructions, 256 us at 64 MHz) per such stop is not
-counted. A pending IRQ is taken at the next slice boundary (up to one slice late); exception
-returns happen inside the slice. Peripheral accesses charge their own bus cycles.
+counted. Exceptions taken inside a slice (returns, tail-chaining, after CPSIE/MSR/ISB) keep the
+slice going. Peripheral accesses charge their own bus cycles.
 
 Known gaps (unicorn): LDRD/STRD/LDM/STM at unaligned addresses succeed (silicon faults); the
 FPU is usable whatever CPACR says; code cannot execute from MMIO (the XIP window); stack
-limit registers written by a debugger are kept but not enforced.
+limit registers written by a debugger are kept but not enforced; BASEPRI reads back all 8 bits
+written (silicon: only the implemented priority bits; the model's priority comparisons drop
+the others); the MPU registers are kept but not enforced, and the ARMv8-M TT instruction
+(answered by unicorn's own, never programmed MPU) reports no region. A tight loop that starts
+right after a CPSIE / MSR <mask> / ISB (`isb; b .`, Zephyr's halt loop) costs a host call per
+iteration.
 
 Unicorn facts this relies on (see UNICORN_NOTES.md): BKPT raises interrupt 7 with the PC on
 the instruction; WFI returns from emu_start with the PC after it; WFE/YIELD come in as invalid
 instructions; code written behind unicorn's back needs its translation cache dropped; a code
-hook that calls emu_stop stops *before* the hooked instruction (FPB semantics).
+hook that calls emu_stop stops *before* the hooked instruction (FPB semantics); a PC written in
+a code or interrupt hook sends execution there; a write-protection hook that returns True lets
+the store complete with the raw value; emu_stop inside an MMIO callback restarts the
+instruction when emulation resumes (fine for a fault, which never completes the access, wrong
+for anything else: exceptions are therefore not taken from inside register accesses).
 """
 
 from __future__ import annotations
 
 import ctypes
 import math
+import re
 from collections.abc import Callable
 
 from unicorn import (
     UC_ARCH_ARM,
+    UC_HOOK_BLOCK,
     UC_HOOK_CODE,
     UC_HOOK_INSN_INVALID,
     UC_HOOK_INTR,
@@ -115,6 +137,24 @@ _THUMB_WFE = 0xBF20
 _THUMB_YIELD = 0xBF10
 _NO_EXIT = 0xFFFFFFFF  # an odd address is never a PC: emu_start's `until` never triggers
 
+# Instructions _hook_hints hooks, as byte patterns of little-endian Thumb halfwords (found at
+# even offsets; lookahead so that matches may overlap): (pattern, hook table, handler, hook
+# type, where: 0 = on the instruction, 2 / 4 = on the one after a 16 / 32-bit instruction).
+# Unicorn calls every code hook's range check for every instruction while emu_start counts
+# instructions (count=), so each UC_HOOK_CODE slows all code down; a UC_HOOK_BLOCK costs only
+# where a translation block starts at its address. qemu ends the block after CPSIE, MSR to a
+# special register and ISB, so a block hook on the next instruction sees each of them complete.
+_HINTS = (
+    (re.compile(rb"(?=\x40\xbf)"), "_sev_hooks", "_on_sev", UC_HOOK_CODE, 0),  # SEV
+    (re.compile(rb"(?=\x30\xbf)"), "_wfi_hooks", "_on_wfi", UC_HOOK_CODE, 0),  # WFI
+    (re.compile(rb"(?=[\x61-\x63]\xb6)"), "_unmask_hooks", "_on_unmask", UC_HOOK_BLOCK, 2),  # CPSIE
+    # MSR PRIMASK/BASEPRI/BASEPRI_MAX/FAULTMASK, Rn: F38n 88xx, SYSm 0x10..0x13
+    (re.compile(rb"(?=[\x80-\x8f]\xf3[\x10-\x13]\x88)", re.S), "_unmask_hooks", "_on_unmask",
+     UC_HOOK_BLOCK, 4),
+    (re.compile(rb"(?=\xbf\xf3[\x60-\x6f]\x8f)", re.S), "_unmask_hooks", "_on_unmask",
+     UC_HOOK_BLOCK, 4),  # ISB
+)
+
 SLICE_INSTRUCTIONS = 16384
 MIN_SLICE_INSTRUCTIONS = 64  # 1 us at 64 MHz: bounds the host cost of dense clock events
 TCG_BUFFER_BYTES = 32 * 1024 * 1024  # translated code; RAM programs are small
@@ -160,6 +200,7 @@ class CortexM:
         self._bp_hooks: dict[int, int] = {}
         self._sev_hooks: dict[int, int] = {}
         self._wfi_hooks: dict[int, int] = {}
+        self._unmask_hooks: dict[int, int] = {}
         self._wfi_at: int | None = None
 
         uc.hook_add(UC_HOOK_INTR, self._on_intr)
@@ -185,6 +226,11 @@ class CortexM:
         self.vtor: Callable[[], int] = lambda: 0  # the SCS's VTOR (set by the board)
         # DEMCR vector catch for an exception number (e.g. VC_HARDERR); set by the board
         self.exception_catch: Callable[[int], bool] = lambda exception: False
+        # a store to read-only mapped memory (the internal flash): True if the NVMC programs
+        # it (unicorn then completes the store), False for a bus fault; set by the board
+        self.rom_write: Callable[[int, int, int], bool] = lambda addr, size, value: False
+        # told when the core enters (True) or leaves (False) WFI/WFE sleep (nRF POWER events)
+        self.on_sleep: Callable[[bool], None] = lambda asleep: None
         self._fault: tuple[str, int, int] | None = None
 
         self._event_register = False
@@ -375,13 +421,14 @@ class CortexM:
 
     # -- sleep -------------------------------------------------------------------------
     def wake_pending(self) -> bool:
-        """Would the sleeping core wake now?  WFI: an enabled interrupt is pending (PRIMASK
-        ignored). WFE: the event register is set or an interrupt would preempt."""
+        """Would the sleeping core wake now?  WFI: a pending exception would preempt if
+        PRIMASK was clear (B1.5.19: enabled, and more urgent than BASEPRI and the active
+        exceptions). WFE: the event register is set or an exception would preempt."""
         if not self.sleeping:
             return True
         if self._sleep_kind == "wfe":
-            return self._event_register or self._preempting_irq() is not None
-        return bool(self.nvic.pending_enabled())
+            return self._event_register or self._preempting_exception() is not None
+        return self._preempting_exception(ignore_primask=True) is not None
 
     def try_wake(self) -> bool:
         if self.sleeping and self.wake_pending():
@@ -390,6 +437,7 @@ class CortexM:
             self.sleeping = False
             self._sleep_kind = None
             self._sleep_logged = False
+            self.on_sleep(False)
         return not self.sleeping
 
     def note_pended(self) -> None:
@@ -545,48 +593,78 @@ class CortexM:
             self.clock.advance(instructions / self._core_hz())
 
     # -- exceptions ------------------------------------------------------------------
-    def _execution_priority(self) -> int:
-        """Current execution priority from IPSR (lower is more urgent; thread = 256)."""
-        ipsr = self.uc.reg_read(A.UC_ARM_REG_IPSR) & 0x1FF
-        if ipsr == 0:
-            return 256
-        if ipsr >= 16 and ipsr - 16 < self.nvic.num_irqs:
-            return self.nvic.priority[ipsr - 16]
-        return -1 if ipsr in (2, 3) else 0  # NMI/HardFault; SVC etc. at priority 0 (reset)
+    def _execution_priority(self, *, ignore_primask: bool = False) -> int:
+        """The current execution priority (ARMv7-M B1.5.4, ARMv8-M B3.9; lower is more
+        urgent, Thread mode with nothing active and no mask is 256): the most urgent group
+        priority among the active exceptions, boosted by BASEPRI (its group priority),
+        PRIMASK (0) and FAULTMASK (-1). `ignore_primask` gives the priority a WFI wake-up
+        compares with ("would preempt if PRIMASK was clear", B1.5.19)."""
+        nvic, uc = self.nvic, self.uc
+        priority = 256
+        for exception in nvic.active_exceptions():
+            priority = min(priority, nvic.group_priority(nvic.exception_priority(exception)))
+        # BASEPRI's unimplemented low bits are RAZ/WI on silicon; unicorn keeps all 8 (an MRS
+        # reads them back), so the comparison drops them
+        basepri = uc.reg_read(A.UC_ARM_REG_BASEPRI) & nvic.implemented_mask
+        if basepri:
+            priority = min(priority, nvic.group_priority(basepri))
+        if not ignore_primask and uc.reg_read(A.UC_ARM_REG_PRIMASK) & 1:
+            priority = min(priority, 0)
+        if uc.reg_read(A.UC_ARM_REG_FAULTMASK) & 1:
+            priority = min(priority, -1)
+        return priority
 
-    def _preempting_irq(self) -> int | None:
-        """The enabled pending IRQ that would preempt now (PRIMASK, FAULTMASK, BASEPRI,
-        C_MASKINTS and the current priority considered), or None."""
-        if self.maskints:
+    def _preempting_exception(self, *, ignore_primask: bool = False) -> int | None:
+        """The pending exception that would be taken now (its group priority is more urgent
+        than the execution priority), or None. DHCSR.C_MASKINTS masks PendSV, SysTick and
+        external interrupts (C1.6.2)."""
+        nvic = self.nvic
+        exception = nvic.highest_pending_exception()
+        if exception is None:
             return None
-        uc = self.uc
-        if uc.reg_read(A.UC_ARM_REG_PRIMASK) & 1 or uc.reg_read(A.UC_ARM_REG_FAULTMASK) & 1:
+        if self.maskints and (exception >= 14):
             return None
-        irq = self.nvic.highest_pending()
-        if irq is None:
+        priority = nvic.group_priority(nvic.exception_priority(exception))
+        if priority >= self._execution_priority(ignore_primask=ignore_primask):
             return None
-        prio = self.nvic.priority[irq]
-        basepri = uc.reg_read(A.UC_ARM_REG_BASEPRI) & 0xFF
-        if (basepri and prio >= basepri) or prio >= self._execution_priority():
-            return None
-        return irq
+        return exception
 
     def _pending_exception(self) -> bool:
-        """Take the most urgent enabled pending IRQ if it preempts now; True if it did (the
+        """Take the most urgent pending exception if it preempts now; True if it did (the
         core is then in the handler, or locked up / halted by vector catch)."""
-        irq = self._preempting_irq()
-        if irq is None:
+        exception = self._preempting_exception()
+        if exception is None:
             return False
-        self.nvic.acknowledge(irq)
-        self._exception_entry(16 + irq, self.pc)
+        self._exception_entry(exception, self.pc)
         return True
 
+    def _take_in_emulation(self, return_pc: int) -> None:
+        """Inside a hook, at an instruction boundary: take a pending exception that preempts
+        now (the write of PC sends unicorn into the handler), stop if that locked up or
+        halted the core."""
+        exception = self._preempting_exception()
+        if exception is None:
+            return
+        self._exception_entry(exception, return_pc)
+        if self.lockup and not self.halted:
+            self._stop_reason = self._stop_reason or "fault"
+            self.uc.emu_stop()
+
     def _take_fault(self, why: str, return_pc: int, exception: int = 3) -> None:
-        """A fault (or SVC) outside emulation: vector through VTOR, or lock up when it
-        happens in the HardFault/NMI handler (silicon's lockup rule)."""
-        ipsr = self.uc.reg_read(A.UC_ARM_REG_IPSR) & 0x1FF
-        if exception == 3 and ipsr in (2, 3):
-            self._lock_up(f"{why} inside the {'NMI' if ipsr == 2 else 'HardFault'} handler")
+        """A fault (or SVC) outside emulation: vector through VTOR. A synchronous exception
+        whose priority does not preempt the execution priority escalates to HardFault, and
+        a HardFault that cannot preempt (in the HardFault or NMI handler, or FAULTMASK set)
+        locks the core up (B1.5.15)."""
+        nvic = self.nvic
+        current = self._execution_priority()
+        if exception != 3 and nvic.group_priority(nvic.exception_priority(exception)) >= current:
+            why = f"{why} escalated to HardFault (priority does not preempt)"
+            exception = 3
+        if exception == 3 and current <= -1:
+            ipsr = self.uc.reg_read(A.UC_ARM_REG_IPSR) & 0x1FF
+            where = {2: "the NMI handler", 3: "the HardFault handler"}.get(ipsr,
+                                                                           "FAULTMASK set")
+            self._lock_up(f"{why} inside {where}" if ipsr in (2, 3) else f"{why} with {where}")
             return
         if exception == 3:
             log.error("core fault: taking HardFault", why=why, pc=f"0x{return_pc:08X}")
@@ -625,19 +703,27 @@ class CortexM:
         except UcError:
             self._lock_up(f"stacking for exception {exception} failed at SP 0x{sp:08X}")
             return
+        # Thread mode still: the SPSEL write switches the stack pointer (qemu ignores SPSEL
+        # writes in Handler mode, as MSR does)
         uc.reg_write(A.UC_ARM_REG_CONTROL, control & ~0x6)  # SPSEL=0, FPCA=0
         uc.reg_write(A.UC_ARM_REG_PSP if use_psp else A.UC_ARM_REG_MSP, sp)
         exc_return = 0xFFFFFFF1 if ipsr else (0xFFFFFFFD if use_psp else 0xFFFFFFF9)
         uc.reg_write(A.UC_ARM_REG_LR, exc_return)
         uc.reg_write(A.UC_ARM_REG_PC, vector & ~1)  # (unicorn: a PC write sets EPSR.T from bit 0)
         uc.reg_write(A.UC_ARM_REG_XPSR, (XPSR_T if vector & 1 else 0) | exception)
+        self.nvic.activate(exception)
         self.sleeping = False
         self._sleep_kind = None
         if self.exception_catch(exception):
             self.halt("vcatch")
 
     def _exception_return(self, exc_return: int) -> None:
-        """EXC_RETURN loaded into PC in Handler mode: unstack and leave the handler."""
+        """EXC_RETURN loaded into PC in Handler mode: deactivate, unstack, leave the handler.
+
+        xPSR (and so IPSR) is restored before CONTROL: CONTROL.SPSEL written while IPSR is
+        still non-zero would be ignored (ARMv7-M B1.4.4: SPSEL cannot be written in Handler
+        mode, and qemu applies that to a register write too), leaving a thread that returns to
+        the Process stack running on the Main stack."""
         uc = self.uc
         exception = uc.reg_read(A.UC_ARM_REG_IPSR) & 0x1FF
         to_psp = bool(exc_return & 4)
@@ -647,18 +733,20 @@ class CortexM:
         except UcError:
             self._lock_up(f"unstacking at SP 0x{sp:08X} failed (exception return)")
             return
+        if exception:
+            self.nvic.deactivate(exception)
+        if exception != 2:  # DeActivate(): FAULTMASK clears on any return but NMI's
+            uc.reg_write(A.UC_ARM_REG_FAULTMASK, 0)
         for reg, value in zip((_GPR[0], _GPR[1], _GPR[2], _GPR[3], _GPR[12], A.UC_ARM_REG_LR),
                               words[:6]):
             uc.reg_write(reg, value)
         xpsr = words[7]
         sp += 32 + (4 if xpsr & (1 << 9) else 0)
         uc.reg_write(A.UC_ARM_REG_PSP if to_psp else A.UC_ARM_REG_MSP, sp)
-        control = uc.reg_read(A.UC_ARM_REG_CONTROL)
-        uc.reg_write(A.UC_ARM_REG_CONTROL, (control | 2) if to_psp else (control & ~2))
         uc.reg_write(A.UC_ARM_REG_PC, words[6] & ~1)
         uc.reg_write(A.UC_ARM_REG_XPSR, xpsr & ~(1 << 9))
-        if exception >= 16:
-            self.nvic.complete(exception - 16)
+        control = uc.reg_read(A.UC_ARM_REG_CONTROL)
+        uc.reg_write(A.UC_ARM_REG_CONTROL, (control | 2) if to_psp else (control & ~2))
 
     def _execute(self, count: int) -> int:
         """emu_start for up to count instructions; returns how many to charge."""
@@ -720,31 +808,45 @@ class CortexM:
         return count
 
     def _hook_hints(self, lo: int, hi: int) -> None:
-        """Hook the SEV and WFI halfwords of fresh code: unicorn runs SEV as a NOP (the hook
-        sets the event register) and a WFI hook tells a WFI stop from a slice that merely
-        ended after one. A hook on a halfword that is not an instruction never fires."""
-        for table in (self._sev_hooks, self._wfi_hooks):
-            for addr in [a for a in table if lo <= a < hi]:
+        """Hook instructions of fresh code the core must see: SEV (unicorn runs it as a NOP;
+        the hook sets the event register), WFI (tells a WFI stop from a slice that merely
+        ended after one), and the instruction after each CPSIE, MSR PRIMASK/BASEPRI/
+        BASEPRI_MAX/FAULTMASK and ISB: a pending exception that such an instruction unmasks,
+        or that an earlier register write pended, is taken there, at the next instruction
+        boundary (ARMv7-M B5.2.1 CPS and B5.2.3 MSR change the masks for the instructions
+        that follow; ISB is a context synchronization event, A3.7.3), not at the end of the
+        slice. A hook on a halfword that is not an instruction never fires; one after such
+        a halfword only checks for an exception that may be taken at any boundary anyway."""
+        tables = (self._sev_hooks, self._wfi_hooks, self._unmask_hooks)
+        for table in tables:
+            for addr in [a for a in table if lo <= a < hi + 4]:
                 self.uc.hook_del(table.pop(addr))
         base = lo & ~1
         try:
             code = bytes(self.uc.mem_read(base, (hi - base + 1) & ~1))
         except UcError:
             return
-        for pattern, table, hook in ((b"\x40\xbf", self._sev_hooks, self._on_sev),
-                                     (b"\x30\xbf", self._wfi_hooks, self._on_wfi)):
-            at = code.find(pattern)
-            while at >= 0:
-                if not at & 1:
-                    addr = base + at
-                    table[addr] = self.uc.hook_add(UC_HOOK_CODE, hook, begin=addr, end=addr)
-                at = code.find(pattern, at + 1)
+        for pattern, table_name, handler, kind, after in _HINTS:
+            table = getattr(self, table_name)
+            for match in pattern.finditer(code):
+                at = match.start()
+                addr = base + at + after
+                if not at & 1 and addr not in table:
+                    table[addr] = self.uc.hook_add(kind, getattr(self, handler),
+                                                   begin=addr, end=addr)
+
+    def _on_unmask(self, uc, address, size, _ud):
+        """A block starts right after a CPSIE / MSR <mask> / ISB (or is entered there from
+        elsewhere, which changes nothing): take an exception that now preempts."""
+        if self._step_from == address:
+            return  # a stepped instruction runs; the step checks for exceptions itself
+        self._take_in_emulation(address)
 
     def _on_sev(self, uc, address, size, _ud):
         self._event_register = True
 
     def _on_wfi(self, uc, address, size, _ud):
-        if self._step_from is None and self.nvic.pending_enabled():
+        if self._step_from is None and self._preempting_exception(ignore_primask=True) is not None:
             # the wake-up condition already holds: WFI completes at once, like a NOP, and the
             # slice goes on (so a loop around it still costs its instructions)
             uc.reg_write(A.UC_ARM_REG_PC, (address + 2) | 1)
@@ -756,6 +858,7 @@ class CortexM:
             return
         self.sleeping = True
         self._sleep_kind = kind
+        self.on_sleep(True)
 
     def _halfword(self, addr: int) -> int | None:
         try:
@@ -774,12 +877,16 @@ class CortexM:
     def _note_exc_return(self, addr: int) -> bool:
         """A jump to an EXC_RETURN value in Handler mode (M33: interrupt 8; M4: a prefetch
         abort at 0xFFFFFFxx) is an exception return: unstack right here and let the slice
-        go on in the code that was interrupted."""
+        go on in the code that was interrupted. A pending exception that preempts the
+        priority returned to is taken at once (tail-chaining, B1.5.8: the same registers
+        end up stacked, without running an instruction of the interrupted code)."""
         if addr >= 0xFFFFFF00 and self.uc.reg_read(A.UC_ARM_REG_IPSR) & 0x1FF:
             self._exception_return(addr | 1)
             if self.lockup:
                 self._stop_reason = "fault"
                 self.uc.emu_stop()
+            else:
+                self._take_in_emulation(self.pc)
             return True
         return False
 
@@ -832,6 +939,8 @@ class CortexM:
             why = (f"instruction fetch from 0x{addr:08X}: not executable here (execution from "
                    "the XIP window or peripherals is not modelled)")
         else:
+            if self.rom_write(addr, size, value):
+                return True  # programmed (NVMC): unicorn completes the store
             why = f"bus fault: write to read-only 0x{addr:08X}"
         self._enter_fault(why)
         return False

@@ -8,7 +8,8 @@ sticky flags by writing 1 to them in CTRL/STAT.
 
 Above the DP everything is what an SWD probe sees on silicon: MEM-AP (CSW, TAR, DRW, BD0-3,
 CFG, BASE, IDR) on the system bus, the nRF CTRL-APs, and the CoreSight ROM table (served by the
-System Control Space model at 0xE00FF000).
+System Control Space model at 0xE00FF000). The CTRL-APs and access-port protection live in
+`qspi_gdb.sim.ctrlap`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 
 from qspi_gdb.log import get_logger
 from qspi_gdb.sim.bus import Bus, BusFault
+from qspi_gdb.sim.ctrlap import APPLICATION, NETWORK, ChipProtection
 from qspi_gdb.sim.scs import ROM_TABLE
 
 log = get_logger("qspi_gdb.sim.dap")
@@ -196,66 +198,6 @@ class FaultingBus:
         raise BusFault(addr, True, self.why)
 
 
-class Nrf52CtrlAp(AccessPort):
-    """nRF52840 CTRL-AP (AP 1): RESET 0x000, ERASEALL 0x004, ERASEALLSTATUS 0x008,
-    APPROTECTSTATUS 0x00C (1 = not protected), IDR 0x0FC = 0x02880000."""
-
-    idr = 0x02880000
-
-    def __init__(self, system_reset: Callable[[], None]) -> None:
-        self.system_reset = system_reset
-        self.reset_reg = 0
-        self.eraseall = 0
-
-    def read(self, reg: int) -> int:
-        if reg == 0x000:
-            return self.reset_reg
-        if reg == 0x004:
-            return self.eraseall
-        if reg == 0x008:
-            return 0  # ERASEALLSTATUS: ready (erase of internal flash is not modelled)
-        if reg == 0x00C:
-            return 1
-        return super().read(reg)
-
-    def write(self, reg: int, value: int) -> None:
-        if reg == 0x000:
-            if value & 1 and not self.reset_reg:
-                self.system_reset()
-            self.reset_reg = value & 1
-        elif reg == 0x004:
-            if value & 1:
-                log.info("ctrl_ap_eraseall", note="internal flash erase accepted (not modelled)")
-            self.eraseall = value & 1
-
-
-class Nrf53CtrlAp(Nrf52CtrlAp):
-    """nRF5340 CTRL-AP (AP 2 application, AP 3 network): as nRF52 plus APPROTECT.STATUS at
-    0x00C = 3 (APPROTECT and SECUREAPPROTECT disabled), the *.DISABLE registers and the mailbox.
-    IDR 0x12880000."""
-
-    idr = 0x12880000
-
-    def __init__(self, system_reset: Callable[[], None]) -> None:
-        super().__init__(system_reset)
-        self.regs: dict[int, int] = {}
-
-    def read(self, reg: int) -> int:
-        if reg == 0x00C:
-            return 3
-        if reg == 0x018:
-            return 0  # ERASEPROTECT.STATUS: not protected
-        if 0x010 <= reg <= 0x02C:
-            return self.regs.get(reg, 0)
-        return super().read(reg)
-
-    def write(self, reg: int, value: int) -> None:
-        if 0x010 <= reg <= 0x02C:
-            self.regs[reg] = value & 0xFFFFFFFF
-        else:
-            super().write(reg, value)
-
-
 class JtagDp:
     """The DP behind the TAP's DPACC/APACC/ABORT instructions.
 
@@ -380,29 +322,42 @@ def build_dap(
     bus: Bus,
     system_reset: Callable[[], None],
     *,
+    protection: ChipProtection | None = None,
     on_transaction: Callable[[bool, int, bool, int], None] | None = None,
     on_access: Callable[[int, bool], None] | None = None,
 ) -> JtagDp:
     """The chip's real AP layout: nRF52840 AHB-AP 0 + CTRL-AP 1; nRF5340 application AHB-AP 0,
-    network AHB-AP 1, CTRL-APs 2 (application) and 3 (network)."""
+    network AHB-AP 1, CTRL-APs 2 (application) and 3 (network). The MEM-APs answer as access-port
+    protection lets them and the CTRL-APs belong to `protection` (`qspi_gdb.sim.ctrlap`; a debug
+    port tested alone gets an unprotected chip whose erases clear nothing)."""
+    protection = protection or ChipProtection(chip)
     rom = ROM_TABLE | 0b11  # BASE: entry present, ADIv5 format; the SCS model serves the table
     if chip == "nrf52840":
         app = MemAp(bus, idr=0x24770011, base=rom, tar_wrap=4096, on_access=on_access)
-        aps: list[AccessPort] = [app, Nrf52CtrlAp(system_reset)]
+        aps: list[AccessPort] = [protection.gate(app, APPLICATION),
+                                 protection.ctrl_ap(APPLICATION, system_reset)]
     elif chip == "nrf5340":
         # OpenOCD 0.12 rewrites TAR every 1 KiB on the Cortex-M33.
-        csw_fixed = CSW_DEVICEEN | CSW_SPIDEN  # secure debug enabled (device not protected)
+        csw_fixed = CSW_DEVICEEN | CSW_SPIDEN  # debug enabled while the port is open
         app = MemAp(
             bus, idr=0x84770001, base=rom, tar_wrap=1024, csw_fixed=csw_fixed, on_access=on_access
         )
+        network = getattr(protection.board, "network", None)
         net = MemAp(
-            FaultingBus("network core not modelled (forced off)"),
+            network if network is not None else FaultingBus("network core not modelled"),
             idr=0x84770001,
             base=rom,
             tar_wrap=1024,
             csw_fixed=csw_fixed,
         )
-        aps = [app, net, Nrf53CtrlAp(system_reset), Nrf53CtrlAp(system_reset)]
+        aps = [
+            protection.gate(app, APPLICATION),
+            # a network core held in Force-OFF shows its AP disabled, as a protected one does
+            protection.gate(net, NETWORK,
+                            powered=lambda: network is not None and not network.forceoff),
+            protection.ctrl_ap(APPLICATION, system_reset),
+            protection.ctrl_ap(NETWORK, system_reset),
+        ]
     else:
         raise ValueError(f"unknown chip {chip!r}")
     return JtagDp(aps, dpidr=DP_IDCODES[chip], on_transaction=on_transaction)

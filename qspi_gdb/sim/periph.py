@@ -1,7 +1,9 @@
 """nRF52840 / nRF5340 (application core) peripherals a loader or OpenOCD touches.
 
-Modelled: CLOCK (+ the POWER/RESET registers sharing its base), GPIO ports P0/P1, TIMER0..2,
-FICR, UICR, NVMC (status and configuration only). Register offsets follow the nrfx MDK headers
+Modelled here: CLOCK (+ the POWER/RESET registers sharing its base, with POWER's SLEEPENTER /
+SLEEPEXIT events), GPIO ports P0/P1, TIMER0..2, FICR and UICR (UICR writes go to the NVMC,
+`qspi_gdb.sim.nvmc`). The RTC, UARTE, PPI / DPPI and the register-file peripherals have their
+own modules. Register offsets follow the nrfx MDK headers
 (nrf52840.h, nrf5340_application.h). Registers are 32-bit: a sub-word read returns part of the
 word, a sub-word write is refused. An offset a model does not implement raises BusFault (the
 board logs it): nothing reads as a silent zero.
@@ -30,10 +32,22 @@ class Unmodelled(Exception):
 
 
 class Peripheral:
-    """32-bit register block; subclasses implement read_reg/write_reg on word offsets."""
+    """32-bit register block; subclasses implement read_reg/write_reg on word offsets.
+
+    Events a model generates go through `_generated(offset)` to the board's event router (PPI on
+    the nRF52840, DPPI on the nRF5340; `qspi_gdb.sim.ppi`), which triggers the connected tasks
+    by writing 1 to them. nRF5340 models keep their PUBLISH / SUBSCRIBE registers in `publish`
+    / `subscribe` (offset -> value) for the DPPI.
+    """
 
     name = "peripheral"
     size = 0x1000
+    router = None  # set by the board
+
+    def _generated(self, offset: int) -> None:
+        """The model generated the event at `offset` (its EVENTS register was set)."""
+        if self.router is not None:
+            self.router.event(self, offset)
 
     def read(self, offset: int, size: int) -> int:
         word = offset & ~3
@@ -72,12 +86,14 @@ def _no_irq(level: bool) -> None:
 
 
 class InfoBlock(Peripheral):
-    """A read-only word table (FICR, UICR); words not listed read as erased (0xFFFFFFFF)."""
+    """A word table (FICR, UICR); words not listed read as erased (0xFFFFFFFF). Writes go to
+    `writer` (the NVMC, for the UICR) or fault (the FICR is read-only)."""
 
     def __init__(self, name: str, words: dict[int, int], size: int = 0x1000) -> None:
         self.name = name
         self.size = size
         self.words = dict(words)
+        self.writer: Callable[[int, int, int], None] | None = None
 
     def read_reg(self, offset: int) -> int:
         if offset >= self.size:
@@ -85,7 +101,9 @@ class InfoBlock(Peripheral):
         return self.words.get(offset, 0xFFFFFFFF)
 
     def write(self, offset: int, size: int, value: int) -> None:
-        raise BusFault(offset, True, f"{self.name} is read-only (writes need the NVMC)")
+        if self.writer is None:
+            raise BusFault(offset, True, f"{self.name} is read-only")
+        self.writer(offset, size, value)
 
 
 def ficr_nrf52840() -> InfoBlock:
@@ -138,52 +156,20 @@ def uicr(chip: str) -> InfoBlock:
     return InfoBlock("UICR", {0x208: 0x0000005A})  # APPROTECT = HwDisabled
 
 
-# -- NVMC --------------------------------------------------------------------------------
-
-
-class Nvmc(Peripheral):
-    """Status and configuration only: programming the internal flash is not modelled."""
-
-    name = "NVMC"
-
-    def __init__(self, chip: str) -> None:
-        self.chip = chip
-        self.reset()
-
-    def reset(self) -> None:
-        self.config = 0
-        self.icachecnf = 0
-        self.configns = 0
-
-    def read_reg(self, offset: int) -> int:
-        if offset in (0x400, 0x408):  # READY, READYNEXT
-            return 1
-        if offset == 0x504:
-            return self.config
-        if offset == 0x540 and self.chip == "nrf52840":
-            return self.icachecnf
-        if offset == 0x584 and self.chip == "nrf5340":
-            return self.configns
-        raise Unmodelled
-
-    def write_reg(self, offset: int, value: int) -> None:
-        if offset == 0x504:
-            self.config = value & 0x3
-        elif offset == 0x540 and self.chip == "nrf52840":
-            self.icachecnf = value & 0x101
-        elif offset == 0x584 and self.chip == "nrf5340":
-            self.configns = value & 0x3
-        else:
-            raise Unmodelled
-
-
 # -- CLOCK (+ POWER / RESET registers at the same base) ----------------------------------
 
 HFXO_STARTUP_S = 360e-6  # HFXO start-up, typical (nRF52840 PS tSTART,HFXO; same on nRF5340)
 HFINT_STARTUP_S = 3e-6  # nRF5340 HFCLKSRC=HFINT: no crystal to wait for (estimate)
 HFCLK192M_STARTUP_S = 360e-6
 HFCLKAUDIO_STARTUP_S = 360e-6
-LF_STARTUP_S = {0: 600e-6, 1: 0.25, 2: 600e-6}  # LFRC, LFXO (typ. 0.25 s), LFSYNT
+# LFCLK start-up by LFCLKSRC.SRC, which the chips encode differently (MDK bitfields): nRF52840
+# 0 RC, 1 Xtal, 2 Synth; nRF5340 1 LFRC, 2 LFXO, 3 LFSYNT. LFRC / LFSYNT 600 us, LFXO 0.25 s
+# (typical start-up times, PS LFRC / LFXO electrical specifications).
+LFRC_STARTUP_S, LFXO_STARTUP_S, LFSYNT_STARTUP_S = 600e-6, 0.25, 600e-6
+LF_STARTUP_S = {
+    "nrf52840": {0: LFRC_STARTUP_S, 1: LFXO_STARTUP_S, 2: LFSYNT_STARTUP_S},
+    "nrf5340": {1: LFRC_STARTUP_S, 2: LFXO_STARTUP_S, 3: LFSYNT_STARTUP_S},
+}
 
 
 class NrfClock(Peripheral):
@@ -205,9 +191,11 @@ class NrfClock(Peripheral):
         self.reset_reason = 0  # RESETREAS accumulates until written 1 to clear
         self.reset()
 
-    # bit of each event in INTEN, by event register offset
-    _EVENTS52 = {0x100: 0, 0x104: 1, 0x10C: 3, 0x110: 4, 0x128: 10, 0x12C: 11}
-    _EVENTS53 = {0x100: 0, 0x104: 1, 0x11C: 7, 0x120: 8, 0x124: 9}
+    # bit of each event in INTEN, by event register offset; POWER's SLEEPENTER (0x114, bit 5)
+    # and SLEEPEXIT (0x118, bit 6) share the register with CLOCK's events on both chips
+    _EVENTS52 = {0x100: 0, 0x104: 1, 0x10C: 3, 0x110: 4, 0x114: 5, 0x118: 6, 0x128: 10,
+                 0x12C: 11}
+    _EVENTS53 = {0x100: 0, 0x104: 1, 0x114: 5, 0x118: 6, 0x11C: 7, 0x120: 8, 0x124: 9}
 
     def reset(self) -> None:
         for event in self._pending.values():
@@ -291,6 +279,12 @@ class NrfClock(Peripheral):
     def _set_event(self, offset: int) -> None:
         self.events[offset] = 1
         self._update_irq()
+        self._generated(offset)
+
+    def note_sleep(self, asleep: bool) -> None:
+        """POWER.EVENTS_SLEEPENTER / SLEEPEXIT: the CPU entered / left WFI or WFE sleep
+        (nRF52840 PS §5.3 POWER, nRF5340 PS POWER registers)."""
+        self._set_event(0x114 if asleep else 0x118)
 
     def _update_irq(self) -> None:
         level = any(
@@ -320,12 +314,15 @@ class NrfClock(Peripheral):
             def lf_started() -> None:
                 self.lfclk_running = True
                 self._set_event(0x104)
+                self._notify()  # the RTCs count from now on
 
-            self._after("lf", LF_STARTUP_S.get(self.lfclksrc & 3, 600e-6), lf_started)
+            self._after("lf", LF_STARTUP_S[self.chip].get(self.lfclksrc & 3, LFRC_STARTUP_S),
+                        lf_started)
         elif offset == 0x00C:  # LFCLKSTOP
             self.lfclk_run = 0
             self.lfclk_running = False
             self._cancel("lf")
+            self._notify()
         elif offset == 0x010:  # CAL
             done = 0x10C if self.chip == "nrf52840" else 0x11C
             self._after("cal", 16e-3, lambda: self._set_event(done))
@@ -486,14 +483,10 @@ def _written_inten(offset: int, value: int, inten: int, mask: int, has_inten: bo
 
 
 def _store_dppi(periph, offset: int, value: int) -> None:
-    """SUBSCRIBE/PUBLISH registers hold their value; DPPI itself is not modelled."""
+    """SUBSCRIBE (task offset + 0x80) / PUBLISH (event offset + 0x80) registers: CHIDX and EN,
+    read by the DPPI controller (`qspi_gdb.sim.ppi.Dppic`)."""
     table = periph.publish if offset >= 0x180 else periph.subscribe
     table[offset] = value & 0x800000FF
-    if value & 0x80000000:
-        log.error(
-            "DPPI channel enabled: DPPI is not modelled", peripheral=periph.name,
-            register=f"+0x{offset:03X}",
-        )
 
 
 # -- GPIO --------------------------------------------------------------------------------
@@ -671,6 +664,7 @@ class Timer(Peripheral):
             self.running = False
         self._update_irq()
         self._reschedule()
+        self._generated(0x140 + 4 * n)
 
     def _update_irq(self) -> None:
         self.irq(any(self.events[n] and self.inten & (1 << (16 + n)) for n in range(self.cc_count)))
@@ -681,6 +675,7 @@ class Timer(Peripheral):
         for n in range(self.cc_count):
             if self._count == self.cc[n] & (wrap - 1):
                 self.events[n] = 1
+                self._generated(0x140 + 4 * n)
                 if self.shorts & (1 << n):
                     self._count = 0
                 if self.shorts & (1 << (8 + n)):

@@ -17,6 +17,13 @@ Modelling choices that no source confirms (README lists them):
   one read frame of CNT bytes. EasyDMA reads each page from RAM when that page is sent.
 - EasyDMA rule violations (unaligned, CNT not a multiple of 4, outside RAM): nothing is sent
   or stored, READY is raised, and the violation is appended to `errors` and logged.
+- ACTIVATE while ENABLE=0 completes with READY after the activation time but sends nothing
+  and leaves the interface not activated: ENABLE "acquires the pins selected in PSELn", so
+  without it no pin is driven, yet EVENTS_READY is generated "as a response to any QSPI task"
+  (nRF52840 PS) / "all QSPI tasks except DEACTIVATE" (nRF5340 PS). nrfx relies on it: its
+  errata 215 / 43 workaround in nrfx_qspi_init -> qspi_configure triggers ACTIVATE with the
+  pins disconnected and spins on READY *before* nrf_qspi_enable (nrfx 3.x drivers/src/
+  nrfx_qspi.c; Zephyr's nrf_qspi_nor runs it on both DKs).
 - Tasks other than ACTIVATE need ENABLE=1 and an activated interface, else nothing happens
   (no READY); the violation is recorded in `errors`.
 """
@@ -330,6 +337,10 @@ class NrfQspi:
 
     def _start(self, body: Generator, name: str) -> None:
         if not self._reg(ENABLE) & 1:
+            if name == "ACTIVATE" and self._task is None:
+                self._task = self._activate_disabled()  # READY, no pins, no traffic
+                self._step()
+                return
             self._error(f"{name} while ENABLE=0: ignored")
             return
         if self._task is not None:
@@ -408,6 +419,9 @@ class NrfQspi:
             payload = bytes([conf >> 8 & 0xFF, conf >> 16 & 0xFF])[: mode - 1]
             yield from self._frame(conf & 0xFF, data=payload)
         yield from self._wait_wip()
+
+    def _activate_disabled(self) -> Generator:
+        yield ACTIVATION_TIME
 
     def _deactivate(self) -> None:
         self._drop_running_work()

@@ -18,6 +18,9 @@ from dataclasses import dataclass, field
 
 from qspi_gdb.log import get_logger
 from qspi_gdb.sim.bus import BusFault
+from qspi_gdb.sim.nvic import NMI as NMI_EXCEPTION
+from qspi_gdb.sim.nvic import PENDSV as PENDSV_EXCEPTION
+from qspi_gdb.sim.nvic import SYSTICK as SYSTICK_EXCEPTION
 
 log = get_logger("qspi_gdb.sim.scs")
 
@@ -56,7 +59,19 @@ VTOR = 0xE000ED08
 AIRCR = 0xE000ED0C
 SCR = 0xE000ED10
 CCR = 0xE000ED14
+SHPR1 = 0xE000ED18  # SHPR1..3: system handler priorities, byte per exception 4..15
+SHPR3 = 0xE000ED20
+SHCSR = 0xE000ED24
 CPACR = 0xE000ED88
+NSACR = 0xE000ED8C  # ARMv8-M with the Security Extension
+MPU_TYPE = 0xE000ED90
+MPU_CTRL = 0xE000ED94
+MPU_RNR = 0xE000ED98
+MPU_RBAR = 0xE000ED9C
+MPU_LAST = 0xE000EDB8  # RBAR/RASR (v8-M RLAR) and their three aliases end here
+MPU_MAIR0 = 0xE000EDC0  # ARMv8-M
+MPU_MAIR1 = 0xE000EDC4
+MPU_REGIONS = 8  # MPU_TYPE.DREGION of both cores (Cortex-M4 and M33 TRMs: 8 regions)
 AIRCR_VECTKEY = 0x05FA
 AIRCR_VECTKEYSTAT = 0xFA05
 SYSRESETREQ = 1 << 2
@@ -250,6 +265,7 @@ class SystemControlSpace:
             self.scb[0xE000EF34] = 0xC0000000
         self.systick = {SYST_CSR: 0, SYST_RVR: 0, SYST_CVR: 0}
         self._systick_since: float | None = None
+        self.mpu = MpuRegisters(self.profile.v8m)
 
     def note_reset(self) -> None:
         """Record a system reset for DHCSR.S_RESET_ST and reset the SCB (idempotent per reset)."""
@@ -306,6 +322,15 @@ class SystemControlSpace:
             return (AIRCR_VECTKEYSTAT << 16) | (self.scb.get(AIRCR, 0) & 0xFFFF)
         if addr == ICSR:
             return self._icsr()
+        if SHPR1 <= addr <= SHPR3:
+            nvic = self.board.nvic
+            return sum(nvic.shpr_read(addr - SHPR1 + i) << (8 * i) for i in range(4))
+        if addr == SHCSR:
+            return self._shcsr()
+        if MPU_TYPE <= addr <= MPU_LAST or (self.profile.v8m and addr in (MPU_MAIR0, MPU_MAIR1)):
+            return self.mpu.read(addr)
+        if addr == NSACR and self.profile.v8m:
+            return self.scb.get(NSACR, 0)
         if 0xE000ED08 <= addr <= 0xE000ED3C or addr == CPACR or addr in (0xE000EF34, 0xE000EF38,
                                                                           0xE000EF3C):
             return self.scb.get(addr, 0)
@@ -363,7 +388,20 @@ class SystemControlSpace:
             self._aircr_write(value)
         elif addr == ICSR:
             self._icsr_write(value)
-        elif addr in (VTOR, SCR, CCR, CPACR, 0xE000E008) or 0xE000ED18 <= addr <= 0xE000ED24:
+        elif SHPR1 <= addr <= SHPR3:
+            for i in range(4):
+                self.board.nvic.shpr_write(addr - SHPR1 + i, (value >> (8 * i)) & 0xFF)
+        elif addr == SHCSR:
+            # the enable bits (MEMFAULTENA..SECUREFAULTENA) are kept; faults still escalate
+            # to HardFault (configurable fault handlers are not modelled). The active and
+            # pended bits are the exception state's, not writable here.
+            self.scb[SHCSR] = value & 0x000F0000
+        elif MPU_TYPE <= addr <= MPU_LAST or (self.profile.v8m
+                                              and addr in (MPU_MAIR0, MPU_MAIR1)):
+            self.mpu.write(addr, value)
+        elif addr == NSACR and self.profile.v8m:
+            self.scb[NSACR] = value & 0x00000CFF  # CP10, CP11, CP0..CP7
+        elif addr in (VTOR, SCR, CCR, CPACR, 0xE000E008):
             self.scb[addr] = value & (0xFFFFFF80 if addr == VTOR else 0xFFFFFFFF)
             if addr == SCR:
                 core.sevonpend = bool(value & (1 << 4))
@@ -474,30 +512,57 @@ class SystemControlSpace:
         if value >> 16 != AIRCR_VECTKEY:
             return
         self.scb[AIRCR] = value & 0x0000E708  # PRIGROUP, SYSRESETREQS, BFHFNMINS, PRIS
+        self.board.nvic.prigroup = (value >> 8) & 7
         if value & SYSRESETREQ or (value & VECTRESET and not self.profile.v8m):
             self.board.system_reset()
             self.note_reset()
 
     def _icsr(self) -> int:
+        """ICSR (ARMv7-M B3.2.4): VECTACTIVE, RETTOBASE, VECTPENDING, ISRPENDING and the
+        NMI / PendSV / SysTick pend bits of the exception state."""
         nvic = self.board.nvic
         value = 0
-        pending = getattr(nvic, "highest_pending", lambda: None)()
+        pending = nvic.highest_pending_exception()
         if pending is not None:
-            value |= (1 << 22) | ((pending + 16) << 12)  # ISRPENDING, VECTPENDING
-        value |= self.scb.get(ICSR, 0) & ((1 << 28) | (1 << 26))  # PENDSVSET, PENDSTSET
-        vectactive = getattr(self.board.core, "vectactive", 0)
-        return value | (vectactive & 0x1FF)
+            value |= pending << 12  # VECTPENDING
+        if nvic.pending:
+            value |= 1 << 22  # ISRPENDING: an external interrupt is pending
+        if nvic.is_pending(NMI_EXCEPTION):
+            value |= 1 << 31
+        if nvic.is_pending(PENDSV_EXCEPTION):
+            value |= 1 << 28
+        if nvic.is_pending(SYSTICK_EXCEPTION):
+            value |= 1 << 26
+        vectactive = getattr(self.board.core, "vectactive", 0) & 0x1FF
+        if vectactive and len(nvic.active_exceptions()) <= 1:
+            value |= 1 << 11  # RETTOBASE: no other active exception to return to
+        return value | vectactive
 
     def _icsr_write(self, value: int) -> None:
-        pend = self.scb.get(ICSR, 0)
-        for set_bit, clr_bit in ((28, 27), (26, 25)):
+        nvic = self.board.nvic
+        for exception, set_bit, clr_bit in ((PENDSV_EXCEPTION, 28, 27),
+                                            (SYSTICK_EXCEPTION, 26, 25)):
             if value & (1 << set_bit):
-                pend |= 1 << set_bit
-            if value & (1 << clr_bit):
-                pend &= ~(1 << set_bit)
-        self.scb[ICSR] = pend
+                nvic.pend_exception(exception)
+            elif value & (1 << clr_bit):
+                nvic.unpend_exception(exception)
         if value & (1 << 31):
-            log.warning("icsr_nmipendset_not_modelled")
+            nvic.pend_exception(NMI_EXCEPTION)
+
+    def _shcsr(self) -> int:
+        """SHCSR: the enable bits written, the active and pended bits of the exception
+        state (ARMv7-M B3.2.13)."""
+        nvic = self.board.nvic
+        value = self.scb.get(SHCSR, 0)
+        active = set(nvic.active_exceptions())
+        for exception, bit in ((4, 0), (5, 1), (6, 3), (11, 7), (12, 8), (14, 10), (15, 11)):
+            if exception in active:
+                value |= 1 << bit
+        if self.profile.v8m:
+            for exception, bit in ((3, 2), (7, 4), (2, 5)):
+                if exception in active:
+                    value |= 1 << bit
+        return value
 
     # --- SysTick (counts at the core clock; interrupts are not modelled) ---
 
@@ -707,3 +772,61 @@ class SystemControlSpace:
         if offset >= 0xF00:
             return 0  # other CoreSight management registers (claim tags, DEVID, ...) are RAZ
         return None
+
+
+class MpuRegisters:
+    """The MPU's registers (ARMv7-M B3.5 PMSAv7; ARMv8-M D1.2 MPU_* registers), kept but not
+    enforced:
+    unicorn's own MPU cannot be programmed from outside, so accesses are never checked
+    against these regions, and the ARMv8-M TT instruction (answered by unicorn) reports no
+    region. TYPE.DREGION = 8 on both cores. RBAR/RASR (ARMv7-M) or RBAR/RLAR (ARMv8-M) are
+    banked by RNR; the alias registers RBAR_An/RASR_An (RLAR_An) at +8n reach RNR's region
+    (ARMv7-M, where a RBAR write with VALID=1 selects the region first) or region
+    RNR[7:2]:n (ARMv8-M)."""
+
+    def __init__(self, v8m: bool) -> None:
+        self.v8m = v8m
+        self.ctrl = 0
+        self.rnr = 0
+        self.rbar = [0] * MPU_REGIONS
+        self.rasr = [0] * MPU_REGIONS  # RLAR on ARMv8-M
+        self.mair = [0, 0]
+
+    def _region(self, addr: int) -> tuple[int, bool]:
+        """(region number, is RBAR) of an RBAR/RASR(RLAR) register or alias."""
+        alias, second = divmod(addr - MPU_RBAR, 8)
+        region = ((self.rnr & ~3) | alias) if self.v8m and alias else self.rnr
+        return region % MPU_REGIONS, second == 0
+
+    def read(self, addr: int) -> int:
+        if addr == MPU_TYPE:
+            return MPU_REGIONS << 8
+        if addr == MPU_CTRL:
+            return self.ctrl
+        if addr == MPU_RNR:
+            return self.rnr
+        if addr in (MPU_MAIR0, MPU_MAIR1):
+            return self.mair[(addr - MPU_MAIR0) // 4]
+        region, is_rbar = self._region(addr)
+        if is_rbar:
+            return self.rbar[region] | (0 if self.v8m else region)
+        return self.rasr[region]
+
+    def write(self, addr: int, value: int) -> None:
+        if addr == MPU_TYPE:
+            return  # read-only
+        if addr == MPU_CTRL:
+            self.ctrl = value & 0x7
+        elif addr == MPU_RNR:
+            self.rnr = value & 0xFF
+        elif addr in (MPU_MAIR0, MPU_MAIR1):
+            self.mair[(addr - MPU_MAIR0) // 4] = value
+        else:
+            region, is_rbar = self._region(addr)
+            if is_rbar:
+                if not self.v8m and value & 0x10:  # VALID: REGION selects the region
+                    self.rnr = value & 0xF
+                    region = self.rnr % MPU_REGIONS
+                self.rbar[region] = value & (0xFFFFFFFF if self.v8m else 0xFFFFFFE0)
+            else:
+                self.rasr[region] = value

@@ -183,6 +183,7 @@ class DebugWire:
             chip,
             board.bus,
             self._system_reset,
+            protection=getattr(board, "protection", None),
             on_transaction=self._on_transaction,
             on_access=self._on_access,
         )

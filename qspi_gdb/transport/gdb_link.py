@@ -15,6 +15,7 @@ from pathlib import Path
 
 from qspi_gdb import log
 from qspi_gdb.errors import ConnectionLost, TargetError, UsageError
+from qspi_gdb.transport.dap import results as dap_results
 from qspi_gdb.transport.gdbmi import GdbError, GdbMi, GdbTimeout, mi_quote
 
 _log = log.get_logger(__name__)
@@ -48,9 +49,11 @@ class GdbLink:
     """
 
     def __init__(self, gdb: GdbMi, *, monitor: bool, wait_scale: float = 1.5,
-                 wait_floor_s: float = 5.0):
+                 wait_floor_s: float = 5.0, monitor_reset: str = "sysresetreq"):
         self.gdb = gdb
         self.monitor = monitor
+        # how OpenOCD's `reset` resets this target (our target configs: SYSRESETREQ)
+        self.monitor_reset = monitor_reset
         self.wait_scale = wait_scale
         self.wait_floor_s = wait_floor_s
         self.halted = True
@@ -220,13 +223,30 @@ class GdbLink:
         self.gdb.wait_stopped(self.wait_floor_s)
         self.halted = True
 
-    def reset(self, halt: bool = True) -> None:
+    def reset(self, halt: bool = True) -> str:
+        """Reset the target; returns how ("sysresetreq", or what OpenOCD's own configuration
+        does for user configs) for the report."""
         if self.monitor:
             self.gdb.console("monitor reset halt" if halt else "monitor reset run", timeout_s=30)
+            how = self.monitor_reset
         else:
             self._reset_by_aircr(halt)
+            how = "sysresetreq (AIRCR write)"
         self._flush_registers()
         self.halted = halt
+        return how
+
+    def read_ap(self, ap: int, reg: int) -> int:
+        """An access-port register of the debug port, through our OpenOCD (its Tcl helper in
+        openocd_cfg/target/nordic_ctrlap.tcl); a GDB server someone else runs cannot."""
+        if not self.monitor:
+            raise TargetError("the debug port's access ports can only be read through an "
+                              "OpenOCD qspi-gdb starts (not --gdb-server)")
+        result = self.gdb.console(f"monitor qspi_gdb_apregs {{{int(ap)} {int(reg):#x}}}")
+        answers = dap_results([("read", ap, reg)], result.console_text)
+        if answers[0]["value"] is None:
+            raise TargetError(f"OpenOCD could not read AP {ap} register {reg:#04x}")
+        return answers[0]["value"]
 
     # -- helpers -------------------------------------------------------------------------------
 

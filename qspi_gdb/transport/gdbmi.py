@@ -343,7 +343,7 @@ class GdbMi:
         proc = self._proc
         if proc is None or proc.stdin is None or proc.poll() is not None:
             raise GdbExited(self._exit_message())
-        _log.debug("gdb <-", line=line if len(line) < 200 else line[:200] + "...")
+        log.traffic(_log, "gdb <-", line=line if len(line) < 200 else line[:200] + "...")
         try:
             proc.stdin.write(line.encode() + b"\n")
             proc.stdin.flush()
@@ -369,6 +369,9 @@ class GdbMi:
             raise GdbTimeout("no answer before the deadline", command=command)
         if record is _EOF:
             self._records.put(_EOF)  # every later read sees the end too
+            # gdb may die of its server's death (SIGABRT when OpenOCD is killed): the server
+            # that ended is the news, and its exit status can come a moment after gdb's EOF
+            self.check_watched(_DEATH_SETTLE_S)
             raise GdbExited(self._exit_message(), command=command)
         return record
 
@@ -394,7 +397,7 @@ class GdbMi:
             if record.kind == "prompt":
                 continue
             if record.kind == "output" and record.raw:
-                _log.debug("gdb output", text=record.raw[:200])
+                log.traffic(_log, "gdb output", text=record.raw[:200])
             self._records.put(record)
         self._records.put(_EOF)
 

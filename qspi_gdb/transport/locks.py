@@ -12,12 +12,12 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
-import stat
 import time
 from pathlib import Path
 
 from qspi_gdb import log
 from qspi_gdb.errors import TargetError, UsageError
+from qspi_gdb.rundir import RunDirError, runtime_dir
 
 _log = log.get_logger(__name__)
 
@@ -25,21 +25,11 @@ _POLL_S = 0.2
 
 
 def lock_dir() -> Path:
-    """The private directory for lock files (created 0700; refused when someone else owns it
-    or it is not a plain directory)."""
-    runtime = os.environ.get("XDG_RUNTIME_DIR")
-    if runtime and os.path.isdir(runtime) and os.access(runtime, os.W_OK):
-        path = Path(runtime) / "qspi-gdb"
-    else:
-        path = Path("/tmp") / f"qspi-gdb-locks-{os.getuid()}"
+    """The private directory for lock files (`qspi_gdb.rundir`)."""
     try:
-        path.mkdir(mode=0o700, exist_ok=True)
-        info = path.lstat()
-    except OSError as exc:
-        raise TargetError(f"cannot make the lock directory {path}: {exc.strerror}") from exc
-    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
-        raise TargetError(f"lock directory {path} is not a private directory of this user")
-    return path
+        return runtime_dir()
+    except RunDirError as exc:
+        raise TargetError(f"lock directory: {exc}") from exc
 
 
 class TargetLock:

@@ -10,6 +10,7 @@ import re
 import shutil
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -31,10 +32,35 @@ def openocd_cfg_dir() -> Path:
     installed = _PACKAGE / "openocd_cfg"
     return installed if installed.is_dir() else _PACKAGE.parent / "openocd_cfg"
 
+
+@dataclass(frozen=True)
+class Interface:
+    """A probe we have a script for: OpenOCD's interface config and the SWD transport its driver
+    offers (nRF chips have no JTAG; each driver names SWD its own way)."""
+
+    transport: str | None  # `transport select` argument; None: the config chooses
+    description: str
+    dap_access: bool = True  # `dap apreg` works (recover, the network core's access port)
+
+
 # Interfaces a user may name with --interface: our openocd_cfg/interface/<name>.cfg when we ship
-# one, otherwise Debian's interface/<name>.cfg (all SWD probes; nRF chips have no JTAG). FTDI
-# adapters have one config per adapter (interface/ftdi/<adapter>.cfg): --openocd-config.
-KNOWN_INTERFACES = ("jlink", "cmsis-dap", "stlink", "stlink-dap", "sim")
+# one, otherwise Debian's interface/<name>.cfg. Another OpenOCD interface name is used with the
+# "swd" transport; FTDI adapters have one config per adapter (--openocd-config).
+INTERFACES: dict[str, Interface] = {
+    "jlink": Interface("swd", "SEGGER J-Link, external or the DKs' on-board J-Link OB"),
+    "cmsis-dap": Interface("swd", "CMSIS-DAP v1 (HID) or v2 (bulk): DAPLink, Raspberry Pi "
+                           "debugprobe, ..."),
+    "stlink-dap": Interface("dapdirect_swd", "ST-LINK V2-1/V3 driven at the DAP level "
+                            "(firmware V2J24 or later)"),
+    "stlink": Interface("hla_swd", "ST-LINK as a high-level adapter: memory and run control "
+                        "only, no DAP access (no recover; use stlink-dap)", dap_access=False),
+    "sim": Interface(None, "a virtual board (remote_bitbang, JTAG)"),
+}
+KNOWN_INTERFACES = tuple(INTERFACES)
+
+
+def interface_transport(name: str) -> str | None:
+    return INTERFACES[name].transport if name in INTERFACES else "swd"
 
 # Commands every OpenOCD we start gets before its configs: local only, no telnet/tcl servers,
 # failed reads are errors (not zeros), no memory map (GDB would refuse plain writes to ranges
@@ -174,8 +200,11 @@ class OpenOcd:
         self._stderr_path: Path | None = None
 
     def argv(self, gdb_port: int) -> list[str]:
+        return self._argv((*_BASE_COMMANDS, f"gdb_port {gdb_port}"))
+
+    def _argv(self, base_commands: Sequence[str]) -> list[str]:
         argv = [self.program, "-s", str(openocd_cfg_dir())]
-        for command in (*_BASE_COMMANDS, f"gdb_port {gdb_port}"):
+        for command in base_commands:
             argv += ["-c", command]
         for kind, value in self.script:
             value = str(value)
@@ -253,6 +282,38 @@ class OpenOcd:
         if self._own_tmp is not None:
             self._own_tmp.cleanup()
             self._own_tmp = None
+
+    def run_once(self, commands: Sequence[str], timeout_s: float) -> str:
+        """Run OpenOCD without servers: the script, `init`, the commands, `shutdown`; return
+        its log. For work below the core (the DAP's access ports), which needs no GDB and works
+        on a chip whose core cannot be examined. Killed (TargetError) after timeout_s."""
+        if self._workdir is None:
+            self._own_tmp = WorkDir(WORKDIR_PREFIX)
+            self._workdir = self._own_tmp.path
+        self._stderr_path = self._workdir / "openocd.log"
+        argv = self._argv(("gdb_port disabled", "telnet_port disabled", "tcl_port disabled"))
+        for command in ("init", *commands, "shutdown"):
+            argv += ["-c", command]
+        _log.debug("running openocd once", argv=argv)
+        try:
+            with open(self._stderr_path, "wb") as stderr:
+                try:
+                    self._proc = spawn(argv, stdin=subprocess.DEVNULL, stdout=stderr,
+                                       stderr=stderr, cwd=self._workdir)
+                except OSError as exc:
+                    raise TargetError(f"cannot start {self.program}: {exc}") from exc
+            try:
+                status = self._proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                raise TargetError(f"OpenOCD did not finish within {timeout_s:.0f} s: "
+                                  f"{self.error_summary()}") from None
+            text = self.stderr_text()
+            if status != 0:
+                raise TargetError(f"OpenOCD stopped ({exit_text(status)}): "
+                                  f"{self.error_summary()}")
+            return text
+        finally:
+            self.close()
 
     def __enter__(self) -> OpenOcd:
         return self.start() if self._proc is None else self

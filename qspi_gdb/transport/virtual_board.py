@@ -76,7 +76,7 @@ class VirtualBoardProcess:
     def argv(self) -> list[str]:
         assert self.socket_path is not None
         argv = [sys.executable, "-m", "qspi_gdb.sim", "--board", self.board,
-                "--socket", str(self.socket_path), "--json"]
+                "--socket", str(self.socket_path), "--json", "--no-register"]
         if self.image is not None:
             argv += ["--sim-image", str(self.image)]
         return argv + self.extra_args
