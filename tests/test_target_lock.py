@@ -36,7 +36,8 @@ def test_a_second_flash_of_the_same_flash_file_is_refused_then_waits_its_turn(lo
     flash_file = tmp_path / "f.img"
     first, second, third = (tmp_path / f"{name}.bin" for name in ("first", "second", "third"))
     for n, path in enumerate((first, second, third)):
-        path.write_bytes(random.Random(n).randbytes(64 * 1024))
+        # the first long enough to be still running when the third one asks for the lock
+        path.write_bytes(random.Random(n).randbytes((512 if n == 0 else 64) * 1024))
     common = ["--board", "sim-nrf52840dk", "--sim-image", str(flash_file)]
     a = Running("flash", f"{first}@0x12100000", *common, env=dict(os.environ))
     try:

@@ -228,9 +228,9 @@ def stream(client: LoaderClient, steps: Sequence[EraseStep | ProgramStep],
     reported = 0  # program ops whose progress was reported
     start_us = client.header.time_us if client.header else 0
     limit = 2.0 + 1.5 * sum(client.timing.max_s(op.cmd) for op in ops)
-    while True:
-        hdr = client.header
-        assert hdr is not None
+
+    def report(hdr: mb.MailboxHeader) -> None:
+        nonlocal reported
         while reported < queued and ops[reported].index < hdr.done_seq and \
                 ops[reported].cmd.status == mb.ST_OK:  # the work really begun, also on failure
             cmd = ops[reported].cmd
@@ -239,6 +239,11 @@ def stream(client: LoaderClient, steps: Sequence[EraseStep | ProgramStep],
             if erased is not None and cmd.op == mb.OP_ERASE:
                 erased(cmd.len, _ERASE_UNIT[cmd.arg])
             reported += 1
+
+    while True:
+        hdr = client.header
+        assert hdr is not None
+        report(hdr)
         client.check([op.cmd for op in ops[:queued] if op.index < hdr.done_seq
                       and op.cmd.status != mb.ST_OK])
         if queued == total and hdr.done_seq > ops[-1].index:
@@ -257,7 +262,15 @@ def stream(client: LoaderClient, steps: Sequence[EraseStep | ProgramStep],
                   busy=hdr.busy, queued=[op.cmd.name[0] + hex(op.cmd.addr) for op in
                                          ops[before:queued]], wait_ms=round(wait * 1e3, 2),
                   rate=round(client.speed.rate), stop_ms=round(client.speed.stop_s * 1e3, 2))
-        client.cycle(wait)
+        try:
+            client.cycle(wait)
+        except KeyboardInterrupt:  # count what the loader began before it goes on unreported
+            try:
+                report(client.stop_now())
+            except Exception as exc:  # noqa: BLE001 - the interrupt is what the user sees
+                log.debug("could not read the loader's progress after the interrupt",
+                          error=str(exc))
+            raise
 
 
 def feed(client: LoaderClient, ops: list[Op], queued: int) -> int:

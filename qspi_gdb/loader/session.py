@@ -224,6 +224,12 @@ class LoaderSession:
                   done=hdr.done_seq, seq=self._seq, busy=hdr.busy)
         return hdr
 
+    def stop_now(self) -> mb.MailboxHeader:
+        """Halt the loader where it is (after an interrupt of the host) and read what it
+        finished, so a report counts the work that really began."""
+        self.link.halt()
+        return self._stop(False)
+
     def _write_request(self) -> None:
         """The new commands into their ring slots: one write (two where the ring wraps); a
         slot's tag says it holds the command the loader waits for."""
