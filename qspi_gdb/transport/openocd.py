@@ -71,8 +71,10 @@ _BASE_COMMANDS = (
     "tcl_port disabled",
     "gdb_report_data_abort enable",  # OpenOCD 0.12 spelling; `gdb report_data_abort` is newer
     "gdb_memory_map disable",
-    # A halt on the loader's bkpt is seen at OpenOCD's next poll of the running core: 100 ms by
-    # default, which would dominate each stop/resume cycle.
+    # The server loop's sleep between its rounds. It does not shorten halt detection: OpenOCD
+    # 0.12 notices a halt the target makes itself only at its 100 ms target poll whatever this
+    # says (measured; TARGET_DEFAULT_POLLING_INTERVAL), which is why the loader never halts
+    # itself and the host halts it by request (loader ABI 2).
     "poll_period 10",
 )
 
