@@ -59,6 +59,7 @@ from .clock import Clock
 from .core import XPSR_T, CortexM
 from .ctrlap import ChipProtection
 from .netcore import NetworkCore, PowerResetBlock
+from .faults import Fault, FaultPlan
 from .nor import NorFlash
 from .nvic import Nvic
 from .nvmc import Nvmc
@@ -413,10 +414,12 @@ class Board:
 
     def __init__(self, board: str | boards.Board, sim_image: str | PathLike | None = None, *,
                  locked: tuple[str, ...] = (), network_running: bool = False,
-                 console: str | PathLike | BinaryIO | None = None) -> None:
+                 console: str | PathLike | BinaryIO | None = None,
+                 faults: FaultPlan | None = None) -> None:
         """locked: the cores whose access port starts protected ("application", "network");
         network_running: the nRF5340 network core starts released from Force-OFF (as the
-        application firmware of a DK does); console: where UARTE0's output goes."""
+        application firmware of a DK does); console: where UARTE0's output goes; faults: the
+        seeded faults to inject (`qspi_gdb.sim.faults`)."""
         row = BOARDS.get(board) if isinstance(board, str) else board
         if row is None or not row.virtual:
             raise ValueError(f"unknown virtual board {board!r} (known: {', '.join(BOARDS)})")
@@ -484,6 +487,10 @@ class Board:
         ]
 
         self.flash = NorFlash.from_part(row.part, sim_image)
+        self.faults = faults if faults is not None else FaultPlan()
+        self.flash.faults = self.faults
+        self.faults.on("core-reset", self._fault_reset)
+        self.faults.on("power-loss", self.power_loss)
         # The QSPI model drives the chip's advance() from this clock and advances the clock
         # itself for register accesses and SCK time.
         self.qspi = NrfQspi(
@@ -677,6 +684,18 @@ class Board:
         for listener in self.reset_listeners:
             listener()
         self.core.reset()
+
+    def _fault_reset(self, fault: Fault) -> None:
+        fault.note(f"system reset at PC 0x{self.core.pc:08X}")
+        self.system_reset()
+
+    def power_loss(self, fault: Fault) -> None:
+        """Power lost and back: the flash chip interrupted mid-operation and restarted, the
+        MCU reset with its RAM undefined (drawn from the fault's seed); the debug connection
+        drops with it (the wire registers that part)."""
+        self.flash.power_loss(fault)
+        self.ram[:] = fault.rng.randbytes(len(self.ram))
+        self.system_reset()
 
     def erase_internal_flash(self) -> None:
         """The internal flash back to 0xFF (a CTRL-AP ERASEALL; `ctrlap` clears the UICR and
