@@ -17,7 +17,7 @@ from test_jtag_dap import Host
 from qspi_gdb.sim import dap as D
 from qspi_gdb.sim.board import Board
 from qspi_gdb.sim.faults import KINDS, FaultPlan, FaultSpecError, parse_fault
-from qspi_gdb.sim.jtag import IR_APACC, IR_DPACC
+from qspi_gdb.sim.jtag import IR_DPACC
 from qspi_gdb.sim.nor import NorFlash
 from qspi_gdb.sim.parts import PARTS
 from qspi_gdb.sim.wire import DebugWire, RemoteBitbangServer

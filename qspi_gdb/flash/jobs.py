@@ -24,8 +24,8 @@ from qspi_gdb.errors import (
     VerifyError,
 )
 from qspi_gdb.flash import rules
-from qspi_gdb.flash.estimate import Estimate, choose_profile, estimate
 from qspi_gdb.flash.chip_state import describe_network_core, network_core
+from qspi_gdb.flash.estimate import Estimate, choose_profile, estimate
 from qspi_gdb.flash.options import FlashOptions, ImageSpec, TargetSpec
 from qspi_gdb.flash.plan import Plan
 from qspi_gdb.flash.plan import plan as make_plan

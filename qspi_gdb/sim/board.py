@@ -58,8 +58,8 @@ from .bus import BusFault
 from .clock import Clock
 from .core import XPSR_T, CortexM
 from .ctrlap import ChipProtection
-from .netcore import NetworkCore, PowerResetBlock
 from .faults import Fault, FaultPlan
+from .netcore import NetworkCore, PowerResetBlock
 from .nor import NorFlash
 from .nvic import Nvic
 from .nvmc import Nvmc
