@@ -114,6 +114,13 @@ def _add_target_options(parser: argparse.ArgumentParser) -> None:
     conn.add_argument("--sim-locked", metavar="CORES", nargs="?", const="all",
                       help="virtual boards: start with access-port protection (APPROTECT) on, "
                       "as a protected chip: all cores (default), application or network")
+    conn.add_argument("--sim-fault", metavar="KIND:UNIT=N[:ARG]", action="append",
+                      help="virtual boards: inject a fault (`qspi-gdb sim --help` lists the "
+                      "kinds and units); repeatable")
+    conn.add_argument("--sim-fault-seed", metavar="N", type=int,
+                      help="virtual boards: the seed of the faults (default 0)")
+    conn.add_argument("--sim-fault-log", metavar="FILE",
+                      help="virtual boards: write the injected faults as JSON to FILE")
     conn.add_argument("--wait-lock", metavar="SECONDS", type=_seconds,
                       help="when another qspi-gdb uses the same flash file or probe, wait up "
                       "to SECONDS for it (default: refuse at once)")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
@@ -104,9 +104,15 @@ def planning_config(cfg: FlashConfig, command: str) -> FlashConfig:
 def _precheck(image: Image, cfg: FlashConfig) -> None:
     """Refuse before starting anything what the stated flash cannot take (explicit size)."""
     explicit_size = not cfg.sources.get("size", "preset ").startswith("preset ")
+    explicit_mode = not cfg.sources.get("address_mode", "preset ").startswith("preset ")
     assumed = _assumed(cfg)
-    if explicit_size and assumed is not None:
+    if assumed is None:
+        return
+    if explicit_size:
         rules.check_image(image, assumed)
+    elif explicit_mode and assumed.address_mode == 24:
+        # MODE24BIT stated: data at or above 16 MiB cannot be reached whatever the chip's size
+        rules.check_image(image, replace(assumed, size=max(assumed.size, 1 << 32)))
 
 
 def _loader_path(target: TargetSpec, cfg: FlashConfig) -> Path:

@@ -236,8 +236,8 @@ def run(args: argparse.Namespace) -> int:
         stats["network_core"] = board.network.as_dict()
     if faults:
         stats["faults"] = faults.report()
-        if faults.after_fire is not None:
-            faults.after_fire()
+    if faults.after_fire is not None:
+        faults.after_fire()  # the final counters
     if args.json:
         print(json.dumps({"board": args.board, "stats": stats}, default=str), flush=True)
     else:

@@ -59,6 +59,9 @@ KINDS: dict[str, tuple[str, int, str]] = {
 SHOTS = ("operations", "commands")  # ARG units that count the operations a fault strikes
 
 
+_MARKS = {"cmd": "first_command", "erase": "first_erase", "program": "last_program"}
+
+
 class FaultSpecError(ValueError):
     """A --fault text that does not parse; the message names the part at fault."""
 
@@ -140,6 +143,9 @@ class FaultPlan:
         self.seed = seed
         self.faults = [parse_fault(text, i, seed) for i, text in enumerate(specs)]
         self.counters = {unit: 0 for unit in UNITS}
+        # the counters at the first flash command, the first erase and the last program:
+        # where a host's phases begin and end, for a campaign that aims a fault at a phase
+        self.marks: dict[str, dict[str, int]] = {}
         self._handlers: dict[str, list[Callable[[Fault], None]]] = {}
         self.after_fire: Callable[[], None] | None = None  # e.g. write the fault log
         self._next: dict[str, float] = {}
@@ -158,6 +164,8 @@ class FaultPlan:
     def count(self, unit: str, n: int = 1) -> None:
         value = self.counters[unit] + n
         self.counters[unit] = value
+        if unit in _MARKS and (unit == "program" or value == 1):
+            self.marks[_MARKS[unit]] = dict(self.counters)
         if value >= self._next[unit]:
             self._fire(unit)
 
@@ -182,7 +190,7 @@ class FaultPlan:
         return None
 
     def report(self) -> dict:
-        return {"seed": self.seed, "counters": dict(self.counters),
+        return {"seed": self.seed, "counters": dict(self.counters), "marks": dict(self.marks),
                 "faults": [f.as_dict() for f in self.faults]}
 
 
