@@ -339,13 +339,19 @@ def make_cases(quick: bool, total: int, seed: int, calibration: dict[str, dict])
     rng = random.Random(seed)
     combos = [(phase, kind, unit, arg) for phase in PHASES
               for kind, unit, arg in SIM_FAULTS[phase]]
-    combos += [(phase, kind, None, None) for phase in PHASES for kind in HOST_FAULTS
-               if not (kind == "stop-openocd" and quick)]
+    if quick:  # every board fault once, and one host fault of each process in some phase
+        combos += [("program", "kill-openocd", None, None), ("erase", "kill-gdb", None, None),
+                   ("verify", "kill-board", None, None), ("read-back", "sigint", None, None),
+                   ("program", "sigterm", None, None)]
+    else:
+        combos += [(phase, kind, None, None) for phase in PHASES for kind in HOST_FAULTS]
     parts = list(BOARDS)
     cases: list[Case] = []
-    rounds = 1 if quick else max(1, -(-total // len(combos)))
+    rounds = 1 if quick else max(1, -(-total // (len(combos) - len(PHASES))))
     for r in range(rounds):
         for i, (phase, kind, unit, arg) in enumerate(combos):
+            if kind == "stop-openocd" and r > 0:
+                continue  # each waits out a deadline: once per phase is enough
             part = parts[(i + r) % len(parts)]
             s = rng.randrange(1 << 30)
             case = Case(f"{r:02d}-{i:03d}-{part}-{phase}-{kind}", part, phase, kind, s)
