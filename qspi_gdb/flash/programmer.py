@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterator, Mapping, Sequence
 
 from qspi_gdb import log
+from qspi_gdb.errors import TargetError
 from qspi_gdb.flash import rules
 from qspi_gdb.flash.plan import Plan, SectorContent, image_checks
 from qspi_gdb.flash.plan import plan as make_plan
@@ -47,6 +48,7 @@ from qspi_gdb.loader.config import loader_config, probe_config
 from qspi_gdb.loader.pipeline import EraseStep, ProgramStep
 
 _log = log.get_logger(__name__)
+KEPT_READ_ATTEMPTS = 3  # reads of the bytes around the image before a mismatch is an error
 
 
 class _Phase:
@@ -240,10 +242,8 @@ class Programmer:
             reading.total += the_plan.fill_bytes
             preserved: list[list[bytes]] = []
             for op in the_plan.operations:
-                kept = []
-                for r in op.fills:
-                    kept.append(self.client.read(r.offset, r.length))
-                    reading.add(r.length)
+                kept = self._read_kept(op.fills)
+                reading.add(sum(r.length for r in op.fills))
                 preserved.append(kept)
         contents = [the_plan.build(op, kept) for op, kept in zip(the_plan.operations, preserved)]
 
@@ -296,6 +296,27 @@ class Programmer:
             self._verify_ranges(image, the_plan.verify, contents, outcome,
                                 proven=_proven_unchanged(the_plan, pre_read))
         return outcome
+
+    def _read_kept(self, fills: Sequence[Range]) -> list[bytes]:
+        """The bytes around the image that are written back after the erase, each proven by
+        the target's CRC32 of the same range (a disturbed read would be written back as the
+        old contents, and the verify would agree); a mismatch is read again a bounded number
+        of times, one that persists fails before anything is erased."""
+        kept = [self.client.read(r.offset, r.length) for r in fills]
+        for attempt in range(1, KEPT_READ_ATTEMPTS + 1 if fills else 0):
+            wrong = [i for i, want in enumerate(self.crcs(fills)) if zlib.crc32(kept[i]) != want]
+            if not wrong:
+                break
+            if attempt == KEPT_READ_ATTEMPTS:
+                at = fills[wrong[0]].offset
+                raise TargetError(f"the bytes to keep at flash offset 0x{at:08X}"
+                                  f" read differently {attempt} times (CRC32 on the target "
+                                  "disagrees); nothing was written")
+            _log.warning("bytes around the image read inconsistently; reading them again",
+                         offset=f"0x{fills[wrong[0]].offset:08X}", ranges=len(wrong))
+            for i in wrong:
+                kept[i] = self.client.read(fills[i].offset, fills[i].length)
+        return kept
 
     def _verify_ranges(self, image: Image, ranges: Sequence[Range],
                        contents: Sequence[SectorContent], outcome: FlashOutcome,
