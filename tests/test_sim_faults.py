@@ -262,6 +262,7 @@ def test_core_reset_fault_resets_the_core_mid_run():
     with Board("sim-nrf52840dk", faults=FaultPlan(["core-reset:cmd=1"])) as board:
         board.core.write_core_reg(15, 0x20000100)
         board.flash.transfer(b"\x05", 1)  # one flash command frame
+        board.clock.advance(1e-6)  # the reset is the next clock event (after the frame)
         assert board.core.read_core_reg(15) != 0x20000100  # back at the reset vector
         assert board.faults.faults[0].effects
 
@@ -271,6 +272,7 @@ def test_power_loss_on_the_board_scrambles_ram_and_resets():
         board.write_memory(0x20000000, bytes(64))
         board.flash.transfer(b"\x06")
         board.flash.transfer(b"\x02\x00\x00\x00" + bytes(256))
+        board.clock.advance(1e-6)
         assert board.read_memory(0x20000000, 64) != bytes(64)
         assert not board.flash.status & 1
         assert board.flash.peek(0, 256) not in (bytes(256), b"\xff" * 256)

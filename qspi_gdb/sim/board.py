@@ -687,15 +687,21 @@ class Board:
 
     def _fault_reset(self, fault: Fault) -> None:
         fault.note(f"system reset at PC 0x{self.core.pc:08X}")
-        self.system_reset()
+        # A fault may come due inside a peripheral's task (a QSPI frame): the reset runs as the
+        # next clock event, when that task step has returned.
+        self.clock.call_after(0.0, self.system_reset)
 
     def power_loss(self, fault: Fault) -> None:
         """Power lost and back: the flash chip interrupted mid-operation and restarted, the
         MCU reset with its RAM undefined (drawn from the fault's seed); the debug connection
         drops with it (the wire registers that part)."""
         self.flash.power_loss(fault)
-        self.ram[:] = fault.rng.randbytes(len(self.ram))
-        self.system_reset()
+
+        def mcu_down() -> None:
+            self.ram[:] = fault.rng.randbytes(len(self.ram))
+            self.system_reset()
+
+        self.clock.call_after(0.0, mcu_down)
 
     def erase_internal_flash(self) -> None:
         """The internal flash back to 0xFF (a CTRL-AP ERASEALL; `ctrlap` clears the UICR and
