@@ -62,6 +62,22 @@ def target_options(board: Board, connection: Connection) -> TargetOptions:
     )
 
 
+def target_identity(connection: Connection) -> str:
+    """Who the target is, for the kept-bytes journal (`qspi_gdb.flash.journal`): the virtual
+    board's flash file, the probe by serial (else its interface), the OpenOCD configs or the
+    GDB server. The journal also checks the board and the chip's JEDEC ID."""
+    if connection.gdb_server:
+        return f"GDB server {connection.gdb_server}"
+    if connection.openocd_config:
+        return "OpenOCD config " + " ".join(os.path.abspath(c) for c in connection.openocd_config)
+    if connection.sim_image:
+        return f"virtual flash file {os.path.realpath(connection.sim_image)}"
+    if connection.serial:
+        return f"probe serial {connection.serial}"
+    where = f" at USB {connection.usb_location}" if connection.usb_location else ""
+    return f"probe {connection.interface or 'jlink'}{where}"
+
+
 def _reporter(result: Result | None):
     """Copies how the target was reached (probe, serial, speed) into the result."""
 

@@ -200,6 +200,9 @@ def register(subparsers) -> None:
     flash.add_argument("--dry-run", action="store_true",
                        help="print the plan and its estimated time; connect to nothing, write "
                        "nothing")
+    flash.add_argument("--discard-journal", action="store_true",
+                       help="delete the kept-bytes journal an interrupted flash of this target "
+                       "left, without restoring the bytes around its image it saved")
     flash.add_argument("--layout", metavar="FILE.svg",
                        help="draw the plan (with --dry-run) or what was done as an SVG picture "
                        "of the flash")

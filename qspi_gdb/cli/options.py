@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from qspi_gdb.connect import Connection
+from qspi_gdb.connect import Connection, target_identity
 from qspi_gdb.errors import UsageError
 from qspi_gdb.flash.options import FlashOptions, ImageSpec, TargetSpec
 
@@ -47,7 +47,9 @@ def image_specs(args: argparse.Namespace) -> tuple[ImageSpec, ...]:
 def flash_options(args: argparse.Namespace) -> FlashOptions:
     return FlashOptions(verify=not args.no_verify, force=args.force, chip_erase=args.chip_erase,
                         dry_run=args.dry_run,
-                        probe="gdb-server" if args.gdb_server else args.interface)
+                        probe="gdb-server" if args.gdb_server else args.interface,
+                        target_id=target_identity(connection(args)),
+                        discard_journal=args.discard_journal)
 
 
 def read_output(args: argparse.Namespace) -> str | None:

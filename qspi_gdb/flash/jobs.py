@@ -26,6 +26,7 @@ from qspi_gdb.errors import (
 from qspi_gdb.flash import rules
 from qspi_gdb.flash.chip_state import describe_network_core, network_core
 from qspi_gdb.flash.estimate import Estimate, choose_profile, estimate
+from qspi_gdb.flash.journal import Identity, open_journal
 from qspi_gdb.flash.options import FlashOptions, ImageSpec, TargetSpec
 from qspi_gdb.flash.plan import Plan
 from qspi_gdb.flash.plan import plan as make_plan
@@ -203,7 +204,8 @@ def _flash_state(programmer: Programmer, result: Result) -> str:
         return ""
     done = "erased" if result.command == "erase" else "written"
     if not programmer.flash_written:
-        return f"the flash range may be partly {done}"
+        kept = f"; {programmer.kept_note}" if programmer.kept_note else ""
+        return f"the flash range may be partly {done}{kept}"
     if result.verify == "verified":
         return f"the flash range was {done} and verified"
     return f"the flash range was {done} but not verified"
@@ -285,8 +287,13 @@ def flash(target: TargetSpec, image_spec: ImageSpecs, options: FlashOptions,
         return PlannedFlash(the_plan, assumed, est, checks_unchanged=crc_check)
     _precheck(image, cfg)
     with _programmer(target, cfg, open_target, progress, result) as programmer:
+        jedec = programmer.config.jedec_id
+        journal = open_journal(
+            Identity(programmer.config.board, options.target_id or f"board {cfg.board}",
+                     jedec.hex().upper() if jedec else "unknown"),
+            image, discard=options.discard_journal)
         outcome = programmer.flash(image, verify=options.verify, force=options.force,
-                                   chip_erase=options.chip_erase)
+                                   chip_erase=options.chip_erase, journal=journal)
         _fill_plan_counts(result, outcome.plan)
         result.verified_ranges = outcome.verified
         result.mismatched_ranges = outcome.mismatched

@@ -43,3 +43,7 @@ class FlashOptions:
     # the dry run's time estimate: an inputs.probes profile name, or the OpenOCD interface
     # name / "gdb-server" the connection uses (None: the board's usual probe)
     probe: str | None = None
+    # who the target is, for the kept-bytes journal (`qspi_gdb.connect.target_identity`: the
+    # virtual flash file, the probe's serial or interface, the GDB server); None: the board
+    target_id: str | None = None
+    discard_journal: bool = False  # delete a journal an interrupted flash left, unapplied

@@ -8,18 +8,17 @@ the target and fill the Result; the rules it obeys live in `qspi_gdb.flash.rules
 
 from __future__ import annotations
 
-import bisect
-import itertools
 import os
 import time
 import zlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Iterator, Mapping, Sequence
 
 from qspi_gdb import log
-from qspi_gdb.errors import TargetError
+from qspi_gdb.flash import kept as kept_bytes
 from qspi_gdb.flash import rules
+from qspi_gdb.flash.journal import Journal
 from qspi_gdb.flash.plan import Plan, SectorContent, image_checks
 from qspi_gdb.flash.plan import plan as make_plan
 from qspi_gdb.flash.progress import (
@@ -36,6 +35,7 @@ from qspi_gdb.flash.progress import (
 )
 from qspi_gdb.flash.ranges import Range
 from qspi_gdb.flash.rules import EraseRun
+from qspi_gdb.flash.work import UnitsWritten, WorkDone
 from qspi_gdb.inputs.detect import apply_chip
 from qspi_gdb.inputs.flash_config import FlashConfig
 from qspi_gdb.inputs.image import Image
@@ -48,7 +48,6 @@ from qspi_gdb.loader.config import loader_config, probe_config
 from qspi_gdb.loader.pipeline import EraseStep, ProgramStep
 
 _log = log.get_logger(__name__)
-KEPT_READ_ATTEMPTS = 3  # reads of the bytes around the image before a mismatch is an error
 
 
 class _Phase:
@@ -104,26 +103,6 @@ def expected_bytes(image: Image, contents: Sequence[SectorContent], r: Range) ->
 
 
 @dataclass
-class WorkDone:
-    """Flash work carried out so far, counted as the loader accepts each piece (not taken from
-    the plan), so a command that fails half-way reports what really happened."""
-
-    erase_units: int = 0  # 4 KiB sectors and 64 KiB blocks whose erase began
-    bytes_erased: int = 0
-    chip_erased: bool = False
-    bytes_programmed: int = 0
-    pages_programmed: int = 0
-    sectors_written: int = 0  # sector_size units whose new contents were all sent
-
-    def erased(self, n: int, unit: int) -> None:
-        self.bytes_erased += n
-        if unit:
-            self.erase_units += n // unit
-        else:
-            self.chip_erased = True
-
-
-@dataclass
 class FlashOutcome:
     plan: Plan
     contents: list[SectorContent]
@@ -149,6 +128,7 @@ class Programmer:
         # True once every erase and program of the command has finished on the chip
         self.flash_written = False
         self.work = WorkDone()
+        self.kept_note = ""  # after a failed write: where the bytes outside the image are
 
     # -- connect: greeting, probe, detect, configure --------------------------------------------
 
@@ -223,7 +203,9 @@ class Programmer:
     # -- flash ---------------------------------------------------------------------------------
 
     def flash(self, image: Image, *, verify: bool = True, force: bool = False,
-              chip_erase: bool = False) -> FlashOutcome:
+              chip_erase: bool = False, journal: Journal | None = None) -> FlashOutcome:
+        """Plan, erase, program, verify. journal: the bytes kept around the image are saved in
+        it before erasing, restored from it, proven and removed (`qspi_gdb.flash.kept`)."""
         cfg = self._config()
         checks = image_checks(image, rules.erase_unit(cfg))
         use_crcs = not force and not chip_erase
@@ -232,6 +214,8 @@ class Programmer:
 
         def sector_crcs(ranges: Sequence[Range]) -> list[int]:
             values = self.crcs(ranges, reading)
+            if journal is not None:
+                values = journal.spoil(ranges, values)
             pre_read.update(zip(ranges, values))
             return values
 
@@ -242,7 +226,10 @@ class Programmer:
             reading.total += the_plan.fill_bytes
             preserved: list[list[bytes]] = []
             for op in the_plan.operations:
-                kept = self._read_kept(op.fills)
+                kept = kept_bytes.read_kept(self.client, self.crcs, op.fills)
+                if journal is not None:
+                    kept = journal.overlay(op.fills, kept)
+                    journal.add(op.fills, kept)
                 reading.add(sum(r.length for r in op.fills))
                 preserved.append(kept)
         contents = [the_plan.build(op, kept) for op, kept in zip(the_plan.operations, preserved)]
@@ -262,7 +249,7 @@ class Programmer:
         if steps:
             erasing = _Phase(self.progress, ERASING, the_plan.bytes_erased)
             programming = _Phase(self.progress, PROGRAMMING, program_total)
-            written = _UnitsWritten(the_plan, op_program)
+            written = UnitsWritten(the_plan, op_program)
 
             def on_erase(n: int, unit: int) -> None:
                 self.work.erased(n, unit)
@@ -274,12 +261,18 @@ class Programmer:
                 self.work.sectors_written = written.upto(self.work.bytes_programmed)
                 programming.add(n)
 
+            if journal is not None and journal.entries:
+                journal.save()  # on the disk before the first erase
             self.flash_touched = True
             try:
                 self.client.write(steps, progress=on_program, erased=on_erase)
             except BaseException as exc:
                 erasing.fail(exc)
                 programming.fail(exc)
+                if journal is not None and journal.entries:
+                    self.kept_note = kept_bytes.after_failure(
+                        exc, self.client, self.crcs, self._reload, journal,
+                        [(op, c) for op, c in zip(the_plan.operations, contents) if op.fills])
                 raise
             self.work.sectors_written = the_plan.sectors_written
             erasing.done = erasing.total
@@ -295,28 +288,15 @@ class Programmer:
         if verify:
             self._verify_ranges(image, the_plan.verify, contents, outcome,
                                 proven=_proven_unchanged(the_plan, pre_read))
+        if journal is not None and not kept_bytes.settle(journal, self.crcs):
+            _log.warning("the bytes around the image do not match the journal; it stays",
+                         journal=str(journal.path))
         return outcome
 
-    def _read_kept(self, fills: Sequence[Range]) -> list[bytes]:
-        """The bytes around the image that are written back after the erase, each proven by
-        the target's CRC32 of the same range (a disturbed read would be written back as the
-        old contents, and the verify would agree); a mismatch is read again a bounded number
-        of times, one that persists fails before anything is erased."""
-        kept = [self.client.read(r.offset, r.length) for r in fills]
-        for attempt in range(1, KEPT_READ_ATTEMPTS + 1 if fills else 0):
-            wrong = [i for i, want in enumerate(self.crcs(fills)) if zlib.crc32(kept[i]) != want]
-            if not wrong:
-                break
-            if attempt == KEPT_READ_ATTEMPTS:
-                at = fills[wrong[0]].offset
-                raise TargetError(f"the bytes to keep at flash offset 0x{at:08X}"
-                                  f" read differently {attempt} times (CRC32 on the target "
-                                  "disagrees); nothing was written")
-            _log.warning("bytes around the image read inconsistently; reading them again",
-                         offset=f"0x{fills[wrong[0]].offset:08X}", ranges=len(wrong))
-            for i in wrong:
-                kept[i] = self.client.read(fills[i].offset, fills[i].length)
-        return kept
+    def _reload(self) -> None:
+        """Load and start the loader again (a reset lost it) with the detected configuration."""
+        self.client.start()
+        self.client.init(loader_config(self._config()))
 
     def _verify_ranges(self, image: Image, ranges: Sequence[Range],
                        contents: Sequence[SectorContent], outcome: FlashOutcome,
@@ -434,17 +414,3 @@ def _proven_unchanged(the_plan: Plan, pre_read: Mapping[Range, int]) -> Callable
             c.range in pre_read and pre_read[c.range] & 0xFFFFFFFF == c.crc32 for c in inside)
 
     return proven
-
-
-class _UnitsWritten:
-    """How many sector_size units of the plan have all their program data sent, from the bytes
-    programmed so far (the write sends the units' data in plan order)."""
-
-    def __init__(self, the_plan: Plan, op_program: Sequence[int]):
-        self.ends = list(itertools.accumulate(op_program))  # program bytes up to each unit
-        self.units = list(itertools.accumulate(op.size // the_plan.sector_size
-                                               for op in the_plan.operations))
-
-    def upto(self, programmed: int) -> int:
-        done = bisect.bisect_right(self.ends, programmed)
-        return self.units[done - 1] if done else 0
