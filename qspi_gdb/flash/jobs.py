@@ -304,7 +304,8 @@ def flash(target: TargetSpec, image_spec: ImageSpecs, options: FlashOptions,
             first = outcome.mismatched[0]
             raise VerifyError(f"verify failed after writing: {len(outcome.mismatched)} range(s) "
                               f"differ, first at flash offset 0x{first['offset']:08X} "
-                              f"(CRC32 {first['actual']}, expected {first['expected']})")
+                              f"(CRC32 {first['actual']}, expected {first['expected']})"
+                              + (f"; {programmer.kept_note}" if programmer.kept_note else ""))
         else:
             result.verify = "verified"
         done = programmer.config

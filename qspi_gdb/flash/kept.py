@@ -85,6 +85,14 @@ def after_failure(exc: BaseException, client, crcs: Crcs, reload: Callable[[], N
              "command restores them")
     if not isinstance(exc, Exception) or link_lost(exc):
         return saved  # interrupted (Ctrl-C: stop now), or nobody left to ask
+    return restore(client, crcs, reload, journal, units)
+
+
+def restore(client, crcs: Crcs, reload: Callable[[], None], journal: Journal,
+            units: Sequence[tuple[SectorOp, SectorContent]]) -> str:
+    """Rewrite the units whose kept bytes the target does not prove (see after_failure)."""
+    saved = (f"the bytes outside the image are saved in {journal.path}; a re-run of the same "
+             "command restores them")
     started = time.monotonic()
     for attempt in (1, 2):
         try:

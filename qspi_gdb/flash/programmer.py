@@ -289,8 +289,11 @@ class Programmer:
             self._verify_ranges(image, the_plan.verify, contents, outcome,
                                 proven=_proven_unchanged(the_plan, pre_read))
         if journal is not None and not kept_bytes.settle(journal, self.crcs):
-            _log.warning("the bytes around the image do not match the journal; it stays",
-                         journal=str(journal.path))
+            _log.warning("the bytes around the image do not match the journal; restoring them",
+                         journal=str(journal.path))  # e.g. a program failure the chip hid
+            self.kept_note = kept_bytes.restore(
+                self.client, self.crcs, self._reload, journal,
+                [(op, c) for op, c in zip(the_plan.operations, contents) if op.fills])
         return outcome
 
     def _reload(self) -> None:
