@@ -17,11 +17,11 @@ from typing import Callable, Iterator, Sequence
 
 from qspi_gdb import log
 from qspi_gdb.errors import (
-    ConnectionLost,
     QspiGdbError,
     TargetError,
     UsageError,
     VerifyError,
+    connection_lost,
 )
 from qspi_gdb.flash import rules
 from qspi_gdb.flash.chip_state import describe_network_core, network_core
@@ -166,14 +166,14 @@ def _programmer(target: TargetSpec, cfg: FlashConfig, open_target: OpenTarget,
             try:
                 yield programmer
             except BaseException as exc:
-                if _connection_lost(exc) is None:  # nobody to ask once a process is gone
+                if connection_lost(exc) is None:  # nobody to ask once a process is gone
                     _close_quietly(programmer)  # restore the chip's address mode on errors too
                 raise
             programmer.close()
             if target.reset:
                 result.reset = link.reset(halt=False) or "reset"
         except QspiGdbError as exc:
-            lost = _connection_lost(exc)
+            lost = connection_lost(exc)
             state = "" if isinstance(exc, VerifyError) else _flash_state(programmer, result)
             if not state and lost in (None, exc):
                 raise
@@ -184,17 +184,6 @@ def _programmer(target: TargetSpec, cfg: FlashConfig, open_target: OpenTarget,
         finally:
             result.stops = programmer.client.stats.calls
             _fill_work(result, programmer.work)
-
-
-def _connection_lost(exc: BaseException) -> ConnectionLost | None:
-    """The ConnectionLost behind exc (itself, or what it was raised from), if any."""
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        if isinstance(exc, ConnectionLost):
-            return exc
-        seen.add(id(exc))
-        exc = exc.__cause__ or exc.__context__
-    return None
 
 
 def _flash_state(programmer: Programmer, result: Result) -> str:

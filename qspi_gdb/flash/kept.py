@@ -14,7 +14,7 @@ import zlib
 from collections.abc import Callable, Sequence
 
 from qspi_gdb import log
-from qspi_gdb.errors import ConnectionLost, TargetError
+from qspi_gdb.errors import TargetError, connection_lost
 from qspi_gdb.flash.journal import Journal
 from qspi_gdb.flash.plan import SectorContent, SectorOp
 from qspi_gdb.flash.ranges import Range
@@ -50,17 +50,6 @@ def read_kept(client, crcs: Crcs, fills: Sequence[Range]) -> list[bytes]:
     return kept
 
 
-def link_lost(exc: BaseException) -> bool:
-    """Whether exc is, or was raised from, a lost connection (nobody left to ask)."""
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        if isinstance(exc, ConnectionLost):
-            return True
-        seen.add(id(exc))
-        exc = exc.__cause__ or exc.__context__
-    return False
-
-
 def settle(journal: Journal, crcs: Crcs) -> bool:
     """Remove the journal when the target's CRC32 of every range it keeps matches its bytes;
     False (the journal stays) otherwise."""
@@ -83,7 +72,7 @@ def after_failure(exc: BaseException, client, crcs: Crcs, reload: Callable[[], N
     reloaded at most once (a reset lost it). Returns the note for the error message."""
     saved = (f"the bytes outside the image are saved in {journal.path}; a re-run of the same "
              "command restores them")
-    if not isinstance(exc, Exception) or link_lost(exc):
+    if not isinstance(exc, Exception) or connection_lost(exc):
         return saved  # interrupted (Ctrl-C: stop now), or nobody left to ask
     return restore(client, crcs, reload, journal, units)
 
@@ -105,7 +94,7 @@ def restore(client, crcs: Crcs, reload: Callable[[], None], journal: Journal,
         except Exception as err:  # noqa: BLE001 - best effort; the original error is reported
             _log.warning("could not restore the bytes outside the image", error=str(err),
                          attempt=attempt)
-            if link_lost(err) or time.monotonic() - started > RESTORE_RELOAD_BUDGET_S:
+            if connection_lost(err) or time.monotonic() - started > RESTORE_RELOAD_BUDGET_S:
                 break
     return saved
 
