@@ -166,6 +166,8 @@ def _programmer(target: TargetSpec, cfg: FlashConfig, open_target: OpenTarget,
             try:
                 yield programmer
             except BaseException as exc:
+                if programmer.kept_note and not isinstance(exc, QspiGdbError):
+                    exc.add_note(programmer.kept_note)  # Ctrl-C: its message says where
                 if connection_lost(exc) is None:  # nobody to ask once a process is gone
                     _close_quietly(programmer)  # restore the chip's address mode on errors too
                 raise

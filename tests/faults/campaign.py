@@ -274,7 +274,7 @@ def run_case(case: Case, out: Path, templates: dict[str, Path], image_path: Path
         outcome.ok = result.get("ok") if result else None
         lines = [ln for ln in err.splitlines() if ln.startswith("qspi-gdb")]
         outcome.error_lines = len(lines)
-        outcome.message = lines[-1][:300] if lines else ""
+        outcome.message = lines[-1] if lines else ""
         outcome.traceback = "Traceback" in err
         outcome.image_ok, outcome.outside_changed = compare(flash, templates[case.part], image)
         if not (code == 0 and outcome.image_ok):
