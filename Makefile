@@ -18,7 +18,7 @@ override CONFIG := $(value CONFIG)
 override ARGS := $(value ARGS)
 export FILE ADDR BOARD CONFIG ARGS
 
-.PHONY: all deps venv test demo bench flash-ext loader zephyr-loader zephyr-app clean
+.PHONY: all deps venv test demo bench faults flash-ext loader zephyr-loader zephyr-app clean
 
 all: test
 
@@ -50,6 +50,12 @@ demo: deps venv
 
 bench: deps venv
 	$(BIN)/python tests/bench/run_all.py
+
+# The seeded fault campaign (README "Reliability"): >= 200 faults in the virtual board and the
+# processes around it; writes build/faults/faults.jsonl and faults.md, prints the table.
+FAULTS_ARGS ?=
+faults: deps venv
+	$(BIN)/python tests/faults/campaign.py $(FAULTS_ARGS)
 
 # FILE, ADDR, BOARD and CONFIG reach the shell as environment variables (exported above, taken
 # literally), never pasted into the command text: a name with a quote, a space, a $ or a $(...)

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from qspi_gdb import log
-from qspi_gdb.connect import Connection, opener
+from qspi_gdb.connect import Connection, opener, target_identity
 from qspi_gdb.errors import QspiGdbError, UsageError
 from qspi_gdb.flash import jobs
 from qspi_gdb.flash.jobs import OpenTarget
@@ -193,7 +193,8 @@ def flash(target: Target, image: Images, *, addr: str | int | None = None,
     connection = target.connection
     options = FlashOptions(verify=verify, force=force, chip_erase=chip_erase, compress=compress,
                            dry_run=dry_run,
-                           probe="gdb-server" if connection.gdb_server else connection.interface)
+                           probe="gdb-server" if connection.gdb_server else connection.interface,
+                           target_id=target_identity(connection))
     return _run("flash", target, progress, lambda open_target, sink, result: jobs.flash(
         target.spec, spec, options, open_target, sink, result))
 

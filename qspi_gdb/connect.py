@@ -40,6 +40,9 @@ class Connection:
     # virtual boards of qspi-gdb's own: start with these cores' access ports protected
     # ("all", "application", "network"), as a chip with APPROTECT on
     sim_locked: Sequence[str] = ()
+    # virtual boards of qspi-gdb's own: more `qspi-gdb sim` arguments (--fault ...: the
+    # reliability campaign and its tests)
+    sim_args: Sequence[str] = ()
     serial: str | None = None  # the probe's serial number (picks the probe, names its lock)
     usb_location: str | None = None  # the probe's USB path, e.g. 1-1.2 (`adapter usb location`)
     speed_khz: int | None = None  # SWD clock, OpenOCD `adapter speed` (None: 4000 kHz)
@@ -51,11 +54,28 @@ def target_options(board: Board, connection: Connection) -> TargetOptions:
         board=board.name, chip=board.chip, virtual=board.virtual,
         gdb_server=connection.gdb_server, interface=connection.interface,
         openocd_config=connection.openocd_config, sim_image=connection.sim_image,
-        sim_locked=tuple(connection.sim_locked), serial=connection.serial,
+        sim_locked=tuple(connection.sim_locked), sim_args=tuple(connection.sim_args),
+        serial=connection.serial,
         usb_location=connection.usb_location, adapter_khz=connection.speed_khz,
         lock_wait_s=connection.wait_lock_s,
         **(VIRTUAL_BOARD_WAIT if board.virtual else REAL_BOARD_WAIT),
     )
+
+
+def target_identity(connection: Connection) -> str:
+    """Who the target is, for the kept-bytes journal (`qspi_gdb.flash.journal`): the virtual
+    board's flash file, the probe by serial (else its interface), the OpenOCD configs or the
+    GDB server. The journal also checks the board and the chip's JEDEC ID."""
+    if connection.gdb_server:
+        return f"GDB server {connection.gdb_server}"
+    if connection.openocd_config:
+        return "OpenOCD config " + " ".join(os.path.abspath(c) for c in connection.openocd_config)
+    if connection.sim_image:
+        return f"virtual flash file {os.path.realpath(connection.sim_image)}"
+    if connection.serial:
+        return f"probe serial {connection.serial}"
+    where = f" at USB {connection.usb_location}" if connection.usb_location else ""
+    return f"probe {connection.interface or 'jlink'}{where}"
 
 
 def _reporter(result: Result | None):

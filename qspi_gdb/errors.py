@@ -42,6 +42,17 @@ class ConnectionLost(TargetError):
     nothing more can be asked of the target in this session."""
 
 
+def connection_lost(exc: BaseException | None) -> ConnectionLost | None:
+    """The ConnectionLost behind exc (itself, or what it was raised from), if any."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, ConnectionLost):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
 def closest(word: str, candidates) -> str | None:
     """The candidate nearest to a misspelt word (difflib's ratio of at least 0.6, as Python's
     own suggestions; case ignored when nothing matches as typed), or None."""

@@ -1,6 +1,6 @@
 """The per-user runtime directory qspi-gdb shares between its processes: the target locks
 (`qspi_gdb.transport.locks`) and the registry of running virtual boards (written by
-`qspi_gdb.sim`, read by `qspi-gdb probes`). A leaf: it imports nothing of the product, so the
+`qspi_gdb.sim`, read by `qspi-gdb probes`), and the per-user state directory (kept-bytes journals). A leaf: it imports nothing of the product, so the
 virtual board may use it.
 
 $XDG_RUNTIME_DIR/qspi-gdb, else /tmp/qspi-gdb-locks-UID; created mode 0700 and refused when it
@@ -25,6 +25,17 @@ def runtime_dir() -> Path:
     else:
         path = Path("/tmp") / f"qspi-gdb-locks-{os.getuid()}"
     return private_dir(path)
+
+
+def state_dir() -> Path:
+    """The per-user state directory (kept-bytes journals, `qspi_gdb.flash.journal`): it must
+    survive a reboot, so $XDG_STATE_HOME/qspi-gdb, else ~/.local/state/qspi-gdb; mode 0700."""
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    try:
+        Path(base).mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunDirError(f"cannot make the directory {base}: {exc.strerror}") from exc
+    return private_dir(Path(base) / "qspi-gdb")
 
 
 def private_dir(path: Path) -> Path:

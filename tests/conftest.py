@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import structlog
 
@@ -21,3 +23,19 @@ def private_runtime(tmp_path, monkeypatch):
     where.mkdir(mode=0o700)
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(where))
     return where
+
+
+@pytest.fixture(autouse=True, scope="session")
+def private_state_home(tmp_path_factory):
+    """Kept-bytes journals (`qspi_gdb.flash.journal`) of the tests' failed flashes go to a
+    directory of this run, never the user's ~/.local/state. Child processes inherit it."""
+    import os
+
+    where = tmp_path_factory.mktemp("state")
+    before = os.environ.get("XDG_STATE_HOME")
+    os.environ["XDG_STATE_HOME"] = str(where)
+    yield where
+    if before is None:
+        os.environ.pop("XDG_STATE_HOME", None)
+    else:
+        os.environ["XDG_STATE_HOME"] = before

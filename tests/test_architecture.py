@@ -26,7 +26,7 @@ ALLOWED: dict[str, set[str]] = {
     "rundir": set(),
     "inputs": {"errors", "log"},
     "loader": {"errors", "log", "inputs"},
-    "flash": {"errors", "log", "inputs", "loader"},
+    "flash": {"errors", "log", "rundir", "inputs", "loader"},
     "transport": {"errors", "log", "rundir"},
     "connect": {"errors", "log", "inputs", "loader", "flash", "transport"},
     "api": {"errors", "log", "inputs", "loader", "flash", "transport", "connect"},

@@ -114,6 +114,13 @@ def _add_target_options(parser: argparse.ArgumentParser) -> None:
     conn.add_argument("--sim-locked", metavar="CORES", nargs="?", const="all",
                       help="virtual boards: start with access-port protection (APPROTECT) on, "
                       "as a protected chip: all cores (default), application or network")
+    conn.add_argument("--sim-fault", metavar="KIND:UNIT=N[:ARG]", action="append",
+                      help="virtual boards: inject a fault (`qspi-gdb sim --help` lists the "
+                      "kinds and units); repeatable")
+    conn.add_argument("--sim-fault-seed", metavar="N", type=int,
+                      help="virtual boards: the seed of the faults (default 0)")
+    conn.add_argument("--sim-fault-log", metavar="FILE",
+                      help="virtual boards: write the injected faults as JSON to FILE")
     conn.add_argument("--wait-lock", metavar="SECONDS", type=_seconds,
                       help="when another qspi-gdb uses the same flash file or probe, wait up "
                       "to SECONDS for it (default: refuse at once)")
@@ -197,6 +204,9 @@ def register(subparsers) -> None:
     flash.add_argument("--dry-run", action="store_true",
                        help="print the plan and its estimated time; connect to nothing, write "
                        "nothing")
+    flash.add_argument("--discard-journal", action="store_true",
+                       help="delete the kept-bytes journal an interrupted flash of this target "
+                       "left, without restoring the bytes around its image it saved")
     flash.add_argument("--layout", metavar="FILE.svg",
                        help="draw the plan (with --dry-run) or what was done as an SVG picture "
                        "of the flash")

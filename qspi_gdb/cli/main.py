@@ -87,6 +87,19 @@ def _unknown_option_hints(message: str, parser: argparse.ArgumentParser | None) 
     return prefix + " ".join(words)
 
 
+def _dash_file_hint(message: str, argv: list[str], parser: argparse.ArgumentParser) -> str:
+    """A file name that starts with '-' is read as an option (as by every Unix tool): say so,
+    and how to pass it, instead of only "IMAGE is required"."""
+    known = set(option_names(parser)) | {"-h", "--help"}
+    for word in argv:
+        name = word.split("=", 1)[0]
+        if word.startswith("-") and word != "-" and name not in known and "." in word and \
+                not word.startswith("--"):
+            return (f"{message}; {word!r} starts with '-' and was read as an option: write "
+                    f"./{word}, or put -- before the file names")
+    return message
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="qspi-gdb",
@@ -183,6 +196,7 @@ def main(argv: list[str] | None = None) -> int:
         command = argv[index] if index is not None else ""
         # Unknown options are found by the top-level parser; the help to read is the command's.
         message = _unknown_option_hints(exc.message, parser.commands.get(command, parser))
+        message = _dash_file_hint(message, argv, parser.commands.get(command, parser))
         if "--json" in argv:  # the result object is promised on every failure
             try:
                 write_stdout(json.dumps(_usage_failure(command, message).to_json()) + "\n")

@@ -4,8 +4,9 @@ place where a Namespace turns into what the jobs and the connection take."""
 from __future__ import annotations
 
 import argparse
+import os
 
-from qspi_gdb.connect import Connection
+from qspi_gdb.connect import Connection, target_identity
 from qspi_gdb.errors import UsageError
 from qspi_gdb.flash.options import FlashOptions, ImageSpec, TargetSpec, chip_erase_choice
 
@@ -47,7 +48,9 @@ def flash_options(args: argparse.Namespace) -> FlashOptions:
     chip_erase = chip_erase_choice(args.chip_erase, args.no_chip_erase)
     return FlashOptions(verify=not args.no_verify, force=args.force, chip_erase=chip_erase,
                         dry_run=args.dry_run, compress=not args.no_compress,
-                        probe="gdb-server" if args.gdb_server else args.interface)
+                        probe="gdb-server" if args.gdb_server else args.interface,
+                        target_id=target_identity(connection(args)),
+                        discard_journal=args.discard_journal)
 
 
 def read_output(args: argparse.Namespace) -> str | None:
@@ -66,7 +69,21 @@ def connection(args: argparse.Namespace) -> Connection:
                       serial=args.serial, usb_location=args.usb_location,
                       speed_khz=args.speed,
                       sim_locked=sim_locked_cores(args.sim_locked),
+                      sim_args=sim_fault_args(args),
                       wait_lock_s=args.wait_lock)
+
+
+def sim_fault_args(args: argparse.Namespace) -> tuple[str, ...]:
+    """--sim-fault/--sim-fault-seed/--sim-fault-log: the virtual board's --fault options (the
+    board checks them and refuses a bad one, exit 2, before anything is written)."""
+    out: list[str] = []
+    for spec in args.sim_fault or ():
+        out += ["--fault", spec]
+    if args.sim_fault_seed is not None:
+        out += ["--fault-seed", str(args.sim_fault_seed)]
+    if args.sim_fault_log:
+        out += ["--fault-log", os.path.abspath(args.sim_fault_log)]
+    return tuple(out)
 
 
 def sim_locked_cores(text: str | None) -> tuple[str, ...]:

@@ -140,6 +140,7 @@ def _interrupted_message(command: str, exc: KeyboardInterrupt, progress: Progres
         if not during and VERIFYING in unfinished:  # every erase and program had finished
             return (f"{how} while verifying: the flash range was {done} but not verified; "
                     "run the command again")
+        kept = "".join(f"; {note}" for note in getattr(exc, "__notes__", ()))
         return (f"{how}{' while ' + during if during else ''}: the flash range may be partly "
-                f"{done}; run the command again")
+                f"{done}{kept}; run the command again")
     return f"{how}; nothing was written" if command in ("flash", "erase") else how

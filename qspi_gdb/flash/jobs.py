@@ -11,21 +11,22 @@ from __future__ import annotations
 
 import os
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 from qspi_gdb import log
 from qspi_gdb.errors import (
-    ConnectionLost,
     QspiGdbError,
     TargetError,
     UsageError,
     VerifyError,
+    connection_lost,
 )
 from qspi_gdb.flash import rules
-from qspi_gdb.flash.estimate import Estimate, choose_profile, estimate
 from qspi_gdb.flash.chip_state import describe_network_core, network_core
+from qspi_gdb.flash.estimate import Estimate, choose_profile, estimate
+from qspi_gdb.flash.journal import Identity, open_journal
 from qspi_gdb.flash.options import FlashOptions, ImageSpec, TargetSpec
 from qspi_gdb.flash.plan import Plan
 from qspi_gdb.flash.plan import plan as make_plan
@@ -104,9 +105,15 @@ def planning_config(cfg: FlashConfig, command: str) -> FlashConfig:
 def _precheck(image: Image, cfg: FlashConfig) -> None:
     """Refuse before starting anything what the stated flash cannot take (explicit size)."""
     explicit_size = not cfg.sources.get("size", "preset ").startswith("preset ")
+    explicit_mode = not cfg.sources.get("address_mode", "preset ").startswith("preset ")
     assumed = _assumed(cfg)
-    if explicit_size and assumed is not None:
+    if assumed is None:
+        return
+    if explicit_size:
         rules.check_image(image, assumed)
+    elif explicit_mode and assumed.address_mode == 24:
+        # MODE24BIT stated: data at or above 16 MiB cannot be reached whatever the chip's size
+        rules.check_image(image, replace(assumed, size=max(assumed.size, 1 << 32)))
 
 
 def _loader_path(target: TargetSpec, cfg: FlashConfig) -> Path:
@@ -159,14 +166,16 @@ def _programmer(target: TargetSpec, cfg: FlashConfig, open_target: OpenTarget,
             try:
                 yield programmer
             except BaseException as exc:
-                if _connection_lost(exc) is None:  # nobody to ask once a process is gone
+                if programmer.kept_note and not isinstance(exc, QspiGdbError):
+                    exc.add_note(programmer.kept_note)  # Ctrl-C: its message says where
+                if connection_lost(exc) is None:  # nobody to ask once a process is gone
                     _close_quietly(programmer)  # restore the chip's address mode on errors too
                 raise
             programmer.close()
             if target.reset:
                 result.reset = link.reset(halt=False) or "reset"
         except QspiGdbError as exc:
-            lost = _connection_lost(exc)
+            lost = connection_lost(exc)
             state = "" if isinstance(exc, VerifyError) else _flash_state(programmer, result)
             if not state and lost in (None, exc):
                 raise
@@ -180,17 +189,6 @@ def _programmer(target: TargetSpec, cfg: FlashConfig, open_target: OpenTarget,
             _fill_work(result, programmer.work)
 
 
-def _connection_lost(exc: BaseException) -> ConnectionLost | None:
-    """The ConnectionLost behind exc (itself, or what it was raised from), if any."""
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        if isinstance(exc, ConnectionLost):
-            return exc
-        seen.add(id(exc))
-        exc = exc.__cause__ or exc.__context__
-    return None
-
-
 def _flash_state(programmer: Programmer, result: Result) -> str:
     """What a failure leaves in the flash range, for its message ("" when nothing was
     touched): partly written, or written (and verified or not) when the failure came later."""
@@ -198,7 +196,8 @@ def _flash_state(programmer: Programmer, result: Result) -> str:
         return ""
     done = "erased" if result.command == "erase" else "written"
     if not programmer.flash_written:
-        return f"the flash range may be partly {done}"
+        kept = f"; {programmer.kept_note}" if programmer.kept_note else ""
+        return f"the flash range may be partly {done}{kept}"
     if result.verify == "verified":
         return f"the flash range was {done} and verified"
     return f"the flash range was {done} but not verified"
@@ -280,8 +279,14 @@ def flash(target: TargetSpec, image_spec: ImageSpecs, options: FlashOptions,
         return PlannedFlash(the_plan, assumed, est, checks_unchanged=crc_check)
     _precheck(image, cfg)
     with _programmer(target, cfg, open_target, progress, result) as programmer:
+        jedec = programmer.config.jedec_id
+        journal = open_journal(
+            Identity(programmer.config.board, options.target_id or f"board {cfg.board}",
+                     jedec.hex().upper() if jedec else "unknown"),
+            image, discard=options.discard_journal)
         outcome = programmer.flash(image, verify=options.verify, force=options.force,
-                                   chip_erase=options.chip_erase, compress=options.compress)
+                                   chip_erase=options.chip_erase, compress=options.compress,
+                                   journal=journal)
         _fill_plan_counts(result, outcome.plan)
         result.pages_skipped_blank = outcome.pages_skipped_blank
         result.bytes_sent = outcome.bytes_sent
@@ -294,7 +299,8 @@ def flash(target: TargetSpec, image_spec: ImageSpecs, options: FlashOptions,
             first = outcome.mismatched[0]
             raise VerifyError(f"verify failed after writing: {len(outcome.mismatched)} range(s) "
                               f"differ, first at flash offset 0x{first['offset']:08X} "
-                              f"(CRC32 {first['actual']}, expected {first['expected']})")
+                              f"(CRC32 {first['actual']}, expected {first['expected']})"
+                              + (f"; {programmer.kept_note}" if programmer.kept_note else ""))
         else:
             result.verify = "verified"
         done = programmer.config

@@ -47,6 +47,10 @@ class FlashOptions:
     # name / "gdb-server" the connection uses (None: the board's usual probe)
     probe: str | None = None
     compress: bool = True  # send program data as LZ4 blocks the loader decodes (when smaller)
+    # who the target is, for the kept-bytes journal (`qspi_gdb.connect.target_identity`: the
+    # virtual flash file, the probe's serial or interface, the GDB server); None: the board
+    target_id: str | None = None
+    discard_journal: bool = False  # delete a journal an interrupted flash left, unapplied
 
 
 def chip_erase_choice(chip_erase: bool, no_chip_erase: bool) -> bool | None:

@@ -8,18 +8,18 @@ the target and fill the Result; the rules it obeys live in `qspi_gdb.flash.rules
 
 from __future__ import annotations
 
-import bisect
-import itertools
 import os
 import time
 import zlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Iterator, Mapping, Sequence
 
 from qspi_gdb import log
+from qspi_gdb.flash import kept as kept_bytes
 from qspi_gdb.flash import rules
 from qspi_gdb.flash.checks import image_checks
+from qspi_gdb.flash.journal import Journal
 from qspi_gdb.flash.plan import Plan, SectorContent
 from qspi_gdb.flash.plan import plan as make_plan
 from qspi_gdb.flash.progress import (
@@ -36,6 +36,7 @@ from qspi_gdb.flash.progress import (
 )
 from qspi_gdb.flash.ranges import Range
 from qspi_gdb.flash.rules import EraseRun
+from qspi_gdb.flash.work import UnitsWritten, WorkDone
 from qspi_gdb.inputs.detect import apply_chip
 from qspi_gdb.inputs.flash_config import FlashConfig
 from qspi_gdb.inputs.image import Image
@@ -103,26 +104,6 @@ def expected_bytes(image: Image, contents: Sequence[SectorContent], r: Range) ->
 
 
 @dataclass
-class WorkDone:
-    """Flash work carried out so far, counted as the loader accepts each piece (not taken from
-    the plan), so a command that fails half-way reports what really happened."""
-
-    erase_units: int = 0  # 4 KiB sectors and 64 KiB blocks whose erase began
-    bytes_erased: int = 0
-    chip_erased: bool = False
-    bytes_programmed: int = 0
-    pages_programmed: int = 0
-    sectors_written: int = 0  # sector_size units whose new contents were all sent
-
-    def erased(self, n: int, unit: int) -> None:
-        self.bytes_erased += n
-        if unit:
-            self.erase_units += n // unit
-        else:
-            self.chip_erased = True
-
-
-@dataclass
 class FlashOutcome:
     plan: Plan
     contents: list[SectorContent]
@@ -150,6 +131,7 @@ class Programmer:
         # True once every erase and program of the command has finished on the chip
         self.flash_written = False
         self.work = WorkDone()
+        self.kept_note = ""  # after a failed write: where the bytes outside the image are
 
     # -- connect: greeting, probe, detect, configure --------------------------------------------
 
@@ -225,10 +207,13 @@ class Programmer:
     # -- flash ---------------------------------------------------------------------------------
 
     def flash(self, image: Image, *, verify: bool = True, force: bool = False,
-              chip_erase: bool | None = None, compress: bool = True) -> FlashOutcome:
-        """chip_erase: True erase the chip first (nothing outside the image kept), None let the
-        plan choose it by weight (everything outside the image kept), False never. compress:
-        send blocks that compress as LZ4 (the loader decodes and CRC-checks them)."""
+              chip_erase: bool | None = None, compress: bool = True,
+              journal: Journal | None = None) -> FlashOutcome:
+        """Plan, erase, program, verify. chip_erase: True erase the chip first (nothing outside
+        the image kept), None let the plan choose it by weight (everything outside the image
+        kept), False never. compress: send blocks that compress as LZ4 (the loader decodes and
+        CRC-checks them). journal: the bytes kept around the image are saved in it before
+        erasing, restored from it, proven and removed (`qspi_gdb.flash.kept`)."""
         cfg = self._config()
         self.client.compress = compress
         sent_before = self.client.stats.bytes_sent
@@ -239,6 +224,8 @@ class Programmer:
 
         def sector_crcs(ranges: Sequence[Range]) -> list[int]:
             values = self.crcs(ranges, reading)
+            if journal is not None:
+                values = journal.spoil(ranges, values)
             pre_read.update(zip(ranges, values))
             return values
 
@@ -249,10 +236,11 @@ class Programmer:
             reading.total += the_plan.fill_bytes
             preserved: list[list[bytes]] = []
             for op in the_plan.operations:
-                kept = []
-                for r in op.fills:
-                    kept.append(self.client.read(r.offset, r.length))
-                    reading.add(r.length)
+                kept = kept_bytes.read_kept(self.client, self.crcs, op.fills)
+                if journal is not None:
+                    kept = journal.overlay(op.fills, kept)
+                    journal.add(op.fills, kept)
+                reading.add(sum(r.length for r in op.fills))
                 preserved.append(kept)
         contents = [the_plan.build(op, kept) for op, kept in zip(the_plan.operations, preserved)]
 
@@ -271,7 +259,7 @@ class Programmer:
         if steps:
             erasing = _Phase(self.progress, ERASING, the_plan.bytes_erased)
             programming = _Phase(self.progress, PROGRAMMING, program_total)
-            written = _UnitsWritten(the_plan, op_program)
+            written = UnitsWritten(the_plan, op_program)
 
             def on_erase(n: int, unit: int) -> None:
                 self.work.erased(n, unit)
@@ -283,12 +271,18 @@ class Programmer:
                 self.work.sectors_written = written.upto(self.work.bytes_programmed)
                 programming.add(n)
 
+            if journal is not None and journal.entries:
+                journal.save()  # on the disk before the first erase
             self.flash_touched = True
             try:
                 self.client.write(steps, progress=on_program, erased=on_erase)
             except BaseException as exc:
                 erasing.fail(exc)
                 programming.fail(exc)
+                if journal is not None and journal.entries:
+                    self.kept_note = kept_bytes.after_failure(
+                        exc, self.client, self.crcs, self._reload, journal,
+                        [(op, c) for op, c in zip(the_plan.operations, contents) if op.fills])
                 raise
             self.work.sectors_written = the_plan.sectors_written
             erasing.done = erasing.total
@@ -308,7 +302,18 @@ class Programmer:
         if verify:
             self._verify_ranges(image, the_plan.verify, contents, outcome,
                                 proven=_proven_unchanged(the_plan, pre_read))
+        if journal is not None and not kept_bytes.settle(journal, self.crcs):
+            _log.warning("the bytes around the image do not match the journal; restoring them",
+                         journal=str(journal.path))  # e.g. a program failure the chip hid
+            self.kept_note = kept_bytes.restore(
+                self.client, self.crcs, self._reload, journal,
+                [(op, c) for op, c in zip(the_plan.operations, contents) if op.fills])
         return outcome
+
+    def _reload(self) -> None:
+        """Load and start the loader again (a reset lost it) with the detected configuration."""
+        self.client.start()
+        self.client.init(loader_config(self._config()))
 
     def _verify_ranges(self, image: Image, ranges: Sequence[Range],
                        contents: Sequence[SectorContent], outcome: FlashOutcome,
@@ -426,17 +431,3 @@ def _proven_unchanged(the_plan: Plan, pre_read: Mapping[Range, int]) -> Callable
             c.range in pre_read and pre_read[c.range] & 0xFFFFFFFF == c.crc32 for c in inside)
 
     return proven
-
-
-class _UnitsWritten:
-    """How many sector_size units of the plan have all their program data sent, from the bytes
-    programmed so far (the write sends the units' data in plan order)."""
-
-    def __init__(self, the_plan: Plan, op_program: Sequence[int]):
-        self.ends = list(itertools.accumulate(op_program))  # program bytes up to each unit
-        self.units = list(itertools.accumulate(op.size // the_plan.sector_size
-                                               for op in the_plan.operations))
-
-    def upto(self, programmed: int) -> int:
-        done = bisect.bisect_right(self.ends, programmed)
-        return self.units[done - 1] if done else 0

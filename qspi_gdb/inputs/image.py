@@ -190,6 +190,8 @@ def load_image(
             raise UsageError(f"{head}: bad address after '@': {tail!r} is not a number "
                              "(use e.g. image.bin@0x11E98000)")
         raise UsageError(f"{path}: no such file")
+    if path.is_dir():
+        raise UsageError(f"{path}: is a directory (name an image file)")
     if not path.is_file():
         raise UsageError(f"{path}: not a regular file")
     try:

@@ -58,6 +58,7 @@ from .bus import BusFault
 from .clock import Clock
 from .core import XPSR_T, CortexM
 from .ctrlap import ChipProtection
+from .faults import Fault, FaultPlan
 from .netcore import NetworkCore, PowerResetBlock
 from .nor import NorFlash
 from .nvic import Nvic
@@ -415,10 +416,12 @@ class Board:
 
     def __init__(self, board: str | boards.Board, sim_image: str | PathLike | None = None, *,
                  locked: tuple[str, ...] = (), network_running: bool = False,
-                 console: str | PathLike | BinaryIO | None = None) -> None:
+                 console: str | PathLike | BinaryIO | None = None,
+                 faults: FaultPlan | None = None) -> None:
         """locked: the cores whose access port starts protected ("application", "network");
         network_running: the nRF5340 network core starts released from Force-OFF (as the
-        application firmware of a DK does); console: where UARTE0's output goes."""
+        application firmware of a DK does); console: where UARTE0's output goes; faults: the
+        seeded faults to inject (`qspi_gdb.sim.faults`)."""
         row = BOARDS.get(board) if isinstance(board, str) else board
         if row is None or not row.virtual:
             raise ValueError(f"unknown virtual board {board!r} (known: {', '.join(BOARDS)})")
@@ -487,6 +490,10 @@ class Board:
         ]
 
         self.flash = NorFlash.from_part(row.part, sim_image)
+        self.faults = faults if faults is not None else FaultPlan()
+        self.flash.faults = self.faults
+        self.faults.on("core-reset", self._fault_reset)
+        self.faults.on("power-loss", self.power_loss)
         # The QSPI model drives the chip's advance() from this clock and advances the clock
         # itself for register accesses and SCK time.
         self.qspi = NrfQspi(
@@ -684,6 +691,24 @@ class Board:
         for listener in self.reset_listeners:
             listener()
         self.core.reset()
+
+    def _fault_reset(self, fault: Fault) -> None:
+        fault.note(f"system reset at PC 0x{self.core.pc:08X}")
+        # A fault may come due inside a peripheral's task (a QSPI frame): the reset runs as the
+        # next clock event, when that task step has returned.
+        self.clock.call_after(0.0, self.system_reset)
+
+    def power_loss(self, fault: Fault) -> None:
+        """Power lost and back: the flash chip interrupted mid-operation and restarted, the
+        MCU reset with its RAM undefined (drawn from the fault's seed); the debug connection
+        drops with it (the wire registers that part)."""
+        self.flash.power_loss(fault)
+
+        def mcu_down() -> None:
+            self.ram[:] = fault.rng.randbytes(len(self.ram))
+            self.system_reset()
+
+        self.clock.call_after(0.0, mcu_down)
 
     def erase_internal_flash(self) -> None:
         """The internal flash back to 0xFF (a CTRL-AP ERASEALL; `ctrlap` clears the UICR and

@@ -20,6 +20,7 @@ from qspi_gdb import log as logging_setup
 from qspi_gdb.errors import EXIT_INTERRUPTED, EXIT_USAGE, QspiGdbError, UsageError
 from qspi_gdb.log import get_logger
 from qspi_gdb.sim.probe import DEFAULT_PROFILE, PROFILES, get_profile
+from qspi_gdb.sim.faults import KINDS, UNITS, FaultPlan, FaultSpecError
 from qspi_gdb.sim.registry import Registration, default_serial
 
 log = get_logger("qspi_gdb.sim.cli")
@@ -77,7 +78,39 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--console", metavar="FILE",
                         help="write what the board's UARTE0 transmits (an application's "
                         "console) to FILE, created or truncated; flushed at each line end")
+    parser.add_argument("--fault", metavar="KIND:UNIT=N[:ARG]", action="append", default=[],
+                        help="inject a fault when a counter reaches N (or a seeded point in "
+                        "LO-HI); repeatable. Kinds: " + ", ".join(KINDS) + "; units: "
+                        + ", ".join(f"{u} ({what})" for u, what in UNITS.items()))
+    parser.add_argument("--fault-seed", type=int, default=0, metavar="N",
+                        help="seed for everything a fault draws (default 0)")
+    parser.add_argument("--fault-log", metavar="FILE",
+                        help="write the faults and the counters when they fired as JSON to FILE "
+                        "(rewritten at every fault and at exit)")
     return parser
+
+
+def fault_plan(args: argparse.Namespace) -> FaultPlan:
+    """--fault / --fault-seed / --fault-log as a plan; a bad spec is one line, exit 2."""
+    try:
+        plan = FaultPlan(args.fault, seed=args.fault_seed)
+    except FaultSpecError as exc:
+        raise UsageError(str(exc)) from None
+    if args.fault_log:
+        log_path = args.fault_log
+
+        def write_log() -> None:
+            tmp = f"{log_path}.tmp"
+            with open(tmp, "w") as f:
+                json.dump(plan.report(), f)
+            os.replace(tmp, log_path)
+
+        try:
+            write_log()
+        except OSError as exc:
+            raise UsageError(f"--fault-log {log_path}: {exc.strerror or exc}") from exc
+        plan.after_fire = write_log
+    return plan
 
 
 CORES = {"application": ("application",), "app": ("application",),
@@ -138,6 +171,7 @@ def run(args: argparse.Namespace) -> int:
     locked = locked_cores(args.locked, chip)
     if args.network_core == "running" and chip != "nrf5340":
         raise UsageError(f"--network-core: {args.board} ({chip}) has no network core")
+    faults = fault_plan(args)
     console = None
     if args.console:
         try:
@@ -146,7 +180,8 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"--console {args.console}: {exc.strerror or exc}") from exc
     try:
         board = Board(args.board, sim_image=args.sim_image, locked=locked,
-                      network_running=args.network_core == "running", console=console)
+                      network_running=args.network_core == "running", console=console,
+                      faults=faults)
     except (OSError, ValueError) as exc:
         if console is not None:
             console.close()
@@ -209,6 +244,10 @@ def run(args: argparse.Namespace) -> int:
              "protection": board.protection.as_dict()}
     if board.network is not None:
         stats["network_core"] = board.network.as_dict()
+    if faults:
+        stats["faults"] = faults.report()
+    if faults.after_fire is not None:
+        faults.after_fire()  # the final counters
     if args.json:
         print(json.dumps({"board": args.board, "stats": stats}, default=str), flush=True)
     else:

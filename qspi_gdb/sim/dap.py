@@ -202,8 +202,9 @@ class JtagDp:
     """The DP behind the TAP's DPACC/APACC/ABORT instructions.
 
     `on_transaction(ap, apsel, rnw, reg)` is called once per DPACC/APACC transaction (the
-    wire's time accounting: `qspi_gdb.sim.probe`);
-    `wait_next` > 0 answers that many scans with WAIT (fault injection).
+    wire's time accounting: `qspi_gdb.sim.probe`); `wait_next` > 0 answers that many scans
+    with WAIT and `fault_next` > 0 fails that many AP transactions with a sticky error (fault
+    injection, `qspi_gdb.sim.faults`).
     """
 
     def __init__(
@@ -222,6 +223,7 @@ class JtagDp:
         self.last_ap_read = 0
         self.ack = ACK_OK_FAULT
         self.wait_next = 0
+        self.fault_next = 0
 
     # --- scan interface (jtag.DapScanTarget) ---
 
@@ -255,6 +257,15 @@ class JtagDp:
             # A sticky flag blocks AP transactions until the debugger clears it.
             if rnw:
                 self.read_result = 0
+            return
+        if self.fault_next > 0:
+            # A JTAG-DP has no FAULT acknowledge (its ACK is OK/FAULT or WAIT): an AP
+            # transaction that faults sets CTRL/STAT.STICKYERR instead (ADIv5.2, JTAG-DP
+            # acknowledges and sticky flags), which the debugger finds when it checks.
+            self.fault_next -= 1
+            self.ctrl_stat |= STICKYERR
+            if rnw:
+                self.read_result = self.last_ap_read = 0
             return
         try:
             if rnw:

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from qspi_gdb.log import get_logger
+from qspi_gdb.sim.faults import Fault, FaultPlan, flip_bits, mixed_bits
 from qspi_gdb.sim.parts import Addr, Command, Kind, PartModel, get_part
 
 log = get_logger("qspi_gdb.sim.nor")
@@ -169,6 +170,17 @@ class _Snapshot:
 
 
 @dataclass
+class _Operation:
+    """The program or erase under way (what a power loss interrupts)."""
+
+    kind: Kind  # PROGRAM or ERASE (CHIP_ERASE as ERASE of the whole array)
+    addr: int
+    size: int
+    data: bytes = b""  # PROGRAM: the bytes the frame carried
+    fail: Fault | None = None  # it will fail (program-fail / erase-fail)
+
+
+@dataclass
 class _Decoded:
     opcode: int | None
     cmd: Command | None
@@ -190,7 +202,12 @@ class NorFlash:
         self._busy_remaining = 0.0
         self._pending: Callable[[], None] | None = None
         self._wake_remaining = 0.0
-        self._fsr_errors = 0  # Micron flag status: 0x20 erase, 0x10 program, 0x02 protection
+        # the part's fail bits (Micron flag status 0x20 erase, 0x10 program, 0x02 protection;
+        # Macronix security register; ISSI extended read register: part.fail_bits)
+        self._fail_flags = 0
+        self._operation: _Operation | None = None
+        self._stuck = False  # a wip-stuck fault: the operation under way never ends
+        self.faults = FaultPlan()  # the board replaces it with its --fault plan
         self._session: bytearray | None = None
         self._session_snap: _Snapshot | None = None
         self._session_sent = 0
@@ -275,6 +292,8 @@ class NorFlash:
     def time_to_ready(self) -> float:
         """Seconds until the chip answers RDSR with WIP=0 by itself (busy or waking up);
         0.0 when it already does or never will (deep power-down without a wake-up)."""
+        if self._stuck:
+            return 0.0
         return max(self.busy_remaining, self._wake_remaining)
 
     @property
@@ -294,7 +313,7 @@ class NorFlash:
             self._wake_remaining = max(0.0, self._wake_remaining - seconds)
             if self._wake_remaining <= _DONE_EPSILON:
                 self._wake_remaining = 0.0
-        if self._pending is not None:
+        if self._pending is not None and not self._stuck:
             self._busy_remaining -= seconds
             if self._busy_remaining <= _DONE_EPSILON:
                 done, self._pending = self._pending, None
@@ -305,6 +324,8 @@ class NorFlash:
     def power_on_reset(self) -> None:
         """Power cycle: an operation in progress is lost; non-volatile bits (SR, CR) stay."""
         self._pending = None
+        self._operation = None
+        self._stuck = False
         self._busy_remaining = 0.0
         self._wake_remaining = 0.0
         self._sr &= ~SR_WEL
@@ -316,7 +337,7 @@ class NorFlash:
         self._bank = 0x80 if self._four_byte and 0x17 in self.part.commands else 0
         self._dpd = False
         self._reset_armed = False
-        self._fsr_errors = 0
+        self._fail_flags = 0
 
     def _soft_reset(self) -> None:
         self._sr &= ~SR_WEL
@@ -394,6 +415,8 @@ class NorFlash:
         rx = b""
         if rx_len:
             rx = self._sample(dec, host.starts[-1], segments[-1].clocks, data_lines)
+            if dec.cmd is not None and dec.cmd.kind is Kind.READ:
+                rx = self.read_faults(rx)
         self._execute(host, dec, snap)
         return rx
 
@@ -467,8 +490,10 @@ class NorFlash:
             Kind.RDCR: lambda: bytes(self._cr),
             Kind.RDBR: lambda: bytes([self._bank]),
             Kind.RDEAR: lambda: bytes([self._ear]),
-            Kind.RDFSR: lambda: bytes([(0 if self._pending else 0x80) | self._fsr_errors
+            Kind.RDFSR: lambda: bytes([(0 if self._pending else 0x80) | self._fail_flags
                                        | int(self._four_byte)]),
+            Kind.RDSCUR: lambda: bytes([self._fail_flags]),
+            Kind.RDERP: lambda: bytes([self._fail_flags]),
             Kind.RDNVCR: lambda: self._nvcr.to_bytes(2, "little"),
         }
         if kind is Kind.RDP and self.part.electronic_signature is not None:
@@ -519,6 +544,7 @@ class NorFlash:
         self._reset_armed = False
         if host.clocks == 0:
             return
+        self.faults.count("cmd")
         if snap.asleep:
             if self._dpd and (self.part.dpd_wake_on_any_frame or dec.opcode == 0xAB):
                 self._dpd = False
@@ -531,7 +557,7 @@ class NorFlash:
         kind = cmd.kind
         wel = bool(self._sr & SR_WEL)
         if kind in (Kind.READ, Kind.RDSR, Kind.RDCR, Kind.RDID, Kind.RDSFDP, Kind.RDBR,
-                    Kind.RDEAR, Kind.RDFSR, Kind.RDNVCR, Kind.RDP):
+                    Kind.RDEAR, Kind.RDFSR, Kind.RDNVCR, Kind.RDP, Kind.RDSCUR, Kind.RDERP):
             return
         # Every other command must end exactly on a byte boundary of its data phase.
         if kind in (Kind.PROGRAM, Kind.WRSR, Kind.WRBR, Kind.WREAR, Kind.WRNVCR):
@@ -553,8 +579,8 @@ class NorFlash:
             self._sr &= ~SR_WEL
         elif kind is Kind.RSTEN:
             self._reset_armed = True
-        elif kind is Kind.CLFSR:
-            self._fsr_errors = 0
+        elif kind in (Kind.CLFSR, Kind.CLERP):
+            self._fail_flags = 0
         elif kind is Kind.RST:
             if snap.reset_armed:
                 self._soft_reset()
@@ -595,37 +621,139 @@ class NorFlash:
             if dec.addr is None:
                 return self._ignore(dec, "no address")
             if self._protected(dec.addr, 1):
-                return self._protection_fault(dec, 0x10)
+                return self._protection_fault(dec, program=True)
             self.stats["programs"] += 1
-            addr = dec.addr
-            self._start_busy(t.program_time(len(data), self.part.page_size),
-                             lambda: self._program(addr, data))
+            self._begin(_Operation(Kind.PROGRAM, dec.addr, len(data), bytes(data)),
+                        t.program_time(len(data), self.part.page_size))
         elif kind is Kind.ERASE:
             base = dec.addr & ~(cmd.size - 1)
             if self._protected(base, cmd.size):
-                return self._protection_fault(dec, 0x20)
+                return self._protection_fault(dec, program=False)
             self.stats["erases"] += 1
-            self._start_busy(t.erase_typ[cmd.size], lambda: self._erase(base, cmd.size))
+            self._begin(_Operation(Kind.ERASE, base, cmd.size), t.erase_typ[cmd.size])
         elif kind is Kind.CHIP_ERASE:
             if self.part.protected_range(self._sr) is not None:
-                return self._protection_fault(dec, 0x20)  # chip erase needs all BP bits 0
+                return self._protection_fault(dec, program=False)  # chip erase needs all BP bits 0
             self.stats["erases"] += 1
-            self._start_busy(t.chip_erase_typ, lambda: self._erase(0, self.size))
+            self._begin(_Operation(Kind.ERASE, 0, self.size), t.chip_erase_typ)
 
     def _protected(self, addr: int, length: int) -> bool:
         rng = self.part.protected_range(self._sr)
         return rng is not None and addr < rng[1] and rng[0] < addr + length
 
-    def _protection_fault(self, dec: _Decoded, fsr_bit: int) -> None:
-        """Program/erase into a block-protected area: not executed (WEL kept); Micron's flag
-        status register reports it."""
-        if 0x70 in self.part.commands:
-            self._fsr_errors |= fsr_bit | 0x02
+    def _protection_fault(self, dec: _Decoded, *, program: bool) -> None:
+        """Program/erase into a block-protected area: not executed (WEL kept); the part's fail
+        register reports it (Micron: the operation's bit and the protection bit; Macronix:
+        P_FAIL/E_FAIL; ISSI: PROT_E)."""
+        bits = self.part.fail_bits
+        if bits is not None:
+            own = bits.program if program else bits.erase
+            self._fail_flags |= bits.protect | (own if bits.register is not Kind.RDERP else 0)
         self._ignore(dec, "block-protected area (BP bits)")
 
     def _ignore(self, dec: _Decoded, why: str) -> None:
         self.stats["ignored"] += 1
         log.debug("nor.ignored", part=self.part.name, opcode=dec.opcode, why=why)
+
+    # --- program / erase, and the faults that strike them --------------------------------
+
+    def _begin(self, op: _Operation, seconds: float) -> None:
+        """Start a program or erase. The fault plan counts it first: a power loss due now
+        interrupts it at once; a due fail, weak-cell or stuck-WIP fault changes how it ends."""
+        self._operation = op
+        self._start_busy(seconds, self._finish)
+        plan = self.faults
+        if op.kind is Kind.PROGRAM:
+            plan.count("program")
+            plan.count("byte", op.size)
+        else:
+            plan.count("erase")
+        if self._operation is not op:
+            return  # a power loss cut it short
+        if not plan:
+            return
+        op.fail = plan.take("program-fail" if op.kind is Kind.PROGRAM else "erase-fail")
+        if op.fail is not None:
+            op.fail.note(f"{op.kind.value} at 0x{op.addr:08X} fails")
+        if op.kind is Kind.PROGRAM and (weak := plan.take("program-flip")) is not None:
+            op.data = self._weak_cells(op, weak)
+        if (stuck := plan.take("wip-stuck")) is not None:
+            self._stuck = True
+            stuck.note(f"{op.kind.value} at 0x{op.addr:08X} never ends (WIP stuck)")
+
+    def _weak_cells(self, op: _Operation, fault: Fault) -> bytes:
+        """Cells that do not program: `fault.arg` bits that the page program should clear stay
+        1 (a weak cell; the chip reports nothing, only reading the data back finds it)."""
+        old = self.peek(op.addr, op.size) if op.addr + op.size <= self.size else b""
+        data = bytearray(op.data)
+        clearing = [i for i in range(len(old) * 8)
+                    if old[i // 8] >> (7 - i % 8) & 1 and not data[i // 8] >> (7 - i % 8) & 1]
+        for bit in fault.rng.sample(clearing, min(fault.arg, len(clearing))):
+            data[bit // 8] |= 0x80 >> (bit % 8)
+            fault.note(f"bit {bit % 8} of 0x{op.addr + bit // 8:08X} stays 1")
+        return bytes(data)
+
+    def _finish(self) -> None:
+        op, self._operation = self._operation, None
+        if op is None:
+            return
+        bits = self.part.fail_bits
+        flag = 0 if bits is None else (bits.program if op.kind is Kind.PROGRAM else bits.erase)
+        if op.fail is None:
+            self._apply(op, None)
+            if bits is not None and bits.cleared_by_success:
+                self._fail_flags &= ~flag
+            return
+        # A failed program/erase: the datasheets promise only the fail bit; the cells it
+        # reached hold a mix of old and new values. Parts without fail bits: bytes that do
+        # not take, and nothing tells.
+        self._apply(op, op.fail.rng)
+        self._fail_flags |= flag
+
+    def _apply(self, op: _Operation, rng) -> None:
+        """Carry out `op` in the array, or with `rng` only partly (each changing bit may or
+        may not take)."""
+        for at, new in self._targets(op):
+            if rng is not None:
+                new = mixed_bits(self._mem[at : at + len(new)], new, rng)
+            self._mem[at : at + len(new)] = new
+
+    def _targets(self, op: _Operation) -> list[tuple[int, bytes]]:
+        """(offset, new bytes) the operation would leave in the array."""
+        if op.kind is Kind.ERASE:
+            if op.size > 1 << 20:  # chip erase: in 1 MiB pieces
+                return [(at, _FF_CHUNK) for at in range(op.addr, op.addr + op.size, len(_FF_CHUNK))]
+            return [(op.addr, b"\xff" * op.size)]
+        out = []
+        for at, data in self._program_pieces(op.addr, op.data):
+            old = int.from_bytes(self._mem[at : at + len(data)], "big")
+            out.append((at, (old & int.from_bytes(data, "big")).to_bytes(len(data), "big")))
+        return out
+
+    def power_loss(self, fault: Fault) -> None:
+        """Power is lost: a program or erase under way stops part-way (each bit it was
+        changing is old, new or undefined: the datasheets' warning about power loss during
+        program/erase), then the chip starts again from power-up (volatile state lost)."""
+        op = self._operation
+        if op is not None and self._pending is not None:
+            self._apply(op, fault.rng)
+            fault.note(f"power lost during {op.kind.value} at 0x{op.addr:08X} "
+                       f"({op.size} bytes)")
+        self.power_on_reset()
+
+    def read_faults(self, rx: bytes) -> bytes:
+        """An array read: counted, and a due read-flip fault inverts bits of what the host
+        samples (the array is intact: a read disturbance, not a bad cell)."""
+        plan = self.faults
+        plan.count("read")
+        if not plan or not rx:
+            return rx
+        fault = plan.take("read-flip")
+        if fault is None:
+            return rx
+        out, bits = flip_bits(rx, fault.rng, fault.arg)
+        fault.note(f"read of {len(rx)} bytes: bits {bits[:4]} flipped")
+        return out
 
     def _start_busy(self, seconds: float, done: Callable[[], None]) -> None:
         self._pending = done
@@ -638,35 +766,21 @@ class NorFlash:
         for i, b in enumerate(data[1:3]):
             self._cr[i] = b
 
-    def _program(self, addr: int, data: bytes) -> None:
+    def _program_pieces(self, addr: int, data: bytes) -> list[tuple[int, bytes]]:
+        """Where a page program's bytes land: inside the page of `addr`, wrapping at its end;
+        more than a page keeps only the last page-size bytes, at their wrapped spots."""
         page = self.part.page_size
         base = addr & ~(page - 1)
         start = addr - base
-        if len(data) > page:  # only the last page-size bytes are kept, at their wrapped spots
+        if len(data) > page:
             skip = len(data) - page
             start = (start + skip) % page
             data = data[skip:]
         first = min(len(data), page - start)
-        self._and_into(base + start, data[:first])
+        pieces = [(base + start, data[:first])]
         if first < len(data):
-            self._and_into(base, data[first:])  # wrap inside the same page
-
-    def _and_into(self, addr: int, data: bytes) -> None:
-        n = len(data)
-        old = int.from_bytes(self._mem[addr : addr + n], "big")
-        self._mem[addr : addr + n] = (old & int.from_bytes(data, "big")).to_bytes(n, "big")
-
-    def _erase(self, base: int, size: int) -> None:
-        _fill_ff(_Writer(self._mem, base).write, size)
-
-
-class _Writer:
-    def __init__(self, mem: mmap.mmap, at: int) -> None:
-        self.mem, self.at = mem, at
-
-    def write(self, chunk: bytes) -> None:
-        self.mem[self.at : self.at + len(chunk)] = chunk
-        self.at += len(chunk)
+            pieces.append((base, data[first:]))  # wrap inside the same page
+        return pieces
 
 
 _FF_CHUNK = b"\xff" * (1 << 20)

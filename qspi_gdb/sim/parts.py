@@ -47,6 +47,9 @@ class Kind(enum.Enum):
     RST = "rst"
     DP = "dp"
     RDP = "rdp"  # release from deep power-down (and RES electronic signature on Macronix)
+    RDSCUR = "rdscur"  # Macronix security register (P_FAIL, E_FAIL)
+    RDERP = "rderp"  # ISSI extended read register (PROT_E, P_ERR, E_ERR)
+    CLERP = "clerp"  # ISSI clear extended read register
 
 
 class Addr(enum.Enum):
@@ -96,6 +99,18 @@ class Timings:
 
 
 @dataclass(frozen=True)
+class FailBits:
+    """Where a part reports a failed program or erase (and a protected area it refused), the
+    register it is read with, and how the bits clear."""
+
+    register: Kind  # RDSCUR (Macronix), RDERP (ISSI), RDFSR (Micron)
+    program: int
+    erase: int
+    protect: int  # set with program/erase when the area is block-protected (0: none)
+    cleared_by_success: bool  # Macronix: the next successful program/erase clears its bit
+
+
+@dataclass(frozen=True)
 class PartModel:
     row: table.Part  # the product's part table row: name, JEDEC ID, size, SFDP image
     page_size: int
@@ -110,6 +125,7 @@ class PartModel:
     electronic_signature: int | None = None  # RES (ABh + 3 dummy bytes) output
     bp_bits: tuple[int, ...] = (2, 3, 4, 5)  # SR1 positions of BP0, BP1, ... (LSB first)
     tb_bit: int | None = None  # SR1 top/bottom bit (None: protection always from the top)
+    fail_bits: FailBits | None = None
     notes: tuple[str, ...] = field(default=())
 
     @property
@@ -329,6 +345,7 @@ def _mx25r6435f() -> PartModel:
         Command(0x38, Kind.PROGRAM, Addr.MODE, addr_lines=4, data_lines=4, quad=True),  # 4PP
         Command(0x15, Kind.RDCR),
         Command(0xAB, Kind.RDP, dummy=24),  # RES: 3 dummy bytes, then the signature
+        Command(0x2B, Kind.RDSCUR),
     )
     return PartModel(
         row=row,
@@ -339,6 +356,11 @@ def _mx25r6435f() -> PartModel:
         sr_writable=0xFC,
         dpd_wake_on_any_frame=True,
         electronic_signature=0x17,
+        # Security register (RDSCUR 2Bh): bit 5 P_FAIL, bit 6 E_FAIL, set when a program/erase
+        # fails or hits a protected area, cleared when the next one succeeds (Macronix MX25R
+        # datasheet, "Security Register"; the bit values as Macronix's own drivers define them)
+        fail_bits=FailBits(Kind.RDSCUR, program=0x20, erase=0x40, protect=0,
+                           cleared_by_success=True),
         notes=("3-byte only part; no EN4B/EX4B, no 4-byte opcodes; only PP (02h) and 4PP (38h)",),
     )
 
@@ -360,6 +382,8 @@ def _is25wp256() -> PartModel:
         Command(0x16, Kind.RDBR),
         Command(0x17, Kind.WRBR, max_data=1),
         Command(0xAB, Kind.RDP),
+        Command(0x81, Kind.RDERP),
+        Command(0x82, Kind.CLERP),
     )
     return PartModel(
         row=row,
@@ -368,6 +392,11 @@ def _is25wp256() -> PartModel:
         timings=_timings(sfdp, wrsr_typ=0.002, wrsr_max=0.015),
         qe_mask=0x40,
         sr_writable=0xFC,
+        # Extended read register (RDERP 81h, cleared by CLERP 82h): bit 1 PROT_E, bit 2 P_ERR,
+        # bit 3 E_ERR. UNVERIFIED: the bit positions are our recollection of the IS25WP
+        # datasheet's table (no datasheet was readable); the other bits (drive strength) read 0
+        fail_bits=FailBits(Kind.RDERP, program=0x04, erase=0x08, protect=0x02,
+                           cleared_by_success=False),
         notes=(
             "BFP DW1 says 3-byte addressing only, but the part has EN4B (B7h, no WREN), "
             "EX4B (29h), a bank register (16h/17h, bit7 EXTADD, bit0 BA24) and 4-byte opcodes",
@@ -410,6 +439,10 @@ def _mt25qu256a() -> PartModel:
         en4b_needs_wren=True,
         ex4b_needs_wren=True,
         ear_needs_wren=True,
+        # Flag status register (70h, cleared by 50h): bit 5 erase, bit 4 program, bit 1
+        # protection (MT25Q datasheet, "Flag Status Register")
+        fail_bits=FailBits(Kind.RDFSR, program=0x10, erase=0x20, protect=0x02,
+                           cleared_by_success=False),
         notes=("EN4B/EX4B and WRITE EAR need WREN; SR bit6 is BP3, not QE",),
     )
 

@@ -189,10 +189,36 @@ class DebugWire:
         )
         self.tap = JtagTap(self.dp.dpidr, self.dp)
         self._srst = False
+        self.drop_requested = False  # a wire-drop / power-loss fault: the server hangs up
+        faults = getattr(board, "faults", None)
+        if faults is not None:
+            faults.on("dap-wait", self._wait_storm)
+            faults.on("dap-fault", self._ap_faults)
+            faults.on("wire-drop", self._drop)
+            faults.on("power-loss", self._drop)
+            self._count = faults.count
+        else:
+            self._count = None
+
+    def _wait_storm(self, fault) -> None:
+        # The DP answers WAIT while "the previous transaction has not completed" (ADIv5.2):
+        # a slow or stalled AHB access looks like this to the probe.
+        self.dp.wait_next += fault.arg
+        fault.note(f"{fault.arg} WAIT acknowledges")
+
+    def _ap_faults(self, fault) -> None:
+        self.dp.fault_next += fault.arg
+        fault.note(f"{fault.arg} AP transactions fault (STICKYERR)")
+
+    def _drop(self, fault) -> None:
+        self.drop_requested = True
+        fault.note("debug connection dropped")
 
     def _on_transaction(self, ap: bool, apsel: int, rnw: bool, reg: int) -> None:
         self.board.stats["dap_transactions"] += 1
         self.probe.transaction(ap, apsel, rnw, reg)
+        if self._count is not None:
+            self._count("dap")
 
     def _on_access(self, size: int, write: bool) -> None:
         # Bytes the debugger moved through the MEM-AP (data RAM, peripherals, SCS alike).
@@ -384,6 +410,10 @@ class RemoteBitbangServer:
         decoder = self.wire.decoder()
         spin_s = self.spin_s
         while not self._stop:
+            if self.wire.drop_requested:  # a fault while the core ran (a power loss)
+                self.wire.drop_requested = False
+                log.warning("fault: debug connection dropped", endpoint=self.endpoint)
+                return
             self._serve_hop()
             data = self._recv(conn)
             if data is None:
@@ -400,6 +430,10 @@ class RemoteBitbangServer:
             # would on silicon.
             self.pacer.catch_up(0.02)
             reply = decoder.feed(data)
+            if self.wire.drop_requested:
+                self.wire.drop_requested = False
+                log.warning("fault: debug connection dropped", endpoint=self.endpoint)
+                return  # the caller closes the connection: the probe sees the cable go
             if reply:
                 try:
                     self._send(conn, reply)

@@ -189,6 +189,9 @@ def checked_options(options: TargetOptions) -> TargetOptions:
                          "board (no probe to choose); drop --usb-location")
     if not options.virtual and options.interface == "sim":
         raise UsageError(f"--interface sim reaches a virtual board, not {options.board}")
+    if options.sim_args and not started_board:
+        raise UsageError("--sim-fault needs a virtual board of qspi-gdb's own; a board started "
+                         "with `qspi-gdb sim` takes `--fault` itself")
     if options.sim_locked and not started_board:
         raise UsageError("--sim-locked starts a virtual board of qspi-gdb's own locked; a board "
                          "started with `qspi-gdb sim` takes `--locked` itself")
