@@ -3,6 +3,8 @@ expects of the target's time."""
 
 from __future__ import annotations
 
+import pytest
+
 from qspi_gdb.errors import EXIT_TARGET, EXIT_USAGE
 from qspi_gdb.loader import mailbox as mb
 from qspi_gdb.loader.pipeline import Op, schedule
@@ -97,3 +99,37 @@ def test_flash_times_from_the_configuration():
     crc = mb.Command(mb.OP_CRC_LIST, addr=0, len=0x80000, arg=4096)
     assert t.typ_s(crc) > 0x80000 / 10e6  # summing on the CPU is the slower half
     assert t.max_s(program) > t.typ_s(program)
+
+
+def test_a_loader_whose_clock_stands_still_is_reported_not_waited_for(monkeypatch):
+    """A reset target runs no loader: its mailbox keeps the last time_us. Waits measured on that
+    clock would never end; after 2 s of host time over 3 stops that let it run, the session says
+    so (issue 12: a core reset mid-flash hung the command)."""
+    import dataclasses
+
+    from qspi_gdb.errors import TargetError
+    from qspi_gdb.loader import session as session_mod
+
+    class Link:
+        def read_register(self, name):
+            return 0xFFFFFFFE  # a core locked up at the blank reset vector
+
+    s = session_mod.LoaderSession(Link(), chip="nrf52840")
+    fields = [f.name for f in dataclasses.fields(mb.MailboxHeader)]
+    stood = mb.MailboxHeader(**{name: 0 for name in fields})
+    ran = dataclasses.replace(stood, time_us=1000)
+    now = [100.0]
+    monkeypatch.setattr(session_mod.time, "monotonic", lambda: now[0])
+    s._ran_s = 0.01
+    s._check_heartbeat(stood, ran)  # the clock moved: fine
+    for _ in range(2):
+        now[0] += 1.5
+        s._check_heartbeat(ran, ran)  # stood still, but not yet long enough
+    now[0] += 1.5
+    with pytest.raises(TargetError, match=r"loader stopped running .* PC 0xfffffffe"):
+        s._check_heartbeat(ran, ran)
+    s._frozen = None
+    s._ran_s = 0.0002  # tiny runs between long halts: not evidence enough
+    for _ in range(5):
+        now[0] += 3.0
+        s._check_heartbeat(ran, ran)

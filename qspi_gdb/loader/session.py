@@ -13,6 +13,7 @@ typed errors (`qspi_gdb.loader.status`). The commands themselves: `qspi_gdb.load
 from __future__ import annotations
 
 import struct
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from os import PathLike
@@ -34,6 +35,13 @@ XPSR_THUMB = 0x01000000
 _GREETING_WAIT_S = 0.001
 _GREETING_DEADLINE_S = 2.0
 _MIN_WAIT_S = 0.0002
+# A running loader refreshes its time_us every heartbeat_us (1 ms); one that shows the same time
+# after this much host time, over at least _FROZEN_STOPS stops that let it run _FROZEN_RUN_S in
+# all, is not running (the target was reset, lost power or hangs): every wait on it would
+# otherwise measure a clock that stands still, forever.
+_FROZEN_WALL_S = 2.0
+_FROZEN_STOPS = 3
+_FROZEN_RUN_S = 0.02
 # commands whose result words the host reads back (the others answer through status/buffers)
 _RESULT_OPS = {mb.OP_INIT, mb.OP_READ_ID, mb.OP_CRC32, mb.OP_CINSTR, mb.OP_RDSR}
 
@@ -94,6 +102,9 @@ class LoaderSession:
         self._fail_count = 0
         self._halted_at_us: int | None = None  # loader time at the last stop
         self._bytes_this_stop = 0
+        self._frozen: tuple[float, int, float] | None = None  # since time_us stood: (wall
+        # time, stops, seconds the loader was let run)
+        self._ran_s = 0.0  # how long the last stop let the loader run
         self._read_symbols()
 
     # -- ELF ---------------------------------------------------------------------------
@@ -219,6 +230,7 @@ class LoaderSession:
         read its status and collect what it finished. The core is halted afterwards."""
         self._write_request()
         wait_s = max(wait_s, _MIN_WAIT_S)
+        self._ran_s = wait_s
         hdr = self._stop(self.link.run_for(wait_s))
         log.debug("loader stop", waited_ms=round(wait_s * 1e3, 3), t_us=hdr.time_us,
                   done=hdr.done_seq, seq=self._seq, busy=hdr.busy)
@@ -228,6 +240,7 @@ class LoaderSession:
         """Halt the loader where it is (after an interrupt of the host) and read what it
         finished, so a report counts the work that really began."""
         self.link.halt()
+        self._ran_s = 0.0
         return self._stop(False)
 
     def _write_request(self) -> None:
@@ -271,6 +284,8 @@ class LoaderSession:
             raise TargetError(f"loader stack overflowed (canary at {hdr.stack_base:#010x} is "
                               f"{hdr.canary:#010x})")
         previous = self.header
+        if expect_greeting and previous is not None:
+            self._check_heartbeat(previous, hdr)
         self.header = hdr
         self.free_mask = hdr.free_mask
         if (previous is not None and self._halted_at_us is not None
@@ -282,6 +297,22 @@ class LoaderSession:
         if expect_greeting:
             self._collect(hdr)
         return hdr
+
+    def _check_heartbeat(self, previous: mb.MailboxHeader, hdr: mb.MailboxHeader) -> None:
+        """TargetError when the loader's clock has stood still for _FROZEN_WALL_S of host time
+        over _FROZEN_STOPS stops that let it run _FROZEN_RUN_S: the loader no longer runs."""
+        if hdr.time_us != previous.time_us:
+            self._frozen = None
+            return
+        now = time.monotonic()
+        since, stops, ran = self._frozen or (now, 0, 0.0)
+        stops, ran = stops + 1, ran + self._ran_s
+        self._frozen = (since, stops, ran)
+        if stops >= _FROZEN_STOPS and ran >= _FROZEN_RUN_S and now - since >= _FROZEN_WALL_S:
+            pc = self.link.read_register("pc")
+            raise TargetError(f"the loader stopped running (its clock stood still for "
+                              f"{now - since:.1f} s; PC {pc:#010x}): the target was reset, lost "
+                              "power or hangs")
 
     def _check_pc(self) -> None:
         pc = self.link.read_register("pc")
