@@ -192,7 +192,11 @@ WORD = st.integers(0, 2**32 - 1)
 @given(WORD, WORD, WORD, WORD, WORD, WORD)
 def test_any_status_word_becomes_a_typed_error_with_one_line(status, op, addr, length, r0, r1):
     cmd = mb.Command(op=op, addr=addr, len=length)
-    cmd.unpack_results(struct.pack("<12I", *([0] * 8), status, r0, r1, 0))
+    names = [name for name, _ in mb.CMD_FIELDS]  # the slot's words, as the C header has them
+    words = [0] * len(names)
+    for name, value in (("status", status), ("result0", r0), ("result1", r1)):
+        words[names.index(name)] = value
+    cmd.unpack_results(struct.pack(f"<{len(words)}I", *words))
     err = error_for(cmd.status, cmd)
     assert isinstance(err, QspiGdbError)
     assert str(err).startswith("loader: ") and "\n" not in str(err)
