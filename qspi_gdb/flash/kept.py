@@ -64,24 +64,26 @@ def settle(journal: Journal, crcs: Crcs) -> bool:
     return True
 
 
+def _saved(journal: Journal) -> str:
+    return (f"the bytes outside the image are saved in {journal.path}; a re-run of the same "
+            "command restores them")
+
+
 def after_failure(exc: BaseException, client, crcs: Crcs, reload: Callable[[], None],
                   journal: Journal, units: Sequence[tuple[SectorOp, SectorContent]]) -> str:
     """After a failed write (exc), while the link answers: rewrite every unit whose kept bytes the
     target's CRC32 does not prove (erase it, program its whole contents again), prove them and
     remove the journal. Best effort: each call has the loader client's deadline, the loader is
     reloaded at most once (a reset lost it). Returns the note for the error message."""
-    saved = (f"the bytes outside the image are saved in {journal.path}; a re-run of the same "
-             "command restores them")
     if not isinstance(exc, Exception) or connection_lost(exc):
-        return saved  # interrupted (Ctrl-C: stop now), or nobody left to ask
+        return _saved(journal)  # interrupted (Ctrl-C: stop now), or nobody left to ask
     return restore(client, crcs, reload, journal, units)
 
 
 def restore(client, crcs: Crcs, reload: Callable[[], None], journal: Journal,
             units: Sequence[tuple[SectorOp, SectorContent]]) -> str:
     """Rewrite the units whose kept bytes the target does not prove (see after_failure)."""
-    saved = (f"the bytes outside the image are saved in {journal.path}; a re-run of the same "
-             "command restores them")
+    saved = _saved(journal)
     started = time.monotonic()
     for attempt in (1, 2):
         try:
