@@ -21,6 +21,7 @@ Model constants (besides the probe table):
 | constant | value | source |
 |---|---|---|
 | loader data buffer | 32 KiB | loader_fw/src/chip.h QL_BUF_SIZE (one program call per buffer) |
+| loader RAM buffers (dry run) | 6 x 32 KiB | loader_fw/src/chip.h QL_NBUF for the nRF52840 (14 on the nRF5340; a flash uses the loader's own count): what the host can send while a chip erase runs |
 | erase work per call | 64 KiB | qspi_gdb/loader/pipeline.py: erases go out in 64 KiB units |
 | DAP transactions per loader stop | 200 | measured (ABI 2) through OpenOCD 0.12 and GDB 13.1 on sim-nrf52840-32mb, 2026-12-04: flashes of 64 KiB and 256 KiB of random data took 5 and 14 stops and 23,350 and 74,873 DAP transactions; (difference of transactions - difference of data words written) / difference of stops = (51,523 - 49,755) / 9 = 196 |
 | CRC32 sectors per call | 8192 | loader CRC_LIST: count <= QL_BUF_SIZE / 4 |
@@ -43,6 +44,7 @@ from qspi_gdb.inputs.flash_config import MODE_LINES, FlashConfig
 from qspi_gdb.inputs.probes import DEFAULT_PROFILE, PROFILES, ProbeProfile
 
 BUFFER_BYTES = 32 * 1024  # loader_fw/src/chip.h QL_BUF_SIZE
+PREFILL_BYTES = 6 * BUFFER_BYTES  # the loader's RAM buffers on the nRF52840 (the fewer)
 ERASE_PER_CALL = 64 * 1024  # loader/pipeline.py: one call per 64 KiB of erase work
 DAP_PER_CALL = 200  # DAP transactions of one loader stop (ABI 2, measured: module table)
 CRC_SECTORS_PER_CALL = 8192  # CRC_LIST count <= QL_BUF_SIZE / 4
@@ -112,6 +114,20 @@ def choose_profile(probe: str | None, *, virtual: bool) -> tuple[ProbeProfile, s
         return PROFILES[INTERFACE_PROFILES[name]], f"--interface {name}" if probe else \
             "the DK's on-board J-Link"
     return PROFILES[DEFAULT_PROFILE], f"assumed: no profile for --interface {name}"
+
+
+def link_s_per_byte(probe: str | None, *, virtual: bool) -> float:
+    """What the link costs per programmed byte, for the plan's chip-erase choice: the profile
+    `choose_profile` picks when the probe is known (a profile name, an interface with a profile,
+    a virtual board's clock); when it is not (a GDB server's probe, an interface without a
+    profile) the slowest modelled probe, so that a chip erase is chosen only where it pays on
+    any of them (a wrongly chosen chip erase costs up to its whole time, ~52 s on MX25R6435F; a
+    wrongly kept block erase only the difference of the erase times)."""
+    profile, reason = choose_profile(probe, virtual=virtual)
+    if reason.startswith("assumed"):
+        profile = max((p for p in PROFILES.values() if not p.network_rtt_s),
+                      key=lambda p: p.word_s())
+    return profile.word_s() / 4
 
 
 def qspi_read_s(n: int, cfg: FlashConfig) -> float:

@@ -134,13 +134,14 @@ def _timer_us(programmer: Programmer) -> int:
     return header.time_us if header is not None else 0
 
 
-def _flash(link, preset, image) -> dict:
+def _flash(link, preset, image, profile: str) -> dict:
     programmer = Programmer(link, chip=preset.chip)
     cfg = programmer.connect(preset)
     stats = programmer.client.stats
     stops0, noticed0 = stats.stops, stats.noticed_halts
     t0_us, wall0 = _timer_us(programmer), time.monotonic()
-    outcome = programmer.flash(image)
+    # the product's choice with the probe known (as `flash --interface` gives it)
+    outcome = programmer.flash(image, link_s_per_byte=get_profile(profile).word_s() / 4)
     wall = time.monotonic() - wall0
     honest = ((_timer_us(programmer) - t0_us) & 0xFFFFFFFF) / 1e6
     programmer.close()
@@ -161,7 +162,7 @@ def run_case(case: str, board: str, offset: int, data: bytes, profile: str, work
         options = replace(target_options(find_board(board), Connection(sim_image=flash_file)),
                           sim_args=["--probe-profile", profile])
         with open_session(options) as session:
-            done = _flash(session.link, preset, image)
+            done = _flash(session.link, preset, image, profile)
         sim_stats = (session.board_process.stats or {}).get("stats", {})
     else:
         done, sim_stats = _remote_flash(board, preset, image, profile, workdir, flash_file)
@@ -201,7 +202,7 @@ def _remote_flash(board, preset, image, profile, workdir: Path, flash_file: Path
                     as proxy:
                 options = replace(target_options(row, Connection(gdb_server=proxy.address)))
                 with open_session(options) as session:
-                    done = _flash(session.link, preset, image)
+                    done = _flash(session.link, preset, image, profile)
     return done, (sim.stats or {}).get("stats", {})
 
 
