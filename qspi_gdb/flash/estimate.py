@@ -9,7 +9,10 @@ GDB's start-up, the loader download and the detection are not in it) to the end 
   which sectors already hold the image, so it assumes none does) and the bytes around the image
   that read-modify-write keeps, read over QSPI and the kept bytes moved over SWD;
 - writing: erase + program, pipelined by the loader (the host fills the next RAM buffer while
-  the flash works), so max(flash busy time, transfer time + loader calls x per-call cost). Flash
+  the flash works), so max(flash busy time, transfer time + loader calls x per-call cost); a
+  chip erase must end before the first page is programmed and the transfer overlaps it only
+  by filling the loader's RAM buffers: chip erase + max(program, transfer + calls - buffers).
+  The plan's chip-erase choice weighs the same two figures (`link_s_per_byte`). Flash
   busy is the part's typical erase and page-program times from its SFDP (what the plan sums);
   the transfer is the programmed bytes at the probe's per-word cost; each loader stop costs the
   mailbox traffic of a stop (loader ABI 2: the host halts the running loader by request, which
@@ -69,12 +72,19 @@ class Estimate:
     verify_s: float
     read_calls: int = 0
     verify_calls: int = 0
+    chip_erase_s: float = 0.0  # part of flash_busy_s that must end before programming starts
+    prefill_s: float = 0.0  # transfer the loader's RAM buffers take while the chip erase runs
 
     @property
     def write_s(self) -> float:
-        """Erase + program, pipelined: the flash and the host work at the same time."""
+        """Erase + program, pipelined: the flash and the host work at the same time; a chip
+        erase first, overlapped only by filling the loader's buffers."""
         write_calls = self.calls - self.read_calls - self.verify_calls
-        return max(self.flash_busy_s, self.transfer_s + write_calls * self.call_s)
+        link = self.transfer_s + write_calls * self.call_s
+        if self.chip_erase_s:
+            return self.chip_erase_s + max(self.flash_busy_s - self.chip_erase_s,
+                                           link - min(self.prefill_s, link))
+        return max(self.flash_busy_s, link)
 
     @property
     def total_s(self) -> float:
@@ -163,4 +173,6 @@ def estimate(plan: Plan, cfg: FlashConfig, profile: ProbeProfile, reason: str = 
         flash_busy_s=plan.erase_typ_s + plan.program_typ_s,
         transfer_s=math.ceil(programmed / 4) * word_s,
         calls=read_calls + write_calls + verify_calls, call_s=call_s,
-        verify_s=verify_s, read_calls=read_calls, verify_calls=verify_calls)
+        verify_s=verify_s, read_calls=read_calls, verify_calls=verify_calls,
+        chip_erase_s=plan.erase_typ_s if plan.chip_erase else 0.0,
+        prefill_s=math.ceil(PREFILL_BYTES / 4) * word_s)
