@@ -223,6 +223,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", action="append", default=None, choices=[c for c, _ in SIZES],
                         help="only these random image sizes (repeatable)")
     parser.add_argument("--no-realistic", action="store_true", help="skip the realistic image")
+    parser.add_argument("--case", action="append", default=None,
+                        help="only these cases (repeatable): 512KiB, 512KiB-unchanged, 8MiB, "
+                        f"{REALISTIC[0]}")
     args = parser.parse_args(argv)
     log.configure(0, json_lines=True, stream=open("/dev/null", "w"))  # the table is the output
     sizes = SIZES[:1] if args.quick else SIZES
@@ -242,6 +245,8 @@ def main(argv: list[str] | None = None) -> int:
         _print_row(row, header=len(rows) == 1)
 
     def attempt(case, board, offset, data, profile, tmp, flash_file, sck):
+        if args.case and case not in args.case:
+            return None
         try:
             row = run_case(case, board, offset, data, profile, tmp, flash_file=flash_file,
                            sck_hz=sck)
