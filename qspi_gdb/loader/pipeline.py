@@ -138,13 +138,19 @@ def schedule(ops: list[Op]) -> list[Op]:
                 and op.cmd.addr < p.cmd.addr + p.cmd.len for p in ops[:i]):
             return ops
     out: list[Op] = []
+    ahead_at = -1  # address of the last erase placed (it may lie ahead of the programs)
     for op in ops:
         if not op.is_program:
             continue
         end = op.cmd.addr + op.cmd.len
         while erases and erases[0].cmd.addr < end:  # needed by this program
+            ahead_at = erases[0].cmd.addr
             out.append(erases.pop(0))
-        if erases:  # one ahead
+        # one ahead, unless one is already: a block with blank pages between its data has
+        # several programs, and an erase per program would run ever further ahead, leaving
+        # the programs of the last blocks to the end with nothing to overlap their transfer
+        if erases and ahead_at < end:
+            ahead_at = erases[0].cmd.addr
             out.append(erases.pop(0))
         out.append(op)
     return out + erases
