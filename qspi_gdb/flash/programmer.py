@@ -132,6 +132,7 @@ class Programmer:
         self.flash_written = False
         self.work = WorkDone()
         self.kept_note = ""  # after a failed write: where the bytes outside the image are
+        self.plan: Plan | None = None  # the plan of the last flash() (also when it failed)
 
     # -- connect: greeting, probe, detect, configure --------------------------------------------
 
@@ -216,6 +217,8 @@ class Programmer:
         erasing, restored from it, proven and removed (`qspi_gdb.flash.kept`)."""
         cfg = self._config()
         self.client.compress = compress
+        self.flash_written = False  # a second try (flash.retry) writes again
+        units_before, bytes_before = self.work.sectors_written, self.work.bytes_programmed
         sent_before = self.client.stats.bytes_sent
         checks = image_checks(image, rules.erase_unit(cfg))
         use_crcs = not force and chip_erase is not True
@@ -233,6 +236,7 @@ class Programmer:
             the_plan = make_plan(
                 image, cfg, force=force, chip_erase=chip_erase,
                 sector_crcs=sector_crcs if use_crcs else None)
+            self.plan = the_plan
             reading.total += the_plan.fill_bytes
             preserved: list[list[bytes]] = []
             for op in the_plan.operations:
@@ -268,7 +272,7 @@ class Programmer:
             def on_program(n: int) -> None:
                 self.work.bytes_programmed += n
                 self.work.pages_programmed = self.work.bytes_programmed // page
-                self.work.sectors_written = written.upto(self.work.bytes_programmed)
+                self.work.sectors_written = units_before + written.upto(self.work.bytes_programmed - bytes_before)
                 programming.add(n)
 
             if journal is not None and journal.entries:
@@ -281,10 +285,10 @@ class Programmer:
                 programming.fail(exc)
                 if journal is not None and journal.entries:
                     self.kept_note = kept_bytes.after_failure(
-                        exc, self.client, self.crcs, self._reload, journal,
+                        exc, self.client, self.crcs, self.reload, journal,
                         [(op, c) for op, c in zip(the_plan.operations, contents) if op.fills])
                 raise
-            self.work.sectors_written = the_plan.sectors_written
+            self.work.sectors_written = units_before + the_plan.sectors_written
             erasing.done = erasing.total
             erasing.finish()
             programming.done = programming.total
@@ -306,11 +310,11 @@ class Programmer:
             _log.warning("the bytes around the image do not match the journal; restoring them",
                          journal=str(journal.path))  # e.g. a program failure the chip hid
             self.kept_note = kept_bytes.restore(
-                self.client, self.crcs, self._reload, journal,
+                self.client, self.crcs, self.reload, journal,
                 [(op, c) for op, c in zip(the_plan.operations, contents) if op.fills])
         return outcome
 
-    def _reload(self) -> None:
+    def reload(self) -> None:
         """Load and start the loader again (a reset lost it) with the detected configuration."""
         self.client.start()
         self.client.init(loader_config(self._config()))
