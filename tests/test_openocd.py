@@ -150,6 +150,15 @@ def test_log_summary_drops_what_a_healthy_blank_target_logs():
     assert summarize_log("", fallback=False) == "" and summarize_log("") == "no output"
 
 
+def test_log_summary_names_the_assertion_openocd_aborts_on():
+    # OpenOCD 0.12's remote_bitbang driver asserts (SIGABRT) when the wire's socket closes
+    aborted = HEALTHY_BLANK_LOG + (
+        "openocd: src/jtag/drivers/remote_bitbang.c:196: remote_bitbang_read_sample: "
+        "Assertion `!remote_bitbang_recv_buf_empty()' failed.\n")
+    assert summarize_log(aborted, max_lines=2, fallback=False).endswith(
+        "Assertion `!remote_bitbang_recv_buf_empty()' failed.")
+
+
 class _FakeOpenOcd:
     log = HEALTHY_BLANK_LOG + "Error: Failed to read memory at 0xe000edf0\n"
 

@@ -81,7 +81,7 @@ def summary_line(result: Result) -> str:
         if result.dry_run:
             line += _dry_run_text(result)
         else:
-            line += f"; {_verify_text(result)}"
+            line += f"; {_verify_text(result)}{_retries_text(result)}"
         return f"{line}{_reset_text(result)}. {took}"
     if result.command == "verify":
         text = _verify_text(result)
@@ -137,6 +137,14 @@ def _dry_run_text(result: Result) -> str:
     if plan.get("flash"):
         parts.append(plan["flash"])
     return "".join(f"; {p}" for p in parts)
+
+
+def _retries_text(result: Result) -> str:
+    """Second tries that got past a fault (qspi_gdb.flash.retry): said, never hidden."""
+    n = len(result.retries)
+    if not n:
+        return ""
+    return f" after {'a second try' if n == 1 else f'{n + 1} tries'}"
 
 
 def _reset_text(result: Result) -> str:

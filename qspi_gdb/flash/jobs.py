@@ -23,7 +23,7 @@ from qspi_gdb.errors import (
     VerifyError,
     connection_lost,
 )
-from qspi_gdb.flash import rules
+from qspi_gdb.flash import retry, rules
 from qspi_gdb.flash.chip_state import describe_network_core, network_core
 from qspi_gdb.flash.estimate import (
     PREFILL_BYTES,
@@ -164,7 +164,7 @@ def _programmer(target: TargetSpec, cfg: FlashConfig, open_target: OpenTarget,
     with open_target(board, loader) as link:
         programmer = Programmer(link, chip=cfg.chip, loader_elf=loader, progress=progress)
         try:
-            detected = programmer.connect(cfg)
+            detected = retry.connect(programmer, cfg)
             result.part, result.flash_size = detected.part, detected.size
             result.jedec_id = detected.jedec_id.hex().upper() if detected.jedec_id else None
             result.address_mode = f"{detected.address_mode}-bit"
@@ -291,16 +291,21 @@ def flash(target: TargetSpec, image_spec: ImageSpecs, options: FlashOptions,
     link_cost = link_s_per_byte(options.probe, virtual=bool(board and board.virtual))
     with _programmer(target, cfg, open_target, progress, result) as programmer:
         jedec = programmer.config.jedec_id
-        journal = open_journal(
-            Identity(programmer.config.board, options.target_id or f"board {cfg.board}",
-                     jedec.hex().upper() if jedec else "unknown"),
-            image, discard=options.discard_journal)
-        outcome = programmer.flash(image, verify=options.verify, force=options.force,
-                                   chip_erase=options.chip_erase, compress=options.compress,
-                                   journal=journal, link_s_per_byte=link_cost)
-        _fill_plan_counts(result, outcome.plan)
-        result.pages_skipped_blank = outcome.pages_skipped_blank
-        result.bytes_sent = outcome.bytes_sent
+        identity = Identity(programmer.config.board, options.target_id or f"board {cfg.board}",
+                            jedec.hex().upper() if jedec else "unknown")
+        tries = retry.Attempts()
+        try:
+            outcome = retry.flash(
+                programmer, image,
+                lambda first: open_journal(identity, image,
+                                           discard=first and options.discard_journal),
+                verify=options.verify, force=options.force, chip_erase=options.chip_erase,
+                compress=options.compress, attempts=tries, link_s_per_byte=link_cost)
+        finally:
+            result.retries = tries.retries
+        _fill_plan_counts(result, tries.first_plan or outcome.plan)
+        result.pages_skipped_blank = tries.pages_skipped_blank
+        result.bytes_sent = programmer.client.stats.bytes_sent
         result.verified_ranges = outcome.verified
         result.mismatched_ranges = outcome.mismatched
         if not options.verify:

@@ -132,6 +132,7 @@ class Programmer:
         self.flash_written = False
         self.work = WorkDone()
         self.kept_note = ""  # after a failed write: where the bytes outside the image are
+        self.plan: Plan | None = None  # the plan of the last flash() (also when it failed)
 
     # -- connect: greeting, probe, detect, configure --------------------------------------------
 
@@ -219,6 +220,8 @@ class Programmer:
         by the plan's chip-erase choice with the loader's RAM buffers; None: not counted."""
         cfg = self._config()
         self.client.compress = compress
+        self.flash_written = False  # a second try (flash.retry) writes again
+        units_before, bytes_before = self.work.sectors_written, self.work.bytes_programmed
         sent_before = self.client.stats.bytes_sent
         checks = image_checks(image, rules.erase_unit(cfg))
         use_crcs = not force and chip_erase is not True
@@ -237,6 +240,7 @@ class Programmer:
                 image, cfg, force=force, chip_erase=chip_erase,
                 sector_crcs=sector_crcs if use_crcs else None, link_s_per_byte=link_s_per_byte,
                 prefill_bytes=sum(b.size for b in self.client.buffers()))
+            self.plan = the_plan
             reading.total += the_plan.fill_bytes
             preserved: list[list[bytes]] = []
             for op in the_plan.operations:
@@ -272,7 +276,7 @@ class Programmer:
             def on_program(n: int) -> None:
                 self.work.bytes_programmed += n
                 self.work.pages_programmed = self.work.bytes_programmed // page
-                self.work.sectors_written = written.upto(self.work.bytes_programmed)
+                self.work.sectors_written = units_before + written.upto(self.work.bytes_programmed - bytes_before)
                 programming.add(n)
 
             if journal is not None and journal.entries:
@@ -285,10 +289,10 @@ class Programmer:
                 programming.fail(exc)
                 if journal is not None and journal.entries:
                     self.kept_note = kept_bytes.after_failure(
-                        exc, self.client, self.crcs, self._reload, journal,
+                        exc, self.client, self.crcs, self.reload, journal,
                         [(op, c) for op, c in zip(the_plan.operations, contents) if op.fills])
                 raise
-            self.work.sectors_written = the_plan.sectors_written
+            self.work.sectors_written = units_before + the_plan.sectors_written
             erasing.done = erasing.total
             erasing.finish()
             programming.done = programming.total
@@ -310,11 +314,11 @@ class Programmer:
             _log.warning("the bytes around the image do not match the journal; restoring them",
                          journal=str(journal.path))  # e.g. a program failure the chip hid
             self.kept_note = kept_bytes.restore(
-                self.client, self.crcs, self._reload, journal,
+                self.client, self.crcs, self.reload, journal,
                 [(op, c) for op, c in zip(the_plan.operations, contents) if op.fills])
         return outcome
 
-    def _reload(self) -> None:
+    def reload(self) -> None:
         """Load and start the loader again (a reset lost it) with the detected configuration."""
         self.client.start()
         self.client.init(loader_config(self._config()))

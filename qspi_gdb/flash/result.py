@@ -42,6 +42,7 @@ class Result:
     output_file: str | None = None  # read: the file written (None: stdout, `-o -`)
     seconds: float = 0.0
     phase_seconds: dict[str, float] = field(default_factory=dict)
+    retries: list[dict] = field(default_factory=list)  # flash: {attempt, reason} of each second try
     stops: int = 0  # times the loader was halted (by the host's request, or noticed halts)
     noticed_halts: int = 0  # halts the loader made itself (a fault): seen at the debugger's poll
     info: dict | None = None  # `info`: detected chip, SFDP summary

@@ -160,7 +160,10 @@ def summarize_log(text: str, max_lines: int = 4, *, fallback: bool = True) -> st
     errors = []
     probe_seen = False
     for line in lines:
-        if "Error" not in line or any(expected in line for expected in _EXPECTED_ERRORS):
+        # "Assertion ... failed": OpenOCD 0.12's abort, e.g. remote_bitbang.c when its
+        # adapter's socket closes mid-transaction
+        if ("Error" not in line and "Assertion" not in line) or any(
+                expected in line for expected in _EXPECTED_ERRORS):
             continue
         if _READY_PROBE_REJECTED in line and not probe_seen:
             probe_seen = True

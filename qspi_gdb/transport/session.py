@@ -121,10 +121,13 @@ def open_session(options: TargetOptions, *, elf: str | os.PathLike | None = None
             gdb.watch(f"the virtual board {route.probe.serial}", lambda: _gone(pid))
         if openocd is not None:
             server = openocd
-            # its own error lines explain an exit of its own, not a signal
+            # its own error lines explain an exit of its own (an exit status, or the abort()
+            # OpenOCD 0.12 calls when its adapter's connection breaks), not a signal we sent
             gdb.watch("OpenOCD", server.exit_status,
                       lambda: server.error_summary(max_lines=2, fallback=False)
-                      if (server.exit_status() or 0) > 0 else "")
+                      if (server.exit_status() or 0) > 0 else
+                      server.error_summary(max_lines=1, fallback=False)
+                      if server.exit_status() == -signal.SIGABRT else "")
         link = GdbLink(gdb, monitor=monitor, wait_scale=options.wait_scale,
                        wait_floor_s=options.wait_floor_s,
                        monitor_reset="OpenOCD reset run (as the --openocd-config files set it)"

@@ -89,6 +89,7 @@ class Outcome:
     fired: dict | None = None
     exit: int | None = None
     ok: bool | None = None
+    retries: int = 0  # second tries qspi-gdb made in the same run (its --json "retries")
     message: str = ""
     error_lines: int = 0
     traceback: bool = False
@@ -272,6 +273,7 @@ def run_case(case: Case, out: Path, templates: dict[str, Path], image_path: Path
                 outcome.injected = False
         outcome.exit, outcome.hung = code, hung
         outcome.ok = result.get("ok") if result else None
+        outcome.retries = len((result or {}).get("retries") or [])
         lines = [ln for ln in err.splitlines() if ln.startswith("qspi-gdb")]
         outcome.error_lines = len(lines)
         outcome.message = lines[-1] if lines else ""
@@ -373,7 +375,7 @@ def make_cases(quick: bool, total: int, seed: int, calibration: dict[str, dict])
 
 # --- the table ------------------------------------------------------------------------------
 
-COLUMNS = ("injected", "recovered", "failed cleanly", "false successes",
+COLUMNS = ("injected", "recovered", "of them by a second try", "failed cleanly", "false successes",
            "bytes changed outside the image", "kept bytes journaled for the re-run",
            "orphan processes", "re-run success")
 
@@ -386,6 +388,7 @@ def tally(outcomes: list[Outcome], key) -> dict[str, dict]:
             row["cases"] += 1
             row["injected"] += o.injected
             row["recovered"] += o.verdict == "recovered"
+            row["of them by a second try"] += o.verdict == "recovered" and o.retries > 0
             row["failed cleanly"] += o.verdict == "failed cleanly"
             row["unclean"] += o.verdict == "UNCLEAN FAILURE"
             row["false successes"] += o.verdict == "FALSE SUCCESS"
@@ -414,7 +417,7 @@ def table(outcomes: list[Outcome]) -> str:
             r = rows[name]
             rerun = f"{r['rerun ok']}/{r['reruns']}" + (
                 f" ({100 * r['rerun ok'] // r['reruns']} %)" if r["reruns"] else "")
-            cells = [r["cases"], r["injected"], r["recovered"],
+            cells = [r["cases"], r["injected"], r["recovered"], r["of them by a second try"],
                      r["failed cleanly"] + (0 if not r["unclean"] else 0),
                      r["false successes"], r["bytes changed outside the image"],
                      r["kept bytes journaled for the re-run"], r["orphan processes"], rerun]
