@@ -43,8 +43,9 @@ class FlashOptions:
     # never a chip erase
     chip_erase: bool | None = None
     dry_run: bool = False  # plan only: connect to nothing, write nothing
-    # the dry run's time estimate: an inputs.probes profile name, or the OpenOCD interface
-    # name / "gdb-server" the connection uses (None: the board's usual probe)
+    # the dry run's time estimate and the link cost the chip-erase choice weighs: an
+    # inputs.probes profile name, or the OpenOCD interface name / "gdb-server" the connection
+    # uses (None: the board's usual probe)
     probe: str | None = None
     compress: bool = True  # send program data as LZ4 blocks the loader decodes (when smaller)
     # who the target is, for the kept-bytes journal (`qspi_gdb.connect.target_identity`: the
