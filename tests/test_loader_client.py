@@ -67,6 +67,27 @@ def test_schedule_issues_each_erase_one_step_ahead():
                     assert out.index(e) < i
 
 
+def test_schedule_keeps_one_erase_ahead_when_a_block_has_several_programs():
+    """Blank pages split a block's data into several programs: still one erase ahead, not one
+    per program (the erases would run ahead and leave the last blocks' programs alone)."""
+    ops = []
+    for blk in range(3):
+        base = blk * 0x10000
+        ops += [_erase(base, 0x10000), _program(base, 0x1000), _program(base + 0x3000, 0x1000),
+                _program(base + 0x8000, 0x2000)]
+    assert _order(schedule(ops)) == [
+        ("E", 0x00000), ("E", 0x10000), ("P", 0x00000), ("P", 0x03000), ("P", 0x08000),
+        ("E", 0x20000), ("P", 0x10000), ("P", 0x13000), ("P", 0x18000),
+        ("P", 0x20000), ("P", 0x23000), ("P", 0x28000),
+    ]
+    # 4 KiB erases, one program each: one ahead per program as before
+    ops = []
+    for sec in range(3):
+        ops += [_erase(sec * 0x1000, 0x1000), _program(sec * 0x1000, 0x1000)]
+    assert _order(schedule(ops)) == [("E", 0), ("E", 0x1000), ("P", 0), ("E", 0x2000),
+                                     ("P", 0x1000), ("P", 0x2000)]
+
+
 def test_schedule_keeps_an_order_it_cannot_improve_safely():
     ops = [_program(0x0, 0x100), _erase(0x0, 0x10000), _program(0x0, 0x100)]
     assert schedule(ops) == ops  # an erase after a program of the same range

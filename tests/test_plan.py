@@ -14,7 +14,8 @@ from qspi_gdb.flash.checks import image_checks
 from qspi_gdb.flash.plan import build_sector, erase_plan, plan
 from qspi_gdb.flash.plan_text import render_plan
 from qspi_gdb.flash.ranges import Range
-from qspi_gdb.flash.rules import resolve_range
+from qspi_gdb.flash.estimate import PREFILL_BYTES, link_s_per_byte
+from qspi_gdb.flash.rules import chip_erase_pays, resolve_range
 from qspi_gdb.inputs.config_values import cli_layer
 from qspi_gdb.inputs.detect import apply_chip
 from qspi_gdb.inputs.flash_config import EraseSpec, Timing, build_config
@@ -187,6 +188,37 @@ def test_chip_erase_chosen_by_weight_when_every_sector_is_rewritten():
     # the same image with a chip erase forbidden, or slower than the blocks: sector plan
     assert not plan(seg_image((40, data)), CHEAP_CHIP, chip_erase=False).chip_erase
     assert not plan(seg_image((40, data)), SMALL, chip_erase=None).chip_erase
+
+
+@pytest.mark.parametrize("probe, chip", [
+    (None, True),  # link not known: the erase times alone (52 s < 128 x 0.48 s)
+    ("cmsis-dap-hs", True),  # 8 MiB in ~28.5 s of link: the flash is the bottleneck
+    ("jlink-ob", False),  # ~79 s of link: block erases hide in it, a chip erase adds 52 s
+    ("gdb-server", False),  # probe unknown: chosen only where it pays on the slowest probe
+])
+def test_chip_erase_by_weight_weighs_the_probe_link(probe, chip):
+    """A chip erase must end before the first page is programmed; the link overlaps it only
+    by the loader's RAM buffers, while block erases go out ahead of the programs."""
+    data = random.Random(8).randbytes(MX25R.size)
+    link = None if probe is None else link_s_per_byte(probe, virtual=False)
+    p = plan(seg_image((0, data)), MX25R, chip_erase=None, link_s_per_byte=link,
+             prefill_bytes=PREFILL_BYTES)
+    assert p.chip_erase is chip and p.chip_erase_chosen is chip
+    assert p.sectors_erased == (0 if chip else MX25R.size // 65536)
+    assert p.erase_typ_s == pytest.approx(52.0 if chip else 128 * 0.48, rel=0.01)
+
+
+def test_chip_erase_pays_rule_both_ways():
+    cheap = CHEAP_CHIP
+    units = [Range(0, MIB)]
+    # flash-bound: chip 2 + 10 = 12 s < max(8 + 10, 5) s
+    assert chip_erase_pays(cheap, units, 8.0, program_s=10.0, transfer_s=5.0)
+    # link-bound: chip 2 + (30 - 1) = 31 s > max(18, 30) s
+    assert not chip_erase_pays(cheap, units, 8.0, program_s=10.0, transfer_s=30.0, prefill_s=1.0)
+    # ... unless the buffers hold enough of it: 2 + (30 - 29) < 30
+    assert chip_erase_pays(cheap, units, 8.0, program_s=0.0, transfer_s=30.0, prefill_s=29.0)
+    # never when a unit is missing (the rest of the chip would be lost)
+    assert not chip_erase_pays(cheap, [Range(0, MIB // 2)], 8.0)
 
 
 def test_chip_erase_not_chosen_when_a_sector_would_be_lost():

@@ -9,7 +9,10 @@ GDB's start-up, the loader download and the detection are not in it) to the end 
   which sectors already hold the image, so it assumes none does) and the bytes around the image
   that read-modify-write keeps, read over QSPI and the kept bytes moved over SWD;
 - writing: erase + program, pipelined by the loader (the host fills the next RAM buffer while
-  the flash works), so max(flash busy time, transfer time + loader calls x per-call cost). Flash
+  the flash works), so max(flash busy time, transfer time + loader calls x per-call cost); a
+  chip erase must end before the first page is programmed and the transfer overlaps it only
+  by filling the loader's RAM buffers: chip erase + max(program, transfer + calls - buffers).
+  The plan's chip-erase choice weighs the same two figures (`link_s_per_byte`). Flash
   busy is the part's typical erase and page-program times from its SFDP (what the plan sums);
   the transfer is the programmed bytes at the probe's per-word cost; each loader stop costs the
   mailbox traffic of a stop (loader ABI 2: the host halts the running loader by request, which
@@ -21,6 +24,7 @@ Model constants (besides the probe table):
 | constant | value | source |
 |---|---|---|
 | loader data buffer | 32 KiB | loader_fw/src/chip.h QL_BUF_SIZE (one program call per buffer) |
+| loader RAM buffers (dry run) | 6 x 32 KiB | loader_fw/src/chip.h QL_NBUF for the nRF52840 (14 on the nRF5340; a flash uses the loader's own count): what the host can send while a chip erase runs |
 | erase work per call | 64 KiB | qspi_gdb/loader/pipeline.py: erases go out in 64 KiB units |
 | DAP transactions per loader stop | 200 | measured (ABI 2) through OpenOCD 0.12 and GDB 13.1 on sim-nrf52840-32mb, 2026-12-04: flashes of 64 KiB and 256 KiB of random data took 5 and 14 stops and 23,350 and 74,873 DAP transactions; (difference of transactions - difference of data words written) / difference of stops = (51,523 - 49,755) / 9 = 196 |
 | CRC32 sectors per call | 8192 | loader CRC_LIST: count <= QL_BUF_SIZE / 4 |
@@ -43,6 +47,7 @@ from qspi_gdb.inputs.flash_config import MODE_LINES, FlashConfig
 from qspi_gdb.inputs.probes import DEFAULT_PROFILE, PROFILES, ProbeProfile
 
 BUFFER_BYTES = 32 * 1024  # loader_fw/src/chip.h QL_BUF_SIZE
+PREFILL_BYTES = 6 * BUFFER_BYTES  # the loader's RAM buffers on the nRF52840 (the fewer)
 ERASE_PER_CALL = 64 * 1024  # loader/pipeline.py: one call per 64 KiB of erase work
 DAP_PER_CALL = 200  # DAP transactions of one loader stop (ABI 2, measured: module table)
 CRC_SECTORS_PER_CALL = 8192  # CRC_LIST count <= QL_BUF_SIZE / 4
@@ -67,12 +72,19 @@ class Estimate:
     verify_s: float
     read_calls: int = 0
     verify_calls: int = 0
+    chip_erase_s: float = 0.0  # part of flash_busy_s that must end before programming starts
+    prefill_s: float = 0.0  # transfer the loader's RAM buffers take while the chip erase runs
 
     @property
     def write_s(self) -> float:
-        """Erase + program, pipelined: the flash and the host work at the same time."""
+        """Erase + program, pipelined: the flash and the host work at the same time; a chip
+        erase first, overlapped only by filling the loader's buffers."""
         write_calls = self.calls - self.read_calls - self.verify_calls
-        return max(self.flash_busy_s, self.transfer_s + write_calls * self.call_s)
+        link = self.transfer_s + write_calls * self.call_s
+        if self.chip_erase_s:
+            return self.chip_erase_s + max(self.flash_busy_s - self.chip_erase_s,
+                                           link - min(self.prefill_s, link))
+        return max(self.flash_busy_s, link)
 
     @property
     def total_s(self) -> float:
@@ -114,6 +126,20 @@ def choose_profile(probe: str | None, *, virtual: bool) -> tuple[ProbeProfile, s
     return PROFILES[DEFAULT_PROFILE], f"assumed: no profile for --interface {name}"
 
 
+def link_s_per_byte(probe: str | None, *, virtual: bool) -> float:
+    """What the link costs per programmed byte, for the plan's chip-erase choice: the profile
+    `choose_profile` picks when the probe is known (a profile name, an interface with a profile,
+    a virtual board's clock); when it is not (a GDB server's probe, an interface without a
+    profile) the slowest modelled probe, so that a chip erase is chosen only where it pays on
+    any of them (a wrongly chosen chip erase costs up to its whole time, ~52 s on MX25R6435F; a
+    wrongly kept block erase only the difference of the erase times)."""
+    profile, reason = choose_profile(probe, virtual=virtual)
+    if reason.startswith("assumed"):
+        profile = max((p for p in PROFILES.values() if not p.network_rtt_s),
+                      key=lambda p: p.word_s())
+    return profile.word_s() / 4
+
+
 def qspi_read_s(n: int, cfg: FlashConfig) -> float:
     """Reading n bytes over QSPI in the configured read mode (data lines x SCK)."""
     return n * 8 / MODE_LINES.get(cfg.readoc, 1) / cfg.sck_frequency
@@ -147,4 +173,6 @@ def estimate(plan: Plan, cfg: FlashConfig, profile: ProbeProfile, reason: str = 
         flash_busy_s=plan.erase_typ_s + plan.program_typ_s,
         transfer_s=math.ceil(programmed / 4) * word_s,
         calls=read_calls + write_calls + verify_calls, call_s=call_s,
-        verify_s=verify_s, read_calls=read_calls, verify_calls=verify_calls)
+        verify_s=verify_s, read_calls=read_calls, verify_calls=verify_calls,
+        chip_erase_s=plan.erase_typ_s if plan.chip_erase else 0.0,
+        prefill_s=math.ceil(PREFILL_BYTES / 4) * word_s)

@@ -25,7 +25,13 @@ from qspi_gdb.errors import (
 )
 from qspi_gdb.flash import retry, rules
 from qspi_gdb.flash.chip_state import describe_network_core, network_core
-from qspi_gdb.flash.estimate import Estimate, choose_profile, estimate
+from qspi_gdb.flash.estimate import (
+    PREFILL_BYTES,
+    Estimate,
+    choose_profile,
+    estimate,
+    link_s_per_byte,
+)
 from qspi_gdb.flash.journal import Identity, open_journal
 from qspi_gdb.flash.options import FlashOptions, ImageSpec, TargetSpec
 from qspi_gdb.flash.plan import Plan
@@ -266,9 +272,12 @@ def flash(target: TargetSpec, image_spec: ImageSpecs, options: FlashOptions,
     result.image = image.to_json()
     if options.dry_run:
         assumed = planning_config(cfg, "flash")
-        the_plan = make_plan(image, assumed, force=options.force, chip_erase=options.chip_erase)
         board = boards.find_board(assumed.board)
-        profile, reason = choose_profile(options.probe, virtual=bool(board and board.virtual))
+        virtual = bool(board and board.virtual)
+        the_plan = make_plan(image, assumed, force=options.force, chip_erase=options.chip_erase,
+                             link_s_per_byte=link_s_per_byte(options.probe, virtual=virtual),
+                             prefill_bytes=PREFILL_BYTES)
+        profile, reason = choose_profile(options.probe, virtual=virtual)
         crc_check = not (options.force or options.chip_erase)
         est = estimate(the_plan, assumed, profile, reason, crc_check=crc_check)
         _fill_plan_counts(result, the_plan, would_do=True)
@@ -278,6 +287,8 @@ def flash(target: TargetSpec, image_spec: ImageSpecs, options: FlashOptions,
         result.ok = True
         return PlannedFlash(the_plan, assumed, est, checks_unchanged=crc_check)
     _precheck(image, cfg)
+    board = boards.find_board(cfg.board)
+    link_cost = link_s_per_byte(options.probe, virtual=bool(board and board.virtual))
     with _programmer(target, cfg, open_target, progress, result) as programmer:
         jedec = programmer.config.jedec_id
         identity = Identity(programmer.config.board, options.target_id or f"board {cfg.board}",
@@ -289,7 +300,7 @@ def flash(target: TargetSpec, image_spec: ImageSpecs, options: FlashOptions,
                 lambda first: open_journal(identity, image,
                                            discard=first and options.discard_journal),
                 verify=options.verify, force=options.force, chip_erase=options.chip_erase,
-                compress=options.compress, attempts=tries)
+                compress=options.compress, attempts=tries, link_s_per_byte=link_cost)
         finally:
             result.retries = tries.retries
         _fill_plan_counts(result, tries.first_plan or outcome.plan)

@@ -211,6 +211,8 @@ def plan(
     force: bool = False,
     chip_erase: bool | None = False,
     erase_size: str | int = "auto",
+    link_s_per_byte: float | None = None,
+    prefill_bytes: int = 0,
 ) -> Plan:
     """Compute what to erase, read back, program and verify. Pure; raises UsageError on refusal.
 
@@ -222,6 +224,10 @@ def plan(
     faster), 4096 or 65536. chip_erase: True erases the whole chip first (bytes outside the
     image become 0xFF; nothing is read back); None lets the plan choose a chip erase by weight
     (`rules.chip_erase_pays`: it keeps every byte outside the image); False never erases the chip.
+    link_s_per_byte: what the probe link costs per programmed byte (`ProbeProfile.word_s() / 4`),
+    prefill_bytes: what the loader's RAM buffers hold (sent while a chip erase runs); the choice
+    by weight counts the transfer with them. None: the link is not known and not counted (the
+    erase and program times alone decide).
     """
     cfg = config
     if cfg.size is None or cfg.address_mode is None or not cfg.erase:
@@ -317,11 +323,6 @@ def plan(
     else:
         for op in ops:
             erase_s += (e4 if op.size == 4096 else e64).time.typ_s
-    chosen = chip_erase is None and chip_erase_pays(cfg, [op.range for op in ops], erase_s)
-    if chosen:
-        # Same units, same fills (read-modify-write keeps every byte), one chip erase.
-        ops = [replace(op, erase="none") for op in ops]
-        erase_s = cfg.chip_erase.typ_s
     blank_page = bytes([ERASED]) * page
     to_program = 0
     for op in ops:
@@ -331,6 +332,14 @@ def plan(
                 to_program += 1
     page_s = cfg.page_program.typ_s if cfg.page_program else 0.0
     program_s = page_s * to_program
+    per_byte = link_s_per_byte or 0.0
+    chosen = chip_erase is None and chip_erase_pays(
+        cfg, [op.range for op in ops], erase_s, program_s=program_s,
+        transfer_s=to_program * page * per_byte, prefill_s=prefill_bytes * per_byte)
+    if chosen:
+        # Same units, same fills (read-modify-write keeps every byte), one chip erase.
+        ops = [replace(op, erase="none") for op in ops]
+        erase_s = cfg.chip_erase.typ_s
 
     return Plan(
         image=image,

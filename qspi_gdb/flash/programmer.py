@@ -209,12 +209,15 @@ class Programmer:
 
     def flash(self, image: Image, *, verify: bool = True, force: bool = False,
               chip_erase: bool | None = None, compress: bool = True,
-              journal: Journal | None = None) -> FlashOutcome:
+              journal: Journal | None = None,
+              link_s_per_byte: float | None = None) -> FlashOutcome:
         """Plan, erase, program, verify. chip_erase: True erase the chip first (nothing outside
         the image kept), None let the plan choose it by weight (everything outside the image
         kept), False never. compress: send blocks that compress as LZ4 (the loader decodes and
         CRC-checks them). journal: the bytes kept around the image are saved in it before
-        erasing, restored from it, proven and removed (`qspi_gdb.flash.kept`)."""
+        erasing, restored from it, proven and removed (`qspi_gdb.flash.kept`).
+        link_s_per_byte: the probe link's cost per byte (`estimate.link_s_per_byte`), weighed
+        by the plan's chip-erase choice with the loader's RAM buffers; None: not counted."""
         cfg = self._config()
         self.client.compress = compress
         self.flash_written = False  # a second try (flash.retry) writes again
@@ -235,7 +238,8 @@ class Programmer:
         with _phase(self.progress, READING, read_total) as reading:
             the_plan = make_plan(
                 image, cfg, force=force, chip_erase=chip_erase,
-                sector_crcs=sector_crcs if use_crcs else None)
+                sector_crcs=sector_crcs if use_crcs else None, link_s_per_byte=link_s_per_byte,
+                prefill_bytes=sum(b.size for b in self.client.buffers()))
             self.plan = the_plan
             reading.total += the_plan.fill_bytes
             preserved: list[list[bytes]] = []

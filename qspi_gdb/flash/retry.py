@@ -70,15 +70,18 @@ def connect(programmer: Programmer, preset: FlashConfig) -> FlashConfig:
 
 def flash(programmer: Programmer, image: Image, open_journal: Callable[[bool], Journal], *,
           verify: bool = True, force: bool = False, chip_erase: bool | None = None,
-          compress: bool = True, attempts: Attempts | None = None) -> FlashOutcome:
+          compress: bool = True, attempts: Attempts | None = None,
+          link_s_per_byte: float | None = None) -> FlashOutcome:
     """programmer.flash with bounded second tries. open_journal(first): the kept-bytes journal
-    for a try (the first may discard a stale one; later tries take what the last one left)."""
+    for a try (the first may discard a stale one; later tries take what the last one left).
+    link_s_per_byte: the probe link's cost, for the plan's chip-erase choice."""
     tally = attempts if attempts is not None else Attempts()
     for attempt in range(1, ATTEMPTS + 1):
         journal = open_journal(attempt == 1)
         try:
             outcome = programmer.flash(image, verify=verify, force=force, chip_erase=chip_erase,
-                                       compress=compress, journal=journal)
+                                       compress=compress, journal=journal,
+                                       link_s_per_byte=link_s_per_byte)
         except Exception as exc:
             tally.first_plan = tally.first_plan or programmer.plan
             if attempt == ATTEMPTS or not worth_another_try(exc):
