@@ -91,6 +91,7 @@ class Outcome:
     ok: bool | None = None
     retries: int = 0  # second tries qspi-gdb made in the same run (its --json "retries")
     message: str = ""
+    log_tail: str = ""  # the end of qspi-gdb's stderr when it did not succeed (for diagnosis)
     error_lines: int = 0
     traceback: bool = False
     hung: bool = False
@@ -277,6 +278,7 @@ def run_case(case: Case, out: Path, templates: dict[str, Path], image_path: Path
         lines = [ln for ln in err.splitlines() if ln.startswith("qspi-gdb")]
         outcome.error_lines = len(lines)
         outcome.message = lines[-1] if lines else ""
+        outcome.log_tail = err[-3000:] if code != 0 else ""
         outcome.traceback = "Traceback" in err
         outcome.image_ok, outcome.outside_changed = compare(flash, templates[case.part], image)
         if not (code == 0 and outcome.image_ok):
