@@ -43,6 +43,7 @@ import math
 from dataclasses import dataclass
 
 from qspi_gdb.flash.plan import Plan
+from qspi_gdb.flash.rules import pipelined_write_s
 from qspi_gdb.inputs.flash_config import MODE_LINES, FlashConfig
 from qspi_gdb.inputs.probes import DEFAULT_PROFILE, PROFILES, ProbeProfile
 
@@ -80,11 +81,9 @@ class Estimate:
         """Erase + program, pipelined: the flash and the host work at the same time; a chip
         erase first, overlapped only by filling the loader's buffers."""
         write_calls = self.calls - self.read_calls - self.verify_calls
-        link = self.transfer_s + write_calls * self.call_s
-        if self.chip_erase_s:
-            return self.chip_erase_s + max(self.flash_busy_s - self.chip_erase_s,
-                                           link - min(self.prefill_s, link))
-        return max(self.flash_busy_s, link)
+        return pipelined_write_s(self.chip_erase_s, self.flash_busy_s - self.chip_erase_s,
+                                 self.transfer_s + write_calls * self.call_s,
+                                 chip_erase=bool(self.chip_erase_s), prefill_s=self.prefill_s)
 
     @property
     def total_s(self) -> float:

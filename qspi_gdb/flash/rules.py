@@ -220,6 +220,19 @@ def check_stated_chip_erase(cfg: FlashConfig, mode: int | None = None) -> None:
                          "MODE32BIT")
 
 
+def pipelined_write_s(erase_s: float, program_s: float, link_s: float, *,
+                      chip_erase: bool = False, prefill_s: float = 0.0) -> float:
+    """Erase + program with the link's transfer beside them (loader/pipeline.py). Unit erases
+    go out one step ahead of the programs, so the transfer overlaps all the flash work:
+    max(erase + program, link). A chip erase must end before the first page is programmed,
+    and the transfer overlaps it only by what the loader's RAM buffers hold (prefill_s):
+    chip + max(program, link - prefill). The plan's chip-erase choice and the dry run's
+    estimate weigh this one model."""
+    if chip_erase:
+        return erase_s + max(program_s, link_s - min(prefill_s, link_s))
+    return max(erase_s + program_s, link_s)
+
+
 def chip_erase_pays(cfg: FlashConfig, units: list[Range], units_erase_s: float, *,
                     program_s: float = 0.0, transfer_s: float = 0.0,
                     prefill_s: float = 0.0) -> bool:
@@ -227,16 +240,14 @@ def chip_erase_pays(cfg: FlashConfig, units: list[Range], units_erase_s: float, 
     i.e. the image and the bytes read-modify-write keeps, cover the whole chip, so it destroys
     nothing the plan does not write back, and it ends the job sooner.
 
-    The unit erases go out one step ahead of the programs (loader/pipeline.py erase-ahead), so
-    the link's transfer runs beside them: max(units_erase_s + program_s, transfer_s). A chip
-    erase must end before the first page is programmed, and the transfer overlaps it only by
-    what the loader's RAM buffers hold (prefill_s): chip + max(program_s, transfer_s -
-    prefill_s). With the link free (transfer_s 0) this is the erase times alone (MX25R6435F:
-    52 s against 128 x 0.48 s for 8 MiB); through a J-Link OB the same 8 MiB take ~79 s of
-    link, which the block erases hide and the chip erase does not."""
+    Both ways are timed by `pipelined_write_s`. With the link free (transfer_s 0) this is the
+    erase times alone (MX25R6435F: 52 s against 128 x 0.48 s for 8 MiB); through a J-Link OB
+    the same 8 MiB take ~79 s of link, which the block erases hide and the chip erase does
+    not."""
     if cfg.chip_erase is None or not units:
         return False
-    chip_s = cfg.chip_erase.typ_s + max(program_s, transfer_s - min(prefill_s, transfer_s))
-    if chip_s >= max(units_erase_s + program_s, transfer_s):
+    chip_s = pipelined_write_s(cfg.chip_erase.typ_s, program_s, transfer_s, chip_erase=True,
+                               prefill_s=prefill_s)
+    if chip_s >= pipelined_write_s(units_erase_s, program_s, transfer_s):
         return False
     return merge(units) == [Range(0, cfg.size)]
