@@ -505,3 +505,23 @@ def test_nvic_priorities_keep_the_implemented_bits_and_order_pending_irqs():
     assert nvic.active == 1 << 9 and nvic.highest_pending() == 8
     with pytest.raises(BusFault):
         nvic.read(0xE000E102, 2)  # bit registers are word-only
+
+
+def test_hint_scan_finds_every_even_match_overlaps_included():
+    """The literal-first search finds what a plain lookahead scan over every offset finds."""
+    import random
+    import re
+
+    from qspi_gdb.sim.core import _HINTS, hint_offsets
+
+    reference = (rb"(?=\x40\xbf)", rb"(?=\x30\xbf)", rb"(?=[\x61-\x63]\xb6)",
+                 rb"(?=[\x80-\x8f]\xf3[\x10-\x13]\x88)", rb"(?=\xbf\xf3[\x60-\x6f]\x8f)")
+    rng = random.Random(7)
+    alphabet = bytes((0x40, 0xBF, 0x30, 0x61, 0x62, 0x63, 0x64, 0xB6, 0x80, 0x8F, 0x90, 0xF3,
+                      0x10, 0x13, 0x14, 0x88, 0x60, 0x6F, 0x00))
+    samples = [bytes(rng.choice(alphabet) for _ in range(400)) for _ in range(300)]
+    samples.append(b"\x00\x80\xf3\x10\x88\xf3\x11\x88\x00\x00")  # overlapping MSR lookalikes
+    for code in samples:
+        for (pattern, before, first_byte, *_), ref in zip(_HINTS, reference, strict=True):
+            expect = [m.start() for m in re.finditer(ref, code, re.S) if not m.start() & 1]
+            assert hint_offsets(code, pattern, before, first_byte) == expect

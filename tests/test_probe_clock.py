@@ -221,3 +221,37 @@ def test_pacing_keeps_a_running_core_on_wall_time():
         core.halt("halted")
         before = board.clock.now
         assert pacer.catch_up() is None and board.clock.now == before  # halted: no pacing
+
+
+def test_pacing_does_not_let_the_core_spend_the_test_beds_upkeep():
+    """Host time the core model spends on stale translations is not time the target runs."""
+    from qspi_gdb.sim.board import Board
+    from qspi_gdb.sim.pacing import Pacer
+
+    with Board("sim-nrf52840dk") as board:
+        core = board.core
+        core.halt("halted")
+        board.write_memory(0x20000000, bytes.fromhex("30bffde7"))  # wfi; b .-2
+        core.write_core_reg(15, 0x20000000)
+        core.write_core_reg(16, 1 << 24)
+        slow_hints = core._hook_hints
+
+        def slow(lo, hi):  # stands for the scan of a large buffer the debugger wrote
+            time.sleep(0.03)
+            slow_hints(lo, hi)
+
+        core._hook_hints = slow
+        pacer = Pacer(board)
+        pacer.catch_up()  # halted: anchors nothing
+        core.resume()
+        start_model, start_wall = board.clock.now, time.perf_counter()
+        upkeep0 = core.upkeep_s
+        while time.perf_counter() - start_wall < 0.06:
+            pause = pacer.catch_up()
+            time.sleep(pause or 0.001)
+        pacer.catch_up()
+        modelled = board.clock.now - start_model
+        wall = time.perf_counter() - start_wall
+        upkeep = core.upkeep_s - upkeep0
+        assert upkeep >= 0.03
+        assert core.sleeping and modelled <= wall - upkeep + 0.002

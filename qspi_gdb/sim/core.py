@@ -65,6 +65,7 @@ from __future__ import annotations
 import ctypes
 import math
 import re
+import time
 from collections.abc import Callable
 
 from unicorn import (
@@ -138,22 +139,42 @@ _THUMB_YIELD = 0xBF10
 _NO_EXIT = 0xFFFFFFFF  # an odd address is never a PC: emu_start's `until` never triggers
 
 # Instructions _hook_hints hooks, as byte patterns of little-endian Thumb halfwords (found at
-# even offsets; lookahead so that matches may overlap): (pattern, hook table, handler, hook
+# even offsets, overlapping matches included): (pattern, bytes of the instruction before the
+# pattern, allowed range of the byte just before the pattern or None, hook table, handler, hook
 # type, where: 0 = on the instruction, 2 / 4 = on the one after a 16 / 32-bit instruction).
+# Each pattern starts with a literal byte so that re's fast literal search runs (a leading
+# character class or lookahead makes the scan ten times slower: ~5 ms per 64 KiB, and the
+# debugger writes every data buffer the loader gets).
 # Unicorn calls every code hook's range check for every instruction while emu_start counts
 # instructions (count=), so each UC_HOOK_CODE slows all code down; a UC_HOOK_BLOCK costs only
 # where a translation block starts at its address. qemu ends the block after CPSIE, MSR to a
 # special register and ISB, so a block hook on the next instruction sees each of them complete.
 _HINTS = (
-    (re.compile(rb"(?=\x40\xbf)"), "_sev_hooks", "_on_sev", UC_HOOK_CODE, 0),  # SEV
-    (re.compile(rb"(?=\x30\xbf)"), "_wfi_hooks", "_on_wfi", UC_HOOK_CODE, 0),  # WFI
-    (re.compile(rb"(?=[\x61-\x63]\xb6)"), "_unmask_hooks", "_on_unmask", UC_HOOK_BLOCK, 2),  # CPSIE
+    (re.compile(rb"\x40\xbf"), 0, None, "_sev_hooks", "_on_sev", UC_HOOK_CODE, 0),  # SEV
+    (re.compile(rb"\x30\xbf"), 0, None, "_wfi_hooks", "_on_wfi", UC_HOOK_CODE, 0),  # WFI
+    (re.compile(rb"\xb6"), 1, (0x61, 0x63), "_unmask_hooks", "_on_unmask", UC_HOOK_BLOCK,
+     2),  # CPSIE i/f (B66x)
     # MSR PRIMASK/BASEPRI/BASEPRI_MAX/FAULTMASK, Rn: F38n 88xx, SYSm 0x10..0x13
-    (re.compile(rb"(?=[\x80-\x8f]\xf3[\x10-\x13]\x88)", re.S), "_unmask_hooks", "_on_unmask",
+    (re.compile(rb"\xf3[\x10-\x13]\x88", re.S), 1, (0x80, 0x8F), "_unmask_hooks", "_on_unmask",
      UC_HOOK_BLOCK, 4),
-    (re.compile(rb"(?=\xbf\xf3[\x60-\x6f]\x8f)", re.S), "_unmask_hooks", "_on_unmask",
+    (re.compile(rb"\xbf\xf3[\x60-\x6f]\x8f", re.S), 0, None, "_unmask_hooks", "_on_unmask",
      UC_HOOK_BLOCK, 4),  # ISB
 )
+
+
+def hint_offsets(code: bytes, pattern: re.Pattern, before: int,
+                 first_byte: tuple[int, int] | None) -> list[int]:
+    """Offsets in `code` where a _HINTS instruction starts (even offsets only)."""
+    found = []
+    search = pattern.search
+    pos = before
+    while (match := search(code, pos)) is not None:
+        at = match.start() - before
+        if not at & 1 and (first_byte is None or first_byte[0] <= code[at] <= first_byte[1]):
+            found.append(at)
+        pos = match.start() + 1
+    return found
+
 
 SLICE_INSTRUCTIONS = 16384
 MIN_SLICE_INSTRUCTIONS = 64  # 1 us at 64 MHz: bounds the host cost of dense clock events
@@ -243,6 +264,7 @@ class CortexM:
         # (0x00800000) are 512 MB apart, and one merged span would be scanned on every resume
         self._dirty: list[tuple[int, int]] = []
         self._dirty_data: list[tuple[int, int]] = []  # written by EasyDMA: no hint scan
+        self.upkeep_s = 0.0  # host time spent dropping stale translations (_drop_stale_code)
         self._banked_ns = self._fresh_ns_bank()
         self._sleep_logged = False
 
@@ -754,15 +776,8 @@ class CortexM:
         if not uc.reg_read(A.UC_ARM_REG_XPSR) & XPSR_T:
             self._take_fault("EPSR.T is 0: INVSTATE UsageFault", self.pc)
             return 0
-        if self._dirty_data:
-            dirty, self._dirty_data = self._dirty_data, []
-            for lo, hi in dirty:
-                uc.ctl_remove_cache(lo, hi)
-        if self._dirty:
-            dirty, self._dirty = self._dirty, []
-            for lo, hi in dirty:
-                uc.ctl_remove_cache(lo, hi)
-                self._hook_hints(lo, hi)
+        if self._dirty_data or self._dirty:
+            self._drop_stale_code()
         start = self.pc
         if start == 0xFFFFFFFE:
             self._lock_up("instruction fetch at 0xFFFFFFFE: erased reset vector (blank chip)",
@@ -807,6 +822,21 @@ class CortexM:
             return 0 if count > 1 else 1
         return count
 
+    def _drop_stale_code(self) -> None:
+        """Translations and hint hooks of memory written since the last run. Host time spent
+        here is the test bed's own upkeep (silicon has no translation cache): it is counted in
+        upkeep_s, which the wire's pacing does not let the core's clock spend."""
+        started = time.perf_counter()
+        uc = self.uc
+        dirty, self._dirty_data = self._dirty_data, []
+        for lo, hi in dirty:
+            uc.ctl_remove_cache(lo, hi)
+        dirty, self._dirty = self._dirty, []
+        for lo, hi in dirty:
+            uc.ctl_remove_cache(lo, hi)
+            self._hook_hints(lo, hi)
+        self.upkeep_s += time.perf_counter() - started
+
     def _hook_hints(self, lo: int, hi: int) -> None:
         """Hook instructions of fresh code the core must see: SEV (unicorn runs it as a NOP;
         the hook sets the event register), WFI (tells a WFI stop from a slice that merely
@@ -826,12 +856,11 @@ class CortexM:
             code = bytes(self.uc.mem_read(base, (hi - base + 1) & ~1))
         except UcError:
             return
-        for pattern, table_name, handler, kind, after in _HINTS:
+        for pattern, before, first_byte, table_name, handler, kind, after in _HINTS:
             table = getattr(self, table_name)
-            for match in pattern.finditer(code):
-                at = match.start()
+            for at in hint_offsets(code, pattern, before, first_byte):
                 addr = base + at + after
-                if not at & 1 and addr not in table:
+                if addr not in table:
                     table[addr] = self.uc.hook_add(kind, getattr(self, handler),
                                                    begin=addr, end=addr)
 

@@ -18,6 +18,10 @@ counted (`stats["pacing_lag_s"]`) and the host then simply sees the target a lit
 along, as with a slower target. DAP traffic while the core runs (OpenOCD's polls) still costs
 its probe time; the core then waits for wall time to catch up.
 
+The test bed's own upkeep is not target time: host time the core model spends dropping stale
+translations of memory the debugger wrote (`CortexM.upkeep_s`, ~ms per 64 KiB buffer) is taken
+out of the wall time the core may run.
+
 While the core is halted nothing is paced: the clock moves only by what the probe is charged,
 whatever the test bed's own (slower) wall time for the same work.
 """
@@ -45,7 +49,9 @@ class Pacer:
         if not self._running():
             self._anchor = None
             return None
-        now_wall = time.perf_counter()
+        # Host time the board spends on its own upkeep (the core model's translation cache)
+        # does not exist on silicon: it is not wall time the target runs.
+        now_wall = time.perf_counter() - self.board.core.upkeep_s
         if self._anchor is None:
             self._anchor = (now_wall, self.board.clock.now)
         wall0, model0 = self._anchor
