@@ -255,3 +255,28 @@ def test_pacing_does_not_let_the_core_spend_the_test_beds_upkeep():
         upkeep = core.upkeep_s - upkeep0
         assert upkeep >= 0.03
         assert core.sleeping and modelled <= wall - upkeep + 0.002
+
+
+def test_pacing_at_a_time_rate_runs_the_clock_that_much_faster():
+    """--time-rate 8: a sleeping core's clock moves 8 modelled seconds per wall second."""
+    from qspi_gdb.sim.board import Board
+    from qspi_gdb.sim.pacing import Pacer
+
+    with Board("sim-nrf52840dk") as board:
+        core = board.core
+        core.halt("halted")
+        board.write_memory(0x20000000, bytes.fromhex("30bffde7"))  # wfi; b .-2
+        core.write_core_reg(15, 0x20000000)
+        core.write_core_reg(16, 1 << 24)
+        core.resume()
+        pacer = Pacer(board, rate=8.0)
+        start_model, start_wall = board.clock.now, time.perf_counter()
+        while time.perf_counter() - start_wall < 0.05:
+            pause = pacer.catch_up()
+            time.sleep(pause or 0.001)
+        pacer.catch_up()
+        modelled = board.clock.now - start_model
+        wall = time.perf_counter() - start_wall
+        assert 4 * wall <= modelled <= 8 * wall + 0.001
+    with pytest.raises(ValueError):
+        Pacer(board, rate=0)

@@ -72,6 +72,12 @@ def test_unknown_board_is_a_usage_error(capsys):
     assert "unknown virtual board" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("rate", ["0", "-1", "nan", "5000"])
+def test_a_time_rate_out_of_range_is_a_usage_error(rate, capsys):
+    assert sim_main(["--board", "sim-nrf52840dk", "--time-rate", rate]) == 2
+    assert "--time-rate" in capsys.readouterr().err
+
+
 def test_port_and_socket_are_exclusive():
     with pytest.raises(SystemExit) as exc:
         sim_main(["--board", "sim-nrf52840dk", "--port", "1", "--socket", "/tmp/x"])

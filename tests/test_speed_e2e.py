@@ -115,7 +115,9 @@ def test_whole_chip_image_chooses_chip_erase_and_skips_blank_pages_through_a_gdb
     data = head + b"\xff" * (DK_SIZE - len(head))
     image = tmp_path / "whole.bin"
     image.write_bytes(data)
-    with VirtualBoardProcess(DK, image=flash_file) as sim, \
+    # the modelled clock runs 8x wall time while the core runs: the 52 s chip erase and the
+    # CRC reads of 8 MiB take seconds of the suite instead of a minute and a half
+    with VirtualBoardProcess(DK, image=flash_file, extra_args=["--time-rate", "8"]) as sim, \
             OpenOcd([*sim.openocd_script(), ("f", "target/nrf5340.cfg")]) as openocd:
         code, result, err = run_cli(capsys, "flash", f"{image}@{DK_XIP:#x}", "--board", DK,
                                     "--gdb-server", openocd.gdb_address)

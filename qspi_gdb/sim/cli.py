@@ -59,6 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
                         + "; ".join(f"{p.name}: {p.description}" for p in PROFILES.values()))
     parser.add_argument("--adapter-khz", type=float, default=None,
                         help="modelled SWD clock (default: the profile's, 4000 kHz)")
+    parser.add_argument("--time-rate", type=float, default=1.0, metavar="X",
+                        help="while the core runs, let the modelled clock run X times faster "
+                        "than wall time (default 1: real time). For tests that wait through "
+                        "long flash operations; modelled figures are then not a real target's")
     parser.add_argument("--hop-socket", metavar="PATH",
                         help="network profiles: UNIX socket where a GDB proxy "
                         "(qspi_gdb.sim.nethop) reports the packets it forwards")
@@ -163,6 +167,8 @@ def run(args: argparse.Namespace) -> int:
         if args.adapter_khz <= 0:
             raise UsageError("--adapter-khz must be > 0")
         profile = replace(profile, adapter_hz=args.adapter_khz * 1000.0)
+    if not 0 < args.time_rate <= 1000:
+        raise UsageError(f"--time-rate {args.time_rate:g}: must be > 0 and <= 1000")
     if args.hop_socket and not profile.network_rtt_s:
         raise UsageError(f"--hop-socket needs a network profile (remote-*), not {profile.name}")
     if args.sim_image and os.path.isdir(args.sim_image):
@@ -204,7 +210,8 @@ def run(args: argparse.Namespace) -> int:
         wire = DebugWire(board, profile=profile)
         try:
             server = RemoteBitbangServer(wire, port=args.port, socket_path=args.socket,
-                                         hop_socket_path=args.hop_socket)
+                                         hop_socket_path=args.hop_socket,
+                                         time_rate=args.time_rate)
         except OSError as exc:
             raise UsageError(f"cannot listen on {args.socket or args.port}: {exc}") from exc
         registration = None

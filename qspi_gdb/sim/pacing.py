@@ -22,6 +22,11 @@ The test bed's own upkeep is not target time: host time the core model spends dr
 translations of memory the debugger wrote (`CortexM.upkeep_s`, ~ms per 64 KiB buffer) is taken
 out of the wall time the core may run.
 
+A test may let the modelled clock run faster than wall time while the core runs (`rate`,
+`qspi-gdb sim --time-rate`): a 52 s chip erase then takes 13 s at rate 4. The product's waits
+are planned from the loader's clock, so it simply finds the work further along; the board's
+modelled figures are then not what a real target would show (tests assert correctness only).
+
 While the core is halted nothing is paced: the clock moves only by what the probe is charged,
 whatever the test bed's own (slower) wall time for the same work.
 """
@@ -34,9 +39,12 @@ MAX_SLEEP_S = 0.005  # how long the server may block before pacing again (an idl
 
 
 class Pacer:
-    def __init__(self, board, *, slice_s: float = 0.002) -> None:
+    def __init__(self, board, *, slice_s: float = 0.002, rate: float = 1.0) -> None:
+        if rate <= 0:
+            raise ValueError(f"time rate {rate} (must be > 0)")
         self.board = board
         self.slice_s = slice_s
+        self.rate = rate  # modelled seconds per wall second while the core runs
         self._anchor: tuple[float, float] | None = None  # (wall, modelled) at resume
         board.stats.setdefault("pacing_lag_s", 0.0)
 
@@ -55,7 +63,7 @@ class Pacer:
         if self._anchor is None:
             self._anchor = (now_wall, self.board.clock.now)
         wall0, model0 = self._anchor
-        return model0 + (now_wall - wall0)
+        return model0 + (now_wall - wall0) * self.rate
 
     def catch_up(self, max_wall_s: float | None = None) -> float | None:
         """Run the core up to the wall-time limit (within max_wall_s of host time). Returns how
@@ -65,7 +73,7 @@ class Pacer:
             return None
         board, clock = self.board, self.board.clock
         if clock.now >= limit:  # ahead (probe traffic moved the clock): wait for wall time
-            return min(MAX_SLEEP_S, clock.now - limit)
+            return min(MAX_SLEEP_S, (clock.now - limit) / self.rate)
         board.service(max_wall_s or self.slice_s, until=limit)
         if not self._running():
             self._anchor = None
@@ -81,5 +89,5 @@ class Pacer:
         if core.sleeping and not core.wake_pending():
             if due is None:
                 return MAX_SLEEP_S
-            return min(MAX_SLEEP_S, max(0.0, due - clock.now))
+            return min(MAX_SLEEP_S, max(0.0, due - clock.now) / self.rate)
         return 0.0005

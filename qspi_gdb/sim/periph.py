@@ -599,13 +599,14 @@ class Timer(Peripheral):
         self.clock = clock
         self.cc_count = cc_count
         self.irq = irq
-        self._scheduled: list[Event] = []
+        self._scheduled: list[Event | None] = [None] * cc_count  # each CC's compare event
         self.reset()
 
     def reset(self) -> None:
         for event in self._scheduled:
-            event.cancel()
-        self._scheduled = []
+            if event is not None:
+                event.cancel()
+        self._scheduled = [None] * self.cc_count
         self.running = False
         self.mode = 0
         self.bitmode = 0
@@ -642,19 +643,25 @@ class Timer(Peripheral):
         self._count = self.counter() if count is None else count
         self._since = self.clock.now
 
-    def _reschedule(self) -> None:
-        for event in self._scheduled:
-            event.cancel()
-        self._scheduled = []
+    def _reschedule(self, only: int | None = None) -> None:
+        """(Re)schedule the compare events: every CC's, or only CC[only]'s (a CC write or
+        capture moves that one alone; the loader captures the counter at every time read)."""
+        channels = range(self.cc_count) if only is None else (only,)
+        for n in channels:
+            event = self._scheduled[n]
+            if event is not None:
+                event.cancel()
+                self._scheduled[n] = None
         if not self.running or self.mode != 0:
             return
         wrap = 1 << self.bits
         now_count = self.counter()
         base = self._count + self._ticks_since(self.clock.now)
-        for n in range(self.cc_count):
+        freq = self.freq
+        for n in channels:
             delta = (self.cc[n] - now_count) % wrap or wrap
-            when = self._since + (base + delta - self._count) / self.freq
-            self._scheduled.append(self.clock.call_at(when, lambda n=n: self._compare(n)))
+            when = self._since + (base + delta - self._count) / freq
+            self._scheduled[n] = self.clock.call_at(when, lambda n=n: self._compare(n))
 
     def _compare(self, n: int) -> None:
         self.events[n] = 1
@@ -663,7 +670,8 @@ class Timer(Peripheral):
         if self.shorts & (1 << (8 + n)):  # COMPARE[n]_STOP
             self.running = False
         self._update_irq()
-        self._reschedule()
+        # a short (clear/stop) moves every compare; otherwise only this one (a full wrap on)
+        self._reschedule(None if self.shorts & (0x101 << n) else n)
         self._generated(0x140 + 4 * n)
 
     def _update_irq(self) -> None:
@@ -743,7 +751,7 @@ class Timer(Peripheral):
             self._reschedule()
         elif 0x540 <= offset < 0x540 + 4 * self.cc_count:
             self.cc[n] = value
-            self._reschedule()
+            self._reschedule(n)
         elif self.chip == "nrf5340" and 0x580 <= offset < 0x580 + 4 * self.cc_count:
             self.oneshot[n] = value & 1
             if value & 1:
@@ -776,7 +784,10 @@ class Timer(Peripheral):
             self._rebase(0)
             self.running = False
         elif 0x040 <= offset < 0x040 + 4 * self.cc_count:  # CAPTURE[n]
-            self.cc[(offset - 0x040) >> 2] = self.counter()
+            n = (offset - 0x040) >> 2
+            self.cc[n] = self.counter()
+            self._reschedule(n)
+            return
         else:
             raise Unmodelled
         self._reschedule()

@@ -260,10 +260,11 @@ class RemoteBitbangServer:
         hop_socket_path: str | os.PathLike | None = None,
         spin_s: float = 0.0,
         service_slice_s: float = 0.002,
+        time_rate: float = 1.0,
     ) -> None:
         self.wire = wire
         self.board = wire.board
-        self.pacer = Pacer(self.board, slice_s=service_slice_s)
+        self.pacer = Pacer(self.board, slice_s=service_slice_s, rate=time_rate)
         self.spin_s = spin_s
         self.service_slice_s = service_slice_s
         self.socket_path = Path(socket_path) if socket_path is not None else None
