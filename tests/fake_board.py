@@ -21,6 +21,7 @@ class FakeCore:
         self.regs: dict[int, int] = {}
         self.breakpoints: set[int] = set()
         self.steps = 0
+        self.upkeep_s = 0.0  # host time spent on translations (none here): the pacer reads it
 
     def halt(self, reason: str) -> None:
         self.halted = True
