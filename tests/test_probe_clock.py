@@ -3,6 +3,7 @@ detection and GDB packet (qspi_gdb.sim.probe, .nethop, .pacing)."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -197,10 +198,10 @@ def test_proxy_reports_each_packet_before_forwarding(tmp_path):
     assert heard == ["req 5 plain", "rsp 8"]
 
 
-def test_pacing_keeps_a_running_core_on_wall_time():
-    """A sleeping core (WFI, nothing pending) lets time pass at wall speed, never faster."""
+@contextlib.contextmanager
+def _sleeping_loop_board():
+    """A board whose halted core is set to run `wfi; b .-2` (asleep, nothing pending)."""
     from qspi_gdb.sim.board import Board
-    from qspi_gdb.sim.pacing import Pacer
 
     with Board("sim-nrf52840dk") as board:
         core = board.core
@@ -208,15 +209,28 @@ def test_pacing_keeps_a_running_core_on_wall_time():
         board.write_memory(0x20000000, bytes.fromhex("30bffde7"))  # wfi; b .-2
         core.write_core_reg(15, 0x20000000)
         core.write_core_reg(16, 1 << 24)
+        yield board
+
+
+def _run_paced(board, pacer, wall_s: float) -> tuple[float, float]:
+    """Let the pacer run the core for wall_s of host time; (modelled, wall) seconds passed."""
+    start_model, start_wall = board.clock.now, time.perf_counter()
+    while time.perf_counter() - start_wall < wall_s:
+        pause = pacer.catch_up()
+        time.sleep(pause or 0.001)
+    pacer.catch_up()
+    return board.clock.now - start_model, time.perf_counter() - start_wall
+
+
+def test_pacing_keeps_a_running_core_on_wall_time():
+    """A sleeping core (WFI, nothing pending) lets time pass at wall speed, never faster."""
+    from qspi_gdb.sim.pacing import Pacer
+
+    with _sleeping_loop_board() as board:
+        core = board.core
         core.resume()
         pacer = Pacer(board)
-        start_model, start_wall = board.clock.now, time.perf_counter()
-        while time.perf_counter() - start_wall < 0.05:
-            pause = pacer.catch_up()
-            time.sleep(pause or 0.001)
-        pacer.catch_up()
-        modelled = board.clock.now - start_model
-        wall = time.perf_counter() - start_wall
+        modelled, wall = _run_paced(board, pacer, 0.05)
         assert core.sleeping and 0.5 * wall <= modelled <= wall + 0.001
         core.halt("halted")
         before = board.clock.now
@@ -225,15 +239,10 @@ def test_pacing_keeps_a_running_core_on_wall_time():
 
 def test_pacing_does_not_let_the_core_spend_the_test_beds_upkeep():
     """Host time the core model spends on stale translations is not time the target runs."""
-    from qspi_gdb.sim.board import Board
     from qspi_gdb.sim.pacing import Pacer
 
-    with Board("sim-nrf52840dk") as board:
+    with _sleeping_loop_board() as board:
         core = board.core
-        core.halt("halted")
-        board.write_memory(0x20000000, bytes.fromhex("30bffde7"))  # wfi; b .-2
-        core.write_core_reg(15, 0x20000000)
-        core.write_core_reg(16, 1 << 24)
         slow_hints = core._hook_hints
 
         def slow(lo, hi):  # stands for the scan of a large buffer the debugger wrote
@@ -244,14 +253,8 @@ def test_pacing_does_not_let_the_core_spend_the_test_beds_upkeep():
         pacer = Pacer(board)
         pacer.catch_up()  # halted: anchors nothing
         core.resume()
-        start_model, start_wall = board.clock.now, time.perf_counter()
         upkeep0 = core.upkeep_s
-        while time.perf_counter() - start_wall < 0.06:
-            pause = pacer.catch_up()
-            time.sleep(pause or 0.001)
-        pacer.catch_up()
-        modelled = board.clock.now - start_model
-        wall = time.perf_counter() - start_wall
+        modelled, wall = _run_paced(board, pacer, 0.06)
         upkeep = core.upkeep_s - upkeep0
         assert upkeep >= 0.03
         assert core.sleeping and modelled <= wall - upkeep + 0.002
@@ -259,24 +262,11 @@ def test_pacing_does_not_let_the_core_spend_the_test_beds_upkeep():
 
 def test_pacing_at_a_time_rate_runs_the_clock_that_much_faster():
     """--time-rate 8: a sleeping core's clock moves 8 modelled seconds per wall second."""
-    from qspi_gdb.sim.board import Board
     from qspi_gdb.sim.pacing import Pacer
 
-    with Board("sim-nrf52840dk") as board:
-        core = board.core
-        core.halt("halted")
-        board.write_memory(0x20000000, bytes.fromhex("30bffde7"))  # wfi; b .-2
-        core.write_core_reg(15, 0x20000000)
-        core.write_core_reg(16, 1 << 24)
-        core.resume()
-        pacer = Pacer(board, rate=8.0)
-        start_model, start_wall = board.clock.now, time.perf_counter()
-        while time.perf_counter() - start_wall < 0.05:
-            pause = pacer.catch_up()
-            time.sleep(pause or 0.001)
-        pacer.catch_up()
-        modelled = board.clock.now - start_model
-        wall = time.perf_counter() - start_wall
+    with _sleeping_loop_board() as board:
+        board.core.resume()
+        modelled, wall = _run_paced(board, Pacer(board, rate=8.0), 0.05)
         assert 4 * wall <= modelled <= 8 * wall + 0.001
-    with pytest.raises(ValueError):
-        Pacer(board, rate=0)
+        with pytest.raises(ValueError):
+            Pacer(board, rate=0)
