@@ -226,8 +226,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--case", action="append", default=None,
                         help="only these cases (repeatable): 512KiB, 512KiB-unchanged, 8MiB, "
                         f"{REALISTIC[0]}")
+    parser.add_argument("--trace", metavar="FILE",
+                        help="write the product's debug log there as JSON lines (each loader "
+                        "stop: \"pipeline stop\" with the loader's timeline, what was queued, "
+                        "the wait); where a row's time goes")
     args = parser.parse_args(argv)
-    log.configure(0, json_lines=True, stream=open("/dev/null", "w"))  # the table is the output
+    if args.trace:
+        log.configure(2, fmt="json", stream=open(args.trace, "w"))
+    else:
+        log.configure(0, json_lines=True, stream=open("/dev/null", "w"))  # the table is the output
     sizes = SIZES[:1] if args.quick else SIZES
     if args.size:
         sizes = tuple(s for s in SIZES if s[0] in args.size)
