@@ -21,6 +21,7 @@ from qspi_gdb.errors import EXIT_INTERRUPTED, EXIT_USAGE, QspiGdbError, UsageErr
 from qspi_gdb.log import get_logger
 from qspi_gdb.sim.probe import DEFAULT_PROFILE, PROFILES, get_profile
 from qspi_gdb.sim.faults import KINDS, UNITS, FaultPlan, FaultSpecError
+from qspi_gdb.sim.pacing import check_rate
 from qspi_gdb.sim.registry import Registration, default_serial
 
 log = get_logger("qspi_gdb.sim.cli")
@@ -167,8 +168,10 @@ def run(args: argparse.Namespace) -> int:
         if args.adapter_khz <= 0:
             raise UsageError("--adapter-khz must be > 0")
         profile = replace(profile, adapter_hz=args.adapter_khz * 1000.0)
-    if not 0 < args.time_rate <= 1000:
-        raise UsageError(f"--time-rate {args.time_rate:g}: must be > 0 and <= 1000")
+    try:
+        check_rate(args.time_rate)
+    except ValueError as exc:
+        raise UsageError(f"--time-rate {args.time_rate:g}: {exc}") from None
     if args.hop_socket and not profile.network_rtt_s:
         raise UsageError(f"--hop-socket needs a network profile (remote-*), not {profile.name}")
     if args.sim_image and os.path.isdir(args.sim_image):

@@ -38,10 +38,18 @@ import time
 MAX_SLEEP_S = 0.005  # how long the server may block before pacing again (an idle core)
 
 
+MAX_RATE = 1000.0  # a guard against typos in --time-rate (the tests use 8)
+
+
+def check_rate(rate: float) -> None:
+    """ValueError unless 0 < rate <= MAX_RATE (NaN included)."""
+    if not 0 < rate <= MAX_RATE:
+        raise ValueError(f"must be > 0 and <= {MAX_RATE:g}")
+
+
 class Pacer:
     def __init__(self, board, *, slice_s: float = 0.002, rate: float = 1.0) -> None:
-        if rate <= 0:
-            raise ValueError(f"time rate {rate} (must be > 0)")
+        check_rate(rate)
         self.board = board
         self.slice_s = slice_s
         self.rate = rate  # modelled seconds per wall second while the core runs

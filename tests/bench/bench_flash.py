@@ -45,6 +45,7 @@ import images
 from qspi_gdb import log
 from qspi_gdb.connect import Connection, target_options
 from qspi_gdb.errors import QspiGdbError
+from qspi_gdb.flash.estimate import link_s_per_byte
 from qspi_gdb.flash.programmer import Programmer
 from qspi_gdb.inputs import flash_config as flashcfg
 from qspi_gdb.inputs.boards import find_board
@@ -142,7 +143,7 @@ def _flash(link, preset, image, profile: str) -> dict:
     stops0, noticed0 = stats.stops, stats.noticed_halts
     t0_us, wall0 = _timer_us(programmer), time.monotonic()
     # the product's choice with the probe known (as `flash --interface` gives it)
-    outcome = programmer.flash(image, link_s_per_byte=get_profile(profile).word_s() / 4)
+    outcome = programmer.flash(image, link_s_per_byte=link_s_per_byte(profile, virtual=True))
     wall = time.monotonic() - wall0
     honest = ((_timer_us(programmer) - t0_us) & 0xFFFFFFFF) / 1e6
     programmer.close()
