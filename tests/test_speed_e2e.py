@@ -115,8 +115,9 @@ def test_whole_chip_image_chooses_chip_erase_and_skips_blank_pages_through_a_gdb
     data = head + b"\xff" * (DK_SIZE - len(head))
     image = tmp_path / "whole.bin"
     image.write_bytes(data)
-    # the modelled clock runs 8x wall time while the core runs: the 52 s chip erase and the
-    # CRC reads of 8 MiB take seconds of the suite instead of a minute and a half
+    # the modelled clock may run 8x wall time while the core runs: the 52 s chip erase needs
+    # 6.5 s of it (the test still takes about a minute: emulating the loader's 1 ms heartbeat
+    # wake-ups through the erase cannot keep up with 8x; 94 s at 1x)
     with VirtualBoardProcess(DK, image=flash_file, extra_args=["--time-rate", "8"]) as sim, \
             OpenOcd([*sim.openocd_script(), ("f", "target/nrf5340.cfg")]) as openocd:
         code, result, err = run_cli(capsys, "flash", f"{image}@{DK_XIP:#x}", "--board", DK,
