@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import os
+import signal
 
 import pytest
 import structlog
+
+# A suite started in the background of a non-interactive shell inherits SIGINT ignored (POSIX
+# shells do that to asynchronous commands), and so does every qspi-gdb it starts: the Ctrl-C
+# tests would then watch a flash carry on to the end. What a terminal's Ctrl-C meets instead:
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture
