@@ -220,6 +220,8 @@ class Programmer:
         by the plan's chip-erase choice with the loader's RAM buffers; None: not counted."""
         cfg = self._config()
         self.client.compress = compress
+        if link_s_per_byte:  # the stream's first plans, before the link is measured
+            self.client.speed.expected = 1 / link_s_per_byte
         self.flash_written = False  # a second try (flash.retry) writes again
         units_before, bytes_before = self.work.sectors_written, self.work.bytes_programmed
         sent_before = self.client.stats.bytes_sent

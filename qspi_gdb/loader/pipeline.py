@@ -376,12 +376,26 @@ def next_wait(client: LoaderClient, ops: Sequence[Op], queued: int) -> float:
     idle for the whole program (measured, 2 MiB on MX25R6435F through the J-Link OB profile:
     1.04 s per block with the wait, 0.72 s without), but after a small program (a block that
     blank pages split) the wait is short and the erase keeps the flash busy while the host
-    writes. Without a program, until buffers free up, or at the end until the flash is idle."""
+    writes. Without a program, until buffers free up. With everything queued, until the flash
+    is idle: one stop at the end instead of one for the last program and one for the end."""
     hdr = client.header
     assert hdr is not None
     line = Timeline(client, ops)
     unissued = [op for op in ops[:queued] if op.index is not None and op.index >= hdr.done_seq]
     programs = [op for op in unissued if op.is_program]
+    halted = client.halted_s()
+    if queued == len(ops) and (not programs or
+                               line.issue.get(programs[-1].index, 0.0) <= halted):
+        # All of it queued and the last program goes out as soon as the core runs again: one
+        # stop, at the end. (When an earlier program must end first, stop when the loader takes
+        # the last one instead, and time the end from there.)
+        times = client.timing
+        rest = sum(times.decode_s(op.cmd) + times.program_s(op.cmd.len) if op.is_program
+                   else times.erase_s(op.cmd) if op.cmd.op == mb.OP_ERASE else 0.0
+                   for op in unissued)
+        left = max(0.0, max(line.end, max(line.issued_until, halted) + rest) - halted)
+        # a stop too early costs a whole stop, one a little late only its lateness
+        return left * 1.05 + min(0.2 * left, client.speed.stop_s) + 0.001
     if programs:
         target = line.issue.get(programs[-1].index, 0.0)
         if unissued[-1].cmd.op == mb.OP_ERASE and _wait_for_erase(client, ops, queued, line,
@@ -391,12 +405,10 @@ def next_wait(client: LoaderClient, ops: Sequence[Op], queued: int) -> float:
             return max(_MARGIN_S, 0.02 * line.end)
     elif unissued and unissued[-1].is_flash:  # erases to get going before the data
         target = line.issue.get(unissued[-1].index, 0.0)
-    elif queued < len(ops):
+    else:
         target = line.issued_until - client.timing.program_s(client.timing.page)
-    else:  # the end: a stop too early costs another, a little late costs little
-        return max(0.0, line.end - client.halted_s()) * 1.1 + 0.001
     # the timeline counts from the stop; feeding since then took the halted time
-    return max(0.0, target - client.halted_s()) * 1.03 + _MARGIN_S
+    return max(0.0, target - halted) * 1.03 + _MARGIN_S
 
 
 def _wait_for_erase(client: LoaderClient, ops: Sequence[Op], queued: int, line: Timeline,

@@ -35,6 +35,7 @@ XPSR_THUMB = 0x01000000
 _GREETING_WAIT_S = 0.001
 _GREETING_DEADLINE_S = 2.0
 _MIN_WAIT_S = 0.0002
+_MIN_RUN_SHARE = 0.1  # a wait stretched by the loader's share of run time: at most 10 x
 # A running loader refreshes its time_us every heartbeat_us (1 ms); one that shows the same time
 # after this much host time, over at least _FROZEN_STOPS stops that let it run _FROZEN_RUN_S in
 # all, is not running (the target was reset, lost power or hangs): every wait on it would
@@ -356,10 +357,16 @@ class LoaderSession:
 
     def wait(self, last: int, estimate_s: float, limit_s: float) -> None:
         """Cycle until the loader finished command `last` (ring index): first after the
-        estimate, then in growing steps; TargetError after `limit_s` of loader time."""
+        estimate; then, when the loader got less run time than the host waited (its clock says
+        how much: from taking up the request to the stop), the rest of the estimate stretched
+        by that share; then in growing steps, none shorter than a stop costs (waiting that long
+        more costs at most what another stop would). TargetError after `limit_s` of loader
+        time."""
         start = self.header.time_us if self.header else 0
-        wait = estimate_s * 1.05 + _MIN_WAIT_S
-        more = max(0.1 * estimate_s, 0.001)
+        wanted = estimate_s * 1.05
+        wait = wanted + _MIN_WAIT_S
+        more = max(0.1 * estimate_s, self.speed.stop_s, 0.001)
+        first = True
         while self.done_seq <= last:
             hdr = self.cycle(wait)
             if hdr.done_seq > last:
@@ -367,6 +374,12 @@ class LoaderSession:
             if _wrapped_s(hdr.time_us, start) > limit_s:
                 raise TargetError(f"the loader did not finish within {limit_s:.1f} s "
                                   f"({self.diagnose()})")
+            ran = _wrapped_s(hdr.time_us, hdr.resume_us)
+            if first and hdr.host_seen == self._host_gen and 0 < ran < wanted:
+                first = False  # a slow resume, or a target slower than real time
+                wait = (wanted - ran) / max(ran / wait, _MIN_RUN_SHARE) + _MIN_WAIT_S
+                continue
+            first = False
             wait, more = more, more * 1.5  # not yet: a little more, growing (stops cost)
 
     def diagnose(self) -> str:

@@ -18,7 +18,10 @@ DEFAULT_MAX_S = {"page": mb.DEF_PAGE_MAX_US / 1e6, "4k": mb.DEF_4K_MAX_US / 1e6,
                  "wrsr": mb.DEF_WRSR_MAX_US / 1e6}
 DEFAULT_TYP_S = {"page": mb.DEF_PAGE_TYP_US / 1e6, "4k": mb.DEF_4K_TYP_US / 1e6,
                  "64k": mb.DEF_64K_TYP_US / 1e6, "chip": mb.DEF_CHIP_TYP_US / 1e6}
-CPU_BYTES_PER_S = 10e6  # CRC-32 (slicing by 4: ~5 instructions a byte) on a 64 MHz core
+# CRC-32 on a 64 MHz Cortex-M4 (crc32.c, slicing by 8: ~3.4 instructions a byte, near 5 cycles
+# with its two-cycle table loads, plus the heartbeat and the DMA set-ups), on the safe side: a
+# stop too early costs more than waiting a little long
+CPU_BYTES_PER_S = 10e6
 COMMAND_OVERHEAD_S = 50e-6  # one command: checks, a few register accesses
 
 
@@ -106,6 +109,7 @@ class LinkSpeed:
     def __init__(self) -> None:
         self.rate = 0.0  # bytes per second; 0: not measured yet
         self.overhead = 0.0  # seconds per stop; 0: not measured yet
+        self.expected = 0.0  # bytes per second the probe should reach (its profile), if known
 
     def observe(self, halted_s: float, nbytes: int) -> None:
         if halted_s < 0:
@@ -120,8 +124,9 @@ class LinkSpeed:
         self.rate = sample if not self.rate else 0.5 * self.rate + 0.5 * sample
 
     def cost_s(self, nbytes: int) -> float:
-        """Halted time to move nbytes (a guess of 100 kB/s until measured)."""
-        return nbytes / (self.rate or 100e3)
+        """Halted time to move nbytes (until measured: what the probe's profile says, else a
+        guess of 100 kB/s)."""
+        return nbytes / (self.rate or self.expected or 100e3)
 
     @property
     def stop_s(self) -> float:
