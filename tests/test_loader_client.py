@@ -164,6 +164,7 @@ def test_wait_stretches_the_rest_of_an_estimate_by_the_run_time_the_loader_got()
     steps, none shorter than a stop costs."""
     import dataclasses
 
+    from qspi_gdb.errors import TargetError
     from qspi_gdb.loader import session as session_mod
 
     fields = [f.name for f in dataclasses.fields(mb.MailboxHeader)]
@@ -176,7 +177,7 @@ def test_wait_stretches_the_rest_of_an_estimate_by_the_run_time_the_loader_got()
             self.share, self.work_s, self.t_us, self.ran_us = share, work_s, 0, 0
             self.waits: list[float] = []
             self.header = mb.MailboxHeader(**{name: 0 for name in fields})
-            self._host_gen = 1
+            self._host_gen, self._seq = 1, 1
             self.speed = LinkSpeed()
             self.speed.rate, self.speed.overhead = 1e6, 0.005
 
@@ -199,6 +200,10 @@ def test_wait_stretches_the_rest_of_an_estimate_by_the_run_time_the_loader_got()
     exact = Slow(1.0, work_s=0.050)
     exact.wait(0, estimate_s=0.050, limit_s=10.0)
     assert len(exact.waits) == 1  # a loader that gets all of it is done at the first stop
+    stuck = Slow(0.01, work_s=50.0)  # a long wait is stretched by 1 s at most
+    with pytest.raises(TargetError, match="did not finish"):
+        stuck.wait(0, estimate_s=50.0, limit_s=0.6)
+    assert stuck.waits[1] <= 50.0 * 1.05 - 0.525 + 1.0 + 0.001
     short = Slow(1.0, work_s=0.080)  # a short estimate: steps of at least a stop's cost
     short.wait(0, estimate_s=0.050, limit_s=10.0)
     assert short.done_seq == 1 and all(w >= 0.005 for w in short.waits[1:])

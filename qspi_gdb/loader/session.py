@@ -35,7 +35,8 @@ XPSR_THUMB = 0x01000000
 _GREETING_WAIT_S = 0.001
 _GREETING_DEADLINE_S = 2.0
 _MIN_WAIT_S = 0.0002
-_MIN_RUN_SHARE = 0.1  # a wait stretched by the loader's share of run time: at most 10 x
+_MIN_RUN_SHARE = 0.1  # a wait stretched by the loader's share of run time: at most 10 x,
+_MAX_STRETCH_S = 1.0  # and by at most this much
 # A running loader refreshes its time_us every heartbeat_us (1 ms); one that shows the same time
 # after this much host time, over at least _FROZEN_STOPS stops that let it run _FROZEN_RUN_S in
 # all, is not running (the target was reset, lost power or hangs): every wait on it would
@@ -377,7 +378,10 @@ class LoaderSession:
             ran = _wrapped_s(hdr.time_us, hdr.resume_us)
             if first and hdr.host_seen == self._host_gen and 0 < ran < wanted:
                 first = False  # a slow resume, or a target slower than real time
-                wait = (wanted - ran) / max(ran / wait, _MIN_RUN_SHARE) + _MIN_WAIT_S
+                rest = wanted - ran  # stretched, by at most _MAX_STRETCH_S: a target that
+                # stopped running (its clock stands) is then found at the next stop
+                wait = min(rest / max(ran / wait, _MIN_RUN_SHARE), rest + _MAX_STRETCH_S) + \
+                    _MIN_WAIT_S
                 continue
             first = False
             wait, more = more, more * 1.5  # not yet: a little more, growing (stops cost)
