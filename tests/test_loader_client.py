@@ -3,6 +3,8 @@ expects of the target's time."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from qspi_gdb.errors import EXIT_TARGET, EXIT_USAGE
@@ -17,6 +19,12 @@ from qspi_gdb.loader.status import (
     error_for,
 )
 from qspi_gdb.loader.timing import CPU_BYTES_PER_S, FlashTimes, LinkSpeed
+
+
+def _header(**values) -> mb.MailboxHeader:
+    """A mailbox header with every field 0 but `values`."""
+    return mb.MailboxHeader(**{f.name: values.get(f.name, 0)
+                               for f in dataclasses.fields(mb.MailboxHeader)})
 
 
 def _erase(addr: int, length: int) -> Op:
@@ -126,8 +134,6 @@ def test_a_loader_whose_clock_stands_still_is_reported_not_waited_for(monkeypatc
     """A reset target runs no loader: its mailbox keeps the last time_us. Waits measured on that
     clock would never end; after 2 s of host time over 3 stops that let it run, the session says
     so (issue 12: a core reset mid-flash hung the command)."""
-    import dataclasses
-
     from qspi_gdb.errors import TargetError
     from qspi_gdb.loader import session as session_mod
 
@@ -136,8 +142,7 @@ def test_a_loader_whose_clock_stands_still_is_reported_not_waited_for(monkeypatc
             return 0xFFFFFFFE  # a core locked up at the blank reset vector
 
     s = session_mod.LoaderSession(Link(), chip="nrf52840")
-    fields = [f.name for f in dataclasses.fields(mb.MailboxHeader)]
-    stood = mb.MailboxHeader(**{name: 0 for name in fields})
+    stood = _header()
     ran = dataclasses.replace(stood, time_us=1000)
     now = [100.0]
     monkeypatch.setattr(session_mod.time, "monotonic", lambda: now[0])
@@ -162,12 +167,8 @@ def test_wait_stretches_the_rest_of_an_estimate_by_the_run_time_the_loader_got()
     the rest of the estimate divided by that share, not given a row of short stops that each
     cost a halt. A loader that got all of it and is not done had a short estimate: growing
     steps, none shorter than a stop costs."""
-    import dataclasses
-
     from qspi_gdb.errors import TargetError
     from qspi_gdb.loader import session as session_mod
-
-    fields = [f.name for f in dataclasses.fields(mb.MailboxHeader)]
 
     class Slow(session_mod.LoaderSession):
         """A loader that needs `work_s` of run time and runs `share` of what the host waits;
@@ -176,7 +177,7 @@ def test_wait_stretches_the_rest_of_an_estimate_by_the_run_time_the_loader_got()
         def __init__(self, share: float, work_s: float) -> None:
             self.share, self.work_s, self.t_us, self.ran_us = share, work_s, 0, 0
             self.waits: list[float] = []
-            self.header = mb.MailboxHeader(**{name: 0 for name in fields})
+            self.header = _header()
             self._host_gen, self._seq = 1, 1
             self.speed = LinkSpeed()
             self.speed.rate, self.speed.overhead = 1e6, 0.005
@@ -215,12 +216,10 @@ def test_the_last_wait_of_a_stream_ends_when_the_flash_is_done_if_nothing_holds_
     stop at the end (a stop costs tens of ms through a network). When an earlier program must
     end first, the host stops when the loader takes the last one, and times the end from
     there."""
-    import dataclasses
     from types import SimpleNamespace
 
     from qspi_gdb.loader.pipeline import next_wait
 
-    fields = [f.name for f in dataclasses.fields(mb.MailboxHeader)]
     times = FlashTimes(sck_hz=32_000_000, write_lines=4, read_lines=4)
     times.typ.update(page=120e-6, **{"64k": 0.16})
     speed = LinkSpeed()
@@ -228,9 +227,8 @@ def test_the_last_wait_of_a_stream_ends_when_the_flash_is_done_if_nothing_holds_
     program_s = times.program_s(0x10000)
 
     def client(done_seq: int, halted_s: float) -> SimpleNamespace:
-        hdr = mb.MailboxHeader(**{name: 0 for name in fields})
-        hdr = dataclasses.replace(hdr, time_us=1_000_000, done_seq=done_seq, ready_seq=5,
-                                  ready_us=1_000_000, done_us=1_000_000, busy=1)
+        hdr = _header(time_us=1_000_000, done_seq=done_seq, ready_seq=5, ready_us=1_000_000,
+                      done_us=1_000_000, busy=1)
         return SimpleNamespace(header=hdr, timing=times, speed=speed,
                                halted_s=lambda: halted_s)
 

@@ -389,10 +389,7 @@ def next_wait(client: LoaderClient, ops: Sequence[Op], queued: int) -> float:
         # All of it queued and the last program goes out as soon as the core runs again: one
         # stop, at the end. (When an earlier program must end first, stop when the loader takes
         # the last one instead, and time the end from there.)
-        times = client.timing
-        rest = sum(times.decode_s(op.cmd) + times.program_s(op.cmd.len) if op.is_program
-                   else times.erase_s(op.cmd) if op.cmd.op == mb.OP_ERASE else 0.0
-                   for op in unissued)
+        rest = sum(client.timing.typ_s(op.cmd) for op in unissued if op.is_flash)
         left = max(0.0, max(line.end, max(line.issued_until, halted) + rest) - halted)
         # a stop too early costs a whole stop, one a little late only its lateness
         return left * 1.05 + min(0.2 * left, client.speed.stop_s) + 0.001

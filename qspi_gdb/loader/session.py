@@ -376,14 +376,14 @@ class LoaderSession:
                 raise TargetError(f"the loader did not finish within {limit_s:.1f} s "
                                   f"({self.diagnose()})")
             ran = _wrapped_s(hdr.time_us, hdr.resume_us)
-            if first and hdr.host_seen == self._host_gen and 0 < ran < wanted:
-                first = False  # a slow resume, or a target slower than real time
+            short_run = first and hdr.host_seen == self._host_gen and 0 < ran < wanted
+            first = False
+            if short_run:  # a slow resume, or a target slower than real time
                 rest = wanted - ran  # stretched, by at most _MAX_STRETCH_S: a target that
                 # stopped running (its clock stands) is then found at the next stop
                 wait = min(rest / max(ran / wait, _MIN_RUN_SHARE), rest + _MAX_STRETCH_S) + \
                     _MIN_WAIT_S
                 continue
-            first = False
             wait, more = more, more * 1.5  # not yet: a little more, growing (stops cost)
 
     def diagnose(self) -> str:
