@@ -218,7 +218,7 @@ def test_the_last_wait_of_a_stream_ends_when_the_flash_is_done_if_nothing_holds_
     there."""
     from types import SimpleNamespace
 
-    from qspi_gdb.loader.pipeline import next_wait
+    from qspi_gdb.loader.timeline import next_wait
 
     times = FlashTimes(sck_hz=32_000_000, write_lines=4, read_lines=4)
     times.typ.update(page=120e-6, **{"64k": 0.16})
@@ -248,3 +248,94 @@ def test_the_last_wait_of_a_stream_ends_when_the_flash_is_done_if_nothing_holds_
     two = next_wait(client(done_seq=6, halted_s=0.05), ops(0, 0x10000), queued=4)
     issue = 0.16 + program_s - times.program_s(times.page)
     assert abs(two - ((issue - 0.05) * 1.03 + 0.001)) < 1e-6
+
+
+def _stream_client(times: FlashTimes, speed: LinkSpeed, **header):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(header=_header(time_us=1_000_000, busy=1, **header), timing=times,
+                           speed=speed, unfinished=1, max_cmds=8)
+
+
+def _indexed(ops: list[Op], first: int) -> list[Op]:
+    for i, op in enumerate(ops):
+        op.index = first + i
+    return ops
+
+
+def test_the_loader_issues_nothing_while_the_host_holds_the_core():
+    """The flash works through what it has while the host writes, but the next op goes out only
+    when the core runs again, and what follows it moves on from there. (The loader hands a
+    program to the peripheral at the erase's READY, which comes as the erase is sent; the
+    peripheral sends it when the flash is idle.)"""
+    from qspi_gdb.loader.timeline import Timeline
+
+    times = FlashTimes(sck_hz=32_000_000, write_lines=4, read_lines=4)
+    times.typ.update(page=120e-6, **{"64k": 0.16})
+    client = _stream_client(times, LinkSpeed(), done_seq=5, ready_seq=5, ready_us=1_000_000,
+                            done_us=1_000_000)
+    ops = _indexed([_erase(0x10000, 0x10000), _program(0x10000, 0x10000),
+                    _erase(0x20000, 0x10000)], 4)
+    ready_e2 = times.program_s(0x10000) - times.program_s(times.page)
+    early = Timeline(client, ops)  # the core runs again before the erase ends
+    assert early.issue[5] == 0.0
+    assert early.issue[6] == pytest.approx(0.16 + ready_e2)
+    late = Timeline(client, ops, resume_s=0.3)  # the host writes for 0.3 s
+    assert late.free[5] == 0.0
+    assert late.issue[5] == pytest.approx(0.3)
+    assert late.issue[6] == pytest.approx(0.3 + ready_e2)
+
+
+def test_an_erase_about_to_go_out_goes_before_a_long_write():
+    """With no program left to issue, writing the next block's data would hold back the erase
+    the loader is about to send, and the flash would idle through the transfer: when the flash
+    holds up the job, the host lets the loader send it first. When the data is short, or the
+    link holds up the job (the flash catches up while the host writes), it writes."""
+    from qspi_gdb.loader.pipeline import feed
+    from qspi_gdb.loader.timeline import Timeline, erase_first, next_wait
+
+    def job(erase_s: float, data: int):
+        times = FlashTimes(sck_hz=32_000_000, write_lines=4, read_lines=4)
+        times.typ.update(page=120e-6, **{"64k": erase_s})
+        speed = LinkSpeed()
+        speed.rate, speed.overhead = 300e3, 0.01
+        # op 3 (a program) was issued just now, its READY not seen yet: the erase behind it
+        # goes out when its last page is sent, ~16 ms from now
+        client = _stream_client(times, speed, done_seq=4, ready_seq=3, done_us=1_000_000,
+                                ready_us=999_000)
+        client.halted_s = lambda: speed.stop_s
+        ops = _indexed([_program(0x00000, 0x8000), _erase(0x20000, 0x10000),
+                        _program(0x10000, data), _erase(0x30000, 0x10000)], 3)
+        return client, ops
+
+    client, ops = job(0.4, 0x10000)  # 64 KiB take 0.22 s to write, the erase 0.4 s
+    assert feed(client, ops, queued=2) == 2  # nothing written
+    assert 0.003 < next_wait(client, ops, queued=2) < 0.02  # until the erase is out
+    for erase_s, data in ((0.4, 0x400), (0.16, 0x10000)):
+        client, ops = job(erase_s, data)
+        assert not erase_first(client, ops, 2, Timeline(client, ops))
+
+
+def test_the_host_waits_for_the_next_erase_only_when_the_flash_holds_up_the_job():
+    """Waiting until the loader has sent the erase queued after the last program keeps the flash
+    busy through the next halt, at the cost of the host's time: worth it only when the flash,
+    not the link, is what the next block waits for."""
+    from qspi_gdb.loader.timeline import Timeline, _wait_for_erase
+
+    def decide(erase_s: float) -> bool:
+        times = FlashTimes(sck_hz=32_000_000, write_lines=4, read_lines=4)
+        times.typ.update(page=120e-6, **{"64k": erase_s})
+        speed = LinkSpeed()
+        speed.rate, speed.overhead = 300e3, 0.01
+        # the erase of block 1 ends in 20 ms; its program and the erase of block 2 queued,
+        # block 2's 64 KiB of data still to write (0.23 s)
+        sent = 1_000_000 - round((erase_s - 0.02) * 1e6)
+        client = _stream_client(times, speed, done_seq=5, ready_seq=5, done_us=sent,
+                                ready_us=sent)
+        ops = _indexed([_erase(0x10000, 0x10000), _program(0x10000, 0x10000),
+                        _erase(0x20000, 0x10000), _program(0x20000, 0x10000)], 4)
+        line = Timeline(client, ops, resume_s=0.05)
+        return _wait_for_erase(client, ops, 3, line, line.issue[5], ops[2])
+
+    assert decide(0.4)  # the erase and its programs outlast the transfer
+    assert not decide(0.16)  # the flash catches up while the host writes

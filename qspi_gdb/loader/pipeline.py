@@ -8,13 +8,15 @@ step ahead of the program that needs it (`schedule`). The nRF QSPI peripheral ch
 busy bit itself before it sends an erase or a page, so the loader issues "erase block k+1" and
 then "program block k" back to back and the flash works through both while the core is halted.
 
-At each stop the host knows (`Timeline`) when the flash runs out of the work already issued and
-when the loader will issue each queued op (an op is issued when the task before it signalled
-READY). It then writes data for the next ops while that issued work keeps the flash busy: at
-least the next program (so the loader never starves), more while the transfer ends before the
-flash runs dry. Then it lets the loader run until the program it just fed is issued and stops
-again (a trailing erase goes out during the next run: the flash then holds "erase k+1, program
-k" while the host writes block k+1).
+At each stop the host knows (`qspi_gdb.loader.timeline`) when the flash runs out of the work
+already issued and when the loader will issue each queued op (an op is issued when the task
+before it signalled READY, and never while the host holds the core). It then writes data for
+the next ops while that issued work keeps the flash busy: at least the next program (so the
+loader never starves), more while the transfer ends before the flash runs dry; first lets the
+loader send an erase it is about to send when the flash would otherwise idle through the
+transfer. Then it lets the loader run until the program it just fed is issued and stops again
+(a trailing erase goes out during the next run: the flash then holds "erase k+1, program k"
+while the host writes block k+1).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import lz4.block
 
 from qspi_gdb.errors import TargetError
 from qspi_gdb.loader import mailbox as mb
+from qspi_gdb.loader.timeline import BLOCK, Timeline, erase_first, next_wait
 from qspi_gdb.log import get_logger
 
 if TYPE_CHECKING:  # the client drives the pipeline; only its type is needed here
@@ -35,9 +38,7 @@ if TYPE_CHECKING:  # the client drives the pipeline; only its type is needed her
 
 log = get_logger(__name__)
 
-BLOCK = 65536
 _ERASE_UNIT = {mb.ERASE_4K: 4096, mb.ERASE_64K: 65536, mb.ERASE_CHIP: 0}
-_MARGIN_S = 0.001  # a stop too early costs a stop; a little late, only this
 
 
 @dataclass(frozen=True)
@@ -156,68 +157,6 @@ def schedule(ops: list[Op]) -> list[Op]:
     return out + erases
 
 
-class Timeline:
-    """When the flash runs dry and when the loader issues each queued op, in seconds from the
-    stop (the loader's time_us), from what the loader published and the busy estimates.
-
-    Every flash op is one QSPI task. The loader issues an op when the task before it signalled
-    READY: an erase signals it as soon as it is sent (the flash then erases for its time), a
-    program when its last page is sent. The peripheral sends each task once the flash is idle.
-    So the chain starts at the last READY the loader saw (ready_seq, ready_us); the one op
-    issued after it (if any) was issued at done_us; the queued ones follow."""
-
-    def __init__(self, client: LoaderClient, ops: Sequence[Op]) -> None:
-        hdr = client.header
-        assert hdr is not None
-        times = client.timing
-        now = hdr.time_us
-
-        def since(us: int) -> float:  # loader time relative to now (it may be negative)
-            delta = (us - now) & 0xFFFFFFFF
-            return (delta - (1 << 32) if delta >= 1 << 31 else delta) / 1e6
-
-        last_page = times.program_s(times.page)
-        by_index = {op.index: op for op in ops if op.index is not None}
-        ready = end = 0.0  # when the CPU may issue the next task / the flash is idle
-        first = hdr.ready_seq - 1
-        seen = by_index.get(first)
-        if seen is not None:
-            ready = since(hdr.ready_us)
-            end = ready + (times.erase_s(seen.cmd) if seen.cmd.op == mb.OP_ERASE else last_page)
-        elif hdr.busy:
-            end = last_page
-        if not hdr.busy:
-            end = min(end, 0.0)
-        self.issue: dict[int, float] = {}
-        self.ready: dict[int, float] = {}  # when each flash op's READY comes
-        self.anchor = ready  # the last READY seen, which the chain starts from
-        issued_until = end
-        for index in sorted(i for i in by_index if i > first):
-            op = by_index[index]
-            if index < hdr.done_seq:
-                issued = since(hdr.done_us) if index == hdr.done_seq - 1 else ready
-            else:
-                issued = max(0.0, ready)
-                self.issue[index] = issued
-            if op.cmd.op == mb.OP_ERASE:
-                ready = max(issued, end)  # sent once the flash is idle
-                end = ready + times.erase_s(op.cmd)
-            elif op.is_program:
-                if index >= hdr.done_seq:
-                    issued += times.decode_s(op.cmd)  # an LZ4 block is decoded before it goes
-                    self.issue[index] = issued
-                end = max(issued, end) + times.program_s(op.cmd.len)
-                ready = end - last_page
-            if op.is_flash:
-                self.ready[index] = ready
-            else:  # WAIT_IDLE: done when the flash is idle
-                ready = end = max(issued, end)
-            if index < hdr.done_seq:
-                issued_until = end
-        self.issued_until = max(0.0, issued_until)  # the work already issued ends
-        self.end = max(0.0, end)  # ... and all of it
-
-
 def stream(client: LoaderClient, steps: Sequence[EraseStep | ProgramStep],
            progress: Callable[[int], None] | None = None,
            erased: Callable[[int, int], None] | None = None) -> None:
@@ -260,7 +199,7 @@ def stream(client: LoaderClient, steps: Sequence[EraseStep | ProgramStep],
         before = queued
         queued = feed(client, ops, queued)
         wait = next_wait(client, ops, queued)
-        line = Timeline(client, ops)
+        line = Timeline(client, ops, resume_s=client.halted_s())
         log.debug("pipeline stop", t_us=hdr.time_us, done=hdr.done_seq, ready=hdr.ready_seq,
                   done_us=hdr.done_us, ready_us=hdr.ready_us,
                   issue={k: round(v * 1e3, 1) for k, v in line.issue.items()},
@@ -291,6 +230,8 @@ def feed(client: LoaderClient, ops: list[Op], queued: int) -> int:
     line = Timeline(client, ops)
     budget = line.issued_until - client.speed.stop_s
     forced = not any(op.is_program and op.index >= hdr.done_seq for op in ops[:queued])
+    if forced and erase_first(client, ops, queued, line):
+        return queued
     pool = Pool(client)
     idle = line.issued_until <= 0 and not client.unfinished
     block = None  # the erase block whose programs go out whatever they cost
@@ -366,61 +307,3 @@ def place(client: LoaderClient, op: Op, pool: Pool) -> bool:
     client.write_target(base + at, op.data)
     client.stats.bytes_sent += len(op.data)
     return True
-
-
-def next_wait(client: LoaderClient, ops: Sequence[Op], queued: int) -> float:
-    """How long to let the loader run: until it has issued the last program queued; the flash
-    then works through it, and the erase issued just ahead of it, while the host feeds the
-    next one. Until the erase queued after it as well only when that pays (`_wait_for_erase`):
-    the loader issues that erase at the program's last page, so waiting for it keeps the host
-    idle for the whole program (measured, 2 MiB on MX25R6435F through the J-Link OB profile:
-    1.04 s per block with the wait, 0.72 s without), but after a small program (a block that
-    blank pages split) the wait is short and the erase keeps the flash busy while the host
-    writes. Without a program, until buffers free up. With everything queued, until the flash
-    is idle: one stop at the end instead of one for the last program and one for the end."""
-    hdr = client.header
-    assert hdr is not None
-    line = Timeline(client, ops)
-    unissued = [op for op in ops[:queued] if op.index is not None and op.index >= hdr.done_seq]
-    programs = [op for op in unissued if op.is_program]
-    halted = client.halted_s()
-    if queued == len(ops) and (not programs or
-                               line.issue.get(programs[-1].index, 0.0) <= halted):
-        # All of it queued and the last program goes out as soon as the core runs again: one
-        # stop, at the end. (When an earlier program must end first, stop when the loader takes
-        # the last one instead, and time the end from there.)
-        rest = sum(client.timing.typ_s(op.cmd) for op in unissued if op.is_flash)
-        left = max(0.0, max(line.end, max(line.issued_until, halted) + rest) - halted)
-        # a stop too early costs a whole stop, one a little late only its lateness
-        return left * 1.05 + min(0.2 * left, client.speed.stop_s) + 0.001
-    if programs:
-        target = line.issue.get(programs[-1].index, 0.0)
-        if unissued[-1].cmd.op == mb.OP_ERASE and _wait_for_erase(client, ops, queued, line,
-                                                                  target, unissued[-1]):
-            target = line.issue.get(unissued[-1].index, target)
-        if target <= 0:  # overdue: the estimates were short; look again a little later
-            return max(_MARGIN_S, 0.02 * line.end)
-    elif unissued and unissued[-1].is_flash:  # erases to get going before the data
-        target = line.issue.get(unissued[-1].index, 0.0)
-    else:
-        target = line.issued_until - client.timing.program_s(client.timing.page)
-    # the timeline counts from the stop; feeding since then took the halted time
-    return max(0.0, target - halted) * 1.03 + _MARGIN_S
-
-
-def _wait_for_erase(client: LoaderClient, ops: Sequence[Op], queued: int, line: Timeline,
-                    program_issue: float, erase: Op) -> bool:
-    """Let the loader run on until it has issued the erase queued after the last program, when
-    that costs less than it saves: waiting w more seconds (the host idle; the flash is busy
-    from the program's issue to its end, w + one page) against the flash idling through the
-    next halt (h: writing the next block's data) for lack of that erase (e seconds of work):
-    wait when 2 w + page < min(h, e)."""
-    wait = line.issue.get(erase.index, 0.0) - program_issue
-    halt = client.speed.stop_s
-    for op in ops[queued:]:
-        if op.cmd.op == mb.OP_ERASE:
-            break
-        if op.is_program:
-            halt += client.speed.cost_s(op.payload)
-    page = client.timing.program_s(client.timing.page)
-    return 2 * wait + page < min(halt, client.timing.erase_s(erase.cmd))
