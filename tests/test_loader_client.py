@@ -35,6 +35,34 @@ def _program(addr: int, length: int) -> Op:
     return Op(mb.Command(mb.OP_PROGRAM, addr=addr, len=length), b"\0" * length)
 
 
+def _times(erase_64k_s: float) -> FlashTimes:
+    """A quad part at 32 MHz: 120 us page programs, 64 KiB erases of `erase_64k_s`."""
+    times = FlashTimes(sck_hz=32_000_000, write_lines=4, read_lines=4)
+    times.typ.update(page=120e-6, **{"64k": erase_64k_s})
+    return times
+
+
+def _speed() -> LinkSpeed:
+    """A measured link: 300 kB/s, 10 ms a stop."""
+    speed = LinkSpeed()
+    speed.rate, speed.overhead = 300e3, 0.01
+    return speed
+
+
+def _stream_client(times: FlashTimes, speed: LinkSpeed, **header):
+    """What the stream's timing reads of a loader client, at a stop at time_us 1 s (busy)."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(header=_header(time_us=1_000_000, busy=1, **header), timing=times,
+                           speed=speed, unfinished=1, max_cmds=8)
+
+
+def _indexed(ops: list[Op], first: int) -> list[Op]:
+    for i, op in enumerate(ops):
+        op.index = first + i
+    return ops
+
+
 def test_status_codes_become_typed_errors():
     cmd = mb.Command(mb.OP_PROGRAM, addr=0x1E98000, len=16)
     assert isinstance(error_for(mb.ST_ADDR_24BIT, cmd), LoaderRefused)
@@ -216,28 +244,22 @@ def test_the_last_wait_of_a_stream_ends_when_the_flash_is_done_if_nothing_holds_
     stop at the end (a stop costs tens of ms through a network). When an earlier program must
     end first, the host stops when the loader takes the last one, and times the end from
     there."""
-    from types import SimpleNamespace
-
     from qspi_gdb.loader.timeline import next_wait
 
-    times = FlashTimes(sck_hz=32_000_000, write_lines=4, read_lines=4)
-    times.typ.update(page=120e-6, **{"64k": 0.16})
-    speed = LinkSpeed()
-    speed.rate, speed.overhead = 300e3, 0.05
+    times = _times(0.16)
+    speed = _speed()
+    speed.overhead = 0.05
     program_s = times.program_s(0x10000)
 
-    def client(done_seq: int, halted_s: float) -> SimpleNamespace:
-        hdr = _header(time_us=1_000_000, done_seq=done_seq, ready_seq=5, ready_us=1_000_000,
-                      done_us=1_000_000, busy=1)
-        return SimpleNamespace(header=hdr, timing=times, speed=speed,
-                               halted_s=lambda: halted_s)
+    def client(done_seq: int, halted_s: float):
+        c = _stream_client(times, speed, done_seq=done_seq, ready_seq=5, ready_us=1_000_000,
+                           done_us=1_000_000)
+        c.halted_s = lambda: halted_s
+        return c
 
     def ops(*programs: int) -> list[Op]:
-        out = [_erase(0x10000, 0x10000)] + [_program(p, 0x10000) for p in programs] + \
-            [Op(mb.Command(mb.OP_WAIT_IDLE))]
-        for i, op in enumerate(out):
-            op.index = 4 + i
-        return out
+        return _indexed([_erase(0x10000, 0x10000)] + [_program(p, 0x10000) for p in programs]
+                        + [Op(mb.Command(mb.OP_WAIT_IDLE))], 4)
 
     # the erase just went out (0.16 s of it, the host held the core 0.05 s of that): the
     # program is issued when the core runs, the flash sends it after the erase: one wait
@@ -250,19 +272,6 @@ def test_the_last_wait_of_a_stream_ends_when_the_flash_is_done_if_nothing_holds_
     assert abs(two - ((issue - 0.05) * 1.03 + 0.001)) < 1e-6
 
 
-def _stream_client(times: FlashTimes, speed: LinkSpeed, **header):
-    from types import SimpleNamespace
-
-    return SimpleNamespace(header=_header(time_us=1_000_000, busy=1, **header), timing=times,
-                           speed=speed, unfinished=1, max_cmds=8)
-
-
-def _indexed(ops: list[Op], first: int) -> list[Op]:
-    for i, op in enumerate(ops):
-        op.index = first + i
-    return ops
-
-
 def test_the_loader_issues_nothing_while_the_host_holds_the_core():
     """The flash works through what it has while the host writes, but the next op goes out only
     when the core runs again, and what follows it moves on from there. (The loader hands a
@@ -270,8 +279,7 @@ def test_the_loader_issues_nothing_while_the_host_holds_the_core():
     peripheral sends it when the flash is idle.)"""
     from qspi_gdb.loader.timeline import Timeline
 
-    times = FlashTimes(sck_hz=32_000_000, write_lines=4, read_lines=4)
-    times.typ.update(page=120e-6, **{"64k": 0.16})
+    times = _times(0.16)
     client = _stream_client(times, LinkSpeed(), done_seq=5, ready_seq=5, ready_us=1_000_000,
                             done_us=1_000_000)
     ops = _indexed([_erase(0x10000, 0x10000), _program(0x10000, 0x10000),
@@ -295,10 +303,7 @@ def test_an_erase_about_to_go_out_goes_before_a_long_write():
     from qspi_gdb.loader.timeline import Timeline, erase_first, next_wait
 
     def job(erase_s: float, data: int):
-        times = FlashTimes(sck_hz=32_000_000, write_lines=4, read_lines=4)
-        times.typ.update(page=120e-6, **{"64k": erase_s})
-        speed = LinkSpeed()
-        speed.rate, speed.overhead = 300e3, 0.01
+        times, speed = _times(erase_s), _speed()
         # op 3 (a program) was issued just now, its READY not seen yet: the erase behind it
         # goes out when its last page is sent, ~16 ms from now
         client = _stream_client(times, speed, done_seq=4, ready_seq=3, done_us=1_000_000,
@@ -323,10 +328,7 @@ def test_the_host_waits_for_the_next_erase_only_when_the_flash_holds_up_the_job(
     from qspi_gdb.loader.timeline import Timeline, _wait_for_erase
 
     def decide(erase_s: float) -> bool:
-        times = FlashTimes(sck_hz=32_000_000, write_lines=4, read_lines=4)
-        times.typ.update(page=120e-6, **{"64k": erase_s})
-        speed = LinkSpeed()
-        speed.rate, speed.overhead = 300e3, 0.01
+        times, speed = _times(erase_s), _speed()
         # the erase of block 1 ends in 20 ms; its program and the erase of block 2 queued,
         # block 2's 64 KiB of data still to write (0.23 s)
         sent = 1_000_000 - round((erase_s - 0.02) * 1e6)

@@ -6,7 +6,8 @@ loader run before the next stop (`next_wait`)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from itertools import takewhile
 from typing import TYPE_CHECKING
 
 from qspi_gdb.loader import mailbox as mb
@@ -106,22 +107,22 @@ def erase_first(client: LoaderClient, ops: Sequence[Op], queued: int, line: Time
     if due <= 0 and hdr.busy:  # the flash is busy past its estimate: do not wait on it
         return False
     stop = client.speed.stop_s
-    halt, work = _next_block(client, ops, queued)
+    halt, work = _halt_and_work(client, _next_block(ops, queued))
     erase_s = client.timing.erase_s(erase.cmd)
     return min(halt - due, erase_s - due - stop) > due + stop and erase_s + work > halt
 
 
-def _next_block(client: LoaderClient, ops: Sequence[Op], queued: int) -> tuple[float, float]:
-    """The halt for writing the programs of the next erase block to go out (a stop and their
-    transfer) and their flash time."""
-    halt, work, block = client.speed.stop_s, 0.0, None
-    for op in ops[queued:]:
-        if not op.is_program:
-            continue
-        if block is None:
-            block = op.cmd.addr // BLOCK
-        elif op.cmd.addr // BLOCK != block:
-            break
+def _next_block(ops: Sequence[Op], queued: int) -> list[Op]:
+    """The programs of the next erase block still to go out."""
+    programs = [op for op in ops[queued:] if op.is_program]
+    block = programs[0].cmd.addr // BLOCK if programs else None
+    return list(takewhile(lambda op: op.cmd.addr // BLOCK == block, programs))
+
+
+def _halt_and_work(client: LoaderClient, programs: Iterable[Op]) -> tuple[float, float]:
+    """The halt for writing these programs (a stop and their transfer) and their flash time."""
+    halt, work = client.speed.stop_s, 0.0
+    for op in programs:
         halt += client.speed.cost_s(op.payload)
         work += client.timing.typ_s(op.cmd)
     return halt, work
@@ -153,13 +154,14 @@ def next_wait(client: LoaderClient, ops: Sequence[Op], queued: int) -> float:
         return left * 1.05 + min(0.2 * left, client.speed.stop_s) + 0.001
     if programs:
         last = programs[-1].index
+        target = line.issue.get(last, 0.0)
         if unissued[-1].cmd.op == mb.OP_ERASE and _wait_for_erase(
-                client, ops, queued, line, line.issue.get(last, 0.0), unissued[-1]):
+                client, ops, queued, line, target, unissued[-1]):
             last = unissued[-1].index
-        if line.free.get(last, 0.0) <= 0 and line.issue.get(last, 0.0) - halted <= _MARGIN_S:
+            target = line.issue.get(last, 0.0)
+        if line.free.get(last, 0.0) <= 0 and target - halted <= _MARGIN_S:
             # overdue (the estimates were short) or due at once: look again a little later
             return max(_MARGIN_S, 0.02 * line.end)
-        target = line.issue.get(last, 0.0)
     elif unissued and unissued[-1].is_flash:  # erases to get going before the data
         target = line.issue.get(unissued[-1].index, 0.0)
     else:
@@ -178,12 +180,8 @@ def _wait_for_erase(client: LoaderClient, ops: Sequence[Op], queued: int, line: 
     block (e and its programs take longer than h): else the flash catches up while the host
     writes the blocks after it."""
     wait = line.issue.get(erase.index, 0.0) - program_issue
-    halt, work = client.speed.stop_s, client.timing.erase_s(erase.cmd)
-    for op in ops[queued:]:
-        if op.cmd.op == mb.OP_ERASE:
-            break
-        if op.is_program:
-            halt += client.speed.cost_s(op.payload)
-            work += client.timing.typ_s(op.cmd)
+    before_erase = takewhile(lambda op: op.cmd.op != mb.OP_ERASE, ops[queued:])
+    halt, work = _halt_and_work(client, (op for op in before_erase if op.is_program))
+    erase_s = client.timing.erase_s(erase.cmd)
     page = client.timing.program_s(client.timing.page)
-    return 2 * wait + page < min(halt, client.timing.erase_s(erase.cmd)) and work > halt
+    return 2 * wait + page < min(halt, erase_s) and erase_s + work > halt
