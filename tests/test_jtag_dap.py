@@ -444,3 +444,77 @@ def test_reset_chars_reset_the_tap_and_the_system(board):
     decoder.feed(b"s")
     decoder.feed(b"rBbQ")
     assert board.resets == 1 and decoder.quit
+
+
+# --- posted writes (the server answers a scan before it applies the write ahead of it) ---
+
+def _dr_chunk(value: int, *, from_exit1: bool, idle: int = 0) -> bytes:
+    """One 35-bit DAP scan as OpenOCD 0.12's bitbang driver sends it: from Exit1-DR through
+    Update-DR (and `idle` Run-Test/Idle clocks), or from Run-Test/Idle, to Exit1-DR."""
+    head = b"26040" + (b"04" * idle + b"0" if idle else b"") if from_exit1 else b""
+    bits = bytearray()
+    for i in range(35):
+        level = (int(i == 34) << 1) | (value >> i & 1)
+        bits += b"%dR%d" % (level, 4 | level)
+    return head + b"2604040" + bytes(bits)
+
+
+def _scan_sequence(board, post_writes: bool, requests, *, wait_before: int | None = None):
+    """Select AP0 bank 0, then feed `requests` ((addr, rnw, data) APACC scans) one chunk each,
+    as the server does (reply, then finish); returns the replies and the posts made."""
+    wire = DebugWire(board)
+    host = Host(wire)
+    host.reset()
+    host.dp_write(D.DP_CTRL_STAT, D.CSYSPWRUPREQ | D.CDBGPWRUPREQ)
+    host.ap_select(0, 0)
+    host.ir(IR_APACC)
+    decoder = type(host.decoder)(wire.tap, wire.reset_pins, post_writes=post_writes)
+    replies, posts = [], 0
+    for i, (addr, rnw, data) in enumerate(requests + [(D.AP_CSW, True, 0)]):
+        if i == wait_before:
+            wire.dp.wait_next = 1
+        replies.append(decoder.feed(_dr_chunk(data << 3 | (addr >> 2) << 1 | int(rnw),
+                                              from_exit1=i > 0, idle=2 * (i % 2))))
+        posts += decoder._posted is not None
+        decoder.finish()
+    return replies, posts
+
+
+_WRITES_THEN_READS = [(D.AP_CSW, False, 0x23000012), (D.AP_TAR, False, 0x20000100),
+                      (D.AP_DRW, False, 0x11223344), (D.AP_DRW, False, 0x55667788),
+                      (D.AP_TAR, False, 0x20000100), (D.AP_DRW, True, 0),
+                      (D.AP_DRW, True, 0), (D.AP_TAR, True, 0)]
+
+
+@pytest.mark.parametrize("wait_before", [None, 3])
+def test_posted_writes_answer_and_act_as_the_edge_order(wait_before):
+    boards = [FakeBoard("nrf52840", ram_size=64 * 1024) for _ in range(2)]
+    (plain, _), (posted, posts) = (
+        _scan_sequence(b, post, _WRITES_THEN_READS, wait_before=wait_before)
+        for b, post in zip(boards, (False, True)))
+    assert posted == plain  # every reply, WAIT included, as without posting
+    assert posts == (5 if wait_before is None else 4)  # a WAIT armed: applied in order
+    for board in boards:
+        assert board.bus.read(0x20000100, 4) == 0x11223344
+    assert boards[0].bus.read(0x20000104, 4) == boards[1].bus.read(0x20000104, 4)
+    values = [int(r[::-1], 2) >> 3 for r in plain]
+    if wait_before is None:
+        assert values[6:8] == [0x11223344, 0x55667788]  # the reads see the posted writes
+
+
+def test_posted_write_waits_for_finish():
+    board = FakeBoard("nrf52840", ram_size=64 * 1024)
+    wire = DebugWire(board)
+    host = Host(wire)
+    host.reset()
+    host.dp_write(D.DP_CTRL_STAT, D.CSYSPWRUPREQ | D.CDBGPWRUPREQ)
+    host.ap_write(0, D.AP_CSW, 0x23000012)
+    host.ap_write(0, D.AP_TAR, 0x20000200)  # the DRW write below lands there
+    host.ir(IR_APACC)
+    decoder = type(host.decoder)(wire.tap, wire.reset_pins, post_writes=True)
+    decoder.feed(_dr_chunk(0xA5A5A5A5 << 3 | (D.AP_DRW >> 2) << 1, from_exit1=False))
+    reply = decoder.feed(_dr_chunk(D.DP_RDBUFF >> 2 << 1 | 1, from_exit1=True))
+    assert len(reply) == 35 and int(reply[::-1], 2) & 7 == D.ACK_OK_FAULT
+    assert board.bus.read(0x20000200, 4) == 0  # answered, not yet applied
+    decoder.finish()
+    assert board.bus.read(0x20000200, 4) == 0xA5A5A5A5

@@ -239,6 +239,15 @@ class JtagDp:
             self.ack = ACK_OK_FAULT
         return (self.read_result << 3) | self.ack
 
+    def capture_after_write(self) -> int | None:
+        """The value `capture()` will return after the pending DP/AP *write* is applied, or None
+        while an injected WAIT or fault is armed. A write never changes ReadResult, and with
+        nothing armed the next ACK is OK, so the wire may answer the next scan before it applies
+        the write (`BitbangDecoder(post_writes=True)`)."""
+        if self.wait_next > 0 or self.fault_next > 0:
+            return None
+        return (self.read_result << 3) | ACK_OK_FAULT
+
     def dpacc(self, addr: int, rnw: bool, data: int) -> None:
         if self._waiting(False, addr, rnw):
             return

@@ -55,6 +55,9 @@ class DapScanTarget(Protocol):
     def capture(self) -> int:
         """35-bit value captured in Capture-DR: ReadResult << 3 | ACK."""
 
+    def capture_after_write(self) -> int | None:
+        """`capture()`'s value after a pending write, without taking it (None: unknown)."""
+
     def dpacc(self, addr: int, rnw: bool, data: int) -> None: ...
 
     def apacc(self, addr: int, rnw: bool, data: int) -> None: ...
@@ -122,6 +125,13 @@ class JtagTap:
             self.sr = self.idcode
         else:  # ABORT captures an UNKNOWN value; BYPASS captures 0
             self.sr = 0
+
+    def capture_after_pending_write(self) -> int | None:
+        """What Capture-DR will load once the DR scan now in Exit1-DR (a DPACC/APACC write) is
+        applied, or None when that cannot be known before it is (see `JtagDp.capture_after_write`)."""
+        if self.ir not in (IR_DPACC, IR_APACC) or self.sr & 1:
+            return None
+        return self.dp.capture_after_write()
 
     def update_dr(self) -> None:
         ir = self.ir

@@ -56,13 +56,15 @@ class Pacer:
         self._anchor: tuple[float, float] | None = None  # (wall, modelled) at resume
         board.stats.setdefault("pacing_lag_s", 0.0)
 
-    def _running(self) -> bool:
+    @property
+    def running(self) -> bool:
+        """The core runs (it is paced): neither halted nor locked up."""
         core = self.board.core
         return not core.halted and not core.lockup
 
     def limit(self) -> float | None:
         """The modelled time the running core may reach now (None: the core is not running)."""
-        if not self._running():
+        if not self.running:
             self._anchor = None
             return None
         # Host time the board spends on its own upkeep (the core model's translation cache)
@@ -83,7 +85,7 @@ class Pacer:
         if clock.now >= limit:  # ahead (probe traffic moved the clock): wait for wall time
             return min(MAX_SLEEP_S, (clock.now - limit) / self.rate)
         board.service(max_wall_s or self.slice_s, until=limit)
-        if not self._running():
+        if not self.running:
             self._anchor = None
             return None
         behind = limit - clock.now

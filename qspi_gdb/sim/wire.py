@@ -6,8 +6,9 @@ Protocol (host -> target, one ASCII char each; only `R` is answered, with '0'/'1
 
 OpenOCD 0.12 reads the samples back at the end of every scan, so the wire is round-trip bound:
 the decoder is a tight loop that shifts Shift-DR bits inline (the TAP's other edges go through
-`JtagTap.clock`), the replies of one received chunk go out in one send, and after a reply the
-server polls the socket briefly before it blocks.
+`JtagTap.clock`), the replies of one received chunk go out in one send, a write that the reply
+does not depend on is applied after the send (`BitbangDecoder(post_writes=True)`), and while
+the core is halted the server polls the socket briefly before it blocks.
 
 Modelled time: what a real probe pays for each DAP transaction, batch and halt detection
 (`qspi_gdb.sim.probe`, one profile per board process); while the core runs the clock follows
@@ -68,16 +69,26 @@ class BitbangDecoder:
 
     A whole DAP scan (the bulk of the traffic) is recognised with one regular expression and
     applied at once; everything else goes through the edge-by-edge loop.
+
+    With `post_writes`, a chunk that ends in a DAP scan behind a write is answered before that
+    write is applied: the write cannot change what the scan captures (`JtagTap.
+    capture_after_pending_write`), so the server sends the reply first and applies the write
+    (`finish`) while OpenOCD reads it, as a probe's write buffer would. The edges then happen in
+    the same order as without it; `finish` checks that the capture is the one that was sent.
     """
 
-    def __init__(self, tap: JtagTap, on_reset: Callable[[bool, bool], None]) -> None:
+    def __init__(self, tap: JtagTap, on_reset: Callable[[bool, bool], None], *,
+                 post_writes: bool = False) -> None:
         self.tap = tap
         self.on_reset = on_reset
+        self.post_writes = post_writes
         self.tck = 0
         self.quit = False
+        self._posted: tuple[int, int] | None = None  # (captured value sent, TDI shifted in)
 
     def feed(self, data: bytes) -> bytes:
         """Decode `data`; return the TDO samples ('0'/'1') it asked for."""
+        self.finish()
         out = bytearray()
         pos, end = 0, len(data)
         while pos < end and not self.quit:
@@ -85,30 +96,56 @@ class BitbangDecoder:
             pos = fast if fast is not None else self._edges(data, pos, out)
         return bytes(out)
 
+    def finish(self) -> None:
+        """Apply a posted write and the capture behind it (the reply has gone out)."""
+        if self._posted is None:
+            return
+        sent, tdi = self._posted
+        self._posted = None
+        tap = self.tap
+        tap.state = UPD_DR
+        tap.update_dr()
+        tap.state = CAP_DR
+        tap.capture_dr()
+        if tap.sr != sent:
+            raise AssertionError(f"posted capture {sent:#x} != {tap.sr:#x}")
+        tap.sr = tdi
+        tap.state = EXIT1_DR
+
     def _dap_scan(self, data: bytes, pos: int, out: bytearray) -> int | None:
         """A complete 35-bit DAP scan at `pos`: the same edges as the loop, applied at once."""
         tap = self.tap
         if tap.ir not in _DAP_IRS:
             return None
+        posted = None
         if tap.state == EXIT1_DR:
             match = _SCAN_FROM_EXIT1.match(data, pos)
             if match is None:
                 return None
-            tap.state = UPD_DR
-            tap.update_dr()  # the previous scan's transaction
+            if self.post_writes and match.end() == len(data):
+                posted = tap.capture_after_pending_write()
+            if posted is None:
+                tap.state = UPD_DR
+                tap.update_dr()  # the previous scan's transaction
         elif tap.state == RTI:
             match = _SCAN_FROM_IDLE.match(data, pos)
             if match is None:
                 return None
         else:
             return None
-        tap.state = CAP_DR
-        tap.capture_dr()
-        captured = tap.sr
+        if posted is None:
+            tap.state = CAP_DR
+            tap.capture_dr()
+            captured = tap.sr
+        else:
+            captured = posted
         out += format(captured, "035b")[::-1].encode()
-        tdi = match.group(1)[2::3].translate(_TDI_OF_HIGH_EDGE)[::-1]
-        tap.sr = int(tdi, 2)
-        tap.state = EXIT1_DR
+        tdi = int(match.group(1)[2::3].translate(_TDI_OF_HIGH_EDGE)[::-1], 2)
+        if posted is None:
+            tap.sr = tdi
+            tap.state = EXIT1_DR
+        else:
+            self._posted = (posted, tdi)
         self.tck = 1
         return match.end()
 
@@ -239,7 +276,10 @@ class DebugWire:
         self._srst = srst
 
     def decoder(self) -> BitbangDecoder:
-        return BitbangDecoder(self.tap, self.reset_pins)
+        # Injected faults act per transaction as it is applied: with any armed, every write is
+        # applied before the next scan is answered.
+        faults = getattr(self.board, "faults", None)
+        return BitbangDecoder(self.tap, self.reset_pins, post_writes=not faults)
 
 
 class RemoteBitbangServer:
@@ -258,7 +298,7 @@ class RemoteBitbangServer:
         port: int | None = 0,
         socket_path: str | os.PathLike | None = None,
         hop_socket_path: str | os.PathLike | None = None,
-        spin_s: float = 0.0,
+        spin_s: float = 0.0003,
         service_slice_s: float = 0.002,
         time_rate: float = 1.0,
     ) -> None:
@@ -417,15 +457,13 @@ class RemoteBitbangServer:
                 return
             self._serve_hop()
             data = self._recv(conn)
+            if data is None and spin_s and not self.pacer.running:
+                data = self._spin_recv(conn, spin_s)
             if data is None:
-                # Nothing yet: spin briefly (the host is usually mid-round-trip), then block.
-                spin_until = time.monotonic() + spin_s
-                while data is None and time.monotonic() < spin_until:
-                    data = self._recv(conn)
-                if data is None:
-                    self._idle([conn], poll_s)
-                    continue
+                self._idle([conn], poll_s)
+                continue
             if not data:
+                decoder.finish()
                 return  # peer closed
             # A running core first catches up with wall time: a halt request lands when it
             # would on silicon.
@@ -439,9 +477,22 @@ class RemoteBitbangServer:
                 try:
                     self._send(conn, reply)
                 except ConnectionError:
+                    decoder.finish()
                     return
+            decoder.finish()  # a posted write, while OpenOCD reads the reply
             if decoder.quit:
                 return
+
+    def _spin_recv(self, conn: socket.socket, spin_s: float) -> bytes | None:
+        """Poll for `spin_s` before blocking: OpenOCD's next chunk follows a reply within tens
+        of microseconds, and a blocking wait costs a wake-up (~50 us) on each scan. Only while
+        the core is halted: a running core is paced from `_idle` instead."""
+        spin_until = time.monotonic() + spin_s
+        while time.monotonic() < spin_until:
+            data = self._recv(conn)
+            if data is not None:
+                return data
+        return None
 
     @staticmethod
     def _send(conn: socket.socket, reply: bytes) -> None:
