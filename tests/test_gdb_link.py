@@ -66,8 +66,10 @@ def _link(address: str, monitor: bool, elf=None) -> tuple[GdbMi, GdbLink]:
 def test_memory_registers_and_a_bkpt_stop(board, programs):
     gdb, link = _link(board, monitor=True, elf=programs["stop"])
     try:
-        data = bytes(range(256)) * 400  # 100 KiB: two MI chunks
+        data = bytes(range(256)) * 400  # 100 KiB: two MI chunks, each through `restore`
         link.write_memory(0x20020000, data)
+        link.write_memory(0x20020010, b"\xa5" * 16)  # small: hex on the MI input
+        data = data[:16] + b"\xa5" * 16 + data[32:]
         assert link.read_memory(0x20020000, len(data)) == data
         link.write_register("r5", 0x12345678)
         assert link.read_register("r5") == 0x12345678
@@ -83,6 +85,7 @@ def test_memory_registers_and_a_bkpt_stop(board, programs):
         with pytest.raises(TargetError, match="no register"):
             link.read_register("r99")
     finally:
+        link.close()
         gdb.close()
 
 
@@ -96,6 +99,7 @@ def test_wait_that_times_out_halts_the_core_and_says_where(board, programs):
             link.wait_halt(0.1)
         assert int.from_bytes(link.read_memory(DHCSR, 4), "little") & DHCSR_S_HALT
     finally:
+        link.close()
         gdb.close()
 
 
@@ -109,6 +113,7 @@ def test_reset_halts_at_the_reset_vector(board, programs, monitor):
         vector = int.from_bytes(link.read_memory(0x00000004, 4), "little")
         assert link.read_register("pc") == vector & ~1
     finally:
+        link.close()
         gdb.close()
 
 

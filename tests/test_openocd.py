@@ -199,6 +199,9 @@ def _session_error(monkeypatch, raised: Exception) -> Exception:
         def connect(self, *_a, **_kw):
             raise raised
 
+        def close(self):
+            pass
+
     monkeypatch.setattr(session, "OpenOcd", _FakeOpenOcd)
     monkeypatch.setattr(session, "GdbMi", _FakeGdbMi)
     monkeypatch.setattr(session, "GdbLink", Link)

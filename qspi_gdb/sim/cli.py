@@ -19,9 +19,9 @@ from dataclasses import replace
 from qspi_gdb import log as logging_setup
 from qspi_gdb.errors import EXIT_INTERRUPTED, EXIT_USAGE, QspiGdbError, UsageError
 from qspi_gdb.log import get_logger
-from qspi_gdb.sim.probe import DEFAULT_PROFILE, PROFILES, get_profile
 from qspi_gdb.sim.faults import KINDS, UNITS, FaultPlan, FaultSpecError
 from qspi_gdb.sim.pacing import check_rate
+from qspi_gdb.sim.probe import DEFAULT_PROFILE, PROFILES, get_profile
 from qspi_gdb.sim.registry import Registration, default_serial
 
 log = get_logger("qspi_gdb.sim.cli")

@@ -10,6 +10,7 @@ AIRCR, with DEMCR.VC_CORERESET deciding whether the core halts at the reset vect
 from __future__ import annotations
 
 import os
+import re
 import time
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from qspi_gdb import log
 from qspi_gdb.errors import ConnectionLost, TargetError, UsageError
 from qspi_gdb.transport.dap import results as dap_results
 from qspi_gdb.transport.gdbmi import GdbError, GdbMi, GdbTimeout, mi_quote
+from qspi_gdb.transport.workdirs import WorkDir, remove_stale
 
 _log = log.get_logger(__name__)
 
@@ -33,6 +35,16 @@ CHUNK = 64 * 1024  # bytes per MI memory command (GDB splits it into remote pack
 # Conservative wire speed for deadlines of memory commands (the virtual board's test wire moves
 # ~80 kB/s, real probes 100 kB/s .. several MB/s).
 _MIN_WIRE_BYTES_PER_S = 8 * 1024
+# From this size on a write goes to GDB as a file (`restore FILE binary ADDR`), not as hex on
+# its MI input: GDB reads its input one byte per system call, ~2 s per MiB of data as hex.
+RESTORE_MIN = 4096
+SCRATCH_PREFIX = "qspi-restore-"  # the private directory of that file (a WorkDir)
+# GDB's `restore` reads its file name up to the first blank, unquoted, and expands a `~`.
+_RESTORE_SAFE_PATH = re.compile(r"[A-Za-z0-9_./+-]+")
+# The cores' whole address map (code, SRAM, peripherals, private peripheral bus), declared
+# before connecting with everything else inaccessible: GDB then never reads where no memory is
+# (an erased chip's pc 0xfffffffe cost ~16 failing reads after each stop).
+_MEMORY_REGION = "mem 0x0 0xe0100000 rw"
 
 
 class ConnectError(TargetError):
@@ -61,6 +73,7 @@ class GdbLink:
         self.bytes_written = 0
         self.bytes_read = 0
         self._registers: dict[str, tuple[int, str]] | None = None  # lower name -> (no, name)
+        self._scratch: WorkDir | None = None  # where `restore` files go, made at first use
 
     # -- connection ----------------------------------------------------------------------------
 
@@ -90,6 +103,9 @@ class GdbLink:
                 raise UsageError(f"{elf}: GDB cannot load it: {message}") from exc
         else:
             self.gdb.command("-gdb-set architecture arm")
+        self.gdb.console(_MEMORY_REGION)
+        self.gdb.command("-gdb-set mem inaccessible-by-default on")
+        remove_stale(SCRATCH_PREFIX)  # what a killed run left
         # A server that accepts but never answers keeps GDB silent until the deadline.
         _log.info(f"connecting to {address}")
         try:
@@ -116,6 +132,12 @@ class GdbLink:
             self.gdb.command("-target-disconnect", timeout_s=5)
         except TargetError:  # the work is done; a server gone by now changes nothing
             pass
+
+    def close(self) -> None:
+        """Remove the scratch directory (also after errors)."""
+        if self._scratch is not None:
+            self._scratch.cleanup()
+            self._scratch = None
 
     # -- TargetLink ----------------------------------------------------------------------------
 
@@ -149,16 +171,37 @@ class GdbLink:
         view = memoryview(data)
         for offset in range(0, len(data), CHUNK):
             chunk = view[offset:offset + CHUNK]
+            start = addr + offset
             try:
-                self.gdb.command(
-                    f"-data-write-memory-bytes {addr + offset:#x} {chunk.hex()}",
-                    timeout_s=self._memory_deadline(len(chunk)))
+                if len(chunk) >= RESTORE_MIN and self._scratch_file() is not None:
+                    self._restore(start, chunk)
+                else:
+                    self.gdb.command(f"-data-write-memory-bytes {start:#x} {chunk.hex()}",
+                                     timeout_s=self._memory_deadline(len(chunk)))
             except (GdbTimeout, ConnectionLost):
                 raise
             except GdbError as exc:
-                raise TargetError(f"writing {len(chunk)} bytes at {addr + offset:#010x} failed: "
+                raise TargetError(f"writing {len(chunk)} bytes at {start:#010x} failed: "
                                   f"{exc.gdb_message}") from exc
         self.bytes_written += len(data)
+
+    def _scratch_file(self) -> Path | None:
+        """The file `restore` reads, or None where GDB could not name it (then: hex)."""
+        if self._scratch is None:
+            self._scratch = WorkDir(SCRATCH_PREFIX)
+        path = self._scratch.path / "chunk.bin"
+        return path if _RESTORE_SAFE_PATH.fullmatch(str(path)) else None
+
+    def _restore(self, start: int, chunk: memoryview) -> None:
+        path = self._scratch_file()
+        path.write_bytes(chunk)
+        result = self.gdb.console(f"restore {path} binary {start:#x}",
+                                  timeout_s=self._memory_deadline(len(chunk)))
+        # GDB reports some failed writes only as a warning and goes on.
+        warnings = [line.strip() for line in result.log if line.strip()]
+        if warnings:
+            raise TargetError(f"writing {len(chunk)} bytes at {start:#010x} failed: "
+                              f"{warnings[0]}")
 
     def read_register(self, name: str) -> int:
         number, _ = self._register(name)
@@ -169,8 +212,9 @@ class GdbLink:
         return int(values[0]["value"], 16) & 0xFFFFFFFF
 
     def write_register(self, name: str, value: int) -> None:
-        _, actual = self._register(name)  # GDB's spelling, e.g. xPSR with OpenOCD
-        self.gdb.command(f"-data-evaluate-expression ${actual}={value & 0xFFFFFFFF:#x}")
+        number, _ = self._register(name)
+        # by number: an expression ($pc=...) makes GDB unwind the frame again after each write
+        self.gdb.command(f"-data-write-register-values x {number} {value & 0xFFFFFFFF:#x}")
 
     def resume(self) -> None:
         self.gdb.drop_stopped()

@@ -132,6 +132,7 @@ def open_session(options: TargetOptions, *, elf: str | os.PathLike | None = None
                        wait_floor_s=options.wait_floor_s,
                        monitor_reset="OpenOCD reset run (as the --openocd-config files set it)"
                        if options.openocd_config else "sysresetreq")
+        stack.callback(link.close)
         try:
             link.connect(address, elf=elf)
         except ConnectError as exc:
