@@ -10,11 +10,13 @@ from __future__ import annotations
 import sys
 
 import bench_flash
+import bench_wall
 import bench_wire
 
 BENCHMARKS = (
     (bench_wire, "debug wire: GDB restore/dump of 64 KiB through OpenOCD (test-bed wall clock)"),
     (bench_flash, "flashing: modelled time vs physical limit, stops per MiB, host wall time"),
+    (bench_wall, "test-bed wall time, 2 MiB: this checkout against 12fe875 (issue 11)"),
 )
 
 
