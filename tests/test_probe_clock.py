@@ -11,7 +11,7 @@ import time
 import pytest
 
 from qspi_gdb.sim.clock import Clock
-from qspi_gdb.sim.nethop import GdbHopProxy, NetworkHop, _Framer, request_kind
+from qspi_gdb.sim.nethop import GdbHopProxy, NetworkHop, _Framer, request_kind, x_payload
 from qspi_gdb.inputs.probes import CMSIS_DAP_HS, JLINK_OB, POLL_INTERVAL_S, WIRE_ONLY
 from qspi_gdb.sim.probe import ProbeClock, get_profile
 
@@ -130,14 +130,43 @@ def test_network_hop_charges_a_round_trip_per_exchange():
 
 def test_network_hop_overlaps_fast_writes_with_the_probe():
     h, clock, stats = hop(bps=1e12)
-    h.request(16000, "fast")  # OpenOCD answers OK at once, then writes for 50 ms
+    h.request(16000, "fast", 16000)  # OpenOCD answers OK at once, then writes for 50 ms
     start = clock.now
     h.reply(6)  # that early OK: already accounted
+    # GDB's next X reaches the proxy before the server began writing (wall time of the test
+    # bed): it is read, and charged, once the 16000 bytes are written
+    h.request(16000, "fast", 16000)
+    assert clock.now == start and stats["network_exchanges"] == 2
     clock.advance(0.050)
-    h.request(16000, "fast")  # sent 10 ms after the write began: waits for nothing
+    stats["bytes_written"] += 15996
+    h.poll()  # not yet all written: still held
+    stats["bytes_written"] += 4
+    h.poll()  # sent 10 ms after the write began: waits for nothing
     assert clock.now == pytest.approx(start + 0.050)
     h.request(100, "interrupt")  # the proxy holds interrupts in wall time
     assert clock.now == pytest.approx(start + 0.050)
+
+
+def test_network_hop_charges_what_a_short_write_does_not_cover():
+    h, clock, stats = hop(bps=1e12)
+    h.request(200, "fast", 120)  # the command ring: written in 1 ms
+    start = clock.now
+    h.request(11, "plain")  # vCont;c, sent when the early OK reached GDB
+    clock.advance(0.001)
+    stats["bytes_written"] += 120
+    h.poll()  # read 1 ms after the X: the rest of the round trip is network time
+    assert clock.now == pytest.approx(start + 0.010)
+
+
+def test_network_hop_a_reply_releases_a_held_request():
+    h, clock, stats = hop(bps=1e12)
+    h.request(200, "fast", 120)
+    start = clock.now
+    h.reply(6)  # the early OK: accounted
+    h.request(16, "plain")  # the write failed part way: bytes_written never gets there
+    assert clock.now == start
+    h.reply(30)  # the held request's answer: it was read, and is charged, now
+    assert clock.now == pytest.approx(start + 0.010)
 
 
 def test_network_hop_charges_bandwidth():
@@ -154,6 +183,7 @@ def test_framer_and_request_kinds():
     assert request_kind(b"$X20000000,40:....#00") == "fast"
     assert request_kind(b"$X20000000,4:....#00") == "plain"
     assert request_kind(b"$m0,4#fd") == "plain"
+    assert x_payload(b"$X20000000,40:....#00") == 0x40 and x_payload(b"$g#67") == 0
 
 
 def test_proxy_reports_each_packet_before_forwarding(tmp_path):

@@ -14,7 +14,8 @@ The model, per packet (all in the board's modelled time):
   (the probe) is still busy with earlier work, the network time overlaps it and costs nothing.
 - OpenOCD answers a binary write of 8 bytes or more (`X`) at once, before writing to the target
   (server/gdb_server.c:1617-1700, fast_limit = 8): GDB then sends its next packet while the probe
-  writes, so consecutive writes overlap the network.
+  writes, so consecutive writes overlap the network. The server reads that next packet once
+  the write is done: the board charges it then (the proxy reports it at once, in wall time).
 - An interrupt (Ctrl-C, `\\x03`) is sent while the core runs: the proxy holds it RTT/2 of wall
   time, during which the running core (paced to wall time) goes on running.
 """
@@ -42,41 +43,69 @@ class NetworkHop:
         self.stats = stats
         self._gdb_ready: float | None = None  # when GDB holds the last reply
         self._early_oks = 0  # replies already accounted (OpenOCD's immediate OK to an X)
+        # The proxy reports GDB's packet after an early OK at once, in wall time, while the
+        # server has yet to write that X to the target: the server reads the packet only once
+        # `stats["bytes_written"]` reaches `_written_at`, and its network time is charged then
+        # (`poll`), so that it overlaps the write, as on a real link.
+        self._written_at: int | None = None
+        self._held: tuple[int, str, int] | None = None
         stats.setdefault("network_exchanges", 0)
         stats.setdefault("network_wait_s", 0.0)
+        stats.setdefault("bytes_written", 0)
 
     def _wire_s(self, nbytes: int) -> float:
         return nbytes * 8 / self.bps
 
-    def request(self, nbytes: int, kind: str) -> None:
-        """A GDB packet reaches the proxy. kind: "plain", "fast" (an X the server acknowledges
-        before writing) or "interrupt" (held in wall time by the proxy)."""
+    def request(self, nbytes: int, kind: str, payload: int = 0) -> None:
+        """A GDB packet reaches the proxy. kind: "plain", "fast" (an X of `payload` bytes the
+        server acknowledges before writing) or "interrupt" (held in wall time by the proxy)."""
         self.stats["network_exchanges"] += 1
         if kind == "interrupt":
             return
+        self._release()  # GDB sent this one: the server has read the one before
+        if self._written_at is not None and self.stats["bytes_written"] < self._written_at:
+            self._held = (nbytes, kind, payload)
+            return
+        self._arrive(nbytes, kind, payload)
+
+    def poll(self) -> None:
+        """After the server's work on the target: a held packet is read once the X before it
+        is written."""
+        if self._held is not None and self.stats["bytes_written"] >= self._written_at:
+            self._release()
+
+    def _release(self) -> None:
+        if self._held is not None:
+            held, self._held = self._held, None
+            self._arrive(*held)
+
+    def _arrive(self, nbytes: int, kind: str, payload: int) -> None:
         now = self._now()
         sent = self._gdb_ready if self._gdb_ready is not None else now
         arrival = sent + self._wire_s(nbytes) + self.rtt_s / 2
         if arrival > now:
             self.stats["network_wait_s"] += arrival - now
             self._advance(arrival - now)
+        self._written_at = None
         if kind == "fast":
             self._early_oks += 1
             self._gdb_ready = max(arrival, self._now()) + self._wire_s(OK_REPLY_BYTES) + \
                 self.rtt_s / 2
+            self._written_at = self.stats["bytes_written"] + payload
 
     def reply(self, nbytes: int) -> None:
         """A server packet reaches the proxy (on its way to GDB)."""
+        self._release()  # an answer: the server has read the request
         if self._early_oks:
             self._early_oks -= 1
             return
         self._gdb_ready = self._now() + self._wire_s(nbytes) + self.rtt_s / 2
 
     def handle_line(self, line: str) -> None:
-        """One message of the hop socket: `req N KIND` or `rsp N`."""
+        """One message of the hop socket: `req N KIND [PAYLOAD]` or `rsp N`."""
         words = line.split()
-        if len(words) == 3 and words[0] == "req":
-            self.request(int(words[1]), words[2])
+        if len(words) in (3, 4) and words[0] == "req":
+            self.request(int(words[1]), words[2], int(words[3]) if len(words) == 4 else 0)
         elif len(words) == 2 and words[0] == "rsp":
             self.reply(int(words[1]))
         else:
@@ -120,10 +149,13 @@ class _Framer:
 
 
 def request_kind(packet: bytes) -> str:
+    return "fast" if x_payload(packet) >= 8 else "plain"
+
+
+def x_payload(packet: bytes) -> int:
+    """The data length of a binary write (`X`), 0 for other packets."""
     match = _X_HEADER.match(packet)
-    if match and int(match.group(1), 16) >= 8:
-        return "fast"
-    return "plain"
+    return int(match.group(1), 16) if match else 0
 
 
 class GdbHopProxy:
@@ -188,7 +220,9 @@ class GdbHopProxy:
                 if sock is gdb:
                     for unit, kind in to_server.feed(data):
                         if kind == "packet":
-                            self._tell(f"req {len(unit)} {request_kind(unit)}")
+                            fast = request_kind(unit) == "fast"
+                            self._tell(f"req {len(unit)} fast {x_payload(unit)}" if fast
+                                       else f"req {len(unit)} plain")
                         elif kind == "interrupt":
                             self._tell("req 1 interrupt")
                             time.sleep(self.rtt_s / 2)  # the core keeps running meanwhile

@@ -480,6 +480,8 @@ class RemoteBitbangServer:
                     decoder.finish()
                     return
             decoder.finish()  # a posted write, while OpenOCD reads the reply
+            if self.wire.hop is not None:
+                self.wire.hop.poll()
             if decoder.quit:
                 return
 
