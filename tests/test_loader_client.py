@@ -341,3 +341,70 @@ def test_the_host_waits_for_the_next_erase_only_when_the_flash_holds_up_the_job(
 
     assert decide(0.4)  # the erase and its programs outlast the transfer
     assert not decide(0.16)  # the flash catches up while the host writes
+
+
+class _FeedClient:
+    """What `feed` uses of a loader client: 6 buffers of 32 KiB, a ring, and a record of the
+    writes into target RAM ("ring" for the commands, else (buffer-area offset, bytes))."""
+
+    BASE, SIZE = 0x20008000, 0x8000
+
+    def __init__(self, times: FlashTimes, speed: LinkSpeed, free: list[int], **header) -> None:
+        self.header = _header(time_us=1_000_000, **header)
+        self.timing, self.speed = times, speed
+        self.free = free
+        self.writes: list = []
+        self.max_cmds = 8
+        self.seq = self.header.done_seq
+        self.stats = dataclasses.make_dataclass("S", [("bytes_sent", int, 0)])()
+
+    @property
+    def unfinished(self) -> int:
+        return self.seq - self.header.done_seq
+
+    def buffers(self):
+        return [mb.BufferInfo(i, self.BASE + i * self.SIZE, self.SIZE) for i in range(6)]
+
+    def free_buffers(self) -> list[int]:
+        return self.free
+
+    def write_target(self, addr: int, data: bytes) -> None:
+        self.writes.append((addr - self.BASE, len(data)))
+
+    def write_request(self) -> None:
+        self.writes.append("ring")
+
+    def submit(self, cmds) -> int:
+        self.seq += len(cmds)
+        return self.seq - len(cmds)
+
+    def halted_s(self) -> float:
+        return self.speed.stop_s
+
+
+def test_a_link_bound_stop_writes_the_next_programs_start_behind_its_commands():
+    """The stop that sends a program whatever it costs writes the start of the next program's
+    data after its commands (the resume then follows a long write); the next stop writes the
+    rest of it first and sends its command; no other data goes into that space meanwhile."""
+    from qspi_gdb.loader.pipeline import AHEAD_MIN, feed
+
+    times, speed = _times(0.16), _speed()
+    # the flash erases block 1 for 10 ms more; no program left to issue
+    client = _FeedClient(times, speed, free=[0, 1, 2, 3, 4, 5], done_seq=3, ready_seq=3,
+                         done_us=850_000, ready_us=850_000, busy=1)
+    ops = _indexed([_erase(0x10000, 0x10000)], 2) + [
+        _program(0x00000, 0x10000), _erase(0x20000, 0x10000), _program(0x10000, 0x10000),
+        _erase(0x30000, 0x10000), _program(0x20000, 0x10000)]
+    assert feed(client, ops, queued=1) == 3  # program 0 (forced) and the next erase
+    assert client.writes == [(0, 0x10000), "ring", (0x10000, AHEAD_MIN)]
+    assert ops[3].held == [(0x10000, 0x20000)] and ops[3].sent == AHEAD_MIN
+    # the loader took program 0 (buffers 0-1 busy) and ran; program 1's space is still held
+    client.writes.clear()
+    client.free = [2, 3, 4, 5]
+    client.header = _header(time_us=1_240_000, done_seq=5, ready_seq=4, done_us=1_230_000,
+                            ready_us=1_230_000, busy=1)
+    assert feed(client, ops, queued=3) == 5
+    assert client.writes[0] == (0x10000 + AHEAD_MIN, 0x10000 - AHEAD_MIN)  # its rest first
+    assert client.writes[1:] == ["ring", (0x20000, AHEAD_MIN)]  # program 2 not in held space
+    assert ops[3].held is None and ops[3].cmd.buf == 2 and ops[3].cmd.buf_off == 0
+    assert client.stats.bytes_sent == 0x20000 + AHEAD_MIN

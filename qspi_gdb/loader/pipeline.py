@@ -39,6 +39,7 @@ if TYPE_CHECKING:  # the client drives the pipeline; only its type is needed her
 log = get_logger(__name__)
 
 _ERASE_UNIT = {mb.ERASE_4K: 4096, mb.ERASE_64K: 65536, mb.ERASE_CHIP: 0}
+AHEAD_MIN = 4096  # bytes of the next program written behind a stop's commands (write_ahead)
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,10 @@ class Op:
     data: bytes = b""  # program ops: the bytes to program
     packed: bytes | None = None  # ... as one LZ4 block, when that is worth sending instead
     index: int | None = None  # ring index once queued
+    # buffer space (byte ranges of the buffer area) taken for its data at an earlier stop than
+    # its command (`write_ahead`): the loader does not know it is taken until then
+    held: list[tuple[int, int]] | None = None
+    sent: int = 0  # payload bytes already written into target RAM
 
     @property
     def payload(self) -> int:
@@ -232,7 +237,7 @@ def feed(client: LoaderClient, ops: list[Op], queued: int) -> int:
     forced = not any(op.is_program and op.index >= hdr.done_seq for op in ops[:queued])
     if forced and erase_first(client, ops, queued, line):
         return queued
-    pool = Pool(client)
+    pool = Pool(client, held=[r for op in ops[queued:] if op.held for r in op.held])
     idle = line.issued_until <= 0 and not client.unfinished
     block = None  # the erase block whose programs go out whatever they cost
     while queued < len(ops) and client.unfinished < client.max_cmds:
@@ -242,17 +247,40 @@ def feed(client: LoaderClient, ops: list[Op], queued: int) -> int:
         if op.is_program:
             if forced and block is None:
                 block = op.cmd.addr // BLOCK
-            cost = client.speed.cost_s(op.payload)
+            cost = client.speed.cost_s(op.payload - op.sent)
             if not (forced and op.cmd.addr // BLOCK == block) and cost > budget:
                 break
             if not place(client, op, pool):
                 break
             budget -= cost
+            op.held = None  # its buffers are the loader's now
         op.index = client.submit([op.cmd])
         queued += 1
         if not op.is_flash:
             break  # WAIT_IDLE: the end
+    if block is not None:
+        write_ahead(client, ops, queued, pool)
     return queued
+
+
+def write_ahead(client: LoaderClient, ops: list[Op], queued: int, pool: Pool) -> None:
+    """This stop sent a program whatever it cost (the link holds up the job): behind its
+    commands, write the start of the next program's data (it goes at the next stop, which
+    writes the rest first). Every stop then ends with a data write that outlasts a network
+    round trip instead of the short command write: GDB's resume follows the answer to the last
+    write, which a server such as OpenOCD sends before it writes, so the resume reaches it
+    while it still writes, not a round trip after (a GDB server 10 ms away: ~10 ms a stop). A
+    write that failed is reported at the next write, before the command that uses its data."""
+    if queued >= len(ops) or not ops[queued].is_program:
+        return
+    op = ops[queued]
+    if op.held is None and not reserve(client, op, pool):
+        return
+    client.write_request()  # this stop's commands first
+    # what the link moves in a quarter of a stop's fixed cost (several round trips), at least
+    # AHEAD_MIN: the same bytes, only sent one stop earlier
+    ahead = max(AHEAD_MIN, int(client.speed.rate * client.speed.stop_s / 4) // 4 * 4)
+    send(client, op, min(op.payload, max(op.sent, ahead)))
 
 
 class Pool:
@@ -260,7 +288,8 @@ class Pool:
     in word-aligned pieces (byte offsets into the buffer area), so the small programs of a
     block with blank pages between them share buffers."""
 
-    def __init__(self, client: LoaderClient) -> None:
+    def __init__(self, client: LoaderClient,
+                 held: Sequence[tuple[int, int]] = ()) -> None:
         self.size = client.buffers()[0].size
         self.runs: list[list[int]] = []
         for index in client.free_buffers():
@@ -269,6 +298,10 @@ class Pool:
                 self.runs[-1][1] = start + self.size
             else:
                 self.runs.append([start, start + self.size])
+        for start, end in held:  # data written ahead of its command: not free
+            self.runs = [piece for run in self.runs for piece in
+                         ([run[0], min(run[1], start)], [max(run[0], end), run[1]])
+                         if piece[0] < piece[1]]
 
     def take(self, nbytes: int) -> int | None:
         for run in self.runs:
@@ -282,14 +315,28 @@ class Pool:
         return [list(run) for run in self.runs]
 
 
+def _taken(before: list[list[int]], after: list[list[int]]) -> list[tuple[int, int]]:
+    """The ranges `Pool.take` handed out between two snapshots (runs only shrink at the
+    front)."""
+    return [(b[0], a[0]) for b, a in zip(before, after) if a[0] > b[0]]
+
+
 def place(client: LoaderClient, op: Op, pool: Pool) -> bool:
-    """Write op's data into free buffer space and name it in its command; a packed op also
+    """Write op's data into free buffer space (taken at an earlier stop, or now) and name it
+    in its command. False when there is no room for it yet."""
+    if op.held is None and not reserve(client, op, pool):
+        return False
+    send(client, op, op.payload)
+    return True
+
+
+def reserve(client: LoaderClient, op: Op, pool: Pool) -> bool:
+    """Take buffer space for op's data and name it in its command (`op.held`); a packed op also
     takes space for the loader to decode into (EasyDMA programs from there). False when there
     is no room for it yet."""
-    base = client.buffers()[0].addr
     size = pool.size
+    before = pool.snapshot()
     if op.packed is not None:
-        before = pool.snapshot()
         src, dst = pool.take(len(op.packed)), pool.take(len(op.data))
         if src is None or dst is None:  # wait for room rather than send twice the bytes
             pool.runs = before
@@ -297,13 +344,23 @@ def place(client: LoaderClient, op: Op, pool: Pool) -> bool:
         op.cmd.flags |= mb.CF_LZ4
         op.cmd.buf, op.cmd.buf_off = divmod(src, size)
         op.cmd.arg, op.cmd.arg2, op.cmd.arg3 = len(op.packed), dst, zlib.crc32(op.data)
-        client.write_target(base + src, op.packed)
-        client.stats.bytes_sent += len(op.packed)
-        return True
-    at = pool.take(len(op.data))
-    if at is None:
-        return False
-    op.cmd.buf, op.cmd.buf_off = divmod(at, size)
-    client.write_target(base + at, op.data)
-    client.stats.bytes_sent += len(op.data)
+    else:
+        at = pool.take(len(op.data))
+        if at is None:
+            return False
+        op.cmd.buf, op.cmd.buf_off = divmod(at, size)
+    op.held = _taken(before, pool.snapshot())
     return True
+
+
+def send(client: LoaderClient, op: Op, upto: int) -> None:
+    """Write op's payload (its LZ4 block, or its data) up to byte `upto`, from where the last
+    write of it ended."""
+    if upto <= op.sent:
+        return
+    payload = op.packed if op.packed is not None else op.data
+    bufs = client.buffers()
+    start = bufs[0].addr + op.cmd.buf * bufs[0].size + op.cmd.buf_off
+    client.write_target(start + op.sent, payload[op.sent:upto])
+    client.stats.bytes_sent += upto - op.sent
+    op.sent = upto

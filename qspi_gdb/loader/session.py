@@ -230,7 +230,7 @@ class LoaderSession:
     def cycle(self, wait_s: float) -> mb.MailboxHeader:
         """One stop: write what was queued, let the loader run `wait_s` (its time), halt it,
         read its status and collect what it finished. The core is halted afterwards."""
-        self._write_request()
+        self.write_request()
         wait_s = max(wait_s, _MIN_WAIT_S)
         self._ran_s = wait_s
         hdr = self._stop(self.link.run_for(wait_s))
@@ -245,9 +245,10 @@ class LoaderSession:
         self._ran_s = 0.0
         return self._stop(False)
 
-    def _write_request(self) -> None:
+    def write_request(self) -> None:
         """The new commands into their ring slots: one write (two where the ring wraps); a
-        slot's tag says it holds the command the loader waits for."""
+        slot's tag says it holds the command the loader waits for. `cycle` does it; a caller
+        may do it earlier, to write data for later commands after it."""
         if self._written == self._seq:
             return
         n = self.max_cmds
