@@ -408,3 +408,64 @@ def test_a_link_bound_stop_writes_the_next_programs_start_behind_its_commands():
     assert client.writes[1:] == ["ring", (0x20000, AHEAD_MIN)]  # program 2 not in held space
     assert ops[3].held is None and ops[3].cmd.buf == 2 and ops[3].cmd.buf_off == 0
     assert client.stats.bytes_sent == 0x20000 + AHEAD_MIN
+
+
+def test_a_wait_behind_a_data_write_starts_when_the_core_runs_again():
+    """OpenOCD answers a write before it does it: data written behind a stop's commands
+    (write_ahead) still goes to the target when GDB reports the core running, and the core runs
+    that much later than the host's wait begins. The wait is lengthened by that delay, at first
+    the write's own link time, then what the loader's clock showed (resume_us); a stop that
+    ends with its commands is not."""
+    import struct
+
+    from qspi_gdb.loader import session as session_mod
+
+    class Link:
+        """A server that resumes the core `lag_s` after the host resumes it when the last
+        write was data written after the commands (the test says which)."""
+
+        def __init__(self) -> None:
+            self.t_us, self.resume_us, self.host_seen = 1_000_000, 0, 0
+            self.lag_s, self.asked = 0.0, []
+
+        def write_memory(self, addr, data):
+            pass
+
+        def run_for(self, seconds):
+            self.asked.append(seconds)
+            self.t_us += 10_000  # the rest of the halt
+            self.resume_us = self.t_us + int(self.lag_s * 1e6)
+            self.host_seen = s._host_gen
+            self.t_us += int(seconds * 1e6)  # the host's wait ends: the core halts
+            return False
+
+        def read_memory(self, addr, length):
+            values = {"magic": mb.MAGIC, "canary": mb.CANARY, "time_us": self.t_us,
+                      "resume_us": self.resume_us, "host_seen": self.host_seen}
+            words = [values.get(f.name, 0) for f in dataclasses.fields(mb.MailboxHeader)]
+            return struct.pack(f"<{len(words)}I", *words).ljust(length, b"\0")
+
+    link = Link()
+    s = session_mod.LoaderSession(link, chip="nrf52840")
+    s.speed.rate, s.speed.overhead = 100e3, 0.01
+    s.header = _header(magic=mb.MAGIC, canary=mb.CANARY, time_us=link.t_us)
+
+    def stop(tail: int, lag_s: float, wait_s: float = 0.05) -> float:
+        s.submit([mb.Command(mb.OP_PROGRAM, addr=0, len=256)])
+        s.write_request()
+        s._write(0x20010000, b"\xff" * tail)  # behind the commands
+        link.lag_s = lag_s
+        s.cycle(wait_s)
+        ran = ((s.header.time_us - s.header.resume_us) & 0xFFFFFFFF) / 1e6
+        s._queued.clear()
+        return ran
+
+    stop(4096, lag_s=0.030)
+    assert abs(link.asked[-1] - (0.05 + 4096 / 100e3)) < 1e-6  # at first: the write's time
+    assert abs(stop(4096, lag_s=0.030) - 0.05) < 0.006  # learned: the loader ran its 50 ms
+    for _ in range(4):
+        ran = stop(4096, lag_s=0.030)
+    assert abs(ran - 0.05) < 1e-3
+    assert abs(link.asked[-1] - 0.08) < 1e-3
+    assert stop(0, lag_s=0.0) == pytest.approx(0.05, abs=1e-6)  # commands last: no delay
+    assert link.asked[-1] == 0.05
