@@ -438,6 +438,48 @@ def test_streaming_equals_one_by_one(chip, part, rig_factory):
     assert streamed.flash.peek(off, len(data)) == data
 
 
+def test_init_reads_the_start_of_sfdp_without_a_stop_of_its_own(rig_factory):
+    """The probing INIT of `connect` and a read of the SFDP space go in one request: as many
+    stops as the INIT alone."""
+    stops = []
+    for then_sfdp in (0, 512):
+        rig = rig_factory("nrf52840", "mt25qu256a")
+        before = rig.client.stats.stops
+        res = rig.client.init(rig.config, then_sfdp=then_sfdp)
+        stops.append(rig.client.stats.stops - before)
+        assert res.jedec_id == 0x20BB19
+    assert stops[1] == stops[0]
+    sfdp = rig.part.sfdp
+    assert len(res.sfdp) == 512 and res.sfdp[:len(sfdp)] == sfdp
+
+
+def test_commands_after_a_stream_go_with_its_last_program(rig_factory):
+    """CRC32s given to write(then=...) are queued behind the last program and the final
+    WAIT_IDLE, in the same stop, and run once the flash is idle: their results come with the
+    end of the writing, not with a stop of their own."""
+    data = random.Random(5).randbytes(70_000)
+    rig = rig_factory("nrf52840", "mt25qu256a")
+    rig.init()
+    client, submitted = rig.client, []
+    submit = client.submit
+
+    def spy(cmds):
+        cmds = list(cmds)
+        submitted.extend((c.op, client.stats.stops) for c in cmds)
+        return submit(cmds)
+
+    client.submit = spy
+    then = [mb.Command(mb.OP_CRC32, addr=0x40000, len=len(data)),
+            mb.Command(mb.OP_CRC32, addr=0x40000, len=100)]
+    client.write([EraseStep(0x40000, 0x20000, 65536), ProgramStep(0x40000, data)], then=then)
+    last_program = [stop for op, stop in submitted if op == mb.OP_PROGRAM][-1]
+    assert submitted[-3:] == [(mb.OP_WAIT_IDLE, last_program), (mb.OP_CRC32, last_program),
+                              (mb.OP_CRC32, last_program)]
+    assert rig.flash.peek(0x40000, len(data)) == data
+    assert [c.status for c in then] == [mb.ST_OK, mb.ST_OK]
+    assert [c.result0 for c in then] == [zlib.crc32(data), zlib.crc32(data[:100])]
+
+
 def test_reinit_in_one_call_and_after_deinit(rig_factory):
     rig = rig_factory("nrf52840", "mt25qu256a")
     rig.init()

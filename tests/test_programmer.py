@@ -18,6 +18,7 @@ from qspi_gdb.flash.ranges import Range
 from qspi_gdb.flash.rules import erase_runs
 from qspi_gdb.inputs import flash_config as flashcfg
 from qspi_gdb.inputs.image import image_from_segments
+from qspi_gdb.loader import mailbox as mb
 
 board_mod = pytest.importorskip("qspi_gdb.sim.board")
 
@@ -135,13 +136,22 @@ def test_unchanged_reflash_counts_the_pre_read_as_verification(rig, monkeypatch)
     assert [(v["offset"], v["length"]) for v in again.verified] == [(base, len(data))]
     assert again.verified[0]["crc32"] == f"0x{zlib.crc32(data):08X}"
 
-    # one changed sector: the written unit is read back, and only the merged range holding it
+    # one changed sector: the written unit is read back, and only the merged range holding it,
+    # by a CRC32 queued behind the writing (its last stop has the result: no read pass after)
     changed = bytearray(data)
     changed[4096 + 7] ^= 0xFF
     reads.clear()
+    crc_cmds = []
+    write = rig.programmer.client.write
+    monkeypatch.setattr(rig.programmer.client, "write", lambda *a, then=(), **k: (
+        crc_cmds.extend(then), write(*a, then=then, **k))[1])
     third = rig.programmer.flash(rig.image((base, bytes(changed))))
     assert third.plan.sectors_written == 1 and not third.mismatched
-    assert len(reads) == 2 and sum(r.length for r in reads[1]) == len(data)
+    assert len(reads) == 1  # the skip-unchanged read
+    assert [(c.op, c.addr, c.len) for c in crc_cmds] == [(mb.OP_CRC32, base, len(data))]
+    assert [(v["offset"], v["length"], v["crc32"]) for v in third.verified] == [
+        (base, len(data), f"0x{zlib.crc32(bytes(changed)):08X}")]
+    assert crc_cmds[0].result0 == zlib.crc32(bytes(changed))
     assert rig.flash_bytes(base, len(data)) == bytes(changed)
 
 

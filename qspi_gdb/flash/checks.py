@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass
-from typing import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
 from qspi_gdb.flash.ranges import Range, image_ranges
 from qspi_gdb.inputs.image import Image
+
+if TYPE_CHECKING:  # the plan holds checks; these helpers read it
+    from qspi_gdb.flash.plan import Plan
 
 # On-target CRC32 (zlib polynomial, as the loader computes it) of the current flash contents
 # of each range, one value per range, in order.
@@ -61,3 +64,30 @@ def query_crcs(source: CrcSource, ranges: Sequence[Range]) -> list[int]:
     if len(values) != len(ranges):
         raise ValueError(f"sector_crcs returned {len(values)} CRCs for {len(ranges)} ranges")
     return values
+
+
+def file_crc(r: Range, want: int, got: int, good: list[dict], bad: list[dict]) -> None:
+    """File a range under verified (with its CRC) or mismatched (expected and actual)."""
+    entry = {"offset": r.offset, "length": r.length}
+    if got == want:
+        good.append({**entry, "crc32": f"0x{got:08X}"})
+    else:
+        bad.append({**entry, "expected": f"0x{want:08X}", "actual": f"0x{got:08X}"})
+
+
+def proven_unchanged(the_plan: Plan, pre_read: Mapping[Range, int]) -> Callable[[Range], bool]:
+    """A verify range is proven when it overlaps no unit the plan writes and every image check
+    inside it had a pre-read CRC equal to the image's (so the target holds exactly the image
+    there: the skip-unchanged read already was the CRC32 verification on target)."""
+    written = [op.range for op in the_plan.operations]
+    if the_plan.chip_erase:
+        return lambda r: False
+
+    def proven(r: Range) -> bool:
+        if any(w.offset < r.end and r.offset < w.end for w in written):
+            return False
+        inside = [c for c in the_plan.checks if r.offset <= c.range.offset and c.range.end <= r.end]
+        return bool(inside) and sum(c.range.length for c in inside) == r.length and all(
+            c.range in pre_read and pre_read[c.range] & 0xFFFFFFFF == c.crc32 for c in inside)
+
+    return proven

@@ -12,13 +12,13 @@ import os
 import time
 import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 
 from qspi_gdb import log
 from qspi_gdb.flash import kept as kept_bytes
 from qspi_gdb.flash import rules
-from qspi_gdb.flash.checks import image_checks
+from qspi_gdb.flash.checks import file_crc, image_checks, proven_unchanged
 from qspi_gdb.flash.journal import Journal
 from qspi_gdb.flash.plan import Plan, SectorContent
 from qspi_gdb.flash.plan import plan as make_plan
@@ -49,6 +49,8 @@ from qspi_gdb.loader.config import loader_config, probe_config
 from qspi_gdb.loader.pipeline import EraseStep, ProgramStep
 
 _log = log.get_logger(__name__)
+
+SFDP_PREFIX = 512  # bytes of SFDP space read with the probing INIT (connect)
 
 
 class _Phase:
@@ -141,21 +143,30 @@ class Programmer:
         into the configuration (the chip wins; contradictions are errors) and initialise the
         loader with the result."""
         self.client.start()
-        probe = self.client.init(probe_config(preset))
+        # the SFDP header, its parameter headers and, on most parts, every table fit in the
+        # first SFDP_PREFIX bytes: read with INIT in one stop (a stop is a network round trip
+        # or more with a remote GDB server); a longer SFDP is read again, as long as it needs
+        probe = self.client.init(probe_config(preset), then_sfdp=SFDP_PREFIX)
         jedec = probe.jedec_id.to_bytes(3, "big")
         sfdp = None
         try:
-            head = self.client.sfdp(0, 8)
-            need = required_length(head)
-            prefix = self.client.sfdp(0, need)
-            need = required_length(prefix)
-            data = prefix if need <= len(prefix) else self.client.sfdp(0, need)
+            data = probe.sfdp
+            for _ in range(2):  # the parameter headers, then the tables they point to
+                need = required_length(data)
+                if need <= len(data):
+                    break
+                data = self.client.sfdp(0, need)
             sfdp = parse_sfdp(data)
         except SfdpError as exc:
             _log.warning("no usable SFDP; using the part table", jedec_id=jedec.hex().upper(),
                          reason=str(exc))
-        self.client.deinit()
-        cfg = apply_chip(preset, jedec_id=jedec, sfdp=sfdp)
+        try:
+            cfg = apply_chip(preset, jedec_id=jedec, sfdp=sfdp)
+        except Exception:  # a refusal: the probing configuration off again (QSPI off)
+            with suppress(Exception):
+                self.client.deinit()
+            raise
+        # no DEINIT on the way on: INIT leaves the probing configuration itself
         for warning in cfg.warnings:  # e.g. PP4IO on a part whose 38h is 1-1-4 -> PP4O
             _log.warning("configuration adapted to the chip", message=str(warning))
         self.sfdp = sfdp
@@ -172,6 +183,11 @@ class Programmer:
 
     # -- CRCs ----------------------------------------------------------------------------------
 
+    def _sector_sized(self, r: Range) -> bool:
+        """One whole sector: `crcs` reads such ranges (and runs of them) with CRC_LIST."""
+        sector = self.config.sector_size if self.config else 4096
+        return r.offset % sector == 0 and r.length == sector
+
     def crcs(self, ranges: Sequence[Range], phase: _Phase | None = None) -> list[int]:
         """On-target CRC32 of each range: runs of whole sectors with CRC_LIST, the rest with
         CRC32 commands queued several per call."""
@@ -181,7 +197,7 @@ class Programmer:
         singles: list[int] = []
         while i < len(ranges):
             r = ranges[i]
-            if r.offset % sector or r.length != sector:
+            if not self._sector_sized(r):
                 singles.append(i)
                 i += 1
                 continue
@@ -266,6 +282,13 @@ class Programmer:
             op_program.append(sum(len(s.data) for s in runs))
         program_total = sum(op_program)
         page = the_plan.page_size
+        proven = proven_unchanged(the_plan, pre_read)
+        # The verify's CRC32s of ranges that are not one whole sector (CRC_LIST, which needs a
+        # buffer) go with the last program: the stop that sees the flash idle has their results
+        # (one stop fewer; with a remote GDB server, a network round trip or more)
+        early = {r: mb.Command(mb.OP_CRC32, addr=r.offset, len=r.length)
+                 for r in the_plan.verify if verify and steps and not proven(r)
+                 and not self._sector_sized(r)}
         if steps:
             erasing = _Phase(self.progress, ERASING, the_plan.bytes_erased)
             programming = _Phase(self.progress, PROGRAMMING, program_total)
@@ -285,7 +308,8 @@ class Programmer:
                 journal.save()  # on the disk before the first erase
             self.flash_touched = True
             try:
-                self.client.write(steps, progress=on_program, erased=on_erase)
+                self.client.write(steps, progress=on_program, erased=on_erase,
+                                  then=list(early.values()))
             except BaseException as exc:
                 erasing.fail(exc)
                 programming.fail(exc)
@@ -310,8 +334,8 @@ class Programmer:
             bytes_sent=self.client.stats.bytes_sent - sent_before,
             verified=[], mismatched=[])
         if verify:
-            self._verify_ranges(image, the_plan.verify, contents, outcome,
-                                proven=_proven_unchanged(the_plan, pre_read))
+            self._verify_ranges(image, the_plan.verify, contents, outcome, proven=proven,
+                                read_early={r: cmd.result0 for r, cmd in early.items()})
         if journal is not None and not kept_bytes.settle(journal, self.crcs):
             _log.warning("the bytes around the image do not match the journal; restoring them",
                          journal=str(journal.path))  # e.g. a program failure the chip hid
@@ -327,17 +351,21 @@ class Programmer:
 
     def _verify_ranges(self, image: Image, ranges: Sequence[Range],
                        contents: Sequence[SectorContent], outcome: FlashOutcome,
-                       proven: Callable[[Range], bool] = lambda r: False) -> None:
+                       proven: Callable[[Range], bool] = lambda r: False,
+                       read_early: Mapping[Range, int] | None = None) -> None:
         """CRC32 of each range on target vs the expected bytes. A range `proven` holds the image
         already (its pre-read CRCs matched and nothing was written there since) is not read
-        again: those on-target CRCs are its verification."""
-        again = [r for r in ranges if not proven(r)]
+        again: those on-target CRCs are its verification. read_early: on-target CRCs read
+        after the writing ended, with its last stop."""
+        early = dict(read_early or {})
+        again = [r for r in ranges if not proven(r) and r not in early]
         with _phase(self.progress, VERIFYING, sum(r.length for r in ranges)) as verifying:
             verifying.add(sum(r.length for r in ranges) - sum(r.length for r in again))
             read = dict(zip(again, self.crcs(again, verifying))) if again else {}
+        read.update(early)
         for r in ranges:
             want = zlib.crc32(expected_bytes(image, contents, r))
-            _compare(r, want, read.get(r, want), outcome.verified, outcome.mismatched)
+            file_crc(r, want, read.get(r, want), outcome.verified, outcome.mismatched)
 
     # -- verify, read, erase, info -----------------------------------------------------------------
 
@@ -351,7 +379,7 @@ class Programmer:
             actual = self.crcs(ranges, verifying)
         good, bad = [], []
         for check, got in zip(checks, actual):
-            _compare(check.range, check.crc32, got, good, bad)
+            file_crc(check.range, check.crc32, got, good, bad)
         return good, bad
 
     def read(self, offset: int, length: int, chunk: int = 64 * 1024) -> bytes:
@@ -394,7 +422,7 @@ class Programmer:
             actual = self.crcs(ranges, verifying)
         good, bad = [], []
         for piece, got in zip(ranges, actual):
-            _compare(piece, zlib.crc32(b"\xff" * piece.length), got, good, bad)
+            file_crc(piece, zlib.crc32(b"\xff" * piece.length), got, good, bad)
         return good, bad
 
     def info(self) -> dict:
@@ -415,29 +443,3 @@ class Programmer:
             raise RuntimeError("Programmer.connect() first")
         return self.config
 
-
-def _compare(r: Range, want: int, got: int, good: list[dict], bad: list[dict]) -> None:
-    """File a range under verified (with its CRC) or mismatched (expected and actual)."""
-    entry = {"offset": r.offset, "length": r.length}
-    if got == want:
-        good.append({**entry, "crc32": f"0x{got:08X}"})
-    else:
-        bad.append({**entry, "expected": f"0x{want:08X}", "actual": f"0x{got:08X}"})
-
-
-def _proven_unchanged(the_plan: Plan, pre_read: Mapping[Range, int]) -> Callable[[Range], bool]:
-    """A verify range is proven when it overlaps no unit the plan writes and every image check
-    inside it had a pre-read CRC equal to the image's (so the target holds exactly the image
-    there: the skip-unchanged read already was the CRC32 verification on target)."""
-    written = [op.range for op in the_plan.operations]
-    if the_plan.chip_erase:
-        return lambda r: False
-
-    def proven(r: Range) -> bool:
-        if any(w.offset < r.end and r.offset < w.end for w in written):
-            return False
-        inside = [c for c in the_plan.checks if r.offset <= c.range.offset and c.range.end <= r.end]
-        return bool(inside) and sum(c.range.length for c in inside) == r.length and all(
-            c.range in pre_read and pre_read[c.range] & 0xFFFFFFFF == c.crc32 for c in inside)
-
-    return proven

@@ -22,12 +22,16 @@ class InitResult:
     jedec_id: int  # 0xMMTTCC
     sck_hz: int
     addr4_before: bool
+    sfdp: bytes = b""  # the start of the SFDP space, when init() was asked to read it too
 
 
 class LoaderClient(LoaderSession):
     """The loader on one target and its commands. Use start() first."""
 
-    def init(self, config: LoaderConfig) -> InitResult:
+    def init(self, config: LoaderConfig, *, then_sfdp: int = 0) -> InitResult:
+        """INIT with `config` (the loader first leaves a configuration it has: DEINIT is
+        implied). then_sfdp: also read that many bytes of the SFDP space from address 0, in the
+        same stop (skipped, and INIT's error raised, when INIT fails)."""
         self.link.write_memory(self.mailbox_addr + mb.OFF_CONFIG, config.pack())
         t = self.timing
         t.sck_hz, t.page = config.sck_hz, config.page_bytes
@@ -43,10 +47,15 @@ class LoaderClient(LoaderSession):
             t.max[key] = mx / 1e6 if mx else DEFAULT_MAX_S[key]
         t.max["wrsr"] = config.t_wrsr_max_us / 1e6 if config.t_wrsr_max_us else \
             DEFAULT_MAX_S["wrsr"]
-        (cmd,) = self.run([mb.Command(mb.OP_INIT)])
+        cmds = [mb.Command(mb.OP_INIT)]
+        if then_sfdp:
+            cmds.append(mb.Command(mb.OP_SFDP, addr=0, len=then_sfdp, buf=self.free_buffer()))
+        cmd = self.run(cmds)[0]
         t.sck_hz = cmd.result1 or t.sck_hz
         assert self.header is not None
-        return InitResult(cmd.result0, cmd.result1, bool(self.header.addr4_before))
+        sfdp = self._read_target(self.buffers()[cmds[1].buf].addr, then_sfdp) if then_sfdp \
+            else b""
+        return InitResult(cmd.result0, cmd.result1, bool(self.header.addr4_before), sfdp)
 
     def deinit(self) -> None:
         self.run([mb.Command(mb.OP_DEINIT)])
@@ -166,9 +175,11 @@ class LoaderClient(LoaderSession):
 
     def write(self, steps: Sequence[EraseStep | ProgramStep],
               progress: Callable[[int], None] | None = None,
-              erased: Callable[[int, int], None] | None = None) -> None:
-        """Run erase/program steps as `qspi_gdb.loader.pipeline.stream` (progress, erased)."""
-        stream(self, steps, progress, erased)
+              erased: Callable[[int, int], None] | None = None,
+              then: Sequence[mb.Command] = ()) -> None:
+        """Run erase/program steps as `qspi_gdb.loader.pipeline.stream` (progress, erased,
+        then: bufferless commands to run when the flash is idle, e.g. the verify's CRC32s)."""
+        stream(self, steps, progress, erased, then)
 
     def erase(self, ranges: Iterable[tuple[int, int, int]] | Iterable[EraseStep]) -> None:
         """Erase ranges (offset, length, block) and wait until the flash is done."""

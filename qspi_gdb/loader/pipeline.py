@@ -164,15 +164,20 @@ def schedule(ops: list[Op]) -> list[Op]:
 
 def stream(client: LoaderClient, steps: Sequence[EraseStep | ProgramStep],
            progress: Callable[[int], None] | None = None,
-           erased: Callable[[int, int], None] | None = None) -> None:
+           erased: Callable[[int, int], None] | None = None,
+           then: Sequence[mb.Command] = ()) -> None:
     """Run erase/program steps, overlapping the transfer of later data with the flash work of
     earlier steps; returns when the flash is idle again.
 
     progress(n): n more bytes went to the flash to be programmed; erased(n, unit): an erase of
     n bytes in units of `unit` bytes (0: the whole chip) began. Both are called as the loader
-    reports each op issued, so a failure half-way leaves a true count behind."""
+    reports each op issued, so a failure half-way leaves a true count behind. then: commands
+    that use no buffer (CRC32 of what was written) to run once the flash is idle, queued with
+    the last ops: the stop that collects the end of the work collects their results too
+    (statuses checked; results in the commands)."""
     ops = schedule(expand(client, steps))
     ops.append(Op(mb.Command(mb.OP_WAIT_IDLE)))
+    ops += [Op(cmd) for cmd in then]
     total = len(ops)
     queued = 0  # ops handed to the loader
     reported = 0  # program ops whose progress was reported
@@ -256,8 +261,6 @@ def feed(client: LoaderClient, ops: list[Op], queued: int) -> int:
             op.held = None  # its buffers are the loader's now
         op.index = client.submit([op.cmd])
         queued += 1
-        if not op.is_flash:
-            break  # WAIT_IDLE: the end
     if block is not None:
         write_ahead(client, ops, queued, pool)
     return queued

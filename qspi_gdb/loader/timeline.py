@@ -81,8 +81,9 @@ class Timeline:
                 ready = end - last_page
             if op.is_flash:
                 self.ready[index] = ready
-            else:  # WAIT_IDLE: done when the flash is idle
-                ready = end = max(issued, end)
+            else:  # WAIT_IDLE: done when the flash is idle; a command behind it (a CRC) runs then
+                ready = end = max(issued, end) + (
+                    0.0 if op.cmd.op == mb.OP_WAIT_IDLE else times.typ_s(op.cmd))
             if index < hdr.done_seq:
                 issued_until = end
         self.issued_until = max(0.0, issued_until)  # the work already issued ends
