@@ -469,3 +469,25 @@ def test_a_wait_behind_a_data_write_starts_when_the_core_runs_again():
     assert abs(link.asked[-1] - 0.08) < 1e-3
     assert stop(0, lag_s=0.0) == pytest.approx(0.05, abs=1e-6)  # commands last: no delay
     assert link.asked[-1] == 0.05
+
+
+def test_commands_after_the_flash_work_are_waited_for_from_when_they_began():
+    """`then` commands (a CRC32 of 8 MiB) began when the op before them ended: the wait asks
+    for what is left of their estimate, not the whole of it again."""
+    from types import SimpleNamespace
+
+    from qspi_gdb.loader.pipeline import _wait_for_then
+
+    times = _times(0.16)
+    crc = Op(mb.Command(mb.OP_CRC32, addr=0, len=8 << 20))
+    crc.index = 7
+    waits = []
+    client = SimpleNamespace(
+        header=_header(time_us=4_500_000, done_us=4_000_000, done_seq=7), timing=times,
+        wait=lambda last, estimate, limit: waits.append((last, estimate, limit)))
+    _wait_for_then(client, [crc], 30.0)
+    typ = times.typ_s(crc.cmd)
+    assert typ > 0.6 and waits == [(7, pytest.approx(typ - 0.5), 30.0)]
+    client.header = _header(time_us=9_000_000, done_us=4_000_000, done_seq=7)  # overdue
+    _wait_for_then(client, [crc], 30.0)
+    assert waits[-1][1] == pytest.approx(0.05 * typ)  # a short first look, then steps

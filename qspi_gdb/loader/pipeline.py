@@ -203,9 +203,13 @@ def stream(client: LoaderClient, steps: Sequence[EraseStep | ProgramStep],
                       and op.cmd.status != mb.ST_OK])
         if queued == total and hdr.done_seq > ops[-1].index:
             return
-        if ((hdr.time_us - start_us) & 0xFFFFFFFF) / 1e6 > limit:
+        spent = ((hdr.time_us - start_us) & 0xFFFFFFFF) / 1e6
+        if spent > limit:
             raise TargetError(f"the flash work did not finish within {limit:.1f} s "
                               f"({client.diagnose()})")
+        if then and queued == total and hdr.done_seq > ops[-len(then) - 1].index:
+            _wait_for_then(client, ops[-len(then):], limit - spent)
+            continue  # their statuses checked above, then the end
         before = queued
         queued = feed(client, ops, queued)
         wait = next_wait(client, ops, queued)
@@ -226,6 +230,19 @@ def stream(client: LoaderClient, steps: Sequence[EraseStep | ProgramStep],
                 log.debug("could not read the loader's progress after the interrupt",
                           error=str(exc))
             raise
+
+
+def _wait_for_then(client: LoaderClient, then: Sequence[Op], limit_s: float) -> None:
+    """The flash is idle and only the `then` commands are left (CPU work and reads, which the
+    flash's busy estimates do not time): the first one began when the op before it ended
+    (done_us); wait for the rest of their estimate like any command wait, which stretches
+    when the loader ran less than the host waited and then steps on (`LoaderSession.wait`),
+    rather than the whole estimate again at every stop."""
+    hdr = client.header
+    assert hdr is not None
+    typ = sum(client.timing.typ_s(op.cmd) for op in then if op.index >= hdr.done_seq)
+    ran = ((hdr.time_us - hdr.done_us) & 0xFFFFFFFF) / 1e6
+    client.wait(then[-1].index, max(typ - ran, 0.05 * typ), limit_s)
 
 
 def feed(client: LoaderClient, ops: list[Op], queued: int) -> int:
