@@ -311,6 +311,17 @@ INVALID = [
     (mb.Command(mb.OP_CRC32, addr=0x7FFFFF, len=2), mb.ST_RANGE),
     (mb.Command(mb.OP_CRC_LIST, addr=0x1000, len=0x2000, arg=0), mb.ST_BAD_ARG),
     (mb.Command(mb.OP_CRC_LIST, addr=0x1000, len=0x2001, arg=0x1000), mb.ST_ALIGN),
+    (mb.Command(mb.OP_CRC_LIST, mb.CF_PREFIX, 0x1000, 0x2000, arg=0x1000), mb.ST_BAD_ARG),
+    (mb.Command(mb.OP_CRC_LIST, mb.CF_PREFIX, 0x1000, 0x2000, arg=0x1000, arg2=0x1000),
+     mb.ST_BAD_ARG),
+    (mb.Command(mb.OP_CRC_LIST, mb.CF_PREFIX, 0x1000, 0x2000, arg=0x1000, arg2=0x102),
+     mb.ST_ALIGN),
+    (mb.Command(mb.OP_CRC_LIST, mb.CF_PREFIX | mb.CF_REST, 0x1000, 0x2000, arg=0x1000,
+                arg2=0x100), mb.ST_BAD_ARG),
+    (mb.Command(mb.OP_CRC_LIST, mb.CF_REST, 0x1000, 0x2000, arg=0x1000), mb.ST_BAD_ARG),
+    (mb.Command(mb.OP_CRC_LIST, 0x40, 0x1000, 0x2000, arg=0x1000), mb.ST_BAD_ARG),
+    # the words and their bitmap must fit the buffer: a buffer's 0x2000 words leave no room
+    (mb.Command(mb.OP_CRC_LIST, mb.CF_PREFIX, 0, 0x200000, arg=0x100, arg2=4), mb.ST_BUF_RANGE),
     (mb.Command(mb.OP_CINSTR, addr=0x9F, len=9), mb.ST_BAD_ARG),
     (mb.Command(mb.OP_CINSTR, addr=0x19F, len=1), mb.ST_BAD_ARG),
     (mb.Command(mb.OP_SFDP, addr=0, len=0), mb.ST_BAD_ARG),
@@ -515,6 +526,40 @@ def test_crc_list_any_sector_size(sector, programmed_rig):
     image = rig.flash.peek(0, 0x20000)
     assert rig.client.crc_list(0, sector, count) == [
         zlib.crc32(image[i * sector:(i + 1) * sector]) for i in range(count)]
+
+
+@pytest.mark.parametrize("sector,count", [(0x1000, 40), (0x10000, 3)])
+def test_crc_list_prefixed_reads_no_further_where_the_first_bytes_differ(sector, count,
+                                                                         programmed_rig):
+    """Sector 1 differs from the expected image in its first bytes: only those are read and it
+    comes back None. Sector 2 differs only behind them: read whole, its true CRC. The rest
+    match: their CRCs."""
+    rig = programmed_rig
+    prefix = 256
+    flash = rig.flash.peek(0, count * sector)
+    image = bytearray(flash)
+    image[sector + 10] ^= 1
+    image[3 * sector - 1] ^= 1
+    expected = [zlib.crc32(image[i * sector:i * sector + prefix]) for i in range(count)]
+    read_before = rig.board.qspi.stats["dma_bytes"]
+    got = rig.client.crc_list_prefixed(0, sector, prefix, expected)
+    assert got == [None if i == 1 else zlib.crc32(flash[i * sector:(i + 1) * sector])
+                   for i in range(count)]
+    assert got[2] != zlib.crc32(image[2 * sector:3 * sector])
+    assert rig.board.qspi.stats["dma_bytes"] - read_before == count * sector - (sector - prefix)
+
+
+def test_crc_list_prefixed_waits_for_what_its_first_step_found(programmed_rig):
+    """Sectors that all differ at their start: one stop. All equal: the stop after the first
+    bytes knows how many sectors to read on, and the next one has them."""
+    rig = programmed_rig
+    flash = rig.flash.peek(0, 0x40000)
+    same = [zlib.crc32(flash[i * 4096:i * 4096 + 256]) for i in range(64)]
+    for expected, stops in (([x ^ 1 for x in same], 1), (same, 2)):
+        before = rig.client.stats.stops
+        got = rig.client.crc_list_prefixed(0, 4096, 256, expected)
+        assert rig.client.stats.stops - before == stops
+        assert (got == [None] * 64) == (stops == 1)
 
 
 @pytest.mark.parametrize("chip", ["nrf52840", "nrf5340"])

@@ -129,7 +129,8 @@ def test_unchanged_reflash_counts_the_pre_read_as_verification(rig, monkeypatch)
     reads = []
     real = rig.programmer.crcs
     monkeypatch.setattr(rig.programmer, "crcs",
-                        lambda ranges, phase=None: reads.append(list(ranges)) or real(ranges, phase))
+                        lambda ranges, phase=None, image=None:
+                            reads.append(list(ranges)) or real(ranges, phase, image))
     again = rig.programmer.flash(rig.image((base, data)))
     assert again.plan.operations == () and not again.mismatched
     assert len(reads) == 1  # the skip-unchanged read only: no second pass over the flash
@@ -153,6 +154,26 @@ def test_unchanged_reflash_counts_the_pre_read_as_verification(rig, monkeypatch)
         (base, len(data), f"0x{zlib.crc32(bytes(changed)):08X}")]
     assert crc_cmds[0].result0 == zlib.crc32(bytes(changed))
     assert rig.flash_bytes(base, len(data)) == bytes(changed)
+
+
+def test_the_skip_unchanged_read_stops_at_the_first_bytes_where_they_differ(rig, monkeypatch):
+    """A sector changed in its first page is proven changed by that page; one changed only
+    behind it is read whole; both are rewritten, the unchanged one is not."""
+    data = random.Random(5).randbytes(3 * 4096)
+    base = 0x70000
+    rig.programmer.flash(rig.image((base, data)))
+    changed = bytearray(data)
+    changed[3] ^= 0xFF  # sector 0: in its first page
+    changed[2 * 4096 - 1] ^= 0xFF  # sector 1: at its end
+    answers = []
+    real = rig.programmer.client.crc_list_prefixed
+    monkeypatch.setattr(rig.programmer.client, "crc_list_prefixed",
+                        lambda *a: answers.extend(real(*a)) or answers)
+    again = rig.programmer.flash(rig.image((base, bytes(changed))))
+    assert answers[0] is None and answers[1] == zlib.crc32(data[4096:8192])
+    assert answers[2] == zlib.crc32(data[8192:])
+    assert [op.offset for op in again.plan.operations] == [base, base + 4096]
+    assert not again.mismatched and rig.flash_bytes(base, len(data)) == bytes(changed)
 
 
 def test_a_phase_that_fails_emits_phase_failed_and_not_finished(rig, monkeypatch):

@@ -39,7 +39,7 @@
 #include <stdint.h>
 
 #define QL_MAGIC            0x4C505351u /* "QSPL" in memory order */
-#define QL_ABI_VERSION      2u
+#define QL_ABI_VERSION      3u
 #define QL_MAX_CMDS         32u /* ring slots */
 #define QL_MAX_BUFFERS      16u
 #define QL_MAX_INIT_INSTR   8u
@@ -77,7 +77,15 @@
 #define QL_OP_READ          7u  /* read len bytes at flash addr into buffer buf at buf_off */
 /* CRC32: result0 = CRC-32 (IEEE, as zlib) of flash [addr, addr+len), any alignment */
 #define QL_OP_CRC32         8u
-/* CRC_LIST: arg = sector size; len/arg CRC-32 words (one per sector) into buffer buf */
+/* CRC_LIST: arg = sector size; len/arg CRC-32 words (one per sector) into buffer buf.
+   In two steps, so that a sector whose first bytes differ from the image is not read further
+   (arg2 = those prefix bytes, word aligned, below the sector size; a bitmap follows the words,
+   word len/arg + i/32, bit i%32 for sector i):
+   QL_CF_PREFIX: the words hold on entry the CRC-32 each sector's first arg2 bytes should have;
+     where they have it, the word stays and the sector's bit is set, else the word becomes their
+     CRC-32 and the bit is cleared. result0 = bits set.
+   QL_CF_REST: the CRC-32 of each sector whose bit is set is continued over the rest of the
+     sector (its word becomes the sector's CRC-32). result0 = bits set. */
 #define QL_OP_CRC_LIST      9u
 #define QL_OP_CINSTR        10u /* raw custom instruction: addr = opcode, len = data bytes (0..8),
                                    arg/arg2 = data bytes 0..3/4..7 (tx), flags QL_CF_WREN/WIPWAIT;
@@ -92,6 +100,8 @@
 #define QL_CF_WIPWAIT       0x2u /* CINSTR: wait for WIP=0 first */
 #define QL_CF_SYNC          0x4u /* ERASE/PROGRAM: wait until the flash finished before returning */
 #define QL_CF_LZ4           0x8u /* PROGRAM: the buffer holds an LZ4 block (see QL_OP_PROGRAM) */
+#define QL_CF_PREFIX        0x10u /* CRC_LIST: each sector's first bytes (see QL_OP_CRC_LIST) */
+#define QL_CF_REST          0x20u /* CRC_LIST: the rest of the sectors whose bit is set */
 
 /* erase units (ql_cmd.arg for QL_OP_ERASE; values = QSPI ERASE.LEN) */
 #define QL_ERASE_4K         0u

@@ -181,14 +181,12 @@ static uint32_t min3(uint32_t a, uint32_t b, uint32_t c)
     return m < c ? m : c;
 }
 
-/* One CRC per sector over [addr, addr + count * sector), word aligned: a single read-ahead
- * stream over the whole range in scratch-sized chunks; sectors may end inside a chunk. */
+/* One CRC per sector over [addr, addr + count * sector), word aligned, the flash settled: a
+ * single read-ahead stream over the whole range in scratch-sized chunks; sectors may end inside
+ * a chunk. */
 static uint32_t crc_sectors(uint32_t addr, uint32_t sector, uint32_t count, uint32_t *out)
 {
-    uint32_t st = qspi_settle();
-    if (st != QL_ST_OK) {
-        return st;
-    }
+    uint32_t st;
     uint32_t end = addr + sector * count;
     uint32_t a = addr;
     uint32_t left = sector; /* bytes of the current sector not yet summed */
@@ -224,6 +222,88 @@ static uint32_t crc_sectors(uint32_t addr, uint32_t sector, uint32_t count, uint
         k ^= 1u;
     }
     return QL_ST_OK;
+}
+
+/* The sectors of a CRC_LIST with QL_CF_PREFIX or QL_CF_REST as flash spans to read: every
+ * sector's first `prefix` bytes, or the rest of each sector whose bit is set, in scratch-sized
+ * pieces. */
+struct sector_walk {
+    uint32_t addr, sector, count, prefix;
+    uint32_t *words;  /* one CRC-32 per sector (see QL_OP_CRC_LIST) */
+    uint32_t *bits;   /* the bitmap behind them */
+    uint32_t rests;   /* 0: the prefixes, 1: the rests */
+    uint32_t i, pos;  /* next sector, and bytes of its rest already given out */
+};
+
+static uint32_t bit(const uint32_t *bits, uint32_t i)
+{
+    return (bits[i / 32u] >> (i % 32u)) & 1u;
+}
+
+static int next_span(struct sector_walk *w, uint32_t *a, uint32_t *n, uint32_t *sector)
+{
+    while (w->rests && w->i < w->count && !bit(w->bits, w->i)) {
+        w->i++;
+    }
+    if (w->i >= w->count) {
+        return 0;
+    }
+    *sector = w->i;
+    if (!w->rests) {
+        *a = w->addr + w->i++ * w->sector;
+        *n = w->prefix;
+        return 1;
+    }
+    uint32_t left = w->sector - w->prefix - w->pos;
+    *a = w->addr + w->i * w->sector + w->prefix + w->pos;
+    *n = left < QL_SCRATCH_BYTES ? left : QL_SCRATCH_BYTES;
+    w->pos += *n;
+    if (w->pos == w->sector - w->prefix) {
+        w->i++;
+        w->pos = 0u;
+    }
+    return 1;
+}
+
+static void sum_span(struct sector_walk *w, uint32_t i, const uint8_t *p, uint32_t n)
+{
+    if (w->rests) { /* continues the sector's CRC-32 (a finished CRC-32, inverted back) */
+        w->words[i] = ~crc32_update(~w->words[i], p, n);
+        return;
+    }
+    uint32_t crc = ~crc32_update(0xFFFFFFFFu, p, n);
+    if (crc == w->words[i]) {
+        w->bits[i / 32u] |= 1u << (i % 32u);
+    } else {
+        w->words[i] = crc;
+    }
+}
+
+/* One walk, each span read into scratch while the one before it is summed. */
+static uint32_t walk_spans(struct sector_walk *w)
+{
+    uint32_t a, n, i;
+    if (!next_span(w, &a, &n, &i)) {
+        return QL_ST_OK;
+    }
+    uint32_t k = 0;
+    qspi_read_start(a, ql_scratch_mem[0], n);
+    for (;;) {
+        uint32_t st = qspi_wait_dma();
+        if (st != QL_ST_OK) {
+            return st;
+        }
+        uint32_t si = i, sn = n;
+        int more = next_span(w, &a, &n, &i);
+        if (more) {
+            qspi_read_start(a, ql_scratch_mem[k ^ 1u], n);
+        }
+        sum_span(w, si, ql_scratch_mem[k], sn);
+        if (!more) {
+            return QL_ST_OK;
+        }
+        k ^= 1u;
+    }
 }
 
 static uint32_t cmd_erase(struct ql_cmd *c)
@@ -336,20 +416,45 @@ static uint32_t cmd_read(struct ql_cmd *c)
 static uint32_t cmd_crc_list(struct ql_cmd *c)
 {
     uint32_t sector = c->arg;
-    if (sector == 0u || c->len == 0u) {
+    uint32_t walk = c->flags & (QL_CF_PREFIX | QL_CF_REST);
+    uint32_t prefix = walk ? c->arg2 : 0u;
+    if (sector == 0u || c->len == 0u || (c->flags & ~walk) != 0u ||
+        walk == (QL_CF_PREFIX | QL_CF_REST) || (walk && (prefix == 0u || prefix >= sector))) {
         return QL_ST_BAD_ARG;
     }
-    if ((sector & 3u) != 0u || (c->addr & 3u) != 0u || (c->len % sector) != 0u) {
+    if ((sector & 3u) != 0u || (c->addr & 3u) != 0u || (c->len % sector) != 0u ||
+        (prefix & 3u) != 0u) {
         return QL_ST_ALIGN;
     }
     uint32_t count = c->len / sector;
+    uint32_t words = walk ? count + (count + 31u) / 32u : count; /* + the bitmap */
     uint32_t st = check_range(c->addr, c->len);
     if (st == QL_ST_OK) {
-        st = count > QL_BUF_SIZE / 4u ? QL_ST_BUF_RANGE : check_buf(c, count * 4u, 4u);
+        st = count > QL_BUF_SIZE / 4u ? QL_ST_BUF_RANGE : check_buf(c, words * 4u, 4u);
     }
     if (st == QL_ST_OK) {
-        st = crc_sectors(c->addr, sector, count,
-                         (uint32_t *)(void *)(buf_addr(c->buf) + c->buf_off));
+        st = qspi_settle();
+    }
+    if (st != QL_ST_OK) {
+        return st;
+    }
+    uint32_t *out = (uint32_t *)(void *)(buf_addr(c->buf) + c->buf_off);
+    if (!walk) {
+        return crc_sectors(c->addr, sector, count, out);
+    }
+    /* A sector whose first bytes differ from the image is rewritten whatever the rest holds:
+     * the skip-unchanged test of a changed image reads a fraction of it. */
+    struct sector_walk w = {c->addr, sector, count, prefix, out, out + count,
+                            walk == QL_CF_REST, 0u, 0u};
+    if (walk == QL_CF_PREFIX) {
+        for (uint32_t j = 0; j < (count + 31u) / 32u; j++) {
+            w.bits[j] = 0u;
+        }
+    }
+    st = walk_spans(&w);
+    c->result0 = 0u; /* bits set */
+    for (uint32_t j = 0; j < count; j++) {
+        c->result0 += bit(w.bits, j);
     }
     return st;
 }

@@ -79,7 +79,7 @@ class Journal:
     def ranges(self) -> list[Range]:
         return [Range(o, len(d)) for o, d in sorted(self.entries.items())]
 
-    def spoil(self, ranges: Sequence[Range], crcs: Sequence[int]) -> list[int]:
+    def spoil(self, ranges: Sequence[Range], crcs: Sequence[int | None]) -> list[int | None]:
         """The pre-read CRCs with every range touching a journaled byte made to mismatch, so the
         plan rewrites that sector whatever its image bytes hold."""
         saved = self.ranges()

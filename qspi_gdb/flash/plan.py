@@ -263,7 +263,8 @@ def plan(
         same = {}
         for c, crc in zip(checks, on_target):
             base = c.range.offset // sector * sector
-            same[base] = same.get(base, True) and (crc & 0xFFFFFFFF) == c.crc32
+            holds = crc is not None and (crc & 0xFFFFFFFF) == c.crc32
+            same[base] = same.get(base, True) and holds
         changed = {s for s, ok in same.items() if not ok}
 
     ranges = image_ranges(image)

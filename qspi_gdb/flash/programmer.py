@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from qspi_gdb import log
 from qspi_gdb.flash import kept as kept_bytes
 from qspi_gdb.flash import rules
-from qspi_gdb.flash.checks import file_crc, image_checks, proven_unchanged
+from qspi_gdb.flash.checks import file_crc, image_checks, proven_unchanged, read_crcs
 from qspi_gdb.flash.journal import Journal
 from qspi_gdb.flash.plan import Plan, SectorContent
 from qspi_gdb.flash.plan import plan as make_plan
@@ -188,38 +188,12 @@ class Programmer:
         sector = self.config.sector_size if self.config else 4096
         return r.offset % sector == 0 and r.length == sector
 
-    def crcs(self, ranges: Sequence[Range], phase: _Phase | None = None) -> list[int]:
-        """On-target CRC32 of each range: runs of whole sectors with CRC_LIST, the rest with
-        CRC32 commands queued several per call."""
+    def crcs(self, ranges: Sequence[Range], phase: _Phase | None = None,
+             image: Image | None = None) -> list[int | None]:
+        """On-target CRC32 of each range (`checks.read_crcs`; image: the ranges are the image's,
+        None for a whole sector whose first bytes differ from it)."""
         sector = self.config.sector_size if self.config else 4096
-        out: dict[int, int] = {}
-        i = 0
-        singles: list[int] = []
-        while i < len(ranges):
-            r = ranges[i]
-            if not self._sector_sized(r):
-                singles.append(i)
-                i += 1
-                continue
-            j = i
-            while (j + 1 < len(ranges) and ranges[j + 1].length == sector
-                   and ranges[j + 1].offset == ranges[j].offset + sector):
-                j += 1
-            for k, value in enumerate(self.client.crc_list(r.offset, sector, j - i + 1)):
-                out[i + k] = value
-            if phase:
-                phase.add((j - i + 1) * sector)
-            i = j + 1
-        per_call = self.client.greeting.max_cmds if self.client.greeting else 16
-        for start in range(0, len(singles), per_call):
-            batch = singles[start:start + per_call]
-            cmds = [mb.Command(mb.OP_CRC32, addr=ranges[k].offset, len=ranges[k].length)
-                    for k in batch]
-            for k, cmd in zip(batch, self.client.run(cmds)):
-                out[k] = cmd.result0
-                if phase:
-                    phase.add(ranges[k].length)
-        return [out[k] for k in range(len(ranges))]
+        return read_crcs(self.client, sector, ranges, phase.add if phase else None, image)
 
     # -- flash ---------------------------------------------------------------------------------
 
@@ -244,10 +218,10 @@ class Programmer:
         checks = image_checks(image, rules.erase_unit(cfg))
         use_crcs = not force and chip_erase is not True
         read_total = (sum(c.range.length for c in checks) if use_crcs else 0)
-        pre_read: dict[Range, int] = {}  # on-target CRCs read before anything was written
+        pre_read: dict[Range, int | None] = {}  # on-target CRCs read before anything was written
 
-        def sector_crcs(ranges: Sequence[Range]) -> list[int]:
-            values = self.crcs(ranges, reading)
+        def sector_crcs(ranges: Sequence[Range]) -> list[int | None]:
+            values = self.crcs(ranges, reading, image)
             if journal is not None:
                 values = journal.spoil(ranges, values)
             pre_read.update(zip(ranges, values))

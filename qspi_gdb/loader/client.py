@@ -173,6 +173,52 @@ class LoaderClient(LoaderSession):
                 self._read_target(buf.addr, 4 * (c.len // sector_size)))))
         return out
 
+    def crc_list_prefixed(self, offset: int, sector_size: int, prefix: int,
+                          expected: Sequence[int]) -> list[int | None]:
+        """CRC-32 of consecutive sectors from `offset`, one per value in `expected` (the CRC-32
+        each sector's first `prefix` bytes should have). A sector whose first bytes have
+        another CRC is not read further: None (it differs from what was expected).
+
+        Per buffer a CF_PREFIX command and its CF_REST go out together; the host waits for the
+        first ones by their estimate, then for the rest by what they found (the sectors to
+        read on), so a changed image and an unchanged one are each waited for about right."""
+        per_cmd = self.buffers()[0].size // 4 * 32 // 33  # the words and their bitmap
+        out: list[int | None] = []
+        done = 0
+        while done < len(expected):
+            heads, rests, words = [], [], []
+            for b in self.free_buffers()[:self.max_cmds // 2] or [self.free_buffer()]:
+                part = expected[done:done + per_cmd]
+                if not part:
+                    break
+                words.append((self.buffers()[b].addr, struct.pack(f"<{len(part)}I", *part)))
+                for flag, group in ((mb.CF_PREFIX, heads), (mb.CF_REST, rests)):
+                    group.append(mb.Command(mb.OP_CRC_LIST, flag, offset + done * sector_size,
+                                            len(part) * sector_size, buf=b, arg=sector_size,
+                                            arg2=prefix))
+                done += len(part)
+            first = self.submit(heads + rests)
+            # the words behind the commands: the wait counts a resume that comes after them
+            self.write_request()
+            for addr, data in words:
+                self.write_target(addr, data)
+            t = self.timing
+            limit = 2.0 + 1.5 * sum(t.max_s(c) for c in heads + rests)
+            # a stop's cost more than their estimate: waiting that long more costs at most
+            # what a stop before they are done would (then the rest's wait is known)
+            self.wait(first + len(heads) - 1,
+                      sum(t.typ_s(c) for c in heads) + self.speed.stop_s, limit)
+            on = sum(c.result0 for c in heads if c.status == mb.ST_OK)
+            self.wait(first + 2 * len(heads) - 1, t.rests_s(on, sector_size, prefix), limit)
+            self.check(heads + rests)
+            for c in rests:
+                n = c.len // sector_size
+                raw = self._read_target(self.buffers()[c.buf].addr, mb.crc_list_bytes(c))
+                values, bitmap = struct.unpack_from(f"<{n}I", raw), raw[4 * n:]
+                out.extend(v if bitmap[k // 8] >> (k % 8) & 1 else None
+                           for k, v in enumerate(values))
+        return out
+
     def write(self, steps: Sequence[EraseStep | ProgramStep],
               progress: Callable[[int], None] | None = None,
               erased: Callable[[int, int], None] | None = None,

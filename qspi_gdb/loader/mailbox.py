@@ -12,7 +12,7 @@ import struct
 from dataclasses import dataclass
 
 MAGIC = 0x4C505351
-ABI_VERSION = 2
+ABI_VERSION = 3
 MAX_CMDS = 32
 MAX_BUFFERS = 16
 MAX_INIT_INSTR = 8
@@ -47,6 +47,8 @@ CF_WREN = 0x1
 CF_WIPWAIT = 0x2
 CF_SYNC = 0x4
 CF_LZ4 = 0x8
+CF_PREFIX = 0x10
+CF_REST = 0x20
 
 ERASE_4K = 0
 ERASE_64K = 1
@@ -348,8 +350,15 @@ class Command:
         if self.op in (OP_READ, OP_SFDP):
             return [(self.buf, self.buf_off, self.len)]
         if self.op == OP_CRC_LIST:
-            return [(self.buf, self.buf_off, 4 * (self.len // self.arg) if self.arg else 4)]
+            return [(self.buf, self.buf_off, crc_list_bytes(self))]
         return []
+
+
+def crc_list_bytes(cmd: Command) -> int:
+    """What a CRC_LIST command uses of its buffer: a word per sector, and with CF_PREFIX or
+    CF_REST the bitmap behind them."""
+    count = cmd.len // cmd.arg if cmd.arg else 1
+    return 4 * (count + ((count + 31) // 32 if cmd.flags & (CF_PREFIX | CF_REST) else 0))
 
 
 @dataclass(frozen=True)

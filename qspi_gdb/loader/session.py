@@ -49,6 +49,11 @@ _FROZEN_RUN_S = 0.02
 _RESULT_OPS = {mb.OP_INIT, mb.OP_READ_ID, mb.OP_CRC32, mb.OP_CINSTR, mb.OP_RDSR}
 
 
+def _has_results(cmd: mb.Command) -> bool:
+    """Its ring slot is read back when done (a prefix CRC_LIST: how many sectors to read on)."""
+    return cmd.op in _RESULT_OPS or (cmd.op == mb.OP_CRC_LIST and bool(cmd.flags & mb.CF_PREFIX))
+
+
 @dataclass
 class Greeting:
     chip: int
@@ -363,7 +368,7 @@ class LoaderSession:
         if hdr.fail_count != self._fail_count:
             self._fail_count = hdr.fail_count
             failed = hdr.fail_seq - 1
-        wanted = [i for i in done if self._queued[i].op in _RESULT_OPS or i == failed]
+        wanted = [i for i in done if _has_results(self._queued[i]) or i == failed]
         for index, raw in self._read_slots(wanted):
             self._queued[index].unpack_results(raw)
         failed_gen = self._queued[failed].gen if failed in self._queued else None
@@ -373,7 +378,7 @@ class LoaderSession:
                 continue
             if failed is not None and failed < index and cmd.gen == failed_gen:
                 cmd.status = mb.ST_SKIPPED  # queued with the failing one
-            elif cmd.op not in _RESULT_OPS:
+            elif not _has_results(cmd):
                 cmd.status = mb.ST_OK
 
     def _read_slots(self, indices: Sequence[int]) -> list[tuple[int, bytes]]:

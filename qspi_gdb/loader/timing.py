@@ -65,6 +65,21 @@ class FlashTimes:
         """A read-and-sum pass (READ, CRC32, CRC_LIST): the QSPI read and the CPU overlap."""
         return max(self.transfer_s(nbytes, self.read_lines), nbytes / CPU_BYTES_PER_S)
 
+    def read_frame_s(self) -> float:
+        """What a read costs besides its data: the instruction, a 4-byte address, mode and dummy
+        clocks, the CSN-high time, and the loader's DMA set-up."""
+        return (8 + 8 * 8 // self.read_lines + 8) / max(self.sck_hz, 1) + self.csn_gap_s + 5e-6
+
+    def prefixes_s(self, sectors: int, prefix: int) -> float:
+        """CRC_LIST with CF_PREFIX: a read of each sector's first bytes (summed one by one)."""
+        return sectors * (self.read_frame_s() + self.transfer_s(prefix, self.read_lines) +
+                          prefix / CPU_BYTES_PER_S)
+
+    def rests_s(self, sectors: int, sector: int, prefix: int) -> float:
+        """CRC_LIST with CF_REST over `sectors` sectors whose first bytes matched."""
+        return COMMAND_OVERHEAD_S + sectors * (self.read_frame_s() +
+                                               self.read_s(sector - prefix))
+
     def typ_s(self, cmd: mb.Command) -> float:
         """How long the command keeps the loader or the flash busy, typically."""
         op = cmd.op
@@ -72,6 +87,10 @@ class FlashTimes:
             return self.erase_s(cmd)
         if op == mb.OP_PROGRAM:
             return self.decode_s(cmd) + self.program_s(cmd.len)
+        if op == mb.OP_CRC_LIST and cmd.flags & mb.CF_PREFIX:
+            return COMMAND_OVERHEAD_S + self.prefixes_s(cmd.len // cmd.arg, cmd.arg2)
+        if op == mb.OP_CRC_LIST and cmd.flags & mb.CF_REST:  # as if every bit were set
+            return self.rests_s(cmd.len // cmd.arg, cmd.arg, cmd.arg2)
         if op in (mb.OP_READ, mb.OP_CRC32, mb.OP_CRC_LIST, mb.OP_SFDP):
             return COMMAND_OVERHEAD_S + self.read_s(cmd.len)
         if op == mb.OP_INIT:
