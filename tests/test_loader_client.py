@@ -142,6 +142,13 @@ def test_link_speed_learns_the_stop_cost_and_the_rate():
     assert abs(speed.stop_s - 0.006) < 1e-9 and abs(speed.rate - 300e3) < 1
     speed.observe(-1.0, 65536)  # nonsense is ignored
     assert abs(speed.rate - 300e3) < 1
+    # data that took less than the stop around it (a GDB server 10 ms away: 79 ms a stop) is
+    # no rate sample: 4.4 KiB in 79.35 ms would have read as 20 MB/s
+    remote = LinkSpeed()
+    remote.observe(0.079, 200)
+    remote.observe(0.079 + 65536 / 230e3, 65536)
+    remote.observe(0.07935, 4439)
+    assert abs(remote.rate - 230e3) < 1
 
 
 def test_flash_times_from_the_configuration():

@@ -126,8 +126,12 @@ class LoaderClient(LoaderSession):
         self.stats.bytes_from_target += length
         return self.link.read_memory(addr, length)
 
-    def write_target(self, addr: int, data: bytes) -> None:
+    def write_target(self, addr: int, data: bytes, *, link_sample: bool = True) -> None:
+        """link_sample=False: data that is not the stream's (a command's input words); its
+        stop teaches the link speed nothing (a few KiB cost mostly round trips, and the first
+        plans of a stream after it would take them for its rate)."""
         self.stats.bytes_to_target += len(data)
+        self._aside |= not link_sample
         self._write(addr, data)
 
     def _each_buffer(self, count: int, command: Callable[[int, int], mb.Command],
@@ -197,17 +201,17 @@ class LoaderClient(LoaderSession):
                                             len(part) * sector_size, buf=b, arg=sector_size,
                                             arg2=prefix))
                 done += len(part)
-            first = self.submit(heads + rests)
-            # the words behind the commands: the wait counts a resume that comes after them
-            self.write_request()
             for addr, data in words:
-                self.write_target(addr, data)
+                self.write_target(addr, data, link_sample=False)
+            first = self.submit(heads + rests)
             t = self.timing
             limit = 2.0 + 1.5 * sum(t.max_s(c) for c in heads + rests)
-            # a stop's cost more than their estimate: waiting that long more costs at most
-            # what a stop before they are done would (then the rest's wait is known)
-            self.wait(first + len(heads) - 1,
-                      sum(t.typ_s(c) for c in heads) + self.speed.stop_s, limit)
+            # More than their estimate: the words' link time (a server that answers a write
+            # before it does it resumes the core that much later; not taught to the resume
+            # delay the stream learns) and a stop's cost (waiting that long more costs at most
+            # what a stop before they are done would).
+            late = self.speed.cost_s(sum(len(data) for _, data in words)) + self.speed.stop_s
+            self.wait(first + len(heads) - 1, sum(t.typ_s(c) for c in heads) + late, limit)
             on = sum(c.result0 for c in heads if c.status == mb.ST_OK)
             self.wait(first + 2 * len(heads) - 1, t.rests_s(on, sector_size, prefix), limit)
             self.check(heads + rests)

@@ -49,8 +49,7 @@ _FROZEN_RUN_S = 0.02
 _RESULT_OPS = {mb.OP_INIT, mb.OP_READ_ID, mb.OP_CRC32, mb.OP_CINSTR, mb.OP_RDSR}
 
 
-def _has_results(cmd: mb.Command) -> bool:
-    """Its ring slot is read back when done (a prefix CRC_LIST: how many sectors to read on)."""
+def _has_results(cmd: mb.Command) -> bool:  # its slot is read back (CF_PREFIX: sectors on)
     return cmd.op in _RESULT_OPS or (cmd.op == mb.OP_CRC_LIST and bool(cmd.flags & mb.CF_PREFIX))
 
 
@@ -110,6 +109,7 @@ class LoaderSession:
         self._fail_count = 0
         self._halted_at_us: int | None = None  # loader time at the last stop
         self._bytes_this_stop = 0
+        self._aside = False  # data written this stop that is not a link-speed sample
         self._request_written = False  # this stop's commands are in the ring
         self._tail_bytes = 0  # data written after them at this stop (write_ahead)
         self._resume_late_s: float | None = None  # learned: see cycle
@@ -321,12 +321,12 @@ class LoaderSession:
             self._check_heartbeat(previous, hdr)
         self.header = hdr
         self.free_mask = hdr.free_mask
-        if (previous is not None and self._halted_at_us is not None
+        if (previous is not None and self._halted_at_us is not None and not self._aside
                 and hdr.host_seen == self._host_gen and previous.host_seen != self._host_gen):
             self.speed.observe(_wrapped_s(hdr.resume_us, self._halted_at_us),
                                self._bytes_this_stop)
         self._halted_at_us = hdr.time_us
-        self._bytes_this_stop = 0
+        self._bytes_this_stop, self._aside = 0, False
         self._request_written = False
         self._tail_bytes = 0
         if expect_greeting:

@@ -139,6 +139,11 @@ class LinkSpeed:
             return
         # a link that costs the target no time (an in-process board) is simply very fast
         moving = max(halted_s - self.overhead, 1e-6)
+        if self.overhead > 1e-3 and moving < self.overhead:
+            # the data took less than the stop around it: the sample is mostly the overhead's
+            # own spread (through a GDB server 10 ms away, 4.4 KiB in a 79 ms stop read as
+            # 20 MB/s, and the stream then planned its writes for that)
+            return
         sample = nbytes / moving
         self.rate = sample if not self.rate else 0.5 * self.rate + 0.5 * sample
 
