@@ -102,6 +102,11 @@ def proven_unchanged(the_plan: Plan, pre_read: Mapping[Range, int | None]
     return proven
 
 
+def sector_sized(r: Range, sector: int) -> bool:
+    """One whole sector: `read_crcs` reads such ranges (and runs of them) with CRC_LIST."""
+    return r.offset % sector == 0 and r.length == sector
+
+
 def read_crcs(client: LoaderClient, sector: int, ranges: Sequence[Range],
               progress: Callable[[int], None] | None = None,
               image: Image | None = None) -> list[int | None]:
@@ -113,7 +118,7 @@ def read_crcs(client: LoaderClient, sector: int, ranges: Sequence[Range],
     i = 0
     while i < len(ranges):
         r = ranges[i]
-        if r.offset % sector or r.length != sector:
+        if not sector_sized(r, sector):
             singles.append(i)
             i += 1
             continue

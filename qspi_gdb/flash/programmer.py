@@ -18,7 +18,13 @@ from dataclasses import dataclass
 from qspi_gdb import log
 from qspi_gdb.flash import kept as kept_bytes
 from qspi_gdb.flash import rules
-from qspi_gdb.flash.checks import file_crc, image_checks, proven_unchanged, read_crcs
+from qspi_gdb.flash.checks import (
+    file_crc,
+    image_checks,
+    proven_unchanged,
+    read_crcs,
+    sector_sized,
+)
 from qspi_gdb.flash.journal import Journal
 from qspi_gdb.flash.plan import Plan, SectorContent
 from qspi_gdb.flash.plan import plan as make_plan
@@ -183,17 +189,17 @@ class Programmer:
 
     # -- CRCs ----------------------------------------------------------------------------------
 
-    def _sector_sized(self, r: Range) -> bool:
-        """One whole sector: `crcs` reads such ranges (and runs of them) with CRC_LIST."""
-        sector = self.config.sector_size if self.config else 4096
-        return r.offset % sector == 0 and r.length == sector
+    @property
+    def _crc_sector(self) -> int:
+        """The sector CRC_LIST sums by: the configured one (4 KiB before connect)."""
+        return self.config.sector_size if self.config else 4096
 
     def crcs(self, ranges: Sequence[Range], phase: _Phase | None = None,
              image: Image | None = None) -> list[int | None]:
         """On-target CRC32 of each range (`checks.read_crcs`; image: the ranges are the image's,
         None for a whole sector whose first bytes differ from it)."""
-        sector = self.config.sector_size if self.config else 4096
-        return read_crcs(self.client, sector, ranges, phase.add if phase else None, image)
+        return read_crcs(self.client, self._crc_sector, ranges, phase.add if phase else None,
+                         image)
 
     # -- flash ---------------------------------------------------------------------------------
 
@@ -262,7 +268,7 @@ class Programmer:
         # (one stop fewer; with a remote GDB server, a network round trip or more)
         early = {r: mb.Command(mb.OP_CRC32, addr=r.offset, len=r.length)
                  for r in the_plan.verify if verify and steps and not proven(r)
-                 and not self._sector_sized(r)}
+                 and not sector_sized(r, self._crc_sector)}
         if steps:
             erasing = _Phase(self.progress, ERASING, the_plan.bytes_erased)
             programming = _Phase(self.progress, PROGRAMMING, program_total)

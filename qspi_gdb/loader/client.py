@@ -206,10 +206,10 @@ class LoaderClient(LoaderSession):
             first = self.submit(heads + rests)
             t = self.timing
             limit = 2.0 + 1.5 * sum(t.max_s(c) for c in heads + rests)
-            # More than their estimate: the words' link time (a server that answers a write
-            # before it does it resumes the core that much later; not taught to the resume
-            # delay the stream learns) and a stop's cost (waiting that long more costs at most
-            # what a stop before they are done would).
+            # More than their estimate, by the words' link time and a stop's cost: through
+            # the J-Link OB the first stop of an unchanged 512 KiB re-flash came before the
+            # loader had run the estimate (~9 ms late in resuming, cause not found) and cost a
+            # stop more; waiting a stop's cost longer costs at most what that stop would.
             late = self.speed.cost_s(sum(len(data) for _, data in words)) + self.speed.stop_s
             self.wait(first + len(heads) - 1, sum(t.typ_s(c) for c in heads) + late, limit)
             on = sum(c.result0 for c in heads if c.status == mb.ST_OK)
