@@ -18,7 +18,7 @@ from qspi_gdb.loader.status import (
     LoaderRefused,
     error_for,
 )
-from qspi_gdb.loader.timing import CPU_BYTES_PER_S, FlashTimes, LinkSpeed
+from qspi_gdb.loader.timing import CPU_BYTES_PER_S, FlashTimes, LinkSpeed, ResumeDelay
 
 
 def _header(**values) -> mb.MailboxHeader:
@@ -149,6 +149,27 @@ def test_link_speed_learns_the_stop_cost_and_the_rate():
     remote.observe(0.079 + 65536 / 230e3, 65536)
     remote.observe(0.07935, 4439)
     assert abs(remote.rate - 230e3) < 1
+
+
+def test_resume_delay_grows_with_the_bytes_written_behind_the_commands():
+    speed = LinkSpeed()
+    speed.observe(0.006, 200)
+    speed.observe(0.006 + 65536 / 300e3, 65536)
+    delay = ResumeDelay()
+    assert delay.estimate(6000, speed) == pytest.approx(6000 / 300e3)  # until measured
+    # through a GDB server 10 ms away on the test bed: ~8 us a byte, ~0 for a short tail
+    delay.observe(150, 0.0003, ran_s=0.09)
+    delay.observe(6400, 0.051, ran_s=0.02)
+    delay.observe(4100, 0.033, ran_s=0.2)
+    assert delay.fixed == pytest.approx(0.00015)
+    assert delay.estimate(6400, speed) == pytest.approx(0.00015 + 6400 * 8.0e-6, rel=0.05)
+    assert delay.estimate(150, speed) < 0.003  # a constant would have said ~40 ms
+    # a halt right after the resume (the request reached the server before it) tells only
+    # that the delay was at least what was assumed: no sample
+    before = delay.per_byte
+    delay.observe(6400, 0.015, ran_s=0.001)
+    assert delay.per_byte == before
+    assert delay.estimate(10**7, speed) == ResumeDelay.MAX_S
 
 
 def test_flash_times_from_the_configuration():

@@ -26,7 +26,12 @@ from qspi_gdb.loader import loader_elf
 from qspi_gdb.loader import mailbox as mb
 from qspi_gdb.loader.status import error_for
 from qspi_gdb.loader.target import TargetLink
-from qspi_gdb.loader.timing import COMMAND_OVERHEAD_S, FlashTimes, LinkSpeed
+from qspi_gdb.loader.timing import (
+    COMMAND_OVERHEAD_S,
+    FlashTimes,
+    LinkSpeed,
+    ResumeDelay,
+)
 from qspi_gdb.log import get_logger
 
 log = get_logger(__name__)
@@ -37,7 +42,6 @@ _GREETING_DEADLINE_S = 2.0
 _MIN_WAIT_S = 0.0002
 _MIN_RUN_SHARE = 0.1  # a wait stretched by the loader's share of run time: at most 10 x,
 _MAX_STRETCH_S = 1.0  # and by at most this much
-_MAX_RESUME_LATE_S = 0.1  # bound of the learned resume delay behind a data write (cycle)
 # A running loader refreshes its time_us every heartbeat_us (1 ms); one that shows the same time
 # after this much host time, over at least _FROZEN_STOPS stops that let it run _FROZEN_RUN_S in
 # all, is not running (the target was reset, lost power or hangs): every wait on it would
@@ -112,7 +116,7 @@ class LoaderSession:
         self._aside = False  # data written this stop that is not a link-speed sample
         self._request_written = False  # this stop's commands are in the ring
         self._tail_bytes = 0  # data written after them at this stop (write_ahead)
-        self._resume_late_s: float | None = None  # learned: see cycle
+        self.resume_delay = ResumeDelay()  # see cycle
         self._frozen: tuple[float, int, float] | None = None  # since time_us stood: (wall
         # time, stops, seconds the loader was let run)
         self._ran_s = 0.0  # how long the last stop let the loader run
@@ -243,23 +247,18 @@ class LoaderSession:
         Data written behind the commands (`write_ahead`) may still be going to the target when
         GDB reports the core running: a server such as OpenOCD answers a write before it does
         it and resumes after. The core then runs that much later than the host's wall-time
-        wait begins, so the wait is lengthened by that delay, learned from the loader's clock
-        (it notes when it ran again: resume_us), at first the write's own link time."""
+        wait begins, so the wait is lengthened by that delay (`ResumeDelay`: learned from the
+        loader's clock for the bytes written behind the commands)."""
         self.write_request()
         wait_s = max(wait_s, _MIN_WAIT_S)
         self._ran_s = wait_s
         tail = self._tail_bytes
-        late = 0.0
-        if tail:
-            late = self.speed.cost_s(tail) if self._resume_late_s is None else \
-                self._resume_late_s
+        late = self.resume_delay.estimate(tail, self.speed) if tail else 0.0
         stopped_itself = self.link.run_for(wait_s + late)
         hdr = self._stop(stopped_itself)
         if tail and not stopped_itself and hdr.host_seen == self._host_gen:
             ran = _wrapped_s(hdr.time_us, hdr.resume_us)
-            sample = min(max(wait_s + late - ran, 0.0), _MAX_RESUME_LATE_S)
-            self._resume_late_s = sample if self._resume_late_s is None else \
-                0.5 * self._resume_late_s + 0.5 * sample
+            self.resume_delay.observe(tail, wait_s + late - ran, ran)
         log.debug("loader stop", waited_ms=round(wait_s * 1e3, 3),
                   late_ms=round(late * 1e3, 3), t_us=hdr.time_us, done=hdr.done_seq,
                   seq=self._seq, busy=hdr.busy)

@@ -155,3 +155,41 @@ class LinkSpeed:
     @property
     def stop_s(self) -> float:
         return self.overhead if self.rate else 0.005
+
+
+class ResumeDelay:
+    """How much later than GDB reports it the core runs again after a stop that wrote data
+    behind its commands (`write_ahead`): a server such as OpenOCD answers a write before it does
+    it and resumes after it, so the host's wait for the next stop begins early by about the time
+    that write takes. Modelled as fixed + per_byte x the bytes written behind the commands, both
+    learned from the loader's clock (it notes when it ran again: resume_us); until then, those
+    bytes at the link's speed. A constant (the model before) was up to 40 ms short for a 7 KiB
+    tail and as much too long for a 0.1 KiB one through a GDB server 10 ms away, and a wait that
+    ends early costs a whole stop."""
+
+    SMALL = 1024  # tails below this teach the fixed part, larger ones the part per byte
+    MAX_S = 0.1  # no delay is assumed longer than this
+    # A stop whose loader ran less than this after the resume may have had its halt request
+    # reach the server before the resume (the halt then follows at once): it shows only that
+    # the delay was at least what was assumed, no sample.
+    MIN_RUN_S = 0.002
+
+    def __init__(self) -> None:
+        self.fixed = 0.0
+        self.per_byte: float | None = None  # seconds; None: not measured yet
+
+    def estimate(self, tail: int, speed: LinkSpeed) -> float:
+        per_byte = self.per_byte if self.per_byte is not None else speed.cost_s(1)
+        return min(self.fixed + per_byte * tail, self.MAX_S)
+
+    def observe(self, tail: int, late_s: float, ran_s: float) -> None:
+        """late_s: how late the core ran again, judged by the host (its wait plus the delay it
+        assumed, less what the loader ran); ran_s: what the loader ran."""
+        if ran_s < self.MIN_RUN_S or tail <= 0:
+            return
+        late_s = min(max(late_s, 0.0), self.MAX_S)
+        if tail < self.SMALL:
+            self.fixed = 0.5 * self.fixed + 0.5 * late_s
+            return
+        sample = max(late_s - self.fixed, 0.0) / tail
+        self.per_byte = sample if self.per_byte is None else 0.5 * self.per_byte + 0.5 * sample
