@@ -551,7 +551,8 @@ def test_crc_list_prefixed_reads_no_further_where_the_first_bytes_differ(sector,
 
 def test_crc_list_prefixed_waits_for_what_its_first_step_found(programmed_rig):
     """Sectors that all differ at their start: one stop. All equal: the stop after the first
-    bytes knows how many sectors to read on, and the next one has them."""
+    bytes knows how many sectors to read on, and the next one has them, soon after they are
+    done (the wait counts what the loader read on while the host waited for the first bytes)."""
     rig = programmed_rig
     flash = rig.flash.peek(0, 0x40000)
     same = [zlib.crc32(flash[i * 4096:i * 4096 + 256]) for i in range(64)]
@@ -560,6 +561,10 @@ def test_crc_list_prefixed_waits_for_what_its_first_step_found(programmed_rig):
         got = rig.client.crc_list_prefixed(0, 4096, 256, expected)
         assert rig.client.stats.stops - before == stops
         assert (got == [None] * 64) == (stops == 1)
+    hdr = rig.client.header
+    rest = rig.client.timing.rests_s(64, 4096, 256)
+    # in process: 3 ms after the rest ended (6 ms when the wait ignored what ran meanwhile)
+    assert ((hdr.time_us - hdr.done_us) & 0xFFFFFFFF) / 1e6 < 0.07 * rest
 
 
 @pytest.mark.parametrize("chip", ["nrf52840", "nrf5340"])
