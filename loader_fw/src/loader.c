@@ -140,94 +140,125 @@ static uint32_t check_span(uint32_t buf, uint32_t off, uint32_t len, uint32_t *m
 
 /* ------------------------------------------------------------------ commands */
 
+/* A read-ahead pass over flash spans: each span is read into scratch while the one before it
+ * is summed. `next` gives the spans in order (0: no more), `sum` takes each one's bytes. */
+struct pass {
+    int (*next)(struct pass *p, uint32_t *a, uint32_t *n);
+    void (*sum)(struct pass *p, uint32_t a, const uint8_t *data, uint32_t n);
+};
+
+static uint32_t read_ahead(struct pass *p)
+{
+    uint32_t a, n;
+    if (!p->next(p, &a, &n)) {
+        return QL_ST_OK;
+    }
+    uint32_t k = 0;
+    qspi_read_start(a, ql_scratch_mem[0], n);
+    for (;;) {
+        uint32_t st = qspi_wait_dma();
+        if (st != QL_ST_OK) {
+            return st;
+        }
+        uint32_t sa = a, sn = n;
+        int more = p->next(p, &a, &n);
+        if (more) {
+            qspi_read_start(a, ql_scratch_mem[k ^ 1u], n);
+        }
+        p->sum(p, sa, ql_scratch_mem[k], sn);
+        if (!more) {
+            return QL_ST_OK;
+        }
+        k ^= 1u;
+    }
+}
+
+/* Scratch-sized chunks of [a, end), the first member of the passes that read a whole range. */
+struct chunks {
+    struct pass pass;
+    uint32_t a, end;
+};
+
+static int next_chunk(struct pass *p, uint32_t *a, uint32_t *n)
+{
+    struct chunks *c = (struct chunks *)p;
+    if (c->a >= c->end) {
+        return 0;
+    }
+    *a = c->a;
+    *n = c->end - c->a < QL_SCRATCH_BYTES ? c->end - c->a : QL_SCRATCH_BYTES;
+    c->a += *n;
+    return 1;
+}
+
+/* One CRC-32 of [addr, end), read as whole words. */
+struct range_crc {
+    struct chunks chunks;
+    uint32_t addr, end, crc;
+};
+
+static void sum_range(struct pass *p, uint32_t a, const uint8_t *data, uint32_t n)
+{
+    struct range_crc *r = (struct range_crc *)p;
+    uint32_t lo = a < r->addr ? r->addr - a : 0u;
+    uint32_t hi = a + n > r->end ? r->end - a : n;
+    r->crc = crc32_update(r->crc, data + lo, hi - lo);
+}
+
 static uint32_t crc_range(uint32_t addr, uint32_t len, uint32_t *out)
 {
     uint32_t st = qspi_settle();
     if (st != QL_ST_OK) {
         return st;
     }
-    uint32_t crc = 0xFFFFFFFFu;
-    uint32_t end = addr + len;
-    uint32_t a = addr & ~3u;
-    uint32_t aend = (end + 3u) & ~3u;
-    uint32_t k = 0;
-    uint32_t chunk = (aend - a) < QL_SCRATCH_BYTES ? (aend - a) : QL_SCRATCH_BYTES;
-    qspi_read_start(a, ql_scratch_mem[0], chunk);
-    while (a < aend) {
-        st = qspi_wait_dma();
-        if (st != QL_ST_OK) {
-            return st;
-        }
-        const uint8_t *p = ql_scratch_mem[k];
-        uint32_t ca = a;
-        uint32_t n = chunk;
-        a += n;
-        if (a < aend) { /* read the next chunk while this one is summed */
-            chunk = (aend - a) < QL_SCRATCH_BYTES ? (aend - a) : QL_SCRATCH_BYTES;
-            qspi_read_start(a, ql_scratch_mem[k ^ 1u], chunk);
-        }
-        uint32_t lo = ca < addr ? addr - ca : 0u;
-        uint32_t hi = (ca + n > end) ? end - ca : n;
-        crc = crc32_update(crc, p + lo, hi - lo);
-        k ^= 1u;
+    struct range_crc r = {{{next_chunk, sum_range}, addr & ~3u, (addr + len + 3u) & ~3u},
+                          addr, addr + len, 0xFFFFFFFFu};
+    st = read_ahead(&r.chunks.pass);
+    if (st == QL_ST_OK) {
+        *out = ~r.crc;
     }
-    *out = ~crc;
-    return QL_ST_OK;
+    return st;
 }
 
-static uint32_t min3(uint32_t a, uint32_t b, uint32_t c)
+/* One CRC per sector over [addr, addr + count * sector), word aligned, the flash settled: one
+ * read-ahead stream over the whole range in scratch-sized chunks; sectors may end inside a
+ * chunk. */
+struct sector_crcs {
+    struct chunks chunks;
+    uint32_t sector, left, crc, i; /* left: bytes of sector i not yet summed */
+    uint32_t *out;
+};
+
+static void sum_sectors(struct pass *p, uint32_t a, const uint8_t *data, uint32_t n)
 {
-    uint32_t m = a < b ? a : b;
-    return m < c ? m : c;
+    struct sector_crcs *s = (struct sector_crcs *)p;
+    (void)a;
+    while (n > 0u) {
+        uint32_t piece = n < s->left ? n : s->left;
+        s->crc = crc32_update(s->crc, data, piece);
+        data += piece;
+        n -= piece;
+        s->left -= piece;
+        if (s->left == 0u) {
+            s->out[s->i++] = ~s->crc;
+            s->crc = 0xFFFFFFFFu;
+            s->left = s->sector;
+        }
+    }
 }
 
-/* One CRC per sector over [addr, addr + count * sector), word aligned, the flash settled: a
- * single read-ahead stream over the whole range in scratch-sized chunks; sectors may end inside
- * a chunk. */
 static uint32_t crc_sectors(uint32_t addr, uint32_t sector, uint32_t count, uint32_t *out)
 {
-    uint32_t st;
-    uint32_t end = addr + sector * count;
-    uint32_t a = addr;
-    uint32_t left = sector; /* bytes of the current sector not yet summed */
-    uint32_t crc = 0xFFFFFFFFu;
-    uint32_t k = 0;
-    uint32_t i = 0;
-    uint32_t chunk = min3(QL_SCRATCH_BYTES, end - a, 0xFFFFFFFFu);
-    qspi_read_start(a, ql_scratch_mem[0], chunk);
-    while (a < end) {
-        st = qspi_wait_dma();
-        if (st != QL_ST_OK) {
-            return st;
-        }
-        const uint8_t *p = ql_scratch_mem[k];
-        uint32_t n = chunk;
-        a += n;
-        if (a < end) { /* read the next chunk while this one is summed */
-            chunk = min3(QL_SCRATCH_BYTES, end - a, 0xFFFFFFFFu);
-            qspi_read_start(a, ql_scratch_mem[k ^ 1u], chunk);
-        }
-        while (n > 0u) {
-            uint32_t piece = n < left ? n : left;
-            crc = crc32_update(crc, p, piece);
-            p += piece;
-            n -= piece;
-            left -= piece;
-            if (left == 0u) {
-                out[i++] = ~crc;
-                crc = 0xFFFFFFFFu;
-                left = sector;
-            }
-        }
-        k ^= 1u;
-    }
-    return QL_ST_OK;
+    struct sector_crcs s = {{{next_chunk, sum_sectors}, addr, addr + sector * count},
+                            sector, sector, 0xFFFFFFFFu, 0u, out};
+    return read_ahead(&s.chunks.pass);
 }
 
 /* The sectors of a CRC_LIST with QL_CF_PREFIX or QL_CF_REST as flash spans to read: every
  * sector's first `prefix` bytes, or the rest of each sector whose bit is set, in scratch-sized
  * pieces. */
 struct sector_walk {
+    struct pass pass;
     uint32_t addr, sector, count, prefix;
     uint32_t *words;  /* one CRC-32 per sector (see QL_OP_CRC_LIST) */
     uint32_t *bits;   /* the bitmap behind them */
@@ -240,15 +271,15 @@ static uint32_t bit(const uint32_t *bits, uint32_t i)
     return (bits[i / 32u] >> (i % 32u)) & 1u;
 }
 
-static int next_span(struct sector_walk *w, uint32_t *a, uint32_t *n, uint32_t *sector)
+static int next_span(struct pass *p, uint32_t *a, uint32_t *n)
 {
+    struct sector_walk *w = (struct sector_walk *)p;
     while (w->rests && w->i < w->count && !bit(w->bits, w->i)) {
         w->i++;
     }
     if (w->i >= w->count) {
         return 0;
     }
-    *sector = w->i;
     if (!w->rests) {
         *a = w->addr + w->i++ * w->sector;
         *n = w->prefix;
@@ -265,44 +296,19 @@ static int next_span(struct sector_walk *w, uint32_t *a, uint32_t *n, uint32_t *
     return 1;
 }
 
-static void sum_span(struct sector_walk *w, uint32_t i, const uint8_t *p, uint32_t n)
+static void sum_span(struct pass *p, uint32_t a, const uint8_t *data, uint32_t n)
 {
+    struct sector_walk *w = (struct sector_walk *)p;
+    uint32_t i = (a - w->addr) / w->sector; /* a span never leaves its sector */
     if (w->rests) { /* continues the sector's CRC-32 (a finished CRC-32, inverted back) */
-        w->words[i] = ~crc32_update(~w->words[i], p, n);
+        w->words[i] = ~crc32_update(~w->words[i], data, n);
         return;
     }
-    uint32_t crc = ~crc32_update(0xFFFFFFFFu, p, n);
+    uint32_t crc = ~crc32_update(0xFFFFFFFFu, data, n);
     if (crc == w->words[i]) {
         w->bits[i / 32u] |= 1u << (i % 32u);
     } else {
         w->words[i] = crc;
-    }
-}
-
-/* One walk, each span read into scratch while the one before it is summed. */
-static uint32_t walk_spans(struct sector_walk *w)
-{
-    uint32_t a, n, i;
-    if (!next_span(w, &a, &n, &i)) {
-        return QL_ST_OK;
-    }
-    uint32_t k = 0;
-    qspi_read_start(a, ql_scratch_mem[0], n);
-    for (;;) {
-        uint32_t st = qspi_wait_dma();
-        if (st != QL_ST_OK) {
-            return st;
-        }
-        uint32_t si = i, sn = n;
-        int more = next_span(w, &a, &n, &i);
-        if (more) {
-            qspi_read_start(a, ql_scratch_mem[k ^ 1u], n);
-        }
-        sum_span(w, si, ql_scratch_mem[k], sn);
-        if (!more) {
-            return QL_ST_OK;
-        }
-        k ^= 1u;
     }
 }
 
@@ -444,14 +450,14 @@ static uint32_t cmd_crc_list(struct ql_cmd *c)
     }
     /* A sector whose first bytes differ from the image is rewritten whatever the rest holds:
      * the skip-unchanged test of a changed image reads a fraction of it. */
-    struct sector_walk w = {c->addr, sector, count, prefix, out, out + count,
-                            walk == QL_CF_REST, 0u, 0u};
+    struct sector_walk w = {{next_span, sum_span}, c->addr, sector, count, prefix, out,
+                            out + count, walk == QL_CF_REST, 0u, 0u};
     if (walk == QL_CF_PREFIX) {
         for (uint32_t j = 0; j < (count + 31u) / 32u; j++) {
             w.bits[j] = 0u;
         }
     }
-    st = walk_spans(&w);
+    st = read_ahead(&w.pass);
     c->result0 = 0u; /* bits set */
     for (uint32_t j = 0; j < count; j++) {
         c->result0 += bit(w.bits, j);
