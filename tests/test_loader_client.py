@@ -165,10 +165,13 @@ def test_resume_delay_grows_with_the_bytes_written_behind_the_commands():
     assert delay.estimate(6400, speed) == pytest.approx(0.00015 + 6400 * 8.0e-6, rel=0.05)
     assert delay.estimate(150, speed) < 0.003  # a constant would have said ~40 ms
     # a halt right after the resume (the request reached the server before it) tells only
-    # that the delay was at least what was assumed: no sample
+    # that the delay was at least the wait plus what was assumed: no sample below the estimate,
     before = delay.per_byte
     delay.observe(6400, 0.015, ran_s=0.001)
     assert delay.per_byte == before
+    # ... one above it (the wait ended before the resume: the delay was underrated)
+    delay.observe(6400, 0.09, ran_s=0.0006)
+    assert delay.estimate(6400, speed) > 0.07
     assert delay.estimate(10**7, speed) == ResumeDelay.MAX_S
 
 

@@ -171,7 +171,8 @@ class ResumeDelay:
     MAX_S = 0.1  # no delay is assumed longer than this
     # A stop whose loader ran less than this after the resume may have had its halt request
     # reach the server before the resume (the halt then follows at once): it shows only that
-    # the delay was at least what was assumed, no sample.
+    # the delay was at least the host's wait plus the delay it assumed, less that short run; a
+    # sample only when that is more than assumed.
     MIN_RUN_S = 0.002
 
     def __init__(self) -> None:
@@ -185,9 +186,11 @@ class ResumeDelay:
     def observe(self, tail: int, late_s: float, ran_s: float) -> None:
         """late_s: how late the core ran again, judged by the host (its wait plus the delay it
         assumed, less what the loader ran); ran_s: what the loader ran."""
-        if ran_s < self.MIN_RUN_S or tail <= 0:
+        if tail <= 0:
             return
         late_s = min(max(late_s, 0.0), self.MAX_S)
+        if ran_s < self.MIN_RUN_S and late_s <= self.fixed + (self.per_byte or 0.0) * tail:
+            return  # a bound below what is assumed already
         if tail < self.SMALL:
             self.fixed = 0.5 * self.fixed + 0.5 * late_s
             return
