@@ -213,13 +213,12 @@ class LoaderClient(LoaderSession):
             late = self.speed.cost_s(sum(len(data) for _, data in words)) + self.speed.stop_s
             self.wait(first + len(heads) - 1, sum(t.typ_s(c) for c in heads) + late, limit)
             on = sum(c.result0 for c in heads if c.status == mb.ST_OK)
-            rest = t.rests_s(on, sector_size, prefix)
+            full = rest = t.rests_s(on, sector_size, prefix)
             hdr = self.header
             assert hdr is not None
             if hdr.done_seq == first + len(heads):  # the rest began as the last prefix ended
                 rest -= ((hdr.time_us - hdr.done_us) & 0xFFFFFFFF) / 1e6
-            self.wait(first + 2 * len(heads) - 1, max(rest, 0.1 * t.rests_s(on, sector_size,
-                                                                             prefix)), limit)
+            self.wait(first + 2 * len(heads) - 1, max(rest, 0.1 * full), limit)
             self.check(heads + rests)
             for c in rests:
                 n = c.len // sector_size
