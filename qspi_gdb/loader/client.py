@@ -217,7 +217,7 @@ class LoaderClient(LoaderSession):
             hdr = self.header
             assert hdr is not None
             if hdr.done_seq == first + len(heads):  # the rest began as the last prefix ended
-                rest -= ((hdr.time_us - hdr.done_us) & 0xFFFFFFFF) / 1e6
+                rest -= hdr.since_done_s
             self.wait(first + 2 * len(heads) - 1, max(rest, 0.1 * full), limit)
             self.check(heads + rests)
             for c in rests:

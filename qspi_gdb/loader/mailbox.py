@@ -398,6 +398,11 @@ class MailboxHeader:
     def unpack(cls, raw: bytes) -> MailboxHeader:
         return cls(*struct.unpack_from(f"<{HEADER_WORDS - 1}I", raw))
 
+    @property
+    def since_done_s(self) -> float:
+        """Loader time from the end of command done_seq - 1 to this stop (the timer wraps)."""
+        return ((self.time_us - self.done_us) & 0xFFFFFFFF) / 1e6
+
 
 @dataclass(frozen=True)
 class BufferInfo:

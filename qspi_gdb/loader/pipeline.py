@@ -241,7 +241,7 @@ def _wait_for_then(client: LoaderClient, then: Sequence[Op], limit_s: float) -> 
     hdr = client.header
     assert hdr is not None
     typ = sum(client.timing.typ_s(op.cmd) for op in then if op.index >= hdr.done_seq)
-    ran = ((hdr.time_us - hdr.done_us) & 0xFFFFFFFF) / 1e6
+    ran = hdr.since_done_s
     client.wait(then[-1].index, max(typ - ran, 0.05 * typ), limit_s)
 
 
