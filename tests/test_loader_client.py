@@ -158,19 +158,23 @@ def test_resume_delay_grows_with_the_bytes_written_behind_the_commands():
     delay = ResumeDelay()
     assert delay.estimate(6000, speed) == pytest.approx(6000 / 300e3)  # until measured
     # through a GDB server 10 ms away on the test bed: ~8 us a byte, ~0 for a short tail
-    delay.observe(150, 0.0003, ran_s=0.09)
-    delay.observe(6400, 0.051, ran_s=0.02)
-    delay.observe(4100, 0.033, ran_s=0.2)
+    # a halt right after the resume, before any sample: a bound below the assumed delay (the
+    # tail at the link's speed, not the fixed part alone) teaches nothing
+    delay.observe(6000, 0.015, ran_s=0.001, assumed_s=delay.estimate(6000, speed))
+    assert delay.per_byte is None
+    delay.observe(150, 0.0003, ran_s=0.09, assumed_s=delay.estimate(150, speed))
+    delay.observe(6400, 0.051, ran_s=0.02, assumed_s=delay.estimate(6400, speed))
+    delay.observe(4100, 0.033, ran_s=0.2, assumed_s=delay.estimate(4100, speed))
     assert delay.fixed == pytest.approx(0.00015)
     assert delay.estimate(6400, speed) == pytest.approx(0.00015 + 6400 * 8.0e-6, rel=0.05)
     assert delay.estimate(150, speed) < 0.003  # a constant would have said ~40 ms
     # a halt right after the resume (the request reached the server before it) tells only
     # that the delay was at least the wait plus what was assumed: no sample below the estimate,
     before = delay.per_byte
-    delay.observe(6400, 0.015, ran_s=0.001)
+    delay.observe(6400, 0.015, ran_s=0.001, assumed_s=delay.estimate(6400, speed))
     assert delay.per_byte == before
     # ... one above it (the wait ended before the resume: the delay was underrated)
-    delay.observe(6400, 0.09, ran_s=0.0006)
+    delay.observe(6400, 0.09, ran_s=0.0006, assumed_s=delay.estimate(6400, speed))
     assert delay.estimate(6400, speed) > 0.07
     assert delay.estimate(10**7, speed) == ResumeDelay.MAX_S
 

@@ -258,7 +258,7 @@ class LoaderSession:
         hdr = self._stop(stopped_itself)
         if tail and not stopped_itself and hdr.host_seen == self._host_gen:
             ran = _wrapped_s(hdr.time_us, hdr.resume_us)
-            self.resume_delay.observe(tail, wait_s + late - ran, ran)
+            self.resume_delay.observe(tail, wait_s + late - ran, ran, late)
         log.debug("loader stop", waited_ms=round(wait_s * 1e3, 3),
                   late_ms=round(late * 1e3, 3), t_us=hdr.time_us, done=hdr.done_seq,
                   seq=self._seq, busy=hdr.busy)

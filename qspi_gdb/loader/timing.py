@@ -183,13 +183,14 @@ class ResumeDelay:
         per_byte = self.per_byte if self.per_byte is not None else speed.cost_s(1)
         return min(self.fixed + per_byte * tail, self.MAX_S)
 
-    def observe(self, tail: int, late_s: float, ran_s: float) -> None:
+    def observe(self, tail: int, late_s: float, ran_s: float, assumed_s: float) -> None:
         """late_s: how late the core ran again, judged by the host (its wait plus the delay it
-        assumed, less what the loader ran); ran_s: what the loader ran."""
+        assumed, less what the loader ran); ran_s: what the loader ran; assumed_s: the delay
+        the host assumed (`estimate`)."""
         if tail <= 0:
             return
         late_s = min(max(late_s, 0.0), self.MAX_S)
-        if ran_s < self.MIN_RUN_S and late_s <= self.fixed + (self.per_byte or 0.0) * tail:
+        if ran_s < self.MIN_RUN_S and late_s <= assumed_s:
             return  # a bound below what is assumed already
         if tail < self.SMALL:
             self.fixed = 0.5 * self.fixed + 0.5 * late_s
