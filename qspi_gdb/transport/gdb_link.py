@@ -89,8 +89,12 @@ class GdbLink:
         # it loaded, not the target; no arguments, no caller frame: then a stop costs GDB the
         # registers and the thread list, instead of ~25 small reads of code, stack and MSP/PSP,
         # each a probe round trip (and a network one with a remote server).
+        # Nor does GDB ask on connecting and loading whether a trace experiment runs (qTStatus)
+        # or which symbols the server wants for its RTOS awareness (qSymbol, twice): a loader
+        # has no tracepoints and no RTOS, and each is a network round trip with a remote server.
         for setting in ("trust-readonly-sections on", "print frame-arguments none",
-                        "print entry-values no", "backtrace limit 1"):
+                        "print entry-values no", "backtrace limit 1",
+                        "remote trace-status-packet off", "remote symbol-lookup-packet off"):
             self.gdb.command(f"-gdb-set {setting}")
         if elf is not None:
             try:
