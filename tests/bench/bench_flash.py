@@ -6,7 +6,12 @@ modelled clock charges what a real probe pays (`python -m qspi_gdb.sim --probe-p
 README "Performance"), and writes one JSON object per case x probe profile to bench.jsonl:
 
 - honest_s: the modelled time of the flash job (read flash for skip-unchanged, erase, program,
-  verify), read from the loader's timer (a TIMER peripheral on the board clock);
+  verify), read from the loader's timer (a TIMER peripheral on the board clock); it starts
+  once connected (loader running, flash identified) and ends with the verify;
+- connect_s: the connect before it on the same timer (the loader's greeting, INIT with SFDP,
+  INIT with the final configuration); session_s: the board's modelled time of the whole
+  session (OpenOCD's examine, GDB's handshake, the loader's download, connect, the job, the
+  loader's exit): what a user of the probe waits for besides OpenOCD's and GDB's own start;
 - limit_s: the physical lower bound, max(link, flash work): link = the programmed bytes as SWD
   words (46 clocks each, 54 with the J-Link driver's idle clocks) plus the USB exchanges that
   driver needs to carry them (a 101-transfer packet each for CMSIS-DAP, a 256-transaction batch
@@ -26,7 +31,8 @@ MT25QU256A on sim-nrf52840-32mb at 32 MHz SCK above 16 MiB; MX25R6435F on sim-nr
 preset's 8 MHz), an unchanged re-flash of each 512 KiB image, a realistic compressible 4 MiB
 image on MT25QU256A (`images.realistic_image`; raw_swd_s = the SWD time of its uncompressed
 bytes), for the CMSIS-DAP and J-Link profiles; and the remote 10 ms profile for the 512 KiB
-images and the realistic one (vs_local = its honest_s / the CMSIS-DAP honest_s of the case).
+images and the realistic one (vs_local = its honest_s / the CMSIS-DAP honest_s of the case;
+session_vs_local the same for session_s).
 """
 
 from __future__ import annotations
@@ -142,6 +148,7 @@ def _flash(link, preset, image, profile: str) -> dict:
     stats = programmer.client.stats
     stops0, noticed0 = stats.stops, stats.noticed_halts
     t0_us, wall0 = _timer_us(programmer), time.monotonic()
+    entry_us = programmer.client.header.entry_us if programmer.client.header else t0_us
     # the product's choice with the probe known (as `flash --interface` gives it)
     outcome = programmer.flash(image, link_s_per_byte=link_s_per_byte(profile, virtual=True))
     wall = time.monotonic() - wall0
@@ -151,6 +158,7 @@ def _flash(link, preset, image, profile: str) -> dict:
         raise SystemExit("verify failed")
     return {"cfg": cfg, "outcome": outcome, "honest": honest, "wall": wall,
             "stops": stats.stops - stops0, "noticed": stats.noticed_halts - noticed0,
+            "connect": ((t0_us - entry_us) & 0xFFFFFFFF) / 1e6,
             "sck": programmer.client.header.sck_hz if programmer.client.header else 0}
 
 
@@ -182,7 +190,8 @@ def run_case(case: str, board: str, offset: int, data: bytes, profile: str, work
         "bytes_programmed": outcome.bytes_programmed, "bytes_sent": outcome.bytes_sent,
         "compression": round(outcome.bytes_programmed / outcome.bytes_sent, 2)
         if outcome.bytes_sent else None,
-        "wall_s": round(done["wall"], 2),
+        "wall_s": round(done["wall"], 2), "connect_s": round(done["connect"], 4),
+        "session_s": round(float(sim_stats.get("modelled_s", 0.0)), 4),
         "pacing_lag_s": round(float(sim_stats.get("pacing_lag_s", 0.0)), 3),
         "sck_hz": done["sck"], "link_s": round(payload, 4), "erase_limit_s": round(erase_s, 4),
         "program_limit_s": round(program_s, 4), "chip_erase": chip,
@@ -265,6 +274,8 @@ def main(argv: list[str] | None = None) -> int:
                       and r["profile"] == "cmsis-dap-hs"), None)
         if local and profile == REMOTE_PROFILE:
             row["vs_local"] = round(row["honest_s"] / local["honest_s"], 3)
+            if local["session_s"]:
+                row["session_vs_local"] = round(row["session_s"] / local["session_s"], 3)
         if case.endswith("-unchanged"):
             full = next((r for r in rows if r["case"] == case[:-len("-unchanged")]
                          and r["board"] == board and r["profile"] == profile), None)
@@ -304,9 +315,10 @@ def _print_row(row: dict, header: bool = False) -> None:
               f"{'wall s':>7}  notes")
     ratio = "-" if row["ratio"] is None else f"{row['ratio']:.3f}"
     notes = []
-    for key in ("vs_local", "vs_full"):
+    for key in ("vs_local", "session_vs_local", "vs_full"):
         if key in row:
             notes.append(f"{key} {row[key]}")
+    notes.append(f"connect {row['connect_s']:.3f} s, session {row['session_s']:.3f} s")
     if row["case"].startswith("realistic"):
         notes.append(f"raw SWD {row['raw_swd_s']:.3f} s, {row['compression']}:1")
     if row.get("plan_chip_erase"):
