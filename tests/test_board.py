@@ -269,10 +269,30 @@ def test_stats_are_a_mapping_with_live_values():
         b.stats["dap_bytes"] += 4  # unknown counters start at 0
         snapshot = dict(b.stats)
         assert snapshot["dap_transactions"] == 5 and snapshot["dap_bytes"] == 4
-        expected = {"modelled_s", "flash_busy_s", "halts", "bytes_read", "bytes_written"}
+        expected = {"modelled_s", "debug_session_s", "flash_busy_s", "halts", "bytes_read",
+                    "bytes_written"}
         assert expected <= set(snapshot)
         with pytest.raises(KeyError):
             b.stats["modelled_s"] = 1
+
+
+def test_debug_session_spans_the_first_halt_to_the_last_resume():
+    """The board's run time before a debugger takes hold and after it lets go is not part of
+    the session it held (on the test bed it follows OpenOCD's own start and exit in wall time)."""
+    with Board("sim-nrf52840dk") as b:
+        assert b.stats["debug_session_s"] == 0.0
+        b.clock.advance(0.5)  # running before the debugger halts it
+        b.core.halt("halted")
+        b.clock.advance(0.25)
+        b.core.resume()
+        b.clock.advance(0.5)
+        b.core.halt("halted")
+        b.clock.advance(0.125)  # still halted: counts
+        assert b.stats["debug_session_s"] == pytest.approx(0.875)
+        b.core.resume()
+        b.clock.advance(2.0)  # let go: no longer the session
+        assert b.stats["debug_session_s"] == pytest.approx(0.875)
+        assert b.stats["modelled_s"] == pytest.approx(3.375, abs=1e-3)
 
 
 def test_sim_image_is_the_flash_backing_file(tmp_path):

@@ -357,6 +357,16 @@ class RamMemory:
 # -- stats -------------------------------------------------------------------------------
 
 
+def _debug_session_s(core, now: float) -> float:
+    """Board time from the first halt to the last resume (to now while halted): the session a
+    debugger held, without the run time of the target before it took hold and after it let go
+    (which on the test bed follows OpenOCD's and the board's own start and exit in wall time)."""
+    if core is None or core.first_halt_at is None:
+        return 0.0
+    end = now if core.halted or core.last_resume_at is None else core.last_resume_at
+    return max(end - core.first_halt_at, 0.0)
+
+
 class BoardStats(MutableMapping):
     """Counters: modelled_s and flash_busy_s are live; everything else is a plain counter
     (unknown keys start at 0, so `stats["x"] += 1` always works)."""
@@ -377,6 +387,7 @@ class BoardStats(MutableMapping):
         core = getattr(board, "core", None)
         return {
             "modelled_s": board.clock.now,
+            "debug_session_s": _debug_session_s(core, board.clock.now),
             "flash_busy_s": busy,
             "instructions": core.instructions if core is not None else 0,
         }
@@ -390,7 +401,7 @@ class BoardStats(MutableMapping):
         return 0
 
     def __setitem__(self, key: str, value) -> None:
-        if key in ("modelled_s", "flash_busy_s", "instructions"):
+        if key in ("modelled_s", "debug_session_s", "flash_busy_s", "instructions"):
             raise KeyError(f"{key} is derived from the board and cannot be set")
         self._counts[key] = value
 

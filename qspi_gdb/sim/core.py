@@ -235,6 +235,10 @@ class CortexM:
 
         # debug-visible state
         self.halted = True
+        # board time of the first halt (a debugger taking hold) and of the last resume: what a
+        # debugger's session spans, without the target's own run time before and after it
+        self.first_halt_at: float | None = None
+        self.last_resume_at: float | None = None
         self.dfsr = 0
         self.halt_reason: str | None = None
         self.sleeping = False
@@ -327,6 +331,8 @@ class CortexM:
     def halt(self, reason: str = "halted") -> None:
         """Enter Debug state (C_HALT, bkpt, FPB, DWT, vector catch, EDBGRQ)."""
         self.dfsr |= DFSR_BITS[reason]
+        if self.first_halt_at is None:  # also a halt request to a core halted already
+            self.first_halt_at = self.clock.now
         if self.halted:
             return
         self.halted = True
@@ -352,6 +358,7 @@ class CortexM:
             return
         self.halted = False
         self.halt_reason = None
+        self.last_resume_at = self.clock.now
 
     def step(self) -> None:
         """Execute exactly one instruction (C_STEP), then halt with reason 'halted'.

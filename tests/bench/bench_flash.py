@@ -10,8 +10,9 @@ README "Performance"), and writes one JSON object per case x probe profile to be
   once connected (loader running, flash identified) and ends with the verify;
 - connect_s: the connect before it on the same timer (the loader's greeting, INIT with SFDP,
   INIT with the final configuration); session_s: the board's modelled time of the whole
-  session (OpenOCD's examine, GDB's handshake, the loader's download, connect, the job, the
-  loader's exit): what a user of the probe waits for besides OpenOCD's and GDB's own start;
+  debugger session, from the first halt to the last resume (GDB's handshake, the loader's
+  download, connect, the job, the loader's exit): what a user of the probe waits for besides
+  OpenOCD's and GDB's own start;
 - limit_s: the physical lower bound, max(link, flash work): link = the programmed bytes as SWD
   words (46 clocks each, 54 with the J-Link driver's idle clocks) plus the USB exchanges that
   driver needs to carry them (a 101-transfer packet each for CMSIS-DAP, a 256-transaction batch
@@ -202,7 +203,7 @@ def run_case(case: str, board: str, offset: int, data: bytes, profile: str, work
         "compression": round(outcome.bytes_programmed / outcome.bytes_sent, 2)
         if outcome.bytes_sent else None,
         "wall_s": round(done["wall"], 2), "connect_s": round(done["connect"], 4),
-        "session_s": round(float(sim_stats.get("modelled_s", 0.0)), 4),
+        "session_s": round(float(sim_stats.get("debug_session_s", 0.0)), 4),
         "pacing_lag_s": round(float(sim_stats.get("pacing_lag_s", 0.0)), 3),
         "flash_busy_s": round(float(sim_stats.get("flash_busy_s", 0.0)), 4),
         "sck_hz": done["sck"], "link_s": round(payload, 4), "erase_limit_s": round(erase_s, 4),
@@ -297,6 +298,8 @@ def main(argv: list[str] | None = None) -> int:
                          and r["board"] == board and r["profile"] == profile), None)
             if full:
                 row["vs_full"] = round(row["honest_s"] / full["honest_s"], 4)
+                if full["session_s"]:
+                    row["session_vs_full"] = round(row["session_s"] / full["session_s"], 4)
         record(row)
         return row
 
@@ -331,7 +334,7 @@ def _print_row(row: dict, header: bool = False) -> None:
               f"{'wall s':>7}  notes")
     ratio = "-" if row["ratio"] is None else f"{row['ratio']:.3f}"
     notes = []
-    for key in ("vs_local", "session_vs_local", "vs_full"):
+    for key in ("vs_local", "session_vs_local", "vs_full", "session_vs_full"):
         if key in row:
             notes.append(f"{key} {row[key]}")
     notes.append(f"connect {row['connect_s']:.3f} s, session {row['session_s']:.3f} s")
