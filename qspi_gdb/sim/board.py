@@ -368,8 +368,8 @@ def _debug_session_s(core, now: float) -> float:
 
 
 class BoardStats(MutableMapping):
-    """Counters: modelled_s and flash_busy_s are live; everything else is a plain counter
-    (unknown keys start at 0, so `stats["x"] += 1` always works)."""
+    """Counters: modelled_s, debug_session_s and flash_busy_s are live; everything else is a
+    plain counter (unknown keys start at 0, so `stats["x"] += 1` always works)."""
 
     def __init__(self, board: Board) -> None:
         self._board = board
