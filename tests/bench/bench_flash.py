@@ -83,29 +83,27 @@ REALISTIC = ("realistic-4MiB", "sim-nrf52840-32mb", 16 << 20, 32_000_000, 4 << 2
 
 # -- the physical limit ---------------------------------------------------------------------
 
-def link_s(profile_name: str, nbytes: int) -> float:
-    """SWD words of the payload plus the USB exchanges the driver needs to carry them."""
-    p = get_profile(profile_name)
-    words = math.ceil(nbytes / 4)
-    per_word = p.transaction_clocks(True, 0)
-    clocks = words * per_word
-    seconds = 0.0
-    if p.batch:
-        batches = math.ceil(words / p.batch)
-        extra = p.batch_idle_clocks + (SWD_CLOCKS if p.write_check else 0)
-        clocks += batches * extra
-        full, rest = divmod(words, p.batch)
-        seconds += full * p.exchange_s(p.batch * per_word + extra)
-        if rest:
-            seconds += p.exchange_s(rest * per_word + extra)
-    return clocks / p.adapter_hz + seconds
-
-
 def swd_only_s(profile_name: str, nbytes: int) -> float:
     """The payload's SWD clocks alone (46 per word, 54 with J-Link's idle clocks): issue 11's
     literal link term, without the USB exchanges the honest clock also charges."""
     p = get_profile(profile_name)
     return math.ceil(nbytes / 4) * p.transaction_clocks(True, 0) / p.adapter_hz
+
+
+def link_s(profile_name: str, nbytes: int) -> float:
+    """SWD words of the payload plus the USB exchanges the driver needs to carry them."""
+    p = get_profile(profile_name)
+    seconds = swd_only_s(profile_name, nbytes)
+    if p.batch:
+        words = math.ceil(nbytes / 4)
+        per_word = p.transaction_clocks(True, 0)
+        extra = p.batch_idle_clocks + (SWD_CLOCKS if p.write_check else 0)
+        seconds += math.ceil(words / p.batch) * extra / p.adapter_hz
+        full, rest = divmod(words, p.batch)
+        seconds += full * p.exchange_s(p.batch * per_word + extra)
+        if rest:
+            seconds += p.exchange_s(rest * per_word + extra)
+    return seconds
 
 
 def erase_limit_s(timings, blocks: dict[int, int]) -> float:
