@@ -41,3 +41,22 @@ def test_no_backwards_and_no_nesting():
     clock.call_after(0.1, lambda: clock.advance(1))
     with pytest.raises(RuntimeError):
         clock.advance(1)
+
+
+def test_cancelled_events_do_not_pile_up_far_ahead():
+    # A TIMER capture moves the channel's compare event to the next 32-bit wrap (~4295 s ahead
+    # at 1 MHz) and cancels the previous one; behind a live event that is earlier (an RTC overflow 512 s
+    # ahead) the cancelled ones never reach the head, so they must not stay queued.
+    clock = Clock()
+    fired = []
+    clock.call_after(512.0, lambda: fired.append("overflow"))
+    wrap = None
+    for _ in range(100_000):
+        if wrap is not None:
+            wrap.cancel()
+        wrap = clock.call_after(4294.967296, lambda: fired.append("wrap"))
+        clock.call_after(0.0001, lambda: None)  # the heartbeat
+        clock.advance(0.0001)
+    assert len(clock._events) < 4 * 1024
+    clock.run_until_idle()
+    assert fired == ["overflow", "wrap"] and clock.now == wrap.when

@@ -16,9 +16,17 @@ import heapq
 import itertools
 from collections.abc import Callable
 
+# The queue is rebuilt without cancelled events when it has grown to this many entries and to
+# twice its size after the last rebuild. A TIMER capture moves that channel's compare event
+# to the next 32-bit wrap (~4295 s ahead), and the loader captures at every time read; behind an earlier live event (an RTC overflow) the cancelled ones
+# never reach the head, and an 8 MiB flash piled up 120,000 of them: longer GC passes, then a
+# 0.13 s drain at the loader's exit, with the board's clock following wall time meanwhile.
+COMPACT_MIN_EVENTS = 1024
+
 
 class Event:
-    """A callback due at `when`; cancel() drops it (it stays in the queue until it is due)."""
+    """A callback due at `when`; cancel() drops it (it stays queued until the clock passes it
+    or the queue is compacted)."""
 
     __slots__ = ("when", "seq", "callback", "cancelled")
 
@@ -43,6 +51,7 @@ class Clock:
         self._seq = itertools.count()
         self._listeners: list[Callable[[float], None]] = []
         self._advancing = False
+        self._compact_at = COMPACT_MIN_EVENTS
 
     @property
     def now(self) -> float:
@@ -56,7 +65,15 @@ class Clock:
         """Run callback when the clock reaches `when` (immediately due if already past)."""
         event = Event(max(when, self._now), next(self._seq), callback)
         heapq.heappush(self._events, (event.when, event.seq, event))
+        if len(self._events) >= self._compact_at:
+            self._compact()
         return event
+
+    def _compact(self) -> None:
+        """Drop cancelled events (amortised: the next rebuild waits until the queue doubles)."""
+        self._events = [entry for entry in self._events if not entry[2].cancelled]
+        heapq.heapify(self._events)
+        self._compact_at = max(COMPACT_MIN_EVENTS, 2 * len(self._events))
 
     def call_after(self, delay: float, callback: Callable[[], None]) -> Event:
         return self.call_at(self._now + max(0.0, delay), callback)
