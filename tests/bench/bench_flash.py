@@ -251,6 +251,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--case", action="append", default=None,
                         help="only these cases (repeatable): 512KiB, 512KiB-unchanged, 8MiB, "
                         f"{REALISTIC[0]}")
+    parser.add_argument("--sck", metavar="HZ", type=int,
+                        help="QSPI SCK for every board (default: the bench's choice per board); "
+                        "e.g. what a faster clock would give the DK's part")
     parser.add_argument("--trace", metavar="FILE",
                         help="write the product's debug log there as JSON lines (each loader "
                         "stop: \"pipeline stop\" with the loader's timeline, what was queued, "
@@ -264,6 +267,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.size:
         sizes = tuple(s for s in SIZES if s[0] in args.size)
     boards = [b for b in BOARDS if not args.board or b[0] in args.board]
+    if args.sck:
+        boards = [(board, offset, args.sck) for board, offset, _ in boards]
     profiles = [p for p in (*LOCAL_PROFILES, REMOTE_PROFILE)
                 if not args.profile or p in args.profile]
     rows: list[dict] = []
