@@ -45,8 +45,8 @@ def test_no_backwards_and_no_nesting():
 
 def test_cancelled_events_do_not_pile_up_far_ahead():
     # A TIMER capture moves the channel's compare event to the next 32-bit wrap (~4295 s ahead
-    # at 1 MHz) and cancels the previous one; behind a live event that is earlier (an RTC overflow 512 s
-    # ahead) the cancelled ones never reach the head, so they must not stay queued.
+    # at 1 MHz) and cancels the previous one; behind an earlier live event (an RTC overflow
+    # 512 s ahead) the cancelled ones never reach the head, so they must not stay queued.
     clock = Clock()
     fired = []
     clock.call_after(512.0, lambda: fired.append("overflow"))

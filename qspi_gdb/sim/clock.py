@@ -17,10 +17,11 @@ import itertools
 from collections.abc import Callable
 
 # The queue is rebuilt without cancelled events when it has grown to this many entries and to
-# twice its size after the last rebuild. A TIMER capture moves that channel's compare event
-# to the next 32-bit wrap (~4295 s ahead), and the loader captures at every time read; behind an earlier live event (an RTC overflow) the cancelled ones
-# never reach the head, and an 8 MiB flash piled up 120,000 of them: longer GC passes, then a
-# 0.13 s drain at the loader's exit, with the board's clock following wall time meanwhile.
+# twice its size after the last rebuild. A TIMER capture moves that channel's compare event to
+# the next 32-bit wrap (~4295 s ahead), and the loader captures at every time read; behind an
+# earlier live event (an RTC overflow) the cancelled ones never reach the head, and an 8 MiB
+# flash piled up 120,000 of them: longer GC passes, then a 0.13 s drain at the loader's exit,
+# with the board's clock following wall time meanwhile.
 COMPACT_MIN_EVENTS = 1024
 
 
