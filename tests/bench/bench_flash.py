@@ -172,8 +172,10 @@ def _flash(link, preset, image, profile: str) -> dict:
 
 
 def run_case(case: str, board: str, offset: int, data: bytes, profile: str, workdir: Path,
-             *, flash_file: Path, sck_hz: int | None = None) -> dict:
-    layers = [cli_layer(sck_frequency=sck_hz)] if sck_hz else []
+             *, flash_file: Path, sck_hz: int | None = None,
+             sck_delay: int | None = None) -> dict:
+    layers = [cli_layer(sck_frequency=sck_hz, sck_delay=sck_delay)] \
+        if sck_hz or sck_delay is not None else []
     preset = flashcfg.build_config(board, layers)
     image = image_from_segments([(offset, data)], xip_base=preset.xip_base, path=case)
     remote = get_profile(profile).network_rtt_s > 0
@@ -204,7 +206,8 @@ def run_case(case: str, board: str, offset: int, data: bytes, profile: str, work
         "session_s": round(float(sim_stats.get("debug_session_s", 0.0)), 4),
         "pacing_lag_s": round(float(sim_stats.get("pacing_lag_s", 0.0)), 3),
         "flash_busy_s": round(float(sim_stats.get("flash_busy_s", 0.0)), 4),
-        "sck_hz": done["sck"], "link_s": round(payload, 4), "erase_limit_s": round(erase_s, 4),
+        "sck_hz": done["sck"], "sck_delay": cfg.sck_delay, "link_s": round(payload, 4),
+        "erase_limit_s": round(erase_s, 4),
         "program_limit_s": round(program_s, 4), "chip_erase": chip,
         "plan_chip_erase": outcome.plan.chip_erase,
         "raw_swd_s": round(link_s(profile, len(data)), 4),
@@ -254,6 +257,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sck", metavar="HZ", type=int,
                         help="QSPI SCK for every board (default: the bench's choice per board); "
                         "e.g. what a faster clock would give the DK's part")
+    parser.add_argument("--sck-delay", metavar="N", type=int,
+                        help="IFCONFIG1.SCKDELAY for every board (default: the preset's)")
     parser.add_argument("--trace", metavar="FILE",
                         help="write the product's debug log there as JSON lines (each loader "
                         "stop: \"pipeline stop\" with the loader's timeline, what was queued, "
@@ -286,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
             return None
         try:
             row = run_case(case, board, offset, data, profile, tmp, flash_file=flash_file,
-                           sck_hz=sck)
+                           sck_hz=sck, sck_delay=args.sck_delay)
         except (QspiGdbError, OSError) as exc:  # one failed case still leaves the others
             print(f"{case} on {board} ({profile}): failed: {exc}", flush=True)
             return None
