@@ -491,7 +491,7 @@ def test_a_wait_behind_a_data_write_starts_when_the_core_runs_again():
         s._write(0x20010000, b"\xff" * tail)  # behind the commands
         link.lag_s = lag_s
         s.cycle(wait_s)
-        ran = ((s.header.time_us - s.header.resume_us) & 0xFFFFFFFF) / 1e6
+        ran = mb.timer_span_s(s.header.time_us, s.header.resume_us)
         s._queued.clear()
         return ran
 

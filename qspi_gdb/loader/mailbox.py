@@ -354,6 +354,11 @@ class Command:
         return []
 
 
+def timer_span_s(later_us: int, earlier_us: int) -> float:
+    """Seconds between two readings of the loader's 32-bit microsecond timer (it wraps)."""
+    return ((later_us - earlier_us) & 0xFFFFFFFF) / 1e6
+
+
 def crc_list_bytes(cmd: Command) -> int:
     """What a CRC_LIST command uses of its buffer: a word per sector, and with CF_PREFIX or
     CF_REST the bitmap behind them."""
@@ -401,7 +406,7 @@ class MailboxHeader:
     @property
     def since_done_s(self) -> float:
         """Loader time from the end of command done_seq - 1 to this stop (the timer wraps)."""
-        return ((self.time_us - self.done_us) & 0xFFFFFFFF) / 1e6
+        return timer_span_s(self.time_us, self.done_us)
 
 
 @dataclass(frozen=True)

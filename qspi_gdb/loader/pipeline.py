@@ -203,7 +203,7 @@ def stream(client: LoaderClient, steps: Sequence[EraseStep | ProgramStep],
                       and op.cmd.status != mb.ST_OK])
         if queued == total and hdr.done_seq > ops[-1].index:
             return
-        spent = ((hdr.time_us - start_us) & 0xFFFFFFFF) / 1e6
+        spent = mb.timer_span_s(hdr.time_us, start_us)
         if spent > limit:
             raise TargetError(f"the flash work did not finish within {limit:.1f} s "
                               f"({client.diagnose()})")

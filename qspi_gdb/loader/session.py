@@ -82,10 +82,6 @@ class Stats:
         return self.stops
 
 
-def _wrapped_s(later_us: int, earlier_us: int) -> float:
-    return ((later_us - earlier_us) & 0xFFFFFFFF) / 1e6
-
-
 class LoaderSession:
     """The running loader on one target. Use start() first (loads the ELF and checks the
     greeting)."""
@@ -257,7 +253,7 @@ class LoaderSession:
         stopped_itself = self.link.run_for(wait_s + late)
         hdr = self._stop(stopped_itself)
         if tail and not stopped_itself and hdr.host_seen == self._host_gen:
-            ran = _wrapped_s(hdr.time_us, hdr.resume_us)
+            ran = mb.timer_span_s(hdr.time_us, hdr.resume_us)
             self.resume_delay.observe(tail, wait_s + late - ran, ran, late)
         log.debug("loader stop", waited_ms=round(wait_s * 1e3, 3),
                   late_ms=round(late * 1e3, 3), t_us=hdr.time_us, done=hdr.done_seq,
@@ -322,7 +318,7 @@ class LoaderSession:
         self.free_mask = hdr.free_mask
         if (previous is not None and self._halted_at_us is not None and not self._aside
                 and hdr.host_seen == self._host_gen and previous.host_seen != self._host_gen):
-            self.speed.observe(_wrapped_s(hdr.resume_us, self._halted_at_us),
+            self.speed.observe(mb.timer_span_s(hdr.resume_us, self._halted_at_us),
                                self._bytes_this_stop)
         self._halted_at_us = hdr.time_us
         self._bytes_this_stop, self._aside = 0, False
@@ -404,10 +400,10 @@ class LoaderSession:
             hdr = self.cycle(wait)
             if hdr.done_seq > last:
                 break
-            if _wrapped_s(hdr.time_us, start) > limit_s:
+            if mb.timer_span_s(hdr.time_us, start) > limit_s:
                 raise TargetError(f"the loader did not finish within {limit_s:.1f} s "
                                   f"({self.diagnose()})")
-            ran = _wrapped_s(hdr.time_us, hdr.resume_us)
+            ran = mb.timer_span_s(hdr.time_us, hdr.resume_us)
             short_run = first and hdr.host_seen == self._host_gen and 0 < ran < wanted
             first = False
             if short_run:  # a slow resume, or a target slower than real time

@@ -61,6 +61,7 @@ from qspi_gdb.inputs import flash_config as flashcfg
 from qspi_gdb.inputs.boards import find_board
 from qspi_gdb.inputs.config_values import cli_layer
 from qspi_gdb.inputs.image import image_from_segments
+from qspi_gdb.loader.mailbox import timer_span_s
 from qspi_gdb.sim.nethop import GdbHopProxy
 from qspi_gdb.sim.parts import get_part
 from qspi_gdb.sim.probe import SWD_CLOCKS, get_profile
@@ -161,13 +162,13 @@ def _flash(link, preset, image, profile: str) -> dict:
     # the product's choice with the probe known (as `flash --interface` gives it)
     outcome = programmer.flash(image, link_s_per_byte=link_s_per_byte(profile, virtual=True))
     wall = time.monotonic() - wall0
-    honest = ((_timer_us(programmer) - t0_us) & 0xFFFFFFFF) / 1e6
+    honest = timer_span_s(_timer_us(programmer), t0_us)
     programmer.close()
     if outcome.mismatched:
         raise SystemExit("verify failed")
     return {"cfg": cfg, "outcome": outcome, "honest": honest, "wall": wall,
             "stops": stats.stops - stops0, "noticed": stats.noticed_halts - noticed0,
-            "connect": ((t0_us - entry_us) & 0xFFFFFFFF) / 1e6,
+            "connect": timer_span_s(t0_us, entry_us),
             "sck": programmer.client.header.sck_hz if programmer.client.header else 0}
 
 
