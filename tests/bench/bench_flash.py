@@ -256,10 +256,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="only these cases (repeatable): 512KiB, 512KiB-unchanged, 8MiB, "
                         f"{REALISTIC[0]}")
     parser.add_argument("--sck", metavar="HZ", type=int,
-                        help="QSPI SCK for every board (default: the bench's choice per board); "
+                        help="QSPI SCK for every case (default: the bench's choice per board); "
                         "e.g. what a faster clock would give the DK's part")
     parser.add_argument("--sck-delay", metavar="N", type=int,
-                        help="IFCONFIG1.SCKDELAY for every board (default: the preset's)")
+                        help="IFCONFIG1.SCKDELAY for every case (default: the preset's)")
     parser.add_argument("--trace", metavar="FILE",
                         help="write the product's debug log there as JSON lines (each loader "
                         "stop: \"pipeline stop\" with the loader's timeline, what was queued, "
@@ -273,8 +273,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.size:
         sizes = tuple(s for s in SIZES if s[0] in args.size)
     boards = [b for b in BOARDS if not args.board or b[0] in args.board]
-    if args.sck:
-        boards = [(board, offset, args.sck) for board, offset, _ in boards]
     profiles = [p for p in (*LOCAL_PROFILES, REMOTE_PROFILE)
                 if not args.profile or p in args.profile]
     rows: list[dict] = []
@@ -292,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
             return None
         try:
             row = run_case(case, board, offset, data, profile, tmp, flash_file=flash_file,
-                           sck_hz=sck, sck_delay=args.sck_delay)
+                           sck_hz=args.sck or sck, sck_delay=args.sck_delay)
         except (QspiGdbError, OSError) as exc:  # one failed case still leaves the others
             print(f"{case} on {board} ({profile}): failed: {exc}", flush=True)
             return None
