@@ -231,6 +231,14 @@ def test_parse_int(text, value):
     assert parse_int(text) == value
 
 
+@pytest.mark.parametrize("text", ["01", "0100", "007K"])
+def test_parse_int_refuses_a_leading_zero(text):
+    # found by the ini fuzz test: int(..., 0) raised a bare ValueError for "01"
+    with pytest.raises(UsageError, match="leading zero"):
+        parse_int(text)
+    assert parse_int("00") == 0 and parse_int("0") == 0
+
+
 def test_split_spec_and_offsets():
     assert split_spec("a.bin@0x100") == ("a.bin", 0x100)
     assert split_spec("a@b.bin") == ("a@b.bin", None)

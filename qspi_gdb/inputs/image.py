@@ -109,6 +109,9 @@ def parse_int(text: str | int, what: str = "number") -> int:
     m = re.fullmatch(r"(0[xX][0-9a-fA-F]+|0[bB][01]+|0[oO][0-7]+|\d+)\s*([kKmM](?:i?B)?)?", t)
     if not m:
         raise UsageError(f"{what} {text!r} is not a number (use e.g. 0x11E98000, 4096 or 32M)")
+    if re.fullmatch(r"0+[1-9]\d*", m.group(1)):  # int(x, 0) refuses "01": octal in C or decimal?
+        raise UsageError(f"{what} {text!r} has a leading zero (octal or decimal?): write it "
+                         "without, or as 0o.. / 0x..")
     value = int(m.group(1), 0)
     suffix = (m.group(2) or "")[:1].upper()
     return value * {"": 1, "K": 1 << 10, "M": 1 << 20}[suffix]
